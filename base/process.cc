@@ -1,0 +1,122 @@
+#include "base/process.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/process.hpp>
+#include <boost/process/extend.hpp>
+#include <cstring>
+#include <future>
+
+namespace guard::base {
+namespace bp = boost::process;
+
+std::string ProcessResult::describe() const {
+  if (timed_out) {
+    auto secs = std::chrono::duration_cast<std::chrono::seconds>(duration).count();
+    return "timed out after " + std::to_string(secs) + "s and was killed";
+  }
+  if (signal != 0) return "killed by signal " + std::to_string(signal) + " (" + ::strsignal(signal) + ")";
+  return "exited with status " + std::to_string(exit_code);
+}
+
+namespace {
+
+// Runs in the child between fork and exec: own process group, optional chroot.
+struct ChildSetup {
+  const Command* command;
+  template <class Executor>
+  void operator()(Executor& exec) const {
+    ::setpgid(0, 0);
+    if (command->chroot) {
+      if (::chroot(command->chroot->c_str()) != 0) {
+        exec.set_error(std::error_code(errno, std::system_category()), "chroot");
+        return;
+      }
+      std::string dir = command->cwd.empty() ? std::string("/") : command->cwd;
+      if (::chdir(dir.c_str()) != 0) exec.set_error(std::error_code(errno, std::system_category()), "chdir");
+    } else if (!command->cwd.empty() && ::chdir(command->cwd.c_str()) != 0) {
+      exec.set_error(std::error_code(errno, std::system_category()), "chdir");
+    }
+  }
+};
+
+}  // namespace
+
+Result<ProcessResult> SystemCommandRunner::run(const Command& command) {
+  if (command.argv.empty()) return fail("run", "", "empty command");
+  std::string exe = command.argv.front();
+  if (exe.find('/') == std::string::npos) {
+    auto found = bp::search_path(exe);
+    if (found.empty()) return fail_errno("run", exe, ENOENT, "command not found in PATH");
+    exe = found.string();
+  }
+  std::vector<std::string> args(command.argv.begin() + 1, command.argv.end());
+  bp::environment env = boost::this_process::environment();
+  for (const auto& [k, v] : command.env) env[k] = v;
+
+  boost::asio::io_context ios;
+  std::future<std::string> out_future, err_future;
+  bp::async_pipe in_pipe(ios);
+  std::error_code start_error;
+  int native_status = 0;
+  bool exited = false;
+  auto on_exit = [&](int status, const std::error_code&) {
+    native_status = status;
+    exited = true;
+  };
+  auto started = std::chrono::steady_clock::now();
+  std::optional<bp::child> child;
+  ChildSetup setup{&command};
+  if (command.output == Output::capture) {
+    child.emplace(bp::exe = exe, bp::args = args, env, bp::std_out > out_future, bp::std_err > err_future,
+                  bp::std_in < in_pipe, ios, bp::on_exit = on_exit, bp::extend::on_exec_setup = setup,
+                  start_error);
+  } else {
+    child.emplace(bp::exe = exe, bp::args = args, env, ios, bp::on_exit = on_exit,
+                  bp::extend::on_exec_setup = setup, start_error);
+  }
+  if (start_error) return fail_errno("exec", exe, start_error.value(), "cannot start the command");
+  const pid_t pid = child->id();
+
+  if (command.output == Output::capture) {
+    if (command.input.empty()) {
+      in_pipe.close();
+    } else {
+      boost::asio::async_write(in_pipe, boost::asio::buffer(command.input),
+                               [&](const boost::system::error_code&, std::size_t) { in_pipe.close(); });
+    }
+  }
+
+  ProcessResult result;
+  ios.run_for(command.timeout);
+  if (!ios.stopped()) {
+    // Work remains after the timeout: the child, or a descendant holding its output open, is
+    // still running. Kill the whole process group and collect what is left.
+    result.timed_out = !exited;
+    ::kill(-pid, SIGKILL);
+    if (!exited) ::kill(pid, SIGKILL);
+    ios.run_for(std::chrono::seconds(10));
+  }
+  child->wait();  // reaps if the exit handler has not
+  result.duration = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+  if (command.output == Output::capture) {
+    if (out_future.valid() && out_future.wait_for(std::chrono::seconds(0)) == std::future_status::ready)
+      result.out = out_future.get();
+    if (err_future.valid() && err_future.wait_for(std::chrono::seconds(0)) == std::future_status::ready)
+      result.err = err_future.get();
+  }
+  if (!exited) native_status = child->native_exit_code();
+  if (WIFEXITED(native_status)) {
+    result.exit_code = result.timed_out ? -1 : WEXITSTATUS(native_status);
+  } else if (WIFSIGNALED(native_status)) {
+    result.signal = WTERMSIG(native_status);
+    if (result.timed_out && result.signal == SIGKILL) result.signal = 0;
+  }
+  if (result.timed_out) result.exit_code = -1;
+  return result;
+}
+
+}  // namespace guard::base

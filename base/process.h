@@ -1,0 +1,59 @@
+// Running other programs: argv only (never a shell), always with a timeout.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+
+namespace guard::base {
+
+enum class Output {
+  capture,  // stdout and stderr are collected into ProcessResult
+  inherit,  // the child writes to our stdout/stderr (and reads our stdin)
+};
+
+// e.g. Command{{"/usr/bin/apt-get", "-y", "dist-upgrade"}, std::chrono::hours(6)}.
+struct Command {
+  std::vector<std::string> argv;                // argv[0] is looked up in PATH when it has no '/'
+  std::chrono::milliseconds timeout{std::chrono::minutes(5)};
+  Output output = Output::capture;
+  std::optional<std::string> chroot;            // host dir to chroot into before exec
+  std::string cwd;                              // working dir (inside the chroot), "" = "/" with chroot
+  std::map<std::string, std::string> env;       // added to (or replacing in) our environment
+  std::string input;                            // written to stdin with Output::capture
+};
+
+// How a command ended. exit_code is -1 when it died by a signal or timed out.
+struct ProcessResult {
+  int exit_code = -1;
+  int signal = 0;          // the signal that killed it, 0 if it exited
+  bool timed_out = false;  // killed by us (SIGKILL to its process group) at the timeout
+  std::string out;
+  std::string err;
+  std::chrono::milliseconds duration{0};
+
+  [[nodiscard]] bool ok() const { return exit_code == 0 && signal == 0 && !timed_out; }
+  // "exited with status 100", "killed by signal 9 (Killed)", "timed out after 30s"
+  [[nodiscard]] std::string describe() const;
+};
+
+// The seam where upgrade-guard touches other programs; tests use a recording fake.
+class CommandRunner {
+ public:
+  virtual ~CommandRunner() = default;
+  // Fails only when the command could not be started; a non-zero exit is a ProcessResult.
+  [[nodiscard]] virtual Result<ProcessResult> run(const Command& command) = 0;
+};
+
+// Runs commands with Boost.Process, each in its own process group so a timeout kills the
+// whole tree.
+class SystemCommandRunner final : public CommandRunner {
+ public:
+  [[nodiscard]] Result<ProcessResult> run(const Command& command) override;
+};
+
+}  // namespace guard::base

@@ -1,0 +1,19 @@
+// Small string helpers shared by the parsers.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace guard::base {
+
+// " a b " -> "a b" (spaces and tabs, \r and \n).
+[[nodiscard]] std::string_view trim(std::string_view s);
+// Splits on `sep`, keeping empty fields: split("a,,b", ',') -> {"a", "", "b"}.
+[[nodiscard]] std::vector<std::string_view> split(std::string_view s, char sep);
+// Splits on runs of spaces/tabs, dropping empty fields: "a  b\tc" -> {"a", "b", "c"}.
+[[nodiscard]] std::vector<std::string_view> split_ws(std::string_view s);
+// The 1-based line number of byte `offset` in `text`.
+[[nodiscard]] std::size_t line_of(std::string_view text, std::size_t offset);
+
+}  // namespace guard::base

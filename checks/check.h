@@ -1,0 +1,69 @@
+// The check framework: what a check is given, what it returns, and how checks are run.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/error.h"
+#include "base/process.h"
+#include "base/root.h"
+#include "checks/report.h"
+#include "policies/policy.h"
+
+namespace guard::checks {
+
+// Limits the expensive file checks to what an upgrade changed. Empty scope = everything.
+// e.g. packages={"libc6:amd64", "curl"} after an upgrade of those two.
+struct Scope {
+  bool full = true;
+  std::set<std::string> packages;  // package names as in dpkg's status ("pkg" or "pkg:arch")
+  std::set<std::string> paths;     // root-relative files known to have changed
+};
+
+// Everything a check may use. The root is the only way to the files it checks.
+struct CheckContext {
+  const base::Root& root;
+  const policies::Policy& policy;
+  Scope scope;
+  base::CommandRunner* runner = nullptr;  // for checks that run commands (custom, backup)
+  bool live = false;                       // the root is the running system (devices, units)
+  // Progress for long checks, may be empty: (check id, items done, items total or 0).
+  std::function<void(std::string_view, std::uint64_t, std::uint64_t)> progress;
+};
+
+// What a check returns. `skipped` says why the check did not apply (a container without a
+// kernel, no fstab...); it is not a failure.
+struct CheckOutput {
+  std::vector<Finding> findings;
+  std::uint64_t items = 0;
+  std::string skipped;
+};
+
+class Check {
+ public:
+  virtual ~Check() = default;
+  // The id used in policies and JSON, e.g. "symlinks".
+  [[nodiscard]] virtual std::string_view id() const = 0;
+  // One line for --help and reports, e.g. "dangling links and link loops in system dirs".
+  [[nodiscard]] virtual std::string_view summary() const = 0;
+  // Runs on ctx.root. An Error means the check could not run at all (reported as such);
+  // problems found are findings.
+  [[nodiscard]] virtual base::Result<CheckOutput> run(const CheckContext& ctx) const = 0;
+};
+
+// Every check upgrade-guard has, in report order.
+[[nodiscard]] std::vector<std::unique_ptr<Check>> make_all_checks();
+
+// Runs the checks named in `ids` (all when empty) that the policy does not turn off, in
+// parallel, and returns the report with severities capped by the policy. Unknown ids are an
+// error naming them.
+[[nodiscard]] base::Result<Report> run_checks(const CheckContext& ctx, const std::vector<std::string>& ids = {});
+
+// The same over an explicit set of checks (tests pass their own).
+[[nodiscard]] Report run_check_set(const CheckContext& ctx, const std::vector<const Check*>& checks);
+
+}  // namespace guard::checks

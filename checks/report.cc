@@ -1,0 +1,198 @@
+#include "checks/report.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <unordered_set>
+
+namespace guard::checks {
+
+std::string Finding::key() const { return check + '\x1f' + path + '\x1f' + (id.empty() ? message : id); }
+
+bool is_blocking(const Finding& f) { return f.severity == Severity::block && !f.known; }
+
+std::size_t Report::blocking_count() const {
+  return static_cast<std::size_t>(std::count_if(findings.begin(), findings.end(), is_blocking));
+}
+
+void Report::finalize() {
+  std::map<std::string, std::pair<bool, bool>> by_check;  // id -> (blocking, warning)
+  for (const auto& f : findings) {
+    auto& [block, warn] = by_check[f.check];
+    if (is_blocking(f)) block = true;
+    else if (f.severity >= Severity::warn && !f.known) warn = true;
+  }
+  for (auto& c : checks) {
+    if (c.status == CheckStatus::skipped || c.status == CheckStatus::error) continue;
+    auto it = by_check.find(c.id);
+    c.status = it == by_check.end() ? CheckStatus::passed
+               : it->second.first   ? CheckStatus::failed
+               : it->second.second  ? CheckStatus::warned
+                                    : CheckStatus::passed;
+  }
+  bool errored = std::any_of(checks.begin(), checks.end(), [](const CheckSummary& c) {
+    return c.status == CheckStatus::error;
+  });
+  verdict = blocking_count() > 0 || errored ? Verdict::fail : Verdict::pass;
+}
+
+void apply_baseline(Report& report, const std::vector<std::string>& baseline_keys) {
+  std::unordered_set<std::string> keys(baseline_keys.begin(), baseline_keys.end());
+  for (auto& f : report.findings) f.known = keys.count(f.key()) > 0;
+  report.baseline_compared = true;
+  report.finalize();
+}
+
+const char* to_string(CheckStatus s) {
+  switch (s) {
+    case CheckStatus::passed: return "passed";
+    case CheckStatus::warned: return "warned";
+    case CheckStatus::failed: return "failed";
+    case CheckStatus::skipped: return "skipped";
+    case CheckStatus::error: return "error";
+  }
+  return "?";
+}
+
+const char* to_string(Verdict v) { return v == Verdict::pass ? "pass" : "fail"; }
+
+base::Result<Severity> parse_severity(std::string_view s) {
+  if (s == "off") return Severity::off;
+  if (s == "info") return Severity::info;
+  if (s == "warn") return Severity::warn;
+  if (s == "block") return Severity::block;
+  return base::fail("severity", "", "unknown severity '" + std::string(s) + "' (expected off, info, warn or block)");
+}
+
+namespace {
+
+base::Result<CheckStatus> parse_status(std::string_view s) {
+  for (auto st : {CheckStatus::passed, CheckStatus::warned, CheckStatus::failed, CheckStatus::skipped,
+                  CheckStatus::error}) {
+    if (s == to_string(st)) return st;
+  }
+  return base::fail("report", "", "unknown check status '" + std::string(s) + "'");
+}
+
+std::string iso_time(std::chrono::system_clock::time_point t) {
+  std::time_t tt = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+}  // namespace
+
+nlohmann::json to_json(const Report& report) {
+  nlohmann::json j;
+  j["schema"] = 1;
+  j["root"] = report.root;
+  j["started"] = iso_time(report.started);
+  j["started_unix"] = std::chrono::duration_cast<std::chrono::seconds>(report.started.time_since_epoch()).count();
+  j["duration_ms"] = report.duration.count();
+  j["verdict"] = to_string(report.verdict);
+  j["baseline_compared"] = report.baseline_compared;
+  j["blocking"] = report.blocking_count();
+  auto& checks = j["checks"] = nlohmann::json::array();
+  for (const auto& c : report.checks) {
+    nlohmann::json cj{{"id", c.id}, {"status", to_string(c.status)}, {"items", c.items},
+                      {"duration_ms", c.duration.count()}};
+    if (!c.note.empty()) cj["note"] = c.note;
+    checks.push_back(std::move(cj));
+  }
+  auto& findings = j["findings"] = nlohmann::json::array();
+  for (const auto& f : report.findings) {
+    nlohmann::json fj{{"check", f.check}, {"severity", policies::to_string(f.severity)}, {"path", f.path},
+                      {"message", f.message}, {"known", f.known}, {"blocking", is_blocking(f)}};
+    if (!f.package.empty()) fj["package"] = f.package;
+    if (!f.hint.empty()) fj["hint"] = f.hint;
+    if (!f.id.empty()) fj["id"] = f.id;
+    findings.push_back(std::move(fj));
+  }
+  return j;
+}
+
+base::Result<Report> report_from_json(const nlohmann::json& j) {
+  try {
+    if (j.value("schema", 0) != 1) return base::fail("report", "", "unsupported report schema");
+    Report r;
+    r.root = j.at("root").get<std::string>();
+    r.started = std::chrono::system_clock::time_point(std::chrono::seconds(j.at("started_unix").get<long long>()));
+    r.duration = std::chrono::milliseconds(j.at("duration_ms").get<long long>());
+    r.baseline_compared = j.value("baseline_compared", false);
+    for (const auto& cj : j.at("checks")) {
+      auto status = parse_status(cj.at("status").get<std::string>());
+      if (!status) return base::fail(status.error());
+      r.checks.push_back(CheckSummary{cj.at("id").get<std::string>(), *status, cj.value("items", std::uint64_t{0}),
+                                      std::chrono::milliseconds(cj.value("duration_ms", 0LL)),
+                                      cj.value("note", std::string())});
+    }
+    for (const auto& fj : j.at("findings")) {
+      auto sev = parse_severity(fj.at("severity").get<std::string>());
+      if (!sev) return base::fail(sev.error());
+      Finding f;
+      f.check = fj.at("check").get<std::string>();
+      f.severity = *sev;
+      f.path = fj.value("path", std::string());
+      f.message = fj.value("message", std::string());
+      f.package = fj.value("package", std::string());
+      f.hint = fj.value("hint", std::string());
+      f.id = fj.value("id", std::string());
+      f.known = fj.value("known", false);
+      r.findings.push_back(std::move(f));
+    }
+    r.verdict = j.at("verdict").get<std::string>() == "pass" ? Verdict::pass : Verdict::fail;
+    return r;
+  } catch (const nlohmann::json::exception& e) {
+    return base::fail("report", "", std::string("malformed report JSON: ") + e.what());
+  }
+}
+
+std::string render_human(const Report& report, bool color) {
+  auto paint = [color](const char* code, const std::string& text) {
+    return color ? fmt::format("\x1b[{}m{}\x1b[0m", code, text) : text;
+  };
+  auto sev_label = [&](const Finding& f) {
+    if (f.known) return paint("2", "known");
+    switch (f.severity) {
+      case Severity::block: return paint("1;31", "BLOCK");
+      case Severity::warn: return paint("33", "warn ");
+      default: return paint("36", "info ");
+    }
+  };
+  std::string out = fmt::format("upgrade-guard check of {}\n", report.root);
+  for (const auto& c : report.checks) {
+    std::string status = to_string(c.status);
+    const char* code = c.status == CheckStatus::passed    ? "32"
+                       : c.status == CheckStatus::warned  ? "33"
+                       : c.status == CheckStatus::skipped ? "2"
+                                                          : "1;31";
+    out += fmt::format("  {:<15} {:<18} {:>8} items {:>7.2f}s", c.id, paint(code, status), c.items,
+                       static_cast<double>(c.duration.count()) / 1000.0);
+    if (!c.note.empty()) out += "  (" + c.note + ")";
+    out += '\n';
+    for (const auto& f : report.findings) {
+      if (f.check != c.id) continue;
+      out += fmt::format("      {} {}{}{}\n", sev_label(f), f.path.empty() ? "" : f.path + ": ", f.message,
+                         f.package.empty() ? "" : " [" + f.package + "]");
+      if (!f.hint.empty() && !f.known) out += fmt::format("            hint: {}\n", f.hint);
+    }
+  }
+  std::size_t blocking = report.blocking_count();
+  std::size_t warnings = static_cast<std::size_t>(std::count_if(
+      report.findings.begin(), report.findings.end(),
+      [](const Finding& f) { return !f.known && f.severity == Severity::warn; }));
+  std::size_t known = static_cast<std::size_t>(
+      std::count_if(report.findings.begin(), report.findings.end(), [](const Finding& f) { return f.known; }));
+  std::string verdict = report.verdict == Verdict::pass ? paint("1;32", "PASS") : paint("1;31", "FAIL");
+  out += fmt::format("{}: {} blocking, {} warnings", verdict, blocking, warnings);
+  if (report.baseline_compared) out += fmt::format(", {} already in the baseline", known);
+  out += fmt::format(" ({:.2f}s)\n", static_cast<double>(report.duration.count()) / 1000.0);
+  return out;
+}
+
+}  // namespace guard::checks

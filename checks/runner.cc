@@ -1,0 +1,88 @@
+#include <algorithm>
+#include <chrono>
+#include <execution>
+#include <fmt/format.h>
+
+#include "checks/check.h"
+
+namespace guard::checks {
+
+Report run_check_set(const CheckContext& ctx, const std::vector<const Check*>& checks) {
+  Report report;
+  report.root = ctx.root.path();
+  report.started = std::chrono::system_clock::now();
+  auto t0 = std::chrono::steady_clock::now();
+
+  struct Slot {
+    CheckSummary summary;
+    std::vector<Finding> findings;
+  };
+  std::vector<Slot> slots(checks.size());
+  std::vector<std::size_t> order(checks.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+
+  std::for_each(std::execution::par, order.begin(), order.end(), [&](std::size_t i) {
+    const Check& check = *checks[i];
+    Slot& slot = slots[i];
+    slot.summary.id = std::string(check.id());
+    const auto& cp = ctx.policy.check(slot.summary.id);
+    auto start = std::chrono::steady_clock::now();
+    base::Result<CheckOutput> out = [&]() -> base::Result<CheckOutput> {
+      try {
+        return check.run(ctx);
+      } catch (const std::exception& e) {
+        return base::fail("check " + slot.summary.id, "", std::string("internal error: ") + e.what());
+      }
+    }();
+    slot.summary.duration =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+    if (!out) {
+      slot.summary.status = CheckStatus::error;
+      slot.summary.note = out.error().to_string();
+      return;
+    }
+    slot.summary.items = out->items;
+    if (!out->skipped.empty()) {
+      slot.summary.status = CheckStatus::skipped;
+      slot.summary.note = out->skipped;
+    }
+    for (auto& f : out->findings) {
+      if (f.check.empty()) f.check = slot.summary.id;
+      f.severity = std::min(f.severity, cp.severity);  // a check set to warn never blocks
+      if (f.severity == Severity::off) continue;
+      bool ignored = std::any_of(cp.ignore.begin(), cp.ignore.end(), [&](const std::string& pattern) {
+        return f.path == pattern || (pattern.size() > 1 && pattern.back() == '/' && f.path.rfind(pattern, 0) == 0);
+      });
+      if (!ignored) slot.findings.push_back(std::move(f));
+    }
+  });
+
+  for (auto& slot : slots) {
+    report.checks.push_back(std::move(slot.summary));
+    for (auto& f : slot.findings) report.findings.push_back(std::move(f));
+  }
+  report.duration = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+  report.finalize();
+  return report;
+}
+
+base::Result<Report> run_checks(const CheckContext& ctx, const std::vector<std::string>& ids) {
+  static const std::vector<std::unique_ptr<Check>> all = make_all_checks();
+  std::vector<const Check*> chosen;
+  for (const auto& id : ids) {
+    bool found = std::any_of(all.begin(), all.end(), [&](const auto& c) { return c->id() == id; });
+    if (!found) {
+      std::string known;
+      for (const auto& c : all) known += (known.empty() ? "" : ", ") + std::string(c->id());
+      return base::fail("checks", "", fmt::format("unknown check '{}' (known: {})", id, known));
+    }
+  }
+  for (const auto& c : all) {
+    std::string id(c->id());
+    bool wanted = ids.empty() || std::find(ids.begin(), ids.end(), id) != ids.end();
+    if (wanted && ctx.policy.check(id).severity != Severity::off) chosen.push_back(c.get());
+  }
+  return run_check_set(ctx, chosen);
+}
+
+}  // namespace guard::checks

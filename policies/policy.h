@@ -1,0 +1,92 @@
+// The policy model: what to check, how seriously, and what to do when a check fails.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace guard::policies {
+
+// Finding severities and per-check policy levels share one scale. A policy sets a check to
+// off|warn|block; a finding is info|warn|block; a finding's effective severity is the lower
+// of the two (a check set to warn never blocks).
+enum class Severity { off = 0, info = 1, warn = 2, block = 3 };
+
+// What the guard does when post-upgrade checks find a blocking regression.
+enum class OnFail { rollback, block_reboot, warn };
+
+enum class SnapshotBackendKind { automatic, btrfs, copy, none };
+
+// Settings of one check, e.g. [checks.symlinks] in policy.toml.
+struct CheckPolicy {
+  Severity severity = Severity::block;
+  std::vector<std::string> paths;  // scan paths (root-relative); empty = the check's default
+  std::vector<std::string> ignore; // root-relative paths or globs whose findings are dropped
+};
+
+// An administrator's own check, e.g. [[custom]] name = "nginx-config" command = ["/usr/sbin/nginx", "-t"].
+struct CustomCheck {
+  std::string name;
+  std::vector<std::string> command;
+  std::chrono::seconds timeout{60};
+  Severity severity = Severity::block;
+};
+
+struct SnapshotPolicy {
+  SnapshotBackendKind backend = SnapshotBackendKind::automatic;
+  bool required = false;                     // refuse to run an upgrade without a snapshot
+  std::uint64_t min_free_bytes = 1ULL << 30; // refuse to snapshot below this free space
+  int keep = 5;                              // retention: guard snapshots kept
+};
+
+struct PreflightPolicy {
+  std::chrono::seconds lock_timeout{300};      // wait for apt/dpkg locks this long
+  std::uint64_t min_free_root = 1ULL << 30;    // bytes free on / before an upgrade
+  std::uint64_t min_free_boot = 100ULL << 20;  // bytes free on /boot before an upgrade
+};
+
+struct BackupPolicy {
+  std::optional<std::chrono::seconds> max_age;  // unset = the backup check is not configured
+  std::string marker;                           // a file whose mtime is the last backup time
+  std::vector<std::string> command;             // or a command that exits 0 when fresh
+};
+
+struct BootCheckPolicy {
+  std::chrono::seconds settle_timeout{300};  // how long the post-boot check waits for the system
+  bool rollback = true;                      // roll back and reboot once when the trial boot fails
+};
+
+// Where each setting came from, for `policy show`: key -> "file:line:column" or "built-in".
+using Origins = std::map<std::string, std::string>;
+
+// The whole policy after layering built-in defaults < policy.toml < policy.d/*.toml.
+struct Policy {
+  OnFail on_fail = OnFail::rollback;
+  std::map<std::string, CheckPolicy> checks;  // by check id, e.g. "symlinks"; every known id present
+  Severity conffiles = Severity::warn;        // package-hashes: edited conffiles
+  std::vector<std::string> preserve;          // carried into a rolled-back root
+  std::vector<std::string> required_services; // units that must be active after boot
+  std::vector<std::string> critical_paths;    // must exist and resolve their libraries
+  std::vector<CustomCheck> custom;
+  SnapshotPolicy snapshot;
+  PreflightPolicy preflight;
+  BackupPolicy backup;
+  BootCheckPolicy boot_check;
+  std::chrono::seconds command_timeout{6 * 3600};  // the guarded command's time limit
+  Origins origins;
+
+  // The settings of check `id`; a default CheckPolicy for an unknown id.
+  [[nodiscard]] const CheckPolicy& check(const std::string& id) const;
+};
+
+// The ids of every check a policy may name, in the order reports list them.
+[[nodiscard]] const std::vector<std::string>& known_check_ids();
+
+[[nodiscard]] const char* to_string(Severity s);
+[[nodiscard]] const char* to_string(OnFail f);
+[[nodiscard]] const char* to_string(SnapshotBackendKind k);
+
+}  // namespace guard::policies

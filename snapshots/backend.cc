@@ -1,0 +1,1 @@
+#include "snapshots/backend.h"
