@@ -23,7 +23,8 @@ enum class SnapshotBackendKind { automatic, btrfs, copy, none };
 // Settings of one check, e.g. [checks.symlinks] in policy.toml.
 struct CheckPolicy {
   Severity severity = Severity::block;
-  std::vector<std::string> paths;  // scan paths (root-relative); empty = the check's default
+  // Scan paths (root-relative) for symlinks/libraries; for `critical`, the must-work files.
+  std::vector<std::string> paths;
   std::vector<std::string> ignore; // root-relative paths or globs whose findings are dropped
 };
 
@@ -69,7 +70,6 @@ struct Policy {
   Severity conffiles = Severity::warn;        // package-hashes: edited conffiles
   std::vector<std::string> preserve;          // carried into a rolled-back root
   std::vector<std::string> required_services; // units that must be active after boot
-  std::vector<std::string> critical_paths;    // must exist and resolve their libraries
   std::vector<CustomCheck> custom;
   SnapshotPolicy snapshot;
   PreflightPolicy preflight;
