@@ -63,10 +63,7 @@ Result<ProcessResult> SystemCommandRunner::run(const Command& command) {
   std::error_code start_error;
   int native_status = 0;
   bool exited = false;
-  auto on_exit = [&](int status, const std::error_code&) {
-    native_status = status;
-    exited = true;
-  };
+  auto on_exit = [&](int, const std::error_code&) { exited = true; };
   auto started = std::chrono::steady_clock::now();
   std::optional<bp::child> child;
   ChildSetup setup{&command};
@@ -108,7 +105,7 @@ Result<ProcessResult> SystemCommandRunner::run(const Command& command) {
     if (err_future.valid() && err_future.wait_for(std::chrono::seconds(0)) == std::future_status::ready)
       result.err = err_future.get();
   }
-  if (!exited) native_status = child->native_exit_code();
+  native_status = child->native_exit_code();  // the raw wait status
   if (WIFEXITED(native_status)) {
     result.exit_code = result.timed_out ? -1 : WEXITSTATUS(native_status);
   } else if (WIFSIGNALED(native_status)) {
