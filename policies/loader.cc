@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <toml++/toml.h>
 #include <algorithm>
 #include <cerrno>
 #include <climits>
@@ -16,7 +17,6 @@
 #include <functional>
 #include <memory>
 #include <optional>
-#include <toml++/toml.h>
 
 #include "base/unique_fd.h"
 
@@ -27,6 +27,7 @@ using base::Error;
 using base::Result;
 
 constexpr std::size_t kMaxPolicyBytes = 1 << 20;  // a policy file is text an admin writes
+constexpr std::int64_t kMaxDurationDays = 3650;   // beyond this a duration is a typo, not a policy
 
 std::string position(const std::string& file, const toml::source_region& region) {
   return fmt::format("{}:{}:{}", file, region.begin.line, region.begin.column);
@@ -40,16 +41,26 @@ tl::unexpected<Error> error_at(const std::string& file, const toml::source_regio
 
 const char* type_name(const toml::node& node) {
   switch (node.type()) {
-    case toml::node_type::table: return "a table";
-    case toml::node_type::array: return "an array";
-    case toml::node_type::string: return "a string";
-    case toml::node_type::integer: return "an integer";
-    case toml::node_type::floating_point: return "a float";
-    case toml::node_type::boolean: return "a boolean";
-    case toml::node_type::date: return "a date";
-    case toml::node_type::time: return "a time";
-    case toml::node_type::date_time: return "a date-time";
-    case toml::node_type::none: break;
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a float";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::date:
+      return "a date";
+    case toml::node_type::time:
+      return "a time";
+    case toml::node_type::date_time:
+      return "a date-time";
+    case toml::node_type::none:
+      break;
   }
   return "nothing";
 }
@@ -94,11 +105,20 @@ std::optional<std::int64_t> parse_duration_text(std::string_view text) {
   if (text.size() < 2) return std::nullopt;
   std::int64_t unit = 0;
   switch (text.back()) {
-    case 's': unit = 1; break;
-    case 'm': unit = 60; break;
-    case 'h': unit = 3600; break;
-    case 'd': unit = 86400; break;
-    default: return std::nullopt;
+    case 's':
+      unit = 1;
+      break;
+    case 'm':
+      unit = 60;
+      break;
+    case 'h':
+      unit = 3600;
+      break;
+    case 'd':
+      unit = 86400;
+      break;
+    default:
+      return std::nullopt;
   }
   std::string_view digits = text.substr(0, text.size() - 1);
   std::int64_t n = 0;
@@ -117,11 +137,16 @@ std::optional<std::uint64_t> parse_size_text(std::string_view text) {
   if (digits_end == 0) return std::nullopt;
   std::string_view suffix = text.substr(digits_end);
   int shift = -1;
-  if (suffix == "B") shift = 0;
-  else if (suffix == "K" || suffix == "KiB") shift = 10;
-  else if (suffix == "M" || suffix == "MiB") shift = 20;
-  else if (suffix == "G" || suffix == "GiB") shift = 30;
-  else if (suffix == "T" || suffix == "TiB") shift = 40;
+  if (suffix == "B")
+    shift = 0;
+  else if (suffix == "K" || suffix == "KiB")
+    shift = 10;
+  else if (suffix == "M" || suffix == "MiB")
+    shift = 20;
+  else if (suffix == "G" || suffix == "GiB")
+    shift = 30;
+  else if (suffix == "T" || suffix == "TiB")
+    shift = 40;
   if (shift < 0) return std::nullopt;
   std::uint64_t n = 0;
   for (char c : text.substr(0, digits_end)) {
@@ -158,9 +183,8 @@ std::optional<Severity> severity_from(std::string_view s) {
 }
 
 bool valid_unit_name(std::string_view name) {
-  static constexpr std::string_view suffixes[] = {".service", ".socket", ".target", ".mount", ".automount",
-                                                   ".timer",   ".path",   ".swap",   ".device", ".slice",
-                                                   ".scope"};
+  static constexpr std::string_view suffixes[] = {".service", ".socket", ".target", ".mount", ".automount", ".timer",
+                                                  ".path",    ".swap",   ".device", ".slice", ".scope"};
   if (name.empty() || name.size() > 255) return false;
   for (char c : name) {
     if (c <= ' ' || c == '/' || c == 0x7f) return false;
@@ -206,18 +230,17 @@ class Layer {
         {"snapshot", [this](const std::string& k, const toml::node& n) { return snapshot(k, n); }},
         {"preflight",
          [this](const std::string& k, const toml::node& n) {
-           return table(k, n,
-                        {{"lock_timeout",
-                          [this](const std::string& k2, const toml::node& n2) {
-                            return duration(k2, n2, p_.preflight.lock_timeout, /*zero_ok=*/true);
-                          }},
-                         {"min_free_root",
-                          [this](const std::string& k2, const toml::node& n2) {
-                            return size(k2, n2, p_.preflight.min_free_root);
-                          }},
-                         {"min_free_boot", [this](const std::string& k2, const toml::node& n2) {
-                            return size(k2, n2, p_.preflight.min_free_boot);
-                          }}});
+           return table(
+               k, n,
+               {{"lock_timeout",
+                 [this](const std::string& k2, const toml::node& n2) {
+                   return duration(k2, n2, p_.preflight.lock_timeout, /*zero_ok=*/true);
+                 }},
+                {"min_free_root", [this](const std::string& k2,
+                                         const toml::node& n2) { return size(k2, n2, p_.preflight.min_free_root); }},
+                {"min_free_boot", [this](const std::string& k2, const toml::node& n2) {
+                   return size(k2, n2, p_.preflight.min_free_boot);
+                 }}});
          }},
         {"backup", [this](const std::string& k, const toml::node& n) { return backup(k, n); }},
         {"boot_check",
@@ -248,8 +271,9 @@ class Layer {
 
   Result<void> dispatch(const std::string& prefix, const toml::table& tbl, const Handlers& handlers) {
     for (auto&& [k, node] : tbl) {
-      std::string key = dotted(prefix, k.str());
-      auto it = std::find_if(handlers.begin(), handlers.end(), [&](const auto& h) { return h.first == k.str(); });
+      std::string_view name = k.str();
+      std::string key = dotted(prefix, name);
+      auto it = std::find_if(handlers.begin(), handlers.end(), [&](const auto& h) { return h.first == name; });
       if (it == handlers.end()) {
         std::vector<std::string> names;
         for (const auto& h : handlers) names.push_back(h.first);
@@ -275,10 +299,15 @@ class Layer {
   Result<void> on_fail(const std::string& key, const toml::node& node) {
     auto s = string(key, node, "a string (rollback|block-reboot|warn)");
     if (!s) return tl::unexpected(s.error());
-    if (*s == "rollback") p_.on_fail = OnFail::rollback;
-    else if (*s == "block-reboot") p_.on_fail = OnFail::block_reboot;
-    else if (*s == "warn") p_.on_fail = OnFail::warn;
-    else return error_at(file_, node.source(), key, fmt::format("unknown action '{}' (expected rollback, block-reboot or warn)", *s));
+    if (*s == "rollback")
+      p_.on_fail = OnFail::rollback;
+    else if (*s == "block-reboot")
+      p_.on_fail = OnFail::block_reboot;
+    else if (*s == "warn")
+      p_.on_fail = OnFail::warn;
+    else
+      return error_at(file_, node.source(), key,
+                      fmt::format("unknown action '{}' (expected rollback, block-reboot or warn)", *s));
     origin(key, node);
     return {};
   }
@@ -288,7 +317,8 @@ class Layer {
     if (!s) return tl::unexpected(s.error());
     auto sev = severity_from(*s);
     if (!sev) {
-      return error_at(file_, node.source(), key, fmt::format("unknown severity '{}' (expected off, info, warn or block)", *s));
+      return error_at(file_, node.source(), key,
+                      fmt::format("unknown severity '{}' (expected off, info, warn or block)", *s));
     }
     return *sev;
   }
@@ -316,10 +346,14 @@ class Layer {
       }
       seconds = *parsed;
     } else {
-      return error_at(file_, node.source(), key,
-                      fmt::format("expected a duration (integer seconds or a string like \"5m\"), got {}", type_name(node)));
+      return error_at(
+          file_, node.source(), key,
+          fmt::format("expected a duration (integer seconds or a string like \"5m\"), got {}", type_name(node)));
     }
     if (seconds == 0 && !zero_ok) return error_at(file_, node.source(), key, "the duration must be greater than 0");
+    if (seconds > kMaxDurationDays * 86400) {
+      return error_at(file_, node.source(), key, fmt::format("the duration is longer than {} days", kMaxDurationDays));
+    }
     return std::chrono::seconds(seconds);
   }
 
@@ -345,8 +379,9 @@ class Layer {
       }
       out = *parsed;
     } else {
-      return error_at(file_, node.source(), key,
-                      fmt::format("expected a size (integer bytes or a string like \"1GiB\"), got {}", type_name(node)));
+      return error_at(
+          file_, node.source(), key,
+          fmt::format("expected a size (integer bytes or a string like \"1GiB\"), got {}", type_name(node)));
     }
     origin(key, node);
     return {};
@@ -354,7 +389,9 @@ class Layer {
 
   Result<void> boolean(const std::string& key, const toml::node& node, bool& out) {
     const auto* b = node.as_boolean();
-    if (!b) return error_at(file_, node.source(), key, fmt::format("expected a boolean (true|false), got {}", type_name(node)));
+    if (!b)
+      return error_at(file_, node.source(), key,
+                      fmt::format("expected a boolean (true|false), got {}", type_name(node)));
     out = b->get();
     origin(key, node);
     return {};
@@ -364,7 +401,8 @@ class Layer {
   Result<std::vector<std::string>> strings(const std::string& key, const toml::node& node,
                                            const std::function<std::optional<std::string>(const std::string&)>& check) {
     const toml::array* arr = node.as_array();
-    if (!arr) return error_at(file_, node.source(), key, fmt::format("expected an array of strings, got {}", type_name(node)));
+    if (!arr)
+      return error_at(file_, node.source(), key, fmt::format("expected an array of strings, got {}", type_name(node)));
     std::vector<std::string> out;
     for (std::size_t i = 0; i < arr->size(); ++i) {
       const toml::node& item = *arr->get(i);
@@ -381,8 +419,8 @@ class Layer {
     return out;
   }
 
-  Result<void> path_array(const std::string& key, const toml::node& node, std::vector<std::string>& out,
-                          bool prefix_ok, bool root_ok) {
+  Result<void> path_array(const std::string& key, const toml::node& node, std::vector<std::string>& out, bool prefix_ok,
+                          bool root_ok) {
     auto paths = strings(key, node, [&](const std::string& p) -> std::optional<std::string> {
       if (auto problem = path_problem(p, prefix_ok)) return problem;
       if (!root_ok && p == "/") return std::string("'/' is not allowed here (it would cover the whole system)");
@@ -432,7 +470,8 @@ class Layer {
       }
       CheckPolicy& cp = p_.checks[id];
       Handlers handlers = {
-          {"severity", [&cp, this](const std::string& k2, const toml::node& n2) { return severity(k2, n2, cp.severity); }},
+          {"severity",
+           [&cp, this](const std::string& k2, const toml::node& n2) { return severity(k2, n2, cp.severity); }},
           {"paths",
            [&cp, this](const std::string& k2, const toml::node& n2) {
              return path_array(k2, n2, cp.paths, /*prefix_ok=*/false, /*root_ok=*/true);
@@ -453,34 +492,40 @@ class Layer {
   }
 
   Result<void> snapshot(const std::string& key, const toml::node& node) {
-    return table(
-        key, node,
-        {{"backend",
-          [this](const std::string& k, const toml::node& n) -> Result<void> {
-            auto s = string(k, n, "a string (auto|btrfs|copy|none)");
-            if (!s) return tl::unexpected(s.error());
-            if (*s == "auto") p_.snapshot.backend = SnapshotBackendKind::automatic;
-            else if (*s == "btrfs") p_.snapshot.backend = SnapshotBackendKind::btrfs;
-            else if (*s == "copy") p_.snapshot.backend = SnapshotBackendKind::copy;
-            else if (*s == "none") p_.snapshot.backend = SnapshotBackendKind::none;
-            else return error_at(file_, n.source(), k, fmt::format("unknown backend '{}' (expected auto, btrfs, copy or none)", *s));
-            origin(k, n);
-            return {};
-          }},
-         {"required",
-          [this](const std::string& k, const toml::node& n) { return boolean(k, n, p_.snapshot.required); }},
-         {"min_free",
-          [this](const std::string& k, const toml::node& n) { return size(k, n, p_.snapshot.min_free_bytes); }},
-         {"keep", [this](const std::string& k, const toml::node& n) -> Result<void> {
-            const auto* i = n.as_integer();
-            if (!i) return error_at(file_, n.source(), k, fmt::format("expected an integer, got {}", type_name(n)));
-            if (i->get() < 0 || i->get() > INT_MAX) {
-              return error_at(file_, n.source(), k, fmt::format("must be 0 or more, got {}", i->get()));
-            }
-            p_.snapshot.keep = static_cast<int>(i->get());
-            origin(k, n);
-            return {};
-          }}});
+    return table(key, node,
+                 {{"backend",
+                   [this](const std::string& k, const toml::node& n) -> Result<void> {
+                     auto s = string(k, n, "a string (auto|btrfs|copy|none)");
+                     if (!s) return tl::unexpected(s.error());
+                     if (*s == "auto")
+                       p_.snapshot.backend = SnapshotBackendKind::automatic;
+                     else if (*s == "btrfs")
+                       p_.snapshot.backend = SnapshotBackendKind::btrfs;
+                     else if (*s == "copy")
+                       p_.snapshot.backend = SnapshotBackendKind::copy;
+                     else if (*s == "none")
+                       p_.snapshot.backend = SnapshotBackendKind::none;
+                     else
+                       return error_at(file_, n.source(), k,
+                                       fmt::format("unknown backend '{}' (expected auto, btrfs, copy or none)", *s));
+                     origin(k, n);
+                     return {};
+                   }},
+                  {"required",
+                   [this](const std::string& k, const toml::node& n) { return boolean(k, n, p_.snapshot.required); }},
+                  {"min_free", [this](const std::string& k,
+                                      const toml::node& n) { return size(k, n, p_.snapshot.min_free_bytes); }},
+                  {"keep", [this](const std::string& k, const toml::node& n) -> Result<void> {
+                     const auto* i = n.as_integer();
+                     if (!i)
+                       return error_at(file_, n.source(), k, fmt::format("expected an integer, got {}", type_name(n)));
+                     if (i->get() < 0 || i->get() > INT_MAX) {
+                       return error_at(file_, n.source(), k, fmt::format("must be 0 or more, got {}", i->get()));
+                     }
+                     p_.snapshot.keep = static_cast<int>(i->get());
+                     origin(k, n);
+                     return {};
+                   }}});
   }
 
   Result<void> backup(const std::string& key, const toml::node& node) {
@@ -524,13 +569,14 @@ class Layer {
       const toml::node& item = *arr->get(i);
       std::string item_key = fmt::format("{}[{}]", key, i);
       const toml::table* tbl = item.as_table();
-      if (!tbl) return error_at(file_, item.source(), item_key, fmt::format("expected a table, got {}", type_name(item)));
+      if (!tbl)
+        return error_at(file_, item.source(), item_key, fmt::format("expected a table, got {}", type_name(item)));
       CustomCheck check;
       Origins origins;
       bool has_command = false;
       for (auto&& [k, n] : *tbl) {
         std::string field(k.str());
-        std::string field_key = item_key + "." + field;
+        std::string field_key = fmt::format("{}.{}", item_key, field);
         if (field == "name") {
           auto s = string(field_key, n);
           if (!s) return tl::unexpected(s.error());
@@ -539,7 +585,8 @@ class Layer {
                             fmt::format("bad name '{}' (1 to 64 letters, digits, '-', '_' or '.')", *s));
           }
           if (std::find(seen.begin(), seen.end(), *s) != seen.end()) {
-            return error_at(file_, n.source(), field_key, fmt::format("a custom check named '{}' is already defined in this file", *s));
+            return error_at(file_, n.source(), field_key,
+                            fmt::format("a custom check named '{}' is already defined in this file", *s));
           }
           check.name = *s;
           origins[""] = position(file_, n.source());
@@ -560,7 +607,8 @@ class Layer {
           check.severity = *sev;
           origins["severity"] = position(file_, n.source());
         } else {
-          return error_at(file_, k.source(), field_key, "unknown key (expected one of: name, command, timeout, severity)");
+          return error_at(file_, k.source(), field_key,
+                          "unknown key (expected one of: name, command, timeout, severity)");
         }
       }
       if (check.name.empty()) return error_at(file_, item.source(), item_key, "missing required key 'name'");
@@ -569,9 +617,12 @@ class Layer {
 
       // A later layer's entry with the same name replaces the earlier one in place.
       std::string base = "custom." + check.name;
-      auto it = std::find_if(p_.custom.begin(), p_.custom.end(), [&](const CustomCheck& c) { return c.name == check.name; });
-      if (it != p_.custom.end()) *it = check;
-      else p_.custom.push_back(check);
+      auto it =
+          std::find_if(p_.custom.begin(), p_.custom.end(), [&](const CustomCheck& c) { return c.name == check.name; });
+      if (it != p_.custom.end())
+        *it = check;
+      else
+        p_.custom.push_back(check);
       for (const char* field : {"", "command", "timeout", "severity"}) {
         std::string okey = *field ? base + "." + field : base;
         auto o = origins.find(field);
@@ -596,6 +647,7 @@ using UniqueDir = std::unique_ptr<DIR, DirCloser>;
 Result<void> check_mode(const struct stat& st, const std::string& path, const std::vector<uid_t>& owners) {
   if (std::find(owners.begin(), owners.end(), st.st_uid) == owners.end()) {
     std::vector<std::string> names;
+    names.reserve(owners.size());
     for (uid_t uid : owners) names.push_back(uid == 0 ? "root (uid 0)" : fmt::format("uid {}", uid));
     return base::fail(Error{"policy permissions", path, 0,
                             fmt::format("{} is owned by uid {}, not by {}: run chown root {}", path, st.st_uid,
@@ -687,12 +739,18 @@ std::string quote(std::string_view s) {
   std::string out = "\"";
   for (char c : s) {
     auto u = static_cast<unsigned char>(c);
-    if (c == '"') out += "\\\"";
-    else if (c == '\\') out += "\\\\";
-    else if (c == '\n') out += "\\n";
-    else if (c == '\t') out += "\\t";
-    else if (u < 0x20 || u == 0x7f) out += fmt::format("\\u{:04X}", u);
-    else out += c;
+    if (c == '"')
+      out += "\\\"";
+    else if (c == '\\')
+      out += "\\\\";
+    else if (c == '\n')
+      out += "\\n";
+    else if (c == '\t')
+      out += "\\t";
+    else if (u < 0x20 || u == 0x7f)
+      out += fmt::format("\\u{:04X}", u);
+    else
+      out += c;
   }
   return out + "\"";
 }
@@ -728,13 +786,13 @@ class Renderer {
 Policy default_policy() {
   Policy p;
   for (const auto& id : known_check_ids()) p.checks[id] = CheckPolicy{};
-  p.checks["symlinks"].paths = {"/usr/bin", "/usr/sbin", "/usr/lib", "/usr/libexec",
+  p.checks["symlinks"].paths = {"/usr/bin", "/usr/sbin", "/usr/lib",       "/usr/libexec",
                                 "/etc",     "/boot",     "/usr/local/bin", "/opt"};
-  p.checks["libraries"].paths = {"/usr/bin", "/usr/sbin", "/usr/lib", "/usr/libexec",
+  p.checks["libraries"].paths = {"/usr/bin",       "/usr/sbin",      "/usr/lib", "/usr/libexec",
                                  "/usr/local/bin", "/usr/local/lib", "/opt"};
   p.checks["critical"].paths = {"/sbin/init", "/bin/sh",    "/usr/bin/dpkg", "/usr/bin/apt-get",
                                 "/bin/mount", "/bin/login", "/usr/sbin/sshd"};
-  p.preserve = {"/home",    "/root",          "/srv",      "/var/log", "/var/lib/postgresql",
+  p.preserve = {"/home",          "/root",     "/srv",      "/var/log", "/var/lib/postgresql",
                 "/var/lib/mysql", "/var/mail", "/var/spool"};
   set_builtin_origins(p);
   return p;
@@ -745,8 +803,8 @@ Result<void> apply_policy_toml(Policy& policy, std::string_view text, const std:
   try {
     doc = toml::parse(text, file);
   } catch (const toml::parse_error& e) {
-    return base::fail(Error{"policy", file, 0,
-                            fmt::format("{}: syntax error: {}", position(file, e.source()), e.description())});
+    return base::fail(
+        Error{"policy", file, 0, fmt::format("{}: syntax error: {}", position(file, e.source()), e.description())});
   }
   Policy next = policy;
   Layer layer(next, file);
@@ -757,7 +815,8 @@ Result<void> apply_policy_toml(Policy& policy, std::string_view text, const std:
 
 Result<void> check_policy_permissions(const std::string& path, unsigned owner_uid) {
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return base::fail_errno("stat", path, errno, "cannot check the policy's permissions");
+  if (::stat(path.c_str(), &st) != 0)
+    return base::fail_errno("stat", path, errno, "cannot check the policy's permissions");
   return check_mode(st, path, {static_cast<uid_t>(owner_uid)});
 }
 
@@ -769,7 +828,8 @@ Result<Policy> load_policy(const LoadOptions& options) {
   if (!options.policy_file.empty()) {
     auto fd = open_at(AT_FDCWD, options.policy_file, options.policy_file, 0, /*missing_ok=*/false);
     if (!fd) return tl::unexpected(fd.error());
-    if (auto r = apply_file(policy, fd->get(), options.policy_file, options, owners); !r) return tl::unexpected(r.error());
+    if (auto r = apply_file(policy, fd->get(), options.policy_file, options, owners); !r)
+      return tl::unexpected(r.error());
     return policy;
   }
 
@@ -835,8 +895,9 @@ Result<Policy> load_policy(const LoadOptions& options) {
 
 std::string render_policy(const Policy& p) {
   Renderer r(p);
-  r.raw("# The effective upgrade-guard policy. Each value says where it came from; this text is\n"
-        "# itself a valid policy file.\n\n");
+  r.raw(
+      "# The effective upgrade-guard policy. Each value says where it came from; this text is\n"
+      "# itself a valid policy file.\n\n");
   r.line("on_fail", "on_fail", quote(to_string(p.on_fail)));
   r.line("command_timeout", "command_timeout", quote(format_duration(p.command_timeout)));
 

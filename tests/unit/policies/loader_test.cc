@@ -11,8 +11,8 @@
 namespace guard::policies {
 namespace {
 
-using guard::testing::TempDir;
 using guard::testing::make_dirs;
+using guard::testing::TempDir;
 using guard::testing::write_file;
 
 // Every setting (not the origins) of `a` equals that of `b`.
@@ -52,7 +52,9 @@ void expect_same_settings(const Policy& a, const Policy& b) {
   EXPECT_EQ(a.boot_check.rollback, b.boot_check.rollback);
 }
 
-std::string default_toml_path() { return std::string(UG_SOURCE_DIR) + "/policies/default.toml"; }
+std::string default_toml_path() {
+  return std::string(UG_SOURCE_DIR) + "/policies/default.toml";
+}
 
 // A config dir <tmp>/etc with 0755 directories, as an administrator would have it.
 class ConfigDir : public ::testing::Test {
@@ -77,10 +79,9 @@ TEST(DefaultPolicy, HasTheDocumentedDefaults) {
   ASSERT_EQ(p.checks.size(), known_check_ids().size());
   for (const auto& id : known_check_ids()) EXPECT_EQ(p.check(id).severity, Severity::block) << id;
   EXPECT_EQ(p.check("symlinks").paths, (std::vector<std::string>{"/usr/bin", "/usr/sbin", "/usr/lib", "/usr/libexec",
-                                                                  "/etc", "/boot", "/usr/local/bin", "/opt"}));
-  EXPECT_EQ(p.check("libraries").paths,
-            (std::vector<std::string>{"/usr/bin", "/usr/sbin", "/usr/lib", "/usr/libexec", "/usr/local/bin",
-                                      "/usr/local/lib", "/opt"}));
+                                                                 "/etc", "/boot", "/usr/local/bin", "/opt"}));
+  EXPECT_EQ(p.check("libraries").paths, (std::vector<std::string>{"/usr/bin", "/usr/sbin", "/usr/lib", "/usr/libexec",
+                                                                  "/usr/local/bin", "/usr/local/lib", "/opt"}));
   EXPECT_EQ(p.check("critical").paths,
             (std::vector<std::string>{"/sbin/init", "/bin/sh", "/usr/bin/dpkg", "/usr/bin/apt-get", "/bin/mount",
                                       "/bin/login", "/usr/sbin/sshd"}));
@@ -238,7 +239,9 @@ struct ErrorCase {
   const char* message;  // expected message with FILE for the file name
 };
 
-void PrintTo(const ErrorCase& c, std::ostream* os) { *os << c.name; }
+void PrintTo(const ErrorCase& c, std::ostream* os) {
+  *os << c.name;
+}
 
 std::string with_file(std::string text, const std::string& file) {
   for (auto pos = text.find("FILE"); pos != std::string::npos; pos = text.find("FILE", pos + file.size())) {
@@ -295,6 +298,8 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"float_duration", "command_timeout = 1.5\n",
                   "FILE:1:19: command_timeout: expected a duration (integer seconds or a string like \"5m\"), got a "
                   "float"},
+        ErrorCase{"huge_duration", "[backup]\nmax_age = \"3651d\"\n",
+                  "FILE:2:11: backup.max_age: the duration is longer than 3650 days"},
         ErrorCase{"zero_timeout", "command_timeout = 0\n",
                   "FILE:1:19: command_timeout: the duration must be greater than 0"},
         ErrorCase{"bad_size", "[snapshot]\nmin_free = \"1 gigabyte\"\n",
@@ -319,12 +324,14 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"relative_custom_command", "[[custom]]\nname = \"x\"\ncommand = [\"nginx\", \"-t\"]\n",
                   "FILE:3:12: custom[0].command: entry 1: the program 'nginx' is not an absolute path (it must start "
                   "with '/')"},
-        ErrorCase{"custom_missing_command", "[[custom]]\nname = \"ok\"\ncommand = [\"/bin/true\"]\n[[custom]]\nname = \"y\"\n",
+        ErrorCase{"custom_missing_command",
+                  "[[custom]]\nname = \"ok\"\ncommand = [\"/bin/true\"]\n[[custom]]\nname = \"y\"\n",
                   "FILE:4:1: custom[1]: missing required key 'command'"},
         ErrorCase{"custom_unknown_key", "[[custom]]\nname = \"x\"\ncommand = [\"/bin/true\"]\ntimout = 5\n",
                   "FILE:4:1: custom[0].timout: unknown key (expected one of: name, command, timeout, severity)"},
         ErrorCase{"custom_duplicate_name",
-                  "[[custom]]\nname = \"x\"\ncommand = [\"/bin/true\"]\n[[custom]]\nname = \"x\"\ncommand = [\"/bin/false\"]\n",
+                  "[[custom]]\nname = \"x\"\ncommand = [\"/bin/true\"]\n[[custom]]\nname = \"x\"\ncommand = "
+                  "[\"/bin/false\"]\n",
                   "FILE:5:8: custom[1].name: a custom check named 'x' is already defined in this file"},
         ErrorCase{"negative_keep", "[snapshot]\nkeep = -1\n", "FILE:2:8: snapshot.keep: must be 0 or more, got -1"},
         ErrorCase{"bad_backend", "[snapshot]\nbackend = \"zfs\"\n",
@@ -421,13 +428,13 @@ TEST_F(ConfigDir, WrongOwnerIsRefused) {
 }
 
 TEST_F(ConfigDir, FileOwnedBySomeoneElseIsRefusedByLoad) {
-  if (::geteuid() != 0) UG_SKIP_OR_FAIL("needs root to give a file to another user");
+  if (!guard::testing::is_root()) UG_SKIP_OR_FAIL("needs root to give a file to another user");
   write_file(etc("policy.toml"), "on_fail = \"warn\"\n");
   ASSERT_EQ(::chown(etc("policy.toml").c_str(), 65534, 65534), 0);
   auto loaded = load_policy(options());
   ASSERT_FALSE(loaded);
-  EXPECT_EQ(loaded.error().message, etc("policy.toml") + " is owned by uid 65534, not by root (uid 0): run chown root " +
-                                        etc("policy.toml"));
+  EXPECT_EQ(loaded.error().message,
+            etc("policy.toml") + " is owned by uid 65534, not by root (uid 0): run chown root " + etc("policy.toml"));
 }
 
 // ---- render ---------------------------------------------------------------------------------
