@@ -161,6 +161,7 @@ TEST_F(ConfigDir, LayersApplyInOrderAndNonTomlFilesAreIgnored) {
   write_file(etc("policy.d/30-c.conf"), "this is not toml [[[\n");
   write_file(etc("policy.d/README"), "keep = -1\n");
   write_file(etc("policy.d/.hidden.toml"), "bogus = 1\n");
+  make_dirs(etc("policy.d/40-dir.toml"), 0755);  // a directory, not a drop-in
 
   auto loaded = load_policy(options());
   ASSERT_TRUE(loaded) << loaded.error().message;
