@@ -2,6 +2,7 @@
 #include "guard/state.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <fmt/format.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -295,6 +296,14 @@ Result<BootTrialState> parse_boot_trial_state(std::string_view s) {
   return parse_enum(s, kTrialStates, "boot trial state");
 }
 
+std::string current_boot_id() { return read_first_line("/proc/sys/kernel/random/boot_id"); }
+
+bool run_process_alive(const RunRecord& run) {
+  if (run.finished_unix || run.pid <= 0) return false;
+  if (!run.boot_id.empty() && run.boot_id != current_boot_id()) return false;
+  return ::kill(static_cast<pid_t>(run.pid), 0) == 0 || errno == EPERM;
+}
+
 // ---- Statement: one prepared statement, bound left to right -------------------------------
 
 class StateStore::Statement {
@@ -332,6 +341,13 @@ class StateStore::Statement {
     }
   }
 
+  // Ready to bind and run again, e.g. one INSERT per finding.
+  void reset() {
+    sqlite3_reset(stmt_.get());
+    sqlite3_clear_bindings(stmt_.get());
+    index_ = 0;
+    bind_failed_ = false;
+  }
   // Finalizes now, e.g. before a COMMIT while a row was left unread.
   void close() { stmt_.reset(); }
 
@@ -632,7 +648,7 @@ Result<std::int64_t> StateStore::begin_run(const std::string& root, const std::v
       context);
   if (!stmt) return fail(stmt.error());
   stmt->bind(now).bind(root).bind(nlohmann::json(argv).dump()).bind(to_string(RunPhase::preflight)).bind(now);
-  stmt->bind(pid).bind(host_name()).bind(read_first_line("/proc/sys/kernel/random/boot_id"));
+  stmt->bind(pid).bind(host_name()).bind(current_boot_id());
   if (auto r = stmt->run(); !r) return fail(r.error());
   std::int64_t id = sqlite3_last_insert_rowid(db_.get());
   auto phase = prepare("INSERT INTO run_phases (run_id, phase, at_unix_ms) VALUES (?, ?, ?)", context);
@@ -830,12 +846,13 @@ Result<std::int64_t> StateStore::save_report(std::optional<std::int64_t> run_id,
   stmt->bind(checks::to_json(report).dump());
   if (auto r = stmt->run(); !r) return fail(r.error());
   std::int64_t report_id = sqlite3_last_insert_rowid(db_.get());
+  auto ins = prepare(
+      "INSERT INTO findings (report_id, run_id, stage, check_id, severity, path, package, message, hint, "
+      "finding_key, known) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      context);
+  if (!ins) return fail(ins.error());
   for (const auto& f : report.findings) {
-    auto ins = prepare(
-        "INSERT INTO findings (report_id, run_id, stage, check_id, severity, path, package, message, hint, "
-        "finding_key, known) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        context);
-    if (!ins) return fail(ins.error());
+    ins->reset();
     ins->bind(report_id).bind(run_id).bind(to_string(stage)).bind(f.check).bind(policies::to_string(f.severity));
     ins->bind(f.path).bind(f.package).bind(f.message).bind(f.hint).bind(f.key()).bind(std::int64_t{f.known});
     if (auto r = ins->run(); !r) return fail(r.error());
@@ -926,9 +943,10 @@ Result<void> StateStore::save_baseline(const std::string& root, const std::vecto
   if (!ins) return fail(ins.error());
   ins->bind(root).bind(now_unix()).bind(run_id);
   if (auto r = ins->run(); !r) return r;
+  auto k = prepare("INSERT OR IGNORE INTO baseline_keys (root, finding_key) VALUES (?, ?)", context);
+  if (!k) return fail(k.error());
   for (const auto& key : keys) {
-    auto k = prepare("INSERT OR IGNORE INTO baseline_keys (root, finding_key) VALUES (?, ?)", context);
-    if (!k) return fail(k.error());
+    k->reset();
     k->bind(root).bind(key);
     if (auto r = k->run(); !r) return r;
   }

@@ -57,6 +57,13 @@ struct RunRecord {
   std::string message;  // the last word on the run, e.g. "libfoo.so.1 missing; rolled back"
 };
 
+// True when the guard process that began `run` may still be running: the same boot and a
+// live pid. A false true is possible after pid reuse; a false false is not. e.g. the
+// recover command treats an unfinished run whose process is gone as interrupted.
+[[nodiscard]] bool run_process_alive(const RunRecord& run);
+// This boot's id, from /proc/sys/kernel/random/boot_id; empty when unreadable.
+[[nodiscard]] std::string current_boot_id();
+
 // One phase transition of a run, for timing. e.g. {phase=command, at_unix_ms=1700000000123}.
 struct PhaseRecord {
   RunPhase phase = RunPhase::preflight;

@@ -686,6 +686,26 @@ TEST_F(StateStoreTest, TwoProcessesWritingConcurrentlyBothSucceed) {
   EXPECT_TRUE(store.quick_check());
 }
 
+TEST(RunProcessAlive, SameBootAndLivePidOnly) {
+  RunRecord run;
+  run.pid = ::getpid();
+  run.boot_id = current_boot_id();
+  ASSERT_EQ(run.boot_id.size(), 36u);
+  EXPECT_TRUE(run_process_alive(run));
+  run.finished_unix = 1;
+  EXPECT_FALSE(run_process_alive(run));  // a finished run has no process
+  run.finished_unix.reset();
+  run.boot_id = "00000000-0000-0000-0000-000000000000";
+  EXPECT_FALSE(run_process_alive(run));  // began before a reboot
+  pid_t child = ::fork();
+  ASSERT_NE(child, -1);
+  if (child == 0) ::_exit(0);
+  ASSERT_EQ(::waitpid(child, nullptr, 0), child);
+  run.pid = child;
+  run.boot_id = current_boot_id();
+  EXPECT_FALSE(run_process_alive(run));  // reaped: gone
+}
+
 TEST(StateEnums, NamesRoundTrip) {
   for (auto p : {RunPhase::preflight, RunPhase::post_checks, RunPhase::done}) {
     auto parsed = parse_run_phase(to_string(p));
