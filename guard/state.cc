@@ -481,6 +481,11 @@ Result<StateStore> StateStore::open_impl(const std::string& state_dir, int targe
     if (!fd && errno != EEXIST) return base::fail_errno("open", path, errno, "cannot create the state database");
   }
 
+  // SQLite would quietly fall back to read-only; say what is wrong instead.
+  if (::access(path.c_str(), R_OK | W_OK) != 0) {
+    return base::fail_errno("access", path, errno, "cannot open the state database for writing (run as root?)");
+  }
+
   sqlite3* raw = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &raw,
                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_EXRESCODE, nullptr);
@@ -520,15 +525,7 @@ Result<StateStore> StateStore::open_impl(const std::string& state_dir, int targe
   }
   if (auto r = store.quick_check(); !r) return fail(r.error());
 
-  auto journal = store.prepare("PRAGMA journal_mode=WAL", "cannot switch the state database to WAL");
-  if (!journal) return fail(journal.error());
-  auto row = journal->step();
-  if (!row) return fail(row.error());
-  if (!*row || journal->text(0) != "wal") {
-    return fail(Error{"journal_mode", path, 0,
-                      "cannot switch the state database to WAL (is it on a filesystem without shared memory?)"});
-  }
-  journal->close();
+  if (auto r = store.enable_wal(); !r) return fail(r.error());
   if (auto r = store.exec("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON",
                           "cannot configure the state database");
       !r) {
@@ -536,6 +533,31 @@ Result<StateStore> StateStore::open_impl(const std::string& state_dir, int targe
   }
   if (auto r = store.migrate(target_version); !r) return fail(r.error());
   return store;
+}
+
+Result<void> StateStore::enable_wal() {
+  // Switching a new database from rollback to WAL needs an exclusive lock, and SQLite does
+  // not run the busy handler for it: two guards opening a fresh store at once would see
+  // "database is locked". Retry for as long as the busy timeout.
+  const char* context = "cannot switch the state database to WAL";
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kBusyTimeoutMs);
+  for (;;) {
+    auto stmt = prepare("PRAGMA journal_mode=WAL", context);
+    if (!stmt) return fail(stmt.error());
+    auto row = stmt->step();
+    if (row) {
+      if (!*row || stmt->text(0) != "wal") {
+        return fail("journal_mode", path_, fmt::format("{} (is it on a filesystem without shared memory?)", context));
+      }
+      return {};
+    }
+    int code = sqlite3_errcode(db_.get()) & 0xff;
+    if ((code != SQLITE_BUSY && code != SQLITE_LOCKED) || std::chrono::steady_clock::now() >= deadline) {
+      return fail(row.error());
+    }
+    stmt->close();
+    ::usleep(10'000);
+  }
 }
 
 Result<void> StateStore::migrate(int target_version) {

@@ -297,6 +297,7 @@ class StateStore {
   [[nodiscard]] base::Result<Statement> prepare(std::string_view sql, std::string_view context) const;
   [[nodiscard]] base::Result<void> exec(const char* sql, std::string_view context) const;
   [[nodiscard]] base::Error error(std::string_view call, std::string_view context) const;
+  [[nodiscard]] base::Result<void> enable_wal();
   [[nodiscard]] base::Result<void> migrate(int target_version);
   // Runs one UPDATE that must change exactly one row, in its own transaction.
   [[nodiscard]] base::Result<void> update_one(std::string_view sql, const std::string& context,
