@@ -45,8 +45,9 @@ std::string shell_join(const std::vector<std::string>& argv) {
   std::string out;
   for (const auto& a : argv) {
     if (!out.empty()) out += ' ';
-    bool plain = !a.empty() && a.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-                                                  "-_./=:,+@%") == std::string::npos;
+    bool plain = !a.empty() && a.find_first_not_of(
+                                   "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                                   "-_./=:,+@%") == std::string::npos;
     if (plain) {
       out += a;
       continue;
@@ -173,9 +174,10 @@ int show_run(const StateStore& store, std::int64_t run_id, bool json) {
     fmt::print("phases:\n");
     for (std::size_t i = 0; i < phases->size(); ++i) {
       const auto& p = (*phases)[i];
-      std::string took = i + 1 < phases->size()
-                             ? fmt::format("{:.1f} s", static_cast<double>((*phases)[i + 1].at_unix_ms - p.at_unix_ms) / 1000)
-                             : std::string();
+      std::string took =
+          i + 1 < phases->size()
+              ? fmt::format("{:.1f} s", static_cast<double>((*phases)[i + 1].at_unix_ms - p.at_unix_ms) / 1000)
+              : std::string();
       fmt::print("  {:<12} {:>10}\n", to_string(p.phase), took);
     }
   }
@@ -209,8 +211,8 @@ void add_history_command(CLI::App& app, CliContext& ctx) {
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) {
       if (errno != ENOENT && errno != ENOTDIR) {
-        ctx.exit_code = report_error(base::Error{"stat", path, errno, "cannot read the state database"},
-                                     kExitEnvironment);
+        ctx.exit_code =
+            report_error(base::Error{"stat", path, errno, "cannot read the state database"}, kExitEnvironment);
         return;
       }
       if (ctx.options.json) {

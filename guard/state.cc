@@ -2,8 +2,8 @@
 #include "guard/state.h"
 
 #include <fcntl.h>
-#include <signal.h>
 #include <fmt/format.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -19,14 +19,18 @@
 
 namespace guard {
 
-void CloseDatabase::operator()(sqlite3* db) const { sqlite3_close_v2(db); }
-void FinalizeStatement::operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
+void CloseDatabase::operator()(sqlite3* db) const {
+  sqlite3_close_v2(db);
+}
+void FinalizeStatement::operator()(sqlite3_stmt* stmt) const {
+  sqlite3_finalize(stmt);
+}
 
 namespace {
 
 using base::Error;
-using base::Result;
 using base::fail;
+using base::Result;
 
 constexpr int kBusyTimeoutMs = 5000;
 
@@ -204,12 +208,11 @@ Result<Enum> parse_enum(std::string_view s, const std::array<Enum, N>& values, c
   return fail("state", "", fmt::format("unknown {} '{}' in the state database", kind, s));
 }
 
-constexpr std::array kPhases = {RunPhase::preflight, RunPhase::baseline,    RunPhase::snapshot,
-                                RunPhase::command,   RunPhase::changes,     RunPhase::post_checks,
-                                RunPhase::verdict,   RunPhase::rollback,    RunPhase::done};
-constexpr std::array kOutcomes = {RunOutcome::passed, RunOutcome::rolled_back, RunOutcome::gated,
-                                  RunOutcome::warned, RunOutcome::refused,     RunOutcome::interrupted,
-                                  RunOutcome::failed};
+constexpr std::array kPhases = {RunPhase::preflight, RunPhase::baseline, RunPhase::snapshot,
+                                RunPhase::command,   RunPhase::changes,  RunPhase::post_checks,
+                                RunPhase::verdict,   RunPhase::rollback, RunPhase::done};
+constexpr std::array kOutcomes = {RunOutcome::passed,  RunOutcome::rolled_back, RunOutcome::gated, RunOutcome::warned,
+                                  RunOutcome::refused, RunOutcome::interrupted, RunOutcome::failed};
 constexpr std::array kStages = {ReportStage::baseline, ReportStage::post, ReportStage::check, ReportStage::audit,
                                 ReportStage::restored};
 constexpr std::array kSnapshotStates = {SnapshotState::present, SnapshotState::deleting, SnapshotState::deleted};
@@ -230,65 +233,99 @@ std::string damaged_advice(const std::string& path) {
 
 const char* to_string(RunPhase p) {
   switch (p) {
-    case RunPhase::preflight: return "preflight";
-    case RunPhase::baseline: return "baseline";
-    case RunPhase::snapshot: return "snapshot";
-    case RunPhase::command: return "command";
-    case RunPhase::changes: return "changes";
-    case RunPhase::post_checks: return "post-checks";
-    case RunPhase::verdict: return "verdict";
-    case RunPhase::rollback: return "rollback";
-    case RunPhase::done: return "done";
+    case RunPhase::preflight:
+      return "preflight";
+    case RunPhase::baseline:
+      return "baseline";
+    case RunPhase::snapshot:
+      return "snapshot";
+    case RunPhase::command:
+      return "command";
+    case RunPhase::changes:
+      return "changes";
+    case RunPhase::post_checks:
+      return "post-checks";
+    case RunPhase::verdict:
+      return "verdict";
+    case RunPhase::rollback:
+      return "rollback";
+    case RunPhase::done:
+      return "done";
   }
   return "?";
 }
 
 const char* to_string(RunOutcome o) {
   switch (o) {
-    case RunOutcome::passed: return "passed";
-    case RunOutcome::rolled_back: return "rolled-back";
-    case RunOutcome::gated: return "gated";
-    case RunOutcome::warned: return "warned";
-    case RunOutcome::refused: return "refused";
-    case RunOutcome::interrupted: return "interrupted";
-    case RunOutcome::failed: return "failed";
+    case RunOutcome::passed:
+      return "passed";
+    case RunOutcome::rolled_back:
+      return "rolled-back";
+    case RunOutcome::gated:
+      return "gated";
+    case RunOutcome::warned:
+      return "warned";
+    case RunOutcome::refused:
+      return "refused";
+    case RunOutcome::interrupted:
+      return "interrupted";
+    case RunOutcome::failed:
+      return "failed";
   }
   return "?";
 }
 
 const char* to_string(ReportStage s) {
   switch (s) {
-    case ReportStage::baseline: return "baseline";
-    case ReportStage::post: return "post";
-    case ReportStage::check: return "check";
-    case ReportStage::audit: return "audit";
-    case ReportStage::restored: return "restored";
+    case ReportStage::baseline:
+      return "baseline";
+    case ReportStage::post:
+      return "post";
+    case ReportStage::check:
+      return "check";
+    case ReportStage::audit:
+      return "audit";
+    case ReportStage::restored:
+      return "restored";
   }
   return "?";
 }
 
 const char* to_string(SnapshotState s) {
   switch (s) {
-    case SnapshotState::present: return "present";
-    case SnapshotState::deleting: return "deleting";
-    case SnapshotState::deleted: return "deleted";
+    case SnapshotState::present:
+      return "present";
+    case SnapshotState::deleting:
+      return "deleting";
+    case SnapshotState::deleted:
+      return "deleted";
   }
   return "?";
 }
 
 const char* to_string(BootTrialState s) {
   switch (s) {
-    case BootTrialState::pending: return "pending";
-    case BootTrialState::blessed: return "blessed";
-    case BootTrialState::rolled_back: return "rolled-back";
-    case BootTrialState::failed: return "failed";
+    case BootTrialState::pending:
+      return "pending";
+    case BootTrialState::blessed:
+      return "blessed";
+    case BootTrialState::rolled_back:
+      return "rolled-back";
+    case BootTrialState::failed:
+      return "failed";
   }
   return "?";
 }
 
-Result<RunPhase> parse_run_phase(std::string_view s) { return parse_enum(s, kPhases, "run phase"); }
-Result<RunOutcome> parse_run_outcome(std::string_view s) { return parse_enum(s, kOutcomes, "run outcome"); }
-Result<ReportStage> parse_report_stage(std::string_view s) { return parse_enum(s, kStages, "report stage"); }
+Result<RunPhase> parse_run_phase(std::string_view s) {
+  return parse_enum(s, kPhases, "run phase");
+}
+Result<RunOutcome> parse_run_outcome(std::string_view s) {
+  return parse_enum(s, kOutcomes, "run outcome");
+}
+Result<ReportStage> parse_report_stage(std::string_view s) {
+  return parse_enum(s, kStages, "report stage");
+}
 Result<SnapshotState> parse_snapshot_state(std::string_view s) {
   return parse_enum(s, kSnapshotStates, "snapshot state");
 }
@@ -296,7 +333,9 @@ Result<BootTrialState> parse_boot_trial_state(std::string_view s) {
   return parse_enum(s, kTrialStates, "boot trial state");
 }
 
-std::string current_boot_id() { return read_first_line("/proc/sys/kernel/random/boot_id"); }
+std::string current_boot_id() {
+  return read_first_line("/proc/sys/kernel/random/boot_id");
+}
 
 bool run_process_alive(const RunRecord& run) {
   if (run.finished_unix || run.pid <= 0) return false;
@@ -461,7 +500,9 @@ Result<void> StateStore::exec(const char* sql, std::string_view context) const {
   return {};
 }
 
-Result<StateStore> StateStore::open(const std::string& state_dir) { return open_impl(state_dir, kSchemaVersion); }
+Result<StateStore> StateStore::open(const std::string& state_dir) {
+  return open_impl(state_dir, kSchemaVersion);
+}
 
 Result<StateStore> StateStore::open_at_version_for_test(const std::string& state_dir, int version) {
   if (version < 1 || version > kSchemaVersion) {
@@ -487,8 +528,8 @@ Result<StateStore> StateStore::open_impl(const std::string& state_dir, int targe
   }
 
   sqlite3* raw = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &raw,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_EXRESCODE, nullptr);
+  int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_EXRESCODE,
+                           nullptr);
   DbPtr db(raw);
   if (rc != SQLITE_OK) {
     int err = raw ? sqlite3_system_errno(raw) : 0;
@@ -526,8 +567,7 @@ Result<StateStore> StateStore::open_impl(const std::string& state_dir, int targe
   if (auto r = store.quick_check(); !r) return fail(r.error());
 
   if (auto r = store.enable_wal(); !r) return fail(r.error());
-  if (auto r = store.exec("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON",
-                          "cannot configure the state database");
+  if (auto r = store.exec("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON", "cannot configure the state database");
       !r) {
     return fail(r.error());
   }
@@ -623,9 +663,9 @@ Result<void> StateStore::quick_check() const {
     if (!row) {
       int code = sqlite3_errcode(db_.get()) & 0xff;
       if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) {
-        return fail(Error{"quick_check", path_, 0,
-                          fmt::format("the state database is damaged ({}); {}", sqlite3_errmsg(db_.get()),
-                                      damaged_advice(path_))});
+        return fail(Error{
+            "quick_check", path_, 0,
+            fmt::format("the state database is damaged ({}); {}", sqlite3_errmsg(db_.get()), damaged_advice(path_))});
       }
       return fail(row.error());
     }
@@ -636,9 +676,9 @@ Result<void> StateStore::quick_check() const {
   if (!problems.empty()) {
     std::string joined;
     for (const auto& p : problems) joined += (joined.empty() ? "" : "; ") + p;
-    return fail(Error{"quick_check", path_, 0,
-                      fmt::format("the state database is damaged (PRAGMA quick_check: {}); {}", joined,
-                                  damaged_advice(path_))});
+    return fail(Error{
+        "quick_check", path_, 0,
+        fmt::format("the state database is damaged (PRAGMA quick_check: {}); {}", joined, damaged_advice(path_))});
   }
   return {};
 }
@@ -685,8 +725,8 @@ Result<void> StateStore::set_phase(std::int64_t run_id, RunPhase phase) {
   std::string context = fmt::format("cannot record phase {} of run {}", to_string(phase), run_id);
   auto txn = TransactionGuard::begin(*this, context);
   if (!txn) return fail(txn.error());
-  auto stmt = prepare("UPDATE runs SET phase = ?, phase_changed_unix = ? WHERE id = ? AND finished_unix IS NULL",
-                      context);
+  auto stmt =
+      prepare("UPDATE runs SET phase = ?, phase_changed_unix = ? WHERE id = ? AND finished_unix IS NULL", context);
   if (!stmt) return fail(stmt.error());
   stmt->bind(to_string(phase)).bind(now_unix()).bind(run_id);
   if (auto r = stmt->run(); !r) return r;
@@ -750,7 +790,10 @@ Result<void> StateStore::finish_impl(std::int64_t run_id, RunOutcome outcome, st
       context);
   if (!stmt) return fail(stmt.error());
   std::int64_t now = now_unix();
-  stmt->bind(to_string(outcome)).bind(exit_code ? std::optional<std::int64_t>(*exit_code) : std::nullopt).bind(message).bind(now);
+  stmt->bind(to_string(outcome))
+      .bind(exit_code ? std::optional<std::int64_t>(*exit_code) : std::nullopt)
+      .bind(message)
+      .bind(now);
   stmt->bind(std::int64_t{keep_phase}).bind(std::int64_t{keep_phase}).bind(now).bind(run_id);
   if (auto r = stmt->run(); !r) return r;
   if (sqlite3_changes(db_.get()) != 1) {
@@ -861,8 +904,8 @@ Result<std::int64_t> StateStore::save_report(std::optional<std::int64_t> run_id,
                                : fmt::format("cannot save the {} report", to_string(stage));
   auto txn = TransactionGuard::begin(*this, context);
   if (!txn) return fail(txn.error());
-  auto stmt = prepare("INSERT INTO reports (run_id, stage, root, created_unix, verdict, json) VALUES (?, ?, ?, ?, ?, ?)",
-                      context);
+  auto stmt = prepare(
+      "INSERT INTO reports (run_id, stage, root, created_unix, verdict, json) VALUES (?, ?, ?, ?, ?, ?)", context);
   if (!stmt) return fail(stmt.error());
   stmt->bind(run_id).bind(to_string(stage)).bind(report.root).bind(now_unix()).bind(checks::to_string(report.verdict));
   stmt->bind(checks::to_json(report).dump());
@@ -890,8 +933,10 @@ Result<std::optional<StoredReport>> StateStore::query_report(std::string_view wh
                                   where),
                       "cannot read a report");
   if (!stmt) return fail(stmt.error());
-  if (text_arg.empty()) stmt->bind(int_arg);
-  else stmt->bind(text_arg);
+  if (text_arg.empty())
+    stmt->bind(int_arg);
+  else
+    stmt->bind(text_arg);
   stmt->bind(to_string(stage));
   auto row = stmt->step();
   if (!row) return fail(row.error());
@@ -1111,8 +1156,8 @@ Result<void> StateStore::set_gate(const GateState& gate) {
   if (!stmt) return fail(stmt.error());
   stmt->bind(std::int64_t{gate.closed}).bind(gate.reason).bind(gate.run_id).bind(when).bind(gate.changed_by);
   if (auto r = stmt->run(); !r) return r;
-  auto ev = prepare("INSERT INTO gate_events (closed, reason, run_id, at_unix, changed_by) VALUES (?, ?, ?, ?, ?)",
-                    context);
+  auto ev =
+      prepare("INSERT INTO gate_events (closed, reason, run_id, at_unix, changed_by) VALUES (?, ?, ?, ?, ?)", context);
   if (!ev) return fail(ev.error());
   ev->bind(std::int64_t{gate.closed}).bind(gate.reason).bind(gate.run_id).bind(when).bind(gate.changed_by);
   if (auto r = ev->run(); !r) return r;
@@ -1120,8 +1165,9 @@ Result<void> StateStore::set_gate(const GateState& gate) {
 }
 
 Result<std::vector<GateEvent>> StateStore::gate_events(int limit) const {
-  auto stmt = prepare("SELECT id, closed, reason, run_id, at_unix, changed_by FROM gate_events ORDER BY id DESC LIMIT ?",
-                      "cannot read the gate history");
+  auto stmt =
+      prepare("SELECT id, closed, reason, run_id, at_unix, changed_by FROM gate_events ORDER BY id DESC LIMIT ?",
+              "cannot read the gate history");
   if (!stmt) return fail(stmt.error());
   stmt->bind(std::int64_t{limit > 0 ? limit : -1});
   std::vector<GateEvent> out;
@@ -1191,8 +1237,8 @@ Result<int> StateStore::record_boot_attempt(std::int64_t id) {
   std::string context = fmt::format("cannot count a boot attempt of trial {}", id);
   auto txn = TransactionGuard::begin(*this, context);
   if (!txn) return fail(txn.error());
-  auto stmt = prepare("UPDATE boot_trials SET attempts = attempts + 1, updated_unix = ? WHERE id = ? RETURNING attempts",
-                      context);
+  auto stmt = prepare(
+      "UPDATE boot_trials SET attempts = attempts + 1, updated_unix = ? WHERE id = ? RETURNING attempts", context);
   if (!stmt) return fail(stmt.error());
   stmt->bind(now_unix()).bind(id);
   auto row = stmt->step();

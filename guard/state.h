@@ -113,7 +113,7 @@ enum class SnapshotState { present, deleting, deleted };
 // label="pre run 12", location="/.snapshots/upgrade-guard/20260122-101500-run12", root="/"}.
 struct SnapshotRecord {
   std::string id;
-  std::string backend;   // "btrfs", "none"...
+  std::string backend;  // "btrfs", "none"...
   std::string label;
   std::string location;  // where the backend keeps it (host path or backend-specific name)
   std::string root;      // host path of the root it was taken of
@@ -308,8 +308,7 @@ class StateStore {
                                                                 std::optional<std::int64_t> arg) const;
   [[nodiscard]] base::Result<std::optional<StoredReport>> query_report(std::string_view where,
                                                                        const std::string& text_arg,
-                                                                       std::int64_t int_arg,
-                                                                       ReportStage stage) const;
+                                                                       std::int64_t int_arg, ReportStage stage) const;
   [[nodiscard]] base::Result<std::vector<SnapshotRecord>> query_snapshots(std::string_view where,
                                                                           const std::string& arg) const;
   [[nodiscard]] base::Result<std::optional<BootTrialRecord>> query_boot_trial(std::string_view where,

@@ -16,8 +16,8 @@
 namespace guard {
 namespace {
 
-using guard::testing::TempDir;
 using guard::testing::read_file;
+using guard::testing::TempDir;
 using guard::testing::write_file;
 using ::testing::HasSubstr;
 
@@ -156,8 +156,8 @@ TEST_F(StateStoreTest, RunLifecycleRoundTrip) {
   ASSERT_TRUE(phases);
   std::vector<std::string> names;
   for (const auto& p : *phases) names.push_back(to_string(p.phase));
-  EXPECT_EQ(names, (std::vector<std::string>{"preflight", "baseline", "snapshot", "command", "changes",
-                                             "post-checks", "verdict", "done"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"preflight", "baseline", "snapshot", "command", "changes", "post-checks",
+                                             "verdict", "done"}));
   for (std::size_t i = 1; i < phases->size(); ++i) EXPECT_GE((*phases)[i].at_unix_ms, (*phases)[i - 1].at_unix_ms);
 
   // A finished run takes no more phases or endings.
@@ -302,12 +302,14 @@ TEST_F(StateStoreTest, SnapshotsRoundTrip) {
   auto store = must_open(dir_);
   auto run = store.begin_run("/", {"apt-get", "upgrade"}, 1);
   ASSERT_TRUE(run);
-  SnapshotRecord a{"snap-a", "btrfs", "pre run 1", "/.snapshots/ug/snap-a", "/", 1000, *run,
-                   SnapshotState::present, false, std::nullopt};
-  SnapshotRecord b{"snap-b", "btrfs", "manual", "/.snapshots/ug/snap-b", "/", 2000, std::nullopt,
-                   SnapshotState::present, false, std::nullopt};
-  SnapshotRecord c{"snap-c", "btrfs", "chroot", "/srv/.snap/c", "/srv/chroot", 3000, std::nullopt,
-                   SnapshotState::present, true, std::nullopt};
+  SnapshotRecord a{"snap-a", "btrfs",     "pre run 1", "/.snapshots/ug/snap-a", "/", 1000, *run, SnapshotState::present,
+                   false,    std::nullopt};
+  SnapshotRecord b{"snap-b", "btrfs",     "manual",     "/.snapshots/ug/snap-b",
+                   "/",      2000,        std::nullopt, SnapshotState::present,
+                   false,    std::nullopt};
+  SnapshotRecord c{"snap-c",      "btrfs",     "chroot",     "/srv/.snap/c",
+                   "/srv/chroot", 3000,        std::nullopt, SnapshotState::present,
+                   true,          std::nullopt};
   ASSERT_TRUE(store.record_snapshot(a));
   ASSERT_TRUE(store.record_snapshot(b));
   ASSERT_TRUE(store.record_snapshot(c));
