@@ -140,6 +140,7 @@ base::Result<CheckOutput> PackageHashesCheck::run(const CheckContext& ctx) const
   if (!db) return tl::unexpected(db.error());
 
   std::vector<Job> jobs;
+  jobs.reserve(db->packages().size() * 64);
   for (const auto& p : db->packages()) {
     if (has_files(p.state)) collect(ctx, *db, p, jobs, out.findings);
   }

@@ -23,10 +23,12 @@ int main(int argc, char** argv) {
     if (a == "--root") {
       root_dir = value();
     } else if (a == "--checks") {
-      for (auto id : base::split(value(), ',')) ids.emplace_back(id);
+      std::string v = value();
+      for (auto id : base::split(v, ',')) ids.emplace_back(id);
     } else if (a == "--packages") {
       scope.full = false;
-      for (auto p : base::split(value(), ',')) scope.packages.emplace(p);
+      std::string v = value();
+      for (auto p : base::split(v, ',')) scope.packages.emplace(p);
     } else if (a == "--list") {
       list = true;
     } else {
