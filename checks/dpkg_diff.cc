@@ -64,6 +64,18 @@ base::Result<StatusDiff> diff_status(std::string_view before_bytes, std::string_
   return diff_status(*before, *after);
 }
 
+base::Result<StatusDiff> diff_roots(const base::Root& before, const base::Root& after) {
+  auto b = before.read_file("/var/lib/dpkg/status");
+  if (!b) return tl::unexpected(b.error());
+  auto a = after.read_file("/var/lib/dpkg/status");
+  if (!a) return tl::unexpected(a.error());
+  auto before_pkgs = parse_status(*b, before.host_path("/var/lib/dpkg/status"));
+  if (!before_pkgs) return tl::unexpected(before_pkgs.error());
+  auto after_pkgs = parse_status(*a, after.host_path("/var/lib/dpkg/status"));
+  if (!after_pkgs) return tl::unexpected(after_pkgs.error());
+  return diff_status(*before_pkgs, *after_pkgs);
+}
+
 Scope scope_from_diff(const StatusDiff& diff) {
   Scope scope;
   scope.full = false;

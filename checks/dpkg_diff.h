@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/root.h"
 #include "checks/check.h"
 #include "checks/dpkg_status.h"
 
@@ -44,6 +45,10 @@ struct StatusDiff {
                                      const std::vector<PackageRecord>& after);
 // The same from the raw bytes of both files; an error names the file ("before"/"after") and line.
 [[nodiscard]] base::Result<StatusDiff> diff_status(std::string_view before_bytes, std::string_view after_bytes);
+
+// Diffs the dpkg status files of two roots, e.g. a snapshot mounted at
+// /run/upgrade-guard/snap/@ (before) and the live "/" (after).
+[[nodiscard]] base::Result<StatusDiff> diff_roots(const base::Root& before, const base::Root& after);
 
 // The scope for post-upgrade file checks: every package installed, upgraded, downgraded or
 // state-changed (removed packages have no files left to check). full=false even when empty.

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/common/test_env.h"
+
 namespace guard::checks {
 namespace {
 
@@ -67,6 +69,19 @@ TEST(DiffStatus, MalformedInputNamesTheSide) {
   ASSERT_FALSE(diff);
   EXPECT_EQ(diff.error().path, "after");
   EXPECT_NE(diff.error().message.find("line 2:"), std::string::npos);
+}
+
+TEST(DiffStatus, TwoRoots) {
+  guard::testing::TempDir before, after;
+  guard::testing::write_file(before / "var/lib/dpkg/status", para("curl", "7.88.1-10+deb12u5"));
+  guard::testing::write_file(after / "var/lib/dpkg/status", para("curl", "7.88.1-10+deb12u8"));
+  auto b = base::Root::open(before.path());
+  auto a = base::Root::open(after.path());
+  ASSERT_TRUE(b && a);
+  auto diff = diff_roots(*b, *a);
+  ASSERT_TRUE(diff) << diff.error().to_string();
+  ASSERT_EQ(diff->upgraded.size(), 1u);
+  EXPECT_EQ(scope_from_diff(*diff).packages, (std::set<std::string>{"curl"}));
 }
 
 }  // namespace
