@@ -22,23 +22,19 @@ struct HistoryOptions {
 };
 
 // "2026-01-22 10:15:00" in local time, like journalctl.
-std::string local_time(std::int64_t seconds) {
+std::string format_time(std::int64_t seconds, bool utc) {
   std::time_t t = static_cast<std::time_t>(seconds);
   std::tm tm{};
-  localtime_r(&t, &tm);
+  if ((utc ? gmtime_r(&t, &tm) : localtime_r(&t, &tm)) == nullptr) return std::to_string(seconds);
   char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
+  if (std::strftime(buf, sizeof(buf), utc ? "%Y-%m-%dT%H:%M:%SZ" : "%Y-%m-%d %H:%M:%S", &tm) == 0) {
+    return std::to_string(seconds);
+  }
   return buf;
 }
 
-std::string iso_utc(std::int64_t seconds) {
-  std::time_t t = static_cast<std::time_t>(seconds);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+std::string local_time(std::int64_t seconds) { return format_time(seconds, false); }
+std::string iso_utc(std::int64_t seconds) { return format_time(seconds, true); }
 
 // argv as a shell user would type it: apt-get install './a b.deb'
 std::string shell_join(const std::vector<std::string>& argv) {
