@@ -21,7 +21,7 @@ struct HistoryOptions {
   std::int64_t run_id = 0;  // 0: list
 };
 
-// "2026-01-22 10:15:00" in local time, like journalctl.
+// "2026-01-22 10:15:00" in local time (like journalctl) or "2026-01-22T10:15:00Z" in UTC.
 std::string format_time(std::int64_t seconds, bool utc) {
   std::time_t t = static_cast<std::time_t>(seconds);
   std::tm tm{};
