@@ -89,6 +89,7 @@ base::Result<Layout> detect_layout(const std::string& root_dir, DetectOptions op
   layout.fstype = mount->fstype;
   layout.mount_point = mount->target;
   layout.device = mount->source;
+  layout.mount_fs_root = mount->fs_root;
   struct statfs sfs {};
   if (::statfs(real.c_str(), &sfs) == 0 && sfs.f_type == BTRFS_SUPER_MAGIC) layout.fstype = "btrfs";
 

@@ -32,6 +32,8 @@ struct Layout {
   std::string fstype;          // of the mount containing root_dir, e.g. "btrfs", "ext4"
   std::string mount_point;     // that mount's target, e.g. "/" or "/mnt/top"
   std::string device;          // that mount's source, e.g. "/dev/vda2"
+  std::string mount_fs_root;   // the directory of the filesystem that mount shows: "/" for a
+                               // btrfs top-level mount, "/@" for a subvol=@ mount
   // btrfs only:
   bool is_subvolume = false;   // root_dir is a subvolume's top directory
   std::uint64_t subvol_id = 0; // e.g. 256
