@@ -25,8 +25,10 @@ base::Result<UniqueFd> open_dir_at(int dir, const std::string& name, const std::
 }
 
 base::Result<std::vector<std::string>> names_in(int fd, const std::string& display) {
-  int dup = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  if (dup < 0) return base::fail_errno("fcntl", display);
+  // A fresh open, not a dup: btrfs readdir on an open file does not show entries added after
+  // it was opened, and a dup would share that file.
+  int dup = ::openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dup < 0) return base::fail_errno("openat .", display);
   std::unique_ptr<DIR, int (*)(DIR*)> dir(::fdopendir(dup), &::closedir);
   if (!dir) {
     ::close(dup);

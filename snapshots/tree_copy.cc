@@ -27,8 +27,10 @@ using DirPtr = std::unique_ptr<DIR, DirDeleter>;
 
 // The names in an open directory, read through a duplicate so `fd` stays usable.
 base::Result<std::vector<std::string>> list_dir(int fd, const std::string& display) {
-  int dup = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  if (dup < 0) return base::fail_errno("fcntl F_DUPFD_CLOEXEC", display);
+  // A fresh open, not a dup: btrfs readdir on an open file does not show entries added after
+  // it was opened, and a dup would share that file.
+  int dup = ::openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dup < 0) return base::fail_errno("openat .", display);
   DirPtr dir(::fdopendir(dup));
   if (!dir) {
     ::close(dup);
