@@ -562,8 +562,8 @@ base::Result<RollbackResult> BtrfsBackend::rollback(const std::string& id, const
   std::string old_root = j.root_name.empty() ? top() : top() + "/" + j.root_name;
   auto old_id = btrfs::subvolume_id(old_root);
   if (!old_id) return base::fail(old_id.error());
-  if (*old_id != layout_.subvol_id)
-    return base::fail(kRefused, old_root, "the root subvolume changed since the layout was read; try again");
+  // Not layout_.subvol_id: after an earlier rollback the path names another subvolume, and
+  // the path is what boots.
   j.old_root_id = *old_id;
   j.restore_name = std::string(kStoreName) + "/" + id + ".restore-" + j.ts;
   j.broken_name = std::string(kStoreName) + "/rollback-" + j.ts + "-broken";

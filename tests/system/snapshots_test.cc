@@ -293,6 +293,43 @@ TEST_F(BtrfsRoot, InterruptedRollbackLeavesValidRootAndResumes) {
   }
 }
 
+// A crash can fall between a step's act and its journal write: the journal then names the
+// step before. Resuming must notice the act already happened (and not, say, exchange back).
+TEST_F(BtrfsRoot, CrashBetweenActAndJournalWrite) {
+  build("@", true, "minbase");
+  if (IsSkipped() || HasFatalFailure()) return;
+  auto b = backend();
+  ASSERT_TRUE(b);
+  int round = 0;
+  for (auto step : {RollbackStep::restore_created, RollbackStep::nested_moved, RollbackStep::swapped,
+                    RollbackStep::default_set, RollbackStep::broken_kept}) {
+    std::string tag = "j" + std::to_string(round++);
+    SCOPED_TRACE(std::string("acted on ") + to_string(step) + ", journal one step behind");
+    auto snap = b->create(tag, {});
+    ASSERT_TRUE(snap) << snap.error().to_string();
+    change_after_snapshot(tag);
+    RollbackOptions opts;
+    opts.stop_after = step;
+    ASSERT_FALSE(b->rollback(snap->id, opts));
+    auto pending = b->pending_rollbacks();
+    ASSERT_TRUE(pending);
+    ASSERT_EQ(pending->size(), 1u);
+    std::string journal = (*pending)[0].journal;
+    std::string text = slurp(journal);
+    std::string from = "\"step\": " + std::to_string(static_cast<int>(step)) + ",";
+    auto at = text.find(from);
+    ASSERT_NE(at, std::string::npos) << text;
+    text.replace(at, from.size(), "\"step\": " + std::to_string(static_cast<int>(step) - 1) + ",");
+    guard::testing::write_file(journal, text, 0600);
+    auto resumed = b->resume_rollback(journal, ResumeMode::complete);
+    ASSERT_TRUE(resumed) << resumed.error().to_string();
+    EXPECT_FALSE(exists(root_ + "/usr/lib/x86_64-linux-gnu/libnew-" + tag + ".so.1")) << "the snapshot's root is at @";
+    EXPECT_EQ(slurp(root_ + "/var/log/after-" + tag + ".log"), "written after the snapshot\n");
+    EXPECT_EQ(slurp(root_ + "/var/lib/docker/after-" + tag), "container data\n");
+    EXPECT_TRUE(exists(top_ + "/" + resumed->broken + "/usr/lib/x86_64-linux-gnu/libnew-" + tag + ".so.1"));
+  }
+}
+
 TEST_F(BtrfsRoot, PruneKeepsNewestAndProtected) {
   build("@", true, "minbase");
   if (IsSkipped() || HasFatalFailure()) return;
