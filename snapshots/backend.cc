@@ -38,14 +38,11 @@ std::string make_snapshot_id(std::int64_t unix_time, const std::string& label) {
   std::strftime(buf, sizeof(buf), "%Y%m%d-%H%M%S", &tm);
   std::string clean;
   for (char c : label) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_';
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
     if (ok) clean += c;
     else if (!clean.empty() && clean.back() != '-') clean += '-';
   }
-  while (!clean.empty() && (clean.back() == '-' || clean.front() == '.')) {
-    if (clean.back() == '-') clean.pop_back();
-    else clean.erase(0, 1);
-  }
+  while (!clean.empty() && clean.back() == '-') clean.pop_back();
   if (clean.size() > 64) clean.resize(64);
   return clean.empty() ? std::string(buf) : std::string(buf) + "-" + clean;
 }

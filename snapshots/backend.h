@@ -126,7 +126,8 @@ class SnapshotBackend {
                                                                           const policies::Policy& policy,
                                                                           const std::string& state_dir);
 
-// "20261122-193012-pre-run12" from a time and a label ("pre run#12" -> "pre-run-12").
+// "20261122-193012-pre-run-12" from a UTC time and a label: only letters, digits and _ are
+// kept, every other run becomes one "-" ("pre run#12" -> "pre-run-12", "../etc" -> "etc").
 [[nodiscard]] std::string make_snapshot_id(std::int64_t unix_time, const std::string& label);
 
 }  // namespace guard::snapshots
