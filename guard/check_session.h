@@ -1,0 +1,38 @@
+// Running the checks the way every subcommand does (check, run, audit, recover, gate open):
+// open the root, scope the checks, fill in package owners, apply or save the baseline.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "checks/report.h"
+#include "guard/cli.h"
+#include "policies/policy.h"
+
+namespace guard {
+
+struct CheckSessionOptions {
+  std::vector<std::string> check_ids;  // empty = every check the policy enables
+  std::string baseline;                // "", "save" or "compare"
+  bool scope_changed = false;          // limit file checks to packages changed since packages_from
+  std::string packages_from;           // host path of a dpkg status file from before the change
+  std::function<void(std::string_view, std::uint64_t, std::uint64_t)> progress;
+};
+
+struct CheckSessionOutcome {
+  checks::Report report;
+  std::vector<std::string> notes;  // lines for the human output, e.g. "baseline saved (12 findings)"
+};
+
+// An error with the exit code the CLI should use (2 for usage, 4 for environment).
+struct CheckSessionError {
+  base::Error error;
+  int exit_code = kExitEnvironment;
+};
+
+[[nodiscard]] tl::expected<CheckSessionOutcome, CheckSessionError> run_check_session(
+    const GlobalOptions& options, const policies::Policy& policy, const CheckSessionOptions& session);
+
+}  // namespace guard

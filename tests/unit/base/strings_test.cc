@@ -1,0 +1,26 @@
+#include "base/strings.h"
+
+#include <gtest/gtest.h>
+
+#include "base/error.h"
+
+namespace guard::base {
+namespace {
+
+TEST(StringsTest, TrimSplit) {
+  EXPECT_EQ(trim("  a b \r\n"), "a b");
+  EXPECT_EQ(trim("   "), "");
+  EXPECT_EQ(split("a,,b", ','), (std::vector<std::string_view>{"a", "", "b"}));
+  EXPECT_EQ(split_ws(" a  b\tc "), (std::vector<std::string_view>{"a", "b", "c"}));
+  EXPECT_EQ(line_of("a\nb\nc", 4), 3u);
+}
+
+TEST(ErrorTest, ToStringNamesPathAndCall) {
+  Error e{"openat2", "/etc/fstab", ENOENT, "cannot read the fstab"};
+  EXPECT_EQ(e.to_string(), "cannot read the fstab: /etc/fstab: openat2: No such file or directory");
+  Error plain{"policy", "/etc/upgrade-guard/policy.toml", 0, "bad value"};
+  EXPECT_EQ(plain.to_string(), "bad value: /etc/upgrade-guard/policy.toml");
+}
+
+}  // namespace
+}  // namespace guard::base
