@@ -8,5 +8,5 @@ build=${1:-$here/build}
 if [ ! -d "$build" ]; then
   cmake -S "$here" -B "$build" -G Ninja >/dev/null
 fi
-ninja -C "$build" -j2 snapshots_bench >/dev/null
-exec "$build/tests/bench/snapshots_bench"
+ninja -C "$build" -j2 bench_snapshots >/dev/null
+exec "$build/tests/bench/bench_snapshots"
