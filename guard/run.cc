@@ -257,6 +257,12 @@ RunSummary RunPipeline::finish_after_command(Context& ctx) {
   if (before && after) {
     if (auto diff = checks::diff_status(*before, *after)) s.changes = std::move(*diff);
   }
+  std::vector<PackageChange> all_changes;
+  for (const auto* v : {&s.changes.installed, &s.changes.removed, &s.changes.upgraded, &s.changes.downgraded,
+                        &s.changes.state_changed}) {
+    for (const auto& c : *v) all_changes.push_back(PackageChange{c.package, c.before_version, c.after_version});
+  }
+  (void)db.save_package_changes(s.run_id, all_changes);
 
   // 7. Post-checks: scoped to the change plus the always-on checks, against the baseline.
   phase(RunPhase::post_checks);
