@@ -18,9 +18,5 @@ void add_pending(CLI::App& app, CliContext& ctx, const std::string& name, const 
 void add_audit_command(CLI::App& app, CliContext& ctx) {
   add_pending(app, ctx, "audit", "Run every check against the accepted baseline (for a timer)");
 }
-void add_snapshot_commands(CLI::App& app, CliContext& ctx) {
-  add_pending(app, ctx, "snapshot", "List, create, delete or prune snapshots");
-  add_pending(app, ctx, "rollback", "Roll the root back to a snapshot");
-}
 
 }  // namespace guard
