@@ -131,7 +131,7 @@ Result<ProcessResult> SystemCommandRunner::run(const Command& command) {
       tee_pipe.async_read_some(boost::asio::buffer(tee_buffer), [&](const boost::system::error_code& ec, std::size_t n) {
         if (n > 0) {
           std::string_view chunk(tee_buffer.data(), n);
-          [[maybe_unused]] ssize_t w1 = ::write(STDOUT_FILENO, chunk.data(), chunk.size());
+          [[maybe_unused]] ssize_t w1 = ::write(command.tee_fd, chunk.data(), chunk.size());
           if (tee_fd) [[maybe_unused]] ssize_t w2 = ::write(tee_fd.get(), chunk.data(), chunk.size());
           result.out.append(chunk);
           if (result.out.size() > 128 * 1024) result.out.erase(0, result.out.size() - 64 * 1024);

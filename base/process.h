@@ -27,6 +27,7 @@ struct Command {
   // the chroot (as package maintainer scripts expect). Unmounted when the child's namespace ends.
   bool bind_system_dirs = false;
   std::string tee_file;                         // Output::tee: host path, opened O_APPEND
+  int tee_fd = 1;                               // Output::tee: where the live copy goes (stdout)
   std::string cwd;                              // working dir (inside the chroot), "" = "/" with chroot
   std::map<std::string, std::string> env;       // added to (or replacing in) our environment
   std::string input;                            // written to stdin with Output::capture

@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "base/log.h"
+#include "guard/run.h"
 #include "policies/loader.h"
 
 namespace guard {
@@ -37,7 +38,7 @@ constexpr const char* kFooter = R"(Exit codes:
   3  the upgrade failed its checks and was rolled back
   4  environment problem: not root, a lock held, no snapshot backend, or not built yet
 
-Global options (--root, --policy, --config-dir, --state-dir, --json, -v) are accepted before
+Global options (--root, --policy, --config-dir, --state-dir, --log-dir, --json, -v) are accepted before
 or after the subcommand. State lives in /var/lib/upgrade-guard/state.db, logs of guarded
 commands in /var/log/upgrade-guard/, the policy in /etc/upgrade-guard/policy.toml and
 /etc/upgrade-guard/policy.d/*.toml.)";
@@ -61,13 +62,18 @@ int run_cli(int argc, char** argv) {
                  "Use built-in defaults < FILE instead of /etc/upgrade-guard/policy.toml and policy.d/");
   app.add_option("--config-dir", o.config_dir, "Where policy.toml and policy.d/ live")->capture_default_str();
   app.add_option("--state-dir", o.state_dir, "Where state.db lives")->capture_default_str();
+  app.add_option("--log-dir", o.log_dir, "Where the output of guarded commands is logged")->capture_default_str();
   app.add_flag("--json", o.json, "Print data as JSON (schema 1) on stdout");
   app.add_flag("-v,--verbose", o.verbose, "Log progress to stderr");
 
-  app.parse_complete_callback([&o] {
+  app.parse_complete_callback([&o, &app] {
     base::LogConfig log;
     log.stderr_level = o.verbose ? base::LogLevel::info : base::LogLevel::warning;
     base::configure_logging(log);
+    // Any invocation reports a run whose guard died (recover says it itself).
+    if (app.got_subcommand("recover")) return;
+    for (const auto& notice : interrupted_run_notices(o.state_dir))
+      std::fprintf(stderr, "upgrade-guard: warning: %s\n", notice.c_str());
   });
 
   add_check_command(app, ctx);

@@ -28,6 +28,7 @@ struct GlobalOptions {
   std::string policy_file;                        // --policy FILE: defaults < FILE only
   std::string config_dir = "/etc/upgrade-guard";  // where policy.toml and policy.d/ live
   std::string state_dir = "/var/lib/upgrade-guard";
+  std::string log_dir = "/var/log/upgrade-guard";  // logs of guarded commands
   bool json = false;                              // --json: data on stdout as JSON
   bool verbose = false;
 };

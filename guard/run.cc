@@ -220,6 +220,7 @@ RunSummary RunPipeline::run(const std::vector<std::string>& argv) {
   cmd.timeout = policy_.command_timeout;
   cmd.output = base::Output::tee;
   cmd.tee_file = s.log_file;
+  cmd.tee_fd = options_.json ? STDERR_FILENO : STDOUT_FILENO;  // stdout carries the JSON
   cmd.env["UPGRADE_GUARD_RUN"] = std::to_string(s.run_id);
   if (!ctx.root->is_host_root()) {
     cmd.chroot = ctx.root->host_path("/");

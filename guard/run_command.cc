@@ -20,6 +20,7 @@ int require_root(const char* what) {
 RunPaths paths_for(const GlobalOptions& o) {
   RunPaths paths;
   paths.state_dir = o.state_dir;
+  paths.log_dir = o.log_dir;
   return paths;
 }
 

@@ -1,0 +1,99 @@
+#include "tests/system/guarded_root.h"
+
+#include <sys/stat.h>
+
+#include <filesystem>
+
+namespace guard::testing {
+
+GuardedRoot::GuardedRoot(const TempDir& dir, const std::string& variant, std::uint64_t size) : dir_(dir.path()) {
+  std::string cache = cached_root(variant);
+  if (cache.empty()) {
+    error_ = "cannot build the cached " + variant + " root (scripts/test-root " + variant + ")";
+    return;
+  }
+  image_ = std::make_unique<LoopImage>(dir_ + "/image", size, "btrfs");
+  if (!image_->ok()) {
+    error_ = image_->error();
+    return;
+  }
+  top_ = dir_ + "/top";
+  if (!image_->mount(top_, "subvolid=5")) {
+    error_ = "cannot mount the image";
+    return;
+  }
+  root_ = top_ + "/@";
+  auto sub = run({"btrfs", "subvolume", "create", root_});
+  if (!sub.ok()) {
+    error_ = "btrfs subvolume create: " + sub.err;
+    return;
+  }
+  auto cp = run({"cp", "-a", "--reflink=auto", cache + "/.", root_ + "/"}, 900);
+  if (!cp.ok()) {
+    error_ = "cp: " + cp.err;
+    return;
+  }
+  auto uuid = run({"blkid", "-s", "UUID", "-o", "value", image_->device()});
+  std::string id = uuid.out.substr(0, uuid.out.find('\n'));
+  write_file(root_ + "/etc/fstab", "UUID=" + id + " / btrfs subvol=@,defaults 0 0\n");
+  make_dirs(state_dir(), 0700);
+  make_dirs(log_dir(), 0750);
+}
+
+base::ProcessResult GuardedRoot::chroot(const std::vector<std::string>& argv, int timeout_seconds) {
+  base::SystemCommandRunner runner;
+  base::Command cmd;
+  cmd.argv = argv;
+  cmd.chroot = root_;
+  cmd.bind_system_dirs = true;
+  cmd.timeout = std::chrono::seconds(timeout_seconds);
+  cmd.env["DEBIAN_FRONTEND"] = "noninteractive";
+  auto r = runner.run(cmd);
+  if (!r) {
+    ADD_FAILURE() << "chroot " << argv.front() << ": " << r.error().to_string();
+    return {};
+  }
+  return *r;
+}
+
+std::vector<std::string> GuardedRoot::guard_args(const std::vector<std::string>& args) const {
+  std::vector<std::string> all{"--root", root_, "--state-dir", state_dir(), "--log-dir", log_dir()};
+  all.insert(all.end(), args.begin(), args.end());
+  return all;
+}
+
+base::ProcessResult GuardedRoot::guard(const std::vector<std::string>& args, int timeout_seconds) {
+  std::vector<std::string> argv{binary()};
+  auto all = guard_args(args);
+  argv.insert(argv.end(), all.begin(), all.end());
+  return run(argv, timeout_seconds, {{"DEBIAN_FRONTEND", "noninteractive"}});
+}
+
+std::string build_deb(const DebSpec& spec, const std::string& out_dir) {
+  std::string tree = out_dir + "/" + spec.name + "-" + spec.version + ".tree";
+  std::filesystem::remove_all(tree);
+  make_dirs(tree + "/DEBIAN");
+  std::string control = "Package: " + spec.name + "\nVersion: " + spec.version +
+                        "\nArchitecture: amd64\nMaintainer: upgrade-guard tests <tests@invalid>\n"
+                        "Description: upgrade-guard test package\n";
+  if (!spec.depends.empty()) control += "Depends: " + spec.depends + "\n";
+  write_file(tree + "/DEBIAN/control", control);
+  if (!spec.preinst.empty()) write_file(tree + "/DEBIAN/preinst", "#!/bin/sh\n" + spec.preinst + "\n", 0755);
+  if (!spec.postinst.empty()) write_file(tree + "/DEBIAN/postinst", "#!/bin/sh\n" + spec.postinst + "\n", 0755);
+  for (const auto& [path, file] : spec.files) write_file(tree + path, file.first, file.second);
+  std::string deb = out_dir + "/" + spec.name + "_" + spec.version + ".deb";
+  auto r = run({"dpkg-deb", "--root-owner-group", "-Zgzip", "--build", tree, deb});
+  if (!r.ok()) {
+    ADD_FAILURE() << "dpkg-deb: " << r.err;
+    return "";
+  }
+  return deb;
+}
+
+std::string slurp(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return "";
+  return read_file(path);
+}
+
+}  // namespace guard::testing

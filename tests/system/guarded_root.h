@@ -1,0 +1,63 @@
+// A Debian root on a loop-mounted btrfs image, laid out like a Debian/Ubuntu install
+// (`@` pinned by subvol=@ in its fstab), and .deb packages built at test time: the ground
+// for end-to-end tests of `upgrade-guard run`. Everything is released by RAII.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "tests/common/test_env.h"
+#include "tests/system/snapshot_fixture.h"
+
+namespace guard::testing {
+
+class GuardedRoot {
+ public:
+  // Copies the cached `variant` root into `<dir>/top/@` on a fresh btrfs image.
+  GuardedRoot(const TempDir& dir, const std::string& variant = "minbase", std::uint64_t size = 3ULL << 30);
+
+  [[nodiscard]] bool ok() const { return error_.empty(); }
+  [[nodiscard]] const std::string& error() const { return error_; }
+  // The root as --root takes it, e.g. /tmp/ug-test.X/top/@
+  [[nodiscard]] const std::string& root() const { return root_; }
+  // The top level of the image, e.g. /tmp/ug-test.X/top
+  [[nodiscard]] const std::string& top() const { return top_; }
+  [[nodiscard]] std::string state_dir() const { return dir_ + "/state"; }
+  [[nodiscard]] std::string log_dir() const { return dir_ + "/log"; }
+  // root() + rel
+  [[nodiscard]] std::string path(const std::string& rel) const { return root_ + rel; }
+
+  // Runs argv chrooted into the root (/proc, /sys, /dev bound), e.g. {"apt-get", "update"}.
+  base::ProcessResult chroot(const std::vector<std::string>& argv, int timeout_seconds = 900);
+  // Runs the built upgrade-guard with --root, --state-dir and --log-dir of this root.
+  base::ProcessResult guard(const std::vector<std::string>& args, int timeout_seconds = 1800);
+  // The guard's arguments for this root, before the subcommand's own.
+  [[nodiscard]] std::vector<std::string> guard_args(const std::vector<std::string>& args) const;
+
+ private:
+  std::string dir_;
+  std::string top_;
+  std::string root_;
+  std::string error_;
+  std::unique_ptr<LoopImage> image_;
+};
+
+// A binary package built with dpkg-deb. Files map an absolute path to (content, mode).
+struct DebSpec {
+  std::string name;
+  std::string version = "1.0";
+  std::string depends;
+  std::map<std::string, std::pair<std::string, mode_t>> files;
+  std::string preinst;   // script text, may be empty
+  std::string postinst;  // script text, may be empty
+};
+
+// Builds `spec` into `<out_dir>/<name>_<version>.deb`; returns its path ("" and a test
+// failure when dpkg-deb fails).
+std::string build_deb(const DebSpec& spec, const std::string& out_dir);
+
+// Reads a file's bytes, or "" when it does not exist.
+std::string slurp(const std::string& path);
+
+}  // namespace guard::testing

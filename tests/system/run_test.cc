@@ -1,0 +1,260 @@
+// End-to-end: `upgrade-guard run --root R -- apt-get ...` on a real debootstrapped Debian 12
+// root in a btrfs image, with packages built at test time that break the system the ways
+// real upgrades do. Each broken upgrade must be rolled back (exit 3) to the exact
+// pre-upgrade files and dpkg status, with the broken root kept.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "guard/state.h"
+#include "tests/system/guarded_root.h"
+
+namespace guard {
+namespace {
+
+using guard::testing::build_deb;
+using guard::testing::DebSpec;
+using guard::testing::GuardedRoot;
+using guard::testing::slurp;
+using guard::testing::TempDir;
+
+constexpr const char* kLibDir = "/usr/lib/x86_64-linux-gnu";
+
+class RunTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!guard::testing::is_root()) UG_SKIP_OR_FAIL("needs root: loop devices, btrfs, chroot");
+    root_ = std::make_unique<GuardedRoot>(dir_);
+    ASSERT_TRUE(root_->ok()) << root_->error();
+    guard::testing::make_dirs(dir_ / "pkgs");
+  }
+
+  // Builds a package and copies it into the root's /tmp; returns the path inside the root.
+  std::string deb_in_root(const DebSpec& spec) {
+    std::string deb = build_deb(spec, dir_ / "pkgs");
+    std::string inside = "/tmp/" + std::filesystem::path(deb).filename().string();
+    std::filesystem::copy_file(deb, root_->path(inside), std::filesystem::copy_options::overwrite_existing);
+    return inside;
+  }
+
+  // Compiles C into an ELF file and returns its bytes.
+  std::string elf(const std::string& source, const std::vector<std::string>& flags) {
+    static int n = 0;
+    std::string out = dir_ / ("elf" + std::to_string(++n));
+    std::string log;
+    EXPECT_TRUE(guard::testing::compile_c(source, out, flags, &log)) << log;
+    return guard::testing::read_file(out);
+  }
+
+  nlohmann::json run_json(const std::vector<std::string>& command, int* exit_code) {
+    std::vector<std::string> args{"--json", "run", "--"};
+    args.insert(args.end(), command.begin(), command.end());
+    auto r = root_->guard(args);
+    *exit_code = r.exit_code;
+    try {
+      return nlohmann::json::parse(r.out);
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "not JSON (" << e.what() << "): " << r.out << "\nstderr: " << r.err;
+      return {};
+    }
+  }
+
+  // The rollback left the broken root under @upgrade-guard/.
+  bool broken_root_kept() {
+    for (const auto& e : std::filesystem::directory_iterator(root_->top() + "/@upgrade-guard")) {
+      std::string name = e.path().filename().string();
+      if (name.find("broken") != std::string::npos && e.is_directory()) return true;
+    }
+    return false;
+  }
+
+  static bool has_finding(const nlohmann::json& report, const std::string& check, const std::string& path,
+                          const std::string& package = "") {
+    for (const auto& f : report["findings"]) {
+      if (f["check"] == check && f["path"] == path && f["blocking"] == true &&
+          (package.empty() || f.value("package", "") == package))
+        return true;
+    }
+    return false;
+  }
+
+  TempDir dir_{"ug-run"};
+  std::unique_ptr<GuardedRoot> root_;
+};
+
+TEST_F(RunTest, RealPendingUpdatesPass) {
+  auto update = root_->chroot({"apt-get", "-q", "update"});
+  ASSERT_TRUE(update.ok()) << update.out << update.err;
+  int rc = -1;
+  auto j = run_json({"apt-get", "-y", "-q", "upgrade"}, &rc);
+  EXPECT_EQ(rc, 0) << j.dump(2);
+  EXPECT_EQ(j["outcome"], "passed");
+  EXPECT_FALSE(j["changes"]["upgraded"].empty()) << "the cached root should have pending bookworm updates";
+  EXPECT_TRUE(j["snapshot"].is_string());
+  EXPECT_FALSE(j.contains("rollback"));
+
+  auto history = root_->guard({"history", "--json", "--run", std::to_string(j["run"].get<int>())});
+  ASSERT_EQ(history.exit_code, 0) << history.err;
+  auto h = nlohmann::json::parse(history.out);
+  EXPECT_FALSE(h["packages"].empty()) << history.out;
+  EXPECT_NE(slurp(root_->log_dir() + "/run-1.log").find("Unpacking"), std::string::npos);
+}
+
+TEST_F(RunTest, UpgradeThatRemovesANeededLibraryIsRolledBack) {
+  std::string lib = elf("int ug_answer(void) { return 42; }", {"-shared", "-fPIC", "-Wl,-soname,libugdemo.so.1"});
+  guard::testing::write_file(dir_ / "libugdemo.so.1", lib, 0644);
+  std::string tool = elf("int ug_answer(void); int main(void) { return ug_answer() == 42 ? 0 : 1; }",
+                         {"-L" + dir_.path(), "-l:libugdemo.so.1"});
+  DebSpec lib_v1{"libugdemo1", "1.0", "", {{std::string(kLibDir) + "/libugdemo.so.1", {lib, 0644}}}, "", ""};
+  DebSpec tool_pkg{"ugdemo-tool", "1.0", "", {{"/usr/bin/ugdemo-tool", {tool, 0755}}}, "", ""};
+  DebSpec lib_v2{"libugdemo1", "2.0", "", {{"/usr/share/doc/libugdemo1/README", {"gone\n", 0644}}}, "", ""};
+  auto setup = root_->chroot({"dpkg", "-i", deb_in_root(lib_v1), deb_in_root(tool_pkg)});
+  ASSERT_TRUE(setup.ok()) << setup.out << setup.err;
+  ASSERT_TRUE(root_->chroot({"/usr/bin/ugdemo-tool"}).ok());
+  std::string status_before = slurp(root_->path("/var/lib/dpkg/status"));
+
+  int rc = -1;
+  auto j = run_json({"apt-get", "install", "-y", deb_in_root(lib_v2)}, &rc);
+  EXPECT_EQ(rc, 3) << j.dump(2);
+  EXPECT_EQ(j["outcome"], "rolled-back");
+  EXPECT_TRUE(has_finding(j["post"], "libraries", "/usr/bin/ugdemo-tool", "ugdemo-tool")) << j["post"].dump(2);
+  EXPECT_EQ(slurp(root_->path("/var/lib/dpkg/status")), status_before);
+  EXPECT_EQ(slurp(root_->path(std::string(kLibDir) + "/libugdemo.so.1")), lib);
+  EXPECT_TRUE(root_->chroot({"/usr/bin/ugdemo-tool"}).ok()) << "the restored root runs the tool again";
+  EXPECT_TRUE(broken_root_kept());
+}
+
+TEST_F(RunTest, BinaryNeedingAMissingSymbolVersionIsRolledBack) {
+  guard::testing::write_file(dir_ / "v2.map", "UGV_2.0 { global: ugv_call; local: *; };\n");
+  guard::testing::write_file(dir_ / "v1.map", "UGV_1.0 { global: ugv_call; local: *; };\n");
+  std::string lib_new = elf("int ugv_call(void) { return 0; }",
+                            {"-shared", "-fPIC", "-Wl,-soname,libugv.so.1", "-Wl,--version-script," + (dir_ / "v2.map")});
+  guard::testing::write_file(dir_ / "libugv.so.1", lib_new, 0644);
+  std::string tool = elf("int ugv_call(void); int main(void) { return ugv_call(); }",
+                         {"-L" + dir_.path(), "-l:libugv.so.1"});
+  std::string lib_old = elf("int ugv_call(void) { return 0; }",
+                            {"-shared", "-fPIC", "-Wl,-soname,libugv.so.1", "-Wl,--version-script," + (dir_ / "v1.map")});
+  DebSpec pkg{"ugv-tool", "1.0", "",
+              {{"/usr/bin/ugv-tool", {tool, 0755}}, {std::string(kLibDir) + "/libugv.so.1", {lib_old, 0644}}}, "", ""};
+  std::string status_before = slurp(root_->path("/var/lib/dpkg/status"));
+
+  int rc = -1;
+  auto j = run_json({"apt-get", "install", "-y", deb_in_root(pkg)}, &rc);
+  EXPECT_EQ(rc, 3) << j.dump(2);
+  EXPECT_TRUE(has_finding(j["post"], "libraries", "/usr/bin/ugv-tool", "ugv-tool")) << j["post"].dump(2);
+  EXPECT_EQ(slurp(root_->path("/var/lib/dpkg/status")), status_before);
+  EXPECT_FALSE(std::filesystem::exists(root_->path("/usr/bin/ugv-tool")));
+  EXPECT_TRUE(broken_root_kept());
+}
+
+TEST_F(RunTest, MaintainerScriptReplacingSbinIsRolledBack) {
+  DebSpec pkg{"ug-sbin-breaker", "1.0", "", {{"/usr/share/doc/ug-sbin-breaker/README", {"x\n", 0644}}}, "",
+              "mv /usr/sbin /usr/sbin.moved && ln -s bin /usr/sbin"};
+  int rc = -1;
+  auto j = run_json({"apt-get", "install", "-y", deb_in_root(pkg)}, &rc);
+  EXPECT_EQ(rc, 3) << j.dump(2);
+  EXPECT_TRUE(std::filesystem::is_directory(std::filesystem::symlink_status(root_->path("/usr/sbin"))))
+      << "the restored root has its real /usr/sbin";
+  EXPECT_FALSE(std::filesystem::exists(root_->path("/usr/sbin.moved")));
+  bool named = false;
+  for (const auto& f : j["post"]["findings"]) named |= f["blocking"] == true && f["path"].get<std::string>().find("/sbin") != std::string::npos;
+  EXPECT_TRUE(named) << j["post"].dump(2);
+}
+
+TEST_F(RunTest, DpkgKilledHalfwayIsRolledBack) {
+  DebSpec a{"ug-multi-a", "1.0", "", {{"/usr/share/ug-multi/a", {"a\n", 0644}}}, "", ""};
+  DebSpec b{"ug-multi-b", "1.0", "", {{"/usr/share/ug-multi/b", {"b\n", 0644}}}, "kill -KILL $PPID; sleep 1", ""};
+  DebSpec c{"ug-multi-c", "1.0", "", {{"/usr/share/ug-multi/c", {"c\n", 0644}}}, "", ""};
+  std::string status_before = slurp(root_->path("/var/lib/dpkg/status"));
+  int rc = -1;
+  auto j = run_json({"dpkg", "-i", deb_in_root(a), deb_in_root(b), deb_in_root(c)}, &rc);
+  EXPECT_EQ(rc, 3) << j.dump(2);
+  bool dpkg_state = false;
+  for (const auto& f : j["post"]["findings"]) dpkg_state |= f["check"] == "dpkg-state" && f["blocking"] == true;
+  EXPECT_TRUE(dpkg_state) << j["post"].dump(2);
+  EXPECT_EQ(slurp(root_->path("/var/lib/dpkg/status")), status_before);
+  EXPECT_FALSE(std::filesystem::exists(root_->path("/usr/share/ug-multi/a")));
+  EXPECT_TRUE(std::filesystem::is_empty(root_->path("/var/lib/dpkg/updates")));
+}
+
+// Starts the guard in the background and returns its pid.
+pid_t spawn_guard(const std::vector<std::string>& args) {
+  std::vector<std::string> argv{guard::testing::binary()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    std::vector<char*> c;
+    for (auto& a : argv) c.push_back(a.data());
+    c.push_back(nullptr);
+    int devnull = ::open("/dev/null", O_RDWR);
+    ::dup2(devnull, 1);
+    ::dup2(devnull, 2);
+    ::execv(c[0], c.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+// Waits until the newest run is in `phase` (up to a minute).
+bool wait_for_phase(const std::string& state_dir, RunPhase phase) {
+  for (int i = 0; i < 600; ++i) {
+    if (auto store = StateStore::open(state_dir)) {
+      if (auto runs = store->list_runs(1); runs && !runs->empty() && runs->front().phase == phase) return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return false;
+}
+
+TEST_F(RunTest, GuardKilledDuringTheCommandIsRecovered) {
+  DebSpec ok{"ug-fine", "1.0", "", {{"/usr/share/doc/ug-fine/README", {"fine\n", 0644}}}, "", ""};
+  std::string deb = deb_in_root(ok);
+  pid_t pid = spawn_guard(root_->guard_args({"run", "--", "/bin/sh", "-c", "sleep 4; dpkg -i " + deb}));
+  ASSERT_TRUE(wait_for_phase(root_->state_dir(), RunPhase::command));
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+
+  auto refused = root_->guard({"run", "--", "true"});
+  EXPECT_EQ(refused.exit_code, 4);
+  EXPECT_NE(refused.out.find("interrupted during the command"), std::string::npos) << refused.out << refused.err;
+
+  // The command outlived the guard (own process group, SIGHUP-proof): recover waits for
+  // dpkg, then checks and applies the policy.
+  std::this_thread::sleep_for(std::chrono::seconds(6));
+  auto rec = root_->guard({"--json", "recover"});
+  EXPECT_EQ(rec.exit_code, 0) << rec.out << rec.err;
+  auto j = nlohmann::json::parse(rec.out);
+  ASSERT_EQ(j["recovered"].size(), 1u) << rec.out;
+  EXPECT_EQ(j["recovered"][0]["outcome"], "passed");
+  EXPECT_TRUE(std::filesystem::exists(root_->path("/usr/share/doc/ug-fine/README")));
+  auto again = root_->guard({"recover"});
+  EXPECT_NE(again.out.find("nothing to recover"), std::string::npos);
+}
+
+TEST_F(RunTest, GuardKilledDuringThePostChecksIsRecovered) {
+  std::string policy = dir_ / "policy.toml";
+  guard::testing::write_file(policy,
+                             "[[custom]]\nname = \"slow\"\ncommand = [\"/bin/sh\", \"-c\", \"test -e /ug-slow && "
+                             "sleep 30; true\"]\ntimeout = \"60s\"\n",
+                             0644);
+  pid_t pid = spawn_guard(root_->guard_args({"--policy", policy, "run", "--", "/bin/sh", "-c", "touch /ug-slow"}));
+  ASSERT_TRUE(wait_for_phase(root_->state_dir(), RunPhase::post_checks));
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  std::filesystem::remove(root_->path("/ug-slow"));
+  auto rec = root_->guard({"--policy", policy, "--json", "recover"});
+  EXPECT_EQ(rec.exit_code, 0) << rec.out << rec.err;
+  auto j = nlohmann::json::parse(rec.out);
+  ASSERT_EQ(j["recovered"].size(), 1u);
+  EXPECT_EQ(j["recovered"][0]["outcome"], "passed");
+  auto history = root_->guard({"history", "--json"});
+  auto h = nlohmann::json::parse(history.out);
+  EXPECT_EQ(h["runs"][0]["outcome"], "passed") << history.out;
+}
+
+}  // namespace
+}  // namespace guard
