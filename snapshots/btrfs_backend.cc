@@ -194,8 +194,14 @@ RollbackResult result_of(const Journal& j) {
   r.replaced_dir = "/" + j.replaced_dir();
   r.boot_restored = j.boot && j.step >= RollbackStep::boot_restored;
   r.journal = j.path;
-  if (j.live)
+  if (j.live) {
     r.notes.push_back("the running system still uses the old root; the restored root starts at the next boot");
+    if (!j.nested.empty())
+      r.notes.push_back("nested subvolumes were moved into the restored root already: their paths are gone from "
+                        "the running system, so reboot now");
+    r.notes.push_back("data written to the preserve paths from now until the reboot stays in the old root (" +
+                      j.broken_name + ")");
+  }
   if (!j.exchange)
     r.notes.push_back("the old root is the top level itself and stays where it is; the default subvolume now "
                       "points at the restored root");

@@ -394,6 +394,14 @@ TEST_F(BtrfsRoot, SeparateBootIsCapturedAndRestored) {
   EXPECT_EQ(slurp(root_ + "/boot/vmlinuz-6.1.0-2"), "kernel 2\n");
   EXPECT_EQ(slurp(root_ + "/boot/initrd.img-6.1.0-1"), "initrd rebuilt\n");
   EXPECT_FALSE(exists(aside));
+  // A whole rollback restores /boot too; the boot mount stays on the old tree's /boot, which
+  // is now the broken root (a caller of --root remounts /boot on the restored root).
+  auto full = b->rollback(snap->id, {});
+  ASSERT_TRUE(full) << full.error().to_string();
+  EXPECT_TRUE(full->boot_restored);
+  std::string boot_now = top_ + "/" + full->broken + "/boot";
+  EXPECT_EQ(slurp(boot_now + "/vmlinuz-6.1.0-1"), "kernel 1\n");
+  EXPECT_EQ(slurp(boot_now + "/.upgrade-guard-replaced-" + snap->id + "/vmlinuz-6.1.0-2"), "kernel 2\n");
   boot.unmount_all();
 }
 
