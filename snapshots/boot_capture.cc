@@ -57,8 +57,12 @@ void manifest_of(int dir, const std::string& prefix, std::string& out) {
   }
 }
 
-std::string aside_name(const std::string& id) { return ".upgrade-guard-replaced-" + id; }
-bool is_aside(const std::string& n) { return n.rfind(".upgrade-guard-replaced-", 0) == 0; }
+std::string aside_name(const std::string& id) {
+  return ".upgrade-guard-replaced-" + id;
+}
+bool is_aside(const std::string& n) {
+  return n.rfind(".upgrade-guard-replaced-", 0) == 0;
+}
 
 }  // namespace
 
@@ -171,7 +175,8 @@ base::Result<void> unrestore_contents(const std::string& boot_dir, const std::st
     if (::renameat(afd->get(), n.c_str(), boot.get(), n.c_str()) != 0)
       return base::fail_errno("renameat", boot_dir + "/" + n);
   }
-  if (::unlinkat(boot.get(), aside.c_str(), AT_REMOVEDIR) != 0) return base::fail_errno("unlinkat", boot_dir + "/" + aside);
+  if (::unlinkat(boot.get(), aside.c_str(), AT_REMOVEDIR) != 0)
+    return base::fail_errno("unlinkat", boot_dir + "/" + aside);
   return {};
 }
 

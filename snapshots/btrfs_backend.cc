@@ -112,11 +112,11 @@ struct Journal {
   std::string path;
   std::string ts;
   std::string snapshot_id;
-  std::string root_name;     // relative to the top level, e.g. "@"
+  std::string root_name;  // relative to the top level, e.g. "@"
   std::uint64_t old_root_id = 0;
   std::string restore_name;  // e.g. "@upgrade-guard/<id>.restore-<ts>"
   std::uint64_t new_root_id = 0;
-  std::string broken_name;   // e.g. "@upgrade-guard/rollback-<ts>-broken"
+  std::string broken_name;  // e.g. "@upgrade-guard/rollback-<ts>-broken"
   bool exchange = true;
   bool set_default = false;
   bool live = false;
@@ -197,14 +197,16 @@ RollbackResult result_of(const Journal& j) {
   if (j.live) {
     r.notes.push_back("the running system still uses the old root; the restored root starts at the next boot");
     if (!j.nested.empty())
-      r.notes.push_back("nested subvolumes were moved into the restored root already: their paths are gone from "
-                        "the running system, so reboot now");
+      r.notes.push_back(
+          "nested subvolumes were moved into the restored root already: their paths are gone from "
+          "the running system, so reboot now");
     r.notes.push_back("data written to the preserve paths from now until the reboot stays in the old root (" +
                       j.broken_name + ")");
   }
   if (!j.exchange)
-    r.notes.push_back("the old root is the top level itself and stays where it is; the default subvolume now "
-                      "points at the restored root");
+    r.notes.push_back(
+        "the old root is the top level itself and stays where it is; the default subvolume now "
+        "points at the restored root");
   return r;
 }
 
@@ -227,15 +229,24 @@ base::Result<std::vector<std::string>> topmost_nested(const std::string& root_pa
 
 const char* to_string(RollbackStep step) {
   switch (step) {
-    case RollbackStep::planned: return "planned";
-    case RollbackStep::restore_created: return "restore_created";
-    case RollbackStep::preserved: return "preserved";
-    case RollbackStep::nested_moved: return "nested_moved";
-    case RollbackStep::boot_restored: return "boot_restored";
-    case RollbackStep::swapped: return "swapped";
-    case RollbackStep::default_set: return "default_set";
-    case RollbackStep::broken_kept: return "broken_kept";
-    case RollbackStep::done: return "done";
+    case RollbackStep::planned:
+      return "planned";
+    case RollbackStep::restore_created:
+      return "restore_created";
+    case RollbackStep::preserved:
+      return "preserved";
+    case RollbackStep::nested_moved:
+      return "nested_moved";
+    case RollbackStep::boot_restored:
+      return "boot_restored";
+    case RollbackStep::swapped:
+      return "swapped";
+    case RollbackStep::default_set:
+      return "default_set";
+    case RollbackStep::broken_kept:
+      return "broken_kept";
+    case RollbackStep::done:
+      return "done";
   }
   return "?";
 }
@@ -256,10 +267,10 @@ base::Result<SnapshotInfo> BtrfsBackend::create(const std::string& label,
   if (::statvfs(top().c_str(), &vfs) != 0) return base::fail_errno("statvfs", top());
   std::uint64_t free_bytes = static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize;
   if (free_bytes < min_free_) {
-    return base::fail(base::Error{
-        kRefused, layout_.device, ENOSPC,
-        "not taking a snapshot: " + std::to_string(free_bytes >> 20) + " MiB free, the policy asks for at least " +
-            std::to_string(min_free_ >> 20) + " MiB (snapshot.min_free_bytes); free space or prune snapshots"});
+    return base::fail(base::Error{kRefused, layout_.device, ENOSPC,
+                                  "not taking a snapshot: " + std::to_string(free_bytes >> 20) +
+                                      " MiB free, the policy asks for at least " + std::to_string(min_free_ >> 20) +
+                                      " MiB (snapshot.min_free_bytes); free space or prune snapshots"});
   }
   if (!path_exists(store())) {
     if (auto r = btrfs::create_subvolume(store()); !r) return base::fail(r.error());
@@ -343,7 +354,8 @@ base::Result<void> BtrfsBackend::remove(const std::string& id) {
   if (!pending) return base::fail(pending.error());
   for (const auto& p : *pending)
     if (p.snapshot_id == id)
-      return base::fail(kRefused, id, "a rollback to this snapshot is unfinished (" + p.journal + "): run recover first");
+      return base::fail(kRefused, id,
+                        "a rollback to this snapshot is unfinished (" + p.journal + "): run recover first");
   if (auto r = btrfs::delete_subvolume(snap->location); !r) return r;
   if (auto fd = open_dir(store())) {
     if (auto r = remove_tree(fd->get(), id + ".boot"); !r) return r;
@@ -576,7 +588,8 @@ base::Result<RollbackResult> BtrfsBackend::rollback(const std::string& id, const
   j.exchange = !j.root_name.empty();
   j.set_default = !layout_.pinned_by_path();
   if (!j.exchange && !j.set_default)
-    return base::fail(kRefused, layout_.root_dir, "the root is the top level and pinned by subvol=: nothing can swap it");
+    return base::fail(kRefused, layout_.root_dir,
+                      "the root is the top level and pinned by subvol=: nothing can swap it");
   j.live = layout_.live;
   j.boot = snap->boot_captured;
   j.preserve = options.preserve ? *options.preserve : preserve_;

@@ -64,7 +64,9 @@ class BtrfsBackend final : public SnapshotBackend {
 
  private:
   BtrfsBackend(Layout layout, const policies::Policy& policy, TopLevelMount top)
-      : layout_(std::move(layout)), min_free_(policy.snapshot.min_free_bytes), preserve_(policy.preserve),
+      : layout_(std::move(layout)),
+        min_free_(policy.snapshot.min_free_bytes),
+        preserve_(policy.preserve),
         top_(std::move(top)) {}
 
   Layout layout_;

@@ -88,8 +88,9 @@ base::Result<SnapshotInfo> CopyBackend::create(const std::string& label,
     if (!parent.empty()) {
       if (auto r = make_dirs_at(tfd.get(), parent); !r) return undo(r.error());
     }
-    UniqueFd dst_parent(parent.empty() ? ::fcntl(tfd.get(), F_DUPFD_CLOEXEC, 0)
-                                       : ::openat(tfd.get(), parent.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    UniqueFd dst_parent(parent.empty()
+                            ? ::fcntl(tfd.get(), F_DUPFD_CLOEXEC, 0)
+                            : ::openat(tfd.get(), parent.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!dst_parent) return undo(base::Error{"openat", parent, errno, {}});
     auto r = copy_tree(src_parent->get(), name, dst_parent.get(), name);
     if (!r) return undo(r.error());
@@ -162,7 +163,8 @@ base::Result<void> CopyBackend::remove(const std::string& id) {
   UniqueFd st(::open(store_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!st) return base::fail_errno("open", store_);
   // The metadata goes first: a snapshot without it is not listed, so a crash midway hides it.
-  if (::unlinkat(st.get(), (id + ".json").c_str(), 0) != 0) return base::fail_errno("unlinkat", store_ + "/" + id + ".json");
+  if (::unlinkat(st.get(), (id + ".json").c_str(), 0) != 0)
+    return base::fail_errno("unlinkat", store_ + "/" + id + ".json");
   return remove_tree(st.get(), id);
 }
 

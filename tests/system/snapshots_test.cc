@@ -243,7 +243,8 @@ TEST_F(BtrfsRoot, InterruptedRollbackLeavesValidRootAndResumes) {
   for (auto step : steps) {
     for (auto mode : {ResumeMode::complete, ResumeMode::revert}) {
       std::string tag = std::to_string(round++);
-      SCOPED_TRACE(std::string("stop after ") + to_string(step) + (mode == ResumeMode::complete ? ", complete" : ", revert"));
+      SCOPED_TRACE(std::string("stop after ") + to_string(step) +
+                   (mode == ResumeMode::complete ? ", complete" : ", revert"));
       auto snap = b->create("k" + tag, {});
       ASSERT_TRUE(snap) << snap.error().to_string();
       change_after_snapshot(tag);
@@ -284,7 +285,7 @@ TEST_F(BtrfsRoot, InterruptedRollbackLeavesValidRootAndResumes) {
       ASSERT_TRUE(pending);
       EXPECT_TRUE(pending->empty());
       if (reverted) {
-        EXPECT_FALSE(exists(top_ + "/@upgrade-guard/" + snap->id + ".restore-" )) ;
+        EXPECT_FALSE(exists(top_ + "/@upgrade-guard/" + snap->id + ".restore-"));
         // Put @ back to a clean state for the next round.
         auto r = b->rollback(snap->id, {});
         ASSERT_TRUE(r) << r.error().to_string();
