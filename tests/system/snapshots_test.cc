@@ -3,7 +3,11 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <chrono>
+#include <csignal>
 
 #include <filesystem>
 #include <fstream>
@@ -329,6 +333,67 @@ TEST_F(BtrfsRoot, CrashBetweenActAndJournalWrite) {
     EXPECT_EQ(slurp(root_ + "/var/lib/docker/after-" + tag), "container data\n");
     EXPECT_TRUE(exists(top_ + "/" + resumed->broken + "/usr/lib/x86_64-linux-gnu/libnew-" + tag + ".so.1"));
   }
+}
+
+// The real thing: a process running the rollback is killed with SIGKILL at spread-out moments.
+// Whatever the moment, a whole root is at @ and resuming completes the rollback.
+TEST_F(BtrfsRoot, SigkilledRollbackIsResumed) {
+  build("@", true, "minbase");
+  if (IsSkipped() || HasFatalFailure()) return;
+  auto b = backend();
+  ASSERT_TRUE(b);
+  // One uninterrupted rollback, to know how long one takes.
+  auto warm = b->create("warm", {});
+  ASSERT_TRUE(warm);
+  change_after_snapshot("warm");
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(b->rollback(warm->id, {}));
+  auto full_us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count();
+  int interrupted = 0;
+  for (int k = 0; k < 8; ++k) {
+    std::string tag = "kill" + std::to_string(k);
+    SCOPED_TRACE(tag);
+    auto snap = b->create(tag, {});
+    ASSERT_TRUE(snap) << snap.error().to_string();
+    change_after_snapshot(tag);
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      auto layout = detect_layout(root_);
+      if (!layout) ::_exit(2);
+      auto child = make_backend(*layout, test_policy(), dir_ / "state");
+      if (!child) ::_exit(2);
+      ::_exit((*child)->rollback(snap->id, {}) ? 0 : 1);
+    }
+    ::usleep(static_cast<useconds_t>(full_us * k / 7));
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) == 0)) << status;
+    EXPECT_TRUE(exists(root_ + "/usr/bin/ls"));
+    EXPECT_TRUE(exists(root_ + "/etc/fstab"));
+    auto pending = b->pending_rollbacks();
+    ASSERT_TRUE(pending);
+    bool started =
+        !pending->empty() || !exists(root_ + "/usr/lib/x86_64-linux-gnu/libnew-" + tag + ".so.1");  // finished
+    for (const auto& p : *pending) {
+      ++interrupted;
+      std::printf("killed after step %s\n", to_string(p.last_step));
+      auto r = b->resume_rollback(p.journal, ResumeMode::complete);
+      ASSERT_TRUE(r) << r.error().to_string();
+    }
+    if (!started) {
+      // Killed before the journal existed: nothing changed; roll back now.
+      ASSERT_TRUE(b->rollback(snap->id, {}));
+    }
+    EXPECT_FALSE(exists(root_ + "/usr/lib/x86_64-linux-gnu/libnew-" + tag + ".so.1"));
+    EXPECT_EQ(slurp(root_ + "/var/log/after-" + tag + ".log"), "written after the snapshot\n");
+    EXPECT_EQ(slurp(root_ + "/var/lib/docker/after-" + tag), "container data\n");
+    auto nested = btrfs::is_subvolume(root_ + "/var/lib/docker");
+    ASSERT_TRUE(nested);
+    EXPECT_TRUE(*nested);
+  }
+  EXPECT_GT(interrupted, 0) << "no kill landed inside a rollback";
 }
 
 TEST_F(BtrfsRoot, PruneKeepsNewestAndProtected) {
