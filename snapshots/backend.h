@@ -35,6 +35,8 @@ struct SnapshotInfo {
   std::map<std::string, std::string> metadata;
   bool boot_captured = false;  // /boot (a separate filesystem) was copied beside it
   std::string boot_location;   // e.g. ".../@upgrade-guard/<id>.boot"
+  std::string esp_path;        // root-relative ESP captured beside it, e.g. "/boot/efi"; "" = none
+  std::string esp_location;    // e.g. ".../@upgrade-guard/<id>.esp"
 };
 
 // `Error::what` of a refusal (not enough free space, a layout the backend cannot roll back):

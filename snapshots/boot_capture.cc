@@ -66,12 +66,13 @@ bool is_aside(const std::string& n) {
 
 }  // namespace
 
-base::Result<void> capture_boot(const std::string& boot_dir, const std::string& store, const std::string& id) {
+base::Result<void> capture_boot(const std::string& boot_dir, const std::string& store, const std::string& id,
+                                const std::string& suffix) {
   UniqueFd boot(::open(boot_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!boot) return base::fail_errno("open", boot_dir, errno, "cannot read /boot to capture it");
   UniqueFd st(::open(store.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!st) return base::fail_errno("open", store);
-  const std::string dest = id + ".boot";
+  const std::string dest = id + suffix;
   if (::mkdirat(st.get(), dest.c_str(), 0700) != 0) return base::fail_errno("mkdirat", store + "/" + dest);
   auto cleanup = [&](base::Error e) -> base::Result<void> {
     (void)remove_tree(st.get(), dest);
@@ -102,12 +103,13 @@ base::Result<void> capture_boot(const std::string& boot_dir, const std::string& 
   return {};
 }
 
-base::Result<void> restore_boot(const std::string& boot_dir, const std::string& store, const std::string& id) {
-  return restore_contents(boot_dir, store + "/" + id + ".boot", aside_name(id));
+base::Result<void> restore_boot(const std::string& boot_dir, const std::string& store, const std::string& id,
+                                const std::string& suffix, const std::string& tag) {
+  return restore_contents(boot_dir, store + "/" + id + suffix, aside_name(tag));
 }
 
-base::Result<void> unrestore_boot(const std::string& boot_dir, const std::string& id) {
-  return unrestore_contents(boot_dir, aside_name(id));
+base::Result<void> unrestore_boot(const std::string& boot_dir, const std::string& tag) {
+  return unrestore_contents(boot_dir, aside_name(tag));
 }
 
 base::Result<void> restore_contents(const std::string& boot_dir, const std::string& source_dir,

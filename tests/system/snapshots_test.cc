@@ -427,6 +427,10 @@ TEST_F(BtrfsRoot, SeparateBootIsCapturedAndRestored) {
   LoopImage boot(dir_ / "boot.img", 64ULL << 20, "ext4");
   ASSERT_TRUE(boot.ok()) << boot.error();
   ASSERT_TRUE(boot.mount(root_ + "/boot"));
+  LoopImage esp(dir_ / "esp.img", 32ULL << 20, "ext4");
+  ASSERT_TRUE(esp.ok()) << esp.error();
+  ASSERT_TRUE(esp.mount(root_ + "/boot/efi"));
+  guard::testing::write_file(root_ + "/boot/efi/EFI/debian/grubx64.efi", "grub 1\n");
   guard::testing::write_file(root_ + "/boot/vmlinuz-6.1.0-1", "kernel 1\n");
   guard::testing::write_file(root_ + "/boot/initrd.img-6.1.0-1", "initrd 1\n");
   auto b = backend();
@@ -434,6 +438,9 @@ TEST_F(BtrfsRoot, SeparateBootIsCapturedAndRestored) {
   auto snap = b->create("boot", {});
   ASSERT_TRUE(snap) << snap.error().to_string();
   EXPECT_TRUE(snap->boot_captured);
+  EXPECT_EQ(snap->esp_path, "/boot/efi");
+  EXPECT_EQ(slurp(snap->esp_location + "/EFI/debian/grubx64.efi"), "grub 1\n");
+  EXPECT_FALSE(exists(snap->boot_location + "/efi/EFI")) << "the ESP is not copied twice";
   EXPECT_EQ(slurp(snap->boot_location + "/vmlinuz-6.1.0-1"), "kernel 1\n");
   std::string manifest = slurp(top_ + "/@upgrade-guard/" + snap->id + ".boot.manifest");
   EXPECT_NE(manifest.find("/vmlinuz-6.1.0-1\t9\t"), std::string::npos) << manifest;
@@ -441,6 +448,7 @@ TEST_F(BtrfsRoot, SeparateBootIsCapturedAndRestored) {
   ::unlink((root_ + "/boot/vmlinuz-6.1.0-1").c_str());
   guard::testing::write_file(root_ + "/boot/vmlinuz-6.1.0-2", "kernel 2\n");
   guard::testing::write_file(root_ + "/boot/initrd.img-6.1.0-1", "initrd rebuilt\n");
+  guard::testing::write_file(root_ + "/boot/efi/EFI/debian/grubx64.efi", "grub 2\n");
   RollbackOptions opts;
   opts.stop_after = RollbackStep::boot_restored;  // /boot is restored before the swap; check it there
   auto res = b->rollback(snap->id, opts);
@@ -448,7 +456,11 @@ TEST_F(BtrfsRoot, SeparateBootIsCapturedAndRestored) {
   EXPECT_EQ(slurp(root_ + "/boot/vmlinuz-6.1.0-1"), "kernel 1\n");
   EXPECT_EQ(slurp(root_ + "/boot/initrd.img-6.1.0-1"), "initrd 1\n");
   EXPECT_FALSE(exists(root_ + "/boot/vmlinuz-6.1.0-2"));
-  std::string aside = root_ + "/boot/.upgrade-guard-replaced-" + snap->id;
+  EXPECT_EQ(slurp(root_ + "/boot/efi/EFI/debian/grubx64.efi"), "grub 1\n");
+  std::string aside;
+  for (const auto& e : fs::directory_iterator(root_ + "/boot"))
+    if (e.path().filename().string().rfind(".upgrade-guard-replaced-", 0) == 0) aside = e.path().string();
+  ASSERT_FALSE(aside.empty()) << "an aside directory in /boot";
   EXPECT_EQ(slurp(aside + "/vmlinuz-6.1.0-2"), "kernel 2\n") << "the current /boot files are moved aside, not deleted";
   EXPECT_EQ(slurp(aside + "/initrd.img-6.1.0-1"), "initrd rebuilt\n");
   // Reverting puts the upgraded /boot back.
@@ -460,6 +472,7 @@ TEST_F(BtrfsRoot, SeparateBootIsCapturedAndRestored) {
   EXPECT_EQ(slurp(root_ + "/boot/vmlinuz-6.1.0-2"), "kernel 2\n");
   EXPECT_EQ(slurp(root_ + "/boot/initrd.img-6.1.0-1"), "initrd rebuilt\n");
   EXPECT_FALSE(exists(aside));
+  EXPECT_EQ(slurp(root_ + "/boot/efi/EFI/debian/grubx64.efi"), "grub 2\n");
   // A whole rollback restores /boot too; the boot mount stays on the old tree's /boot, which
   // is now the broken root (a caller of --root remounts /boot on the restored root).
   auto full = b->rollback(snap->id, {});
@@ -467,7 +480,10 @@ TEST_F(BtrfsRoot, SeparateBootIsCapturedAndRestored) {
   EXPECT_TRUE(full->boot_restored);
   std::string boot_now = top_ + "/" + full->broken + "/boot";
   EXPECT_EQ(slurp(boot_now + "/vmlinuz-6.1.0-1"), "kernel 1\n");
-  EXPECT_EQ(slurp(boot_now + "/.upgrade-guard-replaced-" + snap->id + "/vmlinuz-6.1.0-2"), "kernel 2\n");
+  EXPECT_EQ(slurp(boot_now + full->replaced_dir + "/vmlinuz-6.1.0-2"), "kernel 2\n");
+  EXPECT_EQ(slurp(boot_now + "/efi/EFI/debian/grubx64.efi"), "grub 1\n");
+  EXPECT_EQ(slurp(boot_now + "/efi" + full->replaced_dir + "/EFI/debian/grubx64.efi"), "grub 2\n");
+  esp.unmount_all();
   boot.unmount_all();
 }
 
