@@ -3,6 +3,7 @@
 #include "checks/dpkg_state_check.h"
 #include "checks/package_files_check.h"
 #include "checks/package_hashes_check.h"
+#include "checks/system_checks.h"
 
 namespace guard::checks {
 
@@ -11,6 +12,11 @@ std::vector<std::unique_ptr<Check>> make_all_checks() {
   all.push_back(std::make_unique<DpkgStateCheck>());
   all.push_back(std::make_unique<PackageFilesCheck>());
   all.push_back(std::make_unique<PackageHashesCheck>());
+  // The system around the packages, last.
+  all.push_back(std::make_unique<SpaceCheck>());
+  all.push_back(std::make_unique<FilesystemCheck>());
+  all.push_back(std::make_unique<BackupCheck>());
+  all.push_back(std::make_unique<CustomCheck>());
   return all;
 }
 

@@ -21,23 +21,23 @@ struct HistoryOptions {
   std::int64_t run_id = 0;  // 0: list
 };
 
-// "2026-01-22 10:15:00" in local time, like journalctl.
-std::string local_time(std::int64_t seconds) {
+// "2026-01-22 10:15:00" in local time (like journalctl) or "2026-01-22T10:15:00Z" in UTC.
+std::string format_time(std::int64_t seconds, bool utc) {
   std::time_t t = static_cast<std::time_t>(seconds);
   std::tm tm{};
-  localtime_r(&t, &tm);
+  if ((utc ? gmtime_r(&t, &tm) : localtime_r(&t, &tm)) == nullptr) return std::to_string(seconds);
   char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
+  if (std::strftime(buf, sizeof(buf), utc ? "%Y-%m-%dT%H:%M:%SZ" : "%Y-%m-%d %H:%M:%S", &tm) == 0) {
+    return std::to_string(seconds);
+  }
   return buf;
 }
 
+std::string local_time(std::int64_t seconds) {
+  return format_time(seconds, false);
+}
 std::string iso_utc(std::int64_t seconds) {
-  std::time_t t = static_cast<std::time_t>(seconds);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
+  return format_time(seconds, true);
 }
 
 // argv as a shell user would type it: apt-get install './a b.deb'
@@ -137,11 +137,17 @@ int show_run(const StateStore& store, std::int64_t run_id, bool json) {
   if (!phases) return report_error(phases.error(), kExitEnvironment);
   auto findings = store.findings_for_run(run_id);
   if (!findings) return report_error(findings.error(), kExitEnvironment);
+  auto packages = store.package_changes(run_id);
+  if (!packages) return report_error(packages.error(), kExitEnvironment);
 
   if (json) {
     nlohmann::json out{{"schema", 1}, {"run", run_json(r)}};
     auto& pj = out["phases"] = nlohmann::json::array();
     for (const auto& p : *phases) pj.push_back({{"phase", to_string(p.phase)}, {"at_unix_ms", p.at_unix_ms}});
+    auto& pk = out["packages"] = nlohmann::json::array();
+    for (const auto& p : *packages) {
+      pk.push_back({{"package", p.package}, {"old_version", p.old_version}, {"new_version", p.new_version}});
+    }
     auto& fj = out["findings"] = nlohmann::json::array();
     for (const auto& f : *findings) {
       fj.push_back({{"stage", to_string(f.stage)},
@@ -179,6 +185,17 @@ int show_run(const StateStore& store, std::int64_t run_id, bool json) {
               ? fmt::format("{:.1f} s", static_cast<double>((*phases)[i + 1].at_unix_ms - p.at_unix_ms) / 1000)
               : std::string();
       fmt::print("  {:<12} {:>10}\n", to_string(p.phase), took);
+    }
+  }
+  if (!packages->empty()) {
+    fmt::print("packages:\n");
+    for (const auto& p : *packages) {
+      if (p.old_version.empty())
+        fmt::print("  {:<32} installed {}\n", p.package, p.new_version);
+      else if (p.new_version.empty())
+        fmt::print("  {:<32} removed {}\n", p.package, p.old_version);
+      else
+        fmt::print("  {:<32} {} -> {}\n", p.package, p.old_version, p.new_version);
     }
   }
   if (findings->empty()) {

@@ -15,21 +15,8 @@ void add_pending(CLI::App& app, CliContext& ctx, const std::string& name, const 
 
 }  // namespace
 
-void add_run_command(CLI::App& app, CliContext& ctx) {
-  add_pending(app, ctx, "run", "Run a command (e.g. -- apt-get dist-upgrade) guarded by a snapshot and checks");
-}
-void add_gate_command(CLI::App& app, CliContext& ctx) {
-  add_pending(app, ctx, "gate", "Show, close or open the pre-reboot gate");
-}
 void add_audit_command(CLI::App& app, CliContext& ctx) {
   add_pending(app, ctx, "audit", "Run every check against the accepted baseline (for a timer)");
-}
-void add_recover_command(CLI::App& app, CliContext& ctx) {
-  add_pending(app, ctx, "recover", "Finish a guarded run that was interrupted");
-}
-void add_snapshot_commands(CLI::App& app, CliContext& ctx) {
-  add_pending(app, ctx, "snapshot", "List, create, delete or prune snapshots");
-  add_pending(app, ctx, "rollback", "Roll the root back to a snapshot");
 }
 
 }  // namespace guard

@@ -124,8 +124,9 @@ CREATE TABLE gate (
   changed_by TEXT NOT NULL DEFAULT ''
 );
 )sql"},
-    // Version 2: what the reboot gate and the post-boot health check need (issue 7): the
-    // history of gate changes, boot trials with their attempt counter, pinned snapshots.
+    // Version 2: what the guarded upgrade, the reboot gate and the post-boot health check
+    // need: the packages a run changed, the history of gate changes, boot trials with their
+    // attempt counter, pinned snapshots.
     Migration{2, R"sql(
 CREATE TABLE gate_events (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -148,6 +149,13 @@ CREATE TABLE boot_trials (
   message TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX boot_trials_pending ON boot_trials(id) WHERE state = 'pending';
+CREATE TABLE run_packages (
+  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  package TEXT NOT NULL,
+  old_version TEXT NOT NULL DEFAULT '',
+  new_version TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (run_id, package)
+) WITHOUT ROWID;
 ALTER TABLE snapshots ADD COLUMN pinned_reason TEXT;
 )sql"},
 };
@@ -877,6 +885,40 @@ Result<std::vector<RunRecord>> StateStore::list_runs(int limit) const {
 
 Result<std::vector<RunRecord>> StateStore::unfinished_runs() const {
   return query_runs("WHERE finished_unix IS NULL ORDER BY id", std::nullopt);
+}
+
+Result<void> StateStore::save_package_changes(std::int64_t run_id, const std::vector<PackageChange>& changes) {
+  std::string context = fmt::format("cannot record the package changes of run {}", run_id);
+  auto txn = TransactionGuard::begin(*this, context);
+  if (!txn) return fail(txn.error());
+  auto del = prepare("DELETE FROM run_packages WHERE run_id = ?", context);
+  if (!del) return fail(del.error());
+  del->bind(run_id);
+  if (auto r = del->run(); !r) return r;
+  auto ins = prepare(
+      "INSERT OR REPLACE INTO run_packages (run_id, package, old_version, new_version) VALUES (?, ?, ?, ?)", context);
+  if (!ins) return fail(ins.error());
+  for (const auto& c : changes) {
+    ins->reset();
+    ins->bind(run_id).bind(c.package).bind(c.old_version).bind(c.new_version);
+    if (auto r = ins->run(); !r) return r;
+  }
+  return txn->commit();
+}
+
+Result<std::vector<PackageChange>> StateStore::package_changes(std::int64_t run_id) const {
+  auto stmt = prepare("SELECT package, old_version, new_version FROM run_packages WHERE run_id = ? ORDER BY package",
+                      "cannot read the package changes of a run");
+  if (!stmt) return fail(stmt.error());
+  stmt->bind(run_id);
+  std::vector<PackageChange> out;
+  for (;;) {
+    auto row = stmt->step();
+    if (!row) return fail(row.error());
+    if (!*row) break;
+    out.push_back(PackageChange{stmt->text(0), stmt->text(1), stmt->text(2)});
+  }
+  return out;
 }
 
 Result<std::vector<PhaseRecord>> StateStore::run_phases(std::int64_t run_id) const {

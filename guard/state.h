@@ -70,6 +70,15 @@ struct PhaseRecord {
   std::int64_t at_unix_ms = 0;
 };
 
+// One package the run's command changed, from the dpkg status diff.
+// e.g. {package="libc6:amd64", old_version="2.36-9+deb12u3", new_version="2.36-9+deb12u4"};
+// an empty old_version means installed, an empty new_version removed.
+struct PackageChange {
+  std::string package;
+  std::string old_version;
+  std::string new_version;
+};
+
 // ---- Reports and findings -----------------------------------------------------------------
 
 // Which report of a run (or of a standalone command) it is.
@@ -237,6 +246,10 @@ class StateStore {
   [[nodiscard]] base::Result<std::vector<RunRecord>> list_runs(int limit) const;
   // Runs without finished_unix, oldest first. The caller decides whether their pid lives.
   [[nodiscard]] base::Result<std::vector<RunRecord>> unfinished_runs() const;
+  // Records what the run's command changed (replacing what was recorded before).
+  [[nodiscard]] base::Result<void> save_package_changes(std::int64_t run_id, const std::vector<PackageChange>& changes);
+  // Sorted by package name.
+  [[nodiscard]] base::Result<std::vector<PackageChange>> package_changes(std::int64_t run_id) const;
   // The phase transitions of a run, oldest first.
   [[nodiscard]] base::Result<std::vector<PhaseRecord>> run_phases(std::int64_t run_id) const;
 

@@ -172,6 +172,29 @@ TEST_F(StateStoreTest, RunLifecycleRoundTrip) {
   EXPECT_FALSE(store.set_run_snapshot(9999, "x"));
 }
 
+TEST_F(StateStoreTest, PackageChangesRoundTrip) {
+  auto store = must_open(dir_);
+  auto id = store.begin_run("/", {"apt-get", "upgrade"}, 1);
+  ASSERT_TRUE(id);
+  ASSERT_TRUE(store.save_package_changes(*id, {{"openssl", "3.0.11-1~deb12u1", "3.0.11-1~deb12u2"},
+                                               {"libc6:amd64", "2.36-9+deb12u3", "2.36-9+deb12u4"},
+                                               {"newpkg", "", "1.0"}}));
+  auto changes = store.package_changes(*id);
+  ASSERT_TRUE(changes) << changes.error().to_string();
+  ASSERT_EQ(changes->size(), 3u);
+  EXPECT_EQ((*changes)[0].package, "libc6:amd64");
+  EXPECT_EQ((*changes)[0].new_version, "2.36-9+deb12u4");
+  EXPECT_EQ((*changes)[1].package, "newpkg");
+  EXPECT_EQ((*changes)[1].old_version, "");
+  // Recording again replaces (recover re-runs the diff).
+  ASSERT_TRUE(store.save_package_changes(*id, {{"gone", "1.0", ""}}));
+  changes = store.package_changes(*id);
+  ASSERT_TRUE(changes);
+  ASSERT_EQ(changes->size(), 1u);
+  EXPECT_EQ(changes->front().new_version, "");
+  EXPECT_FALSE(store.save_package_changes(9999, {{"x", "1", "2"}}));  // no such run
+}
+
 TEST_F(StateStoreTest, ListRunsIsNewestFirstWithLimit) {
   auto store = must_open(dir_);
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(store.begin_run("/r" + std::to_string(i), {"true"}, i));
