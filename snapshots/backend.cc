@@ -39,8 +39,10 @@ std::string make_snapshot_id(std::int64_t unix_time, const std::string& label) {
   std::string clean;
   for (char c : label) {
     bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
-    if (ok) clean += c;
-    else if (!clean.empty() && clean.back() != '-') clean += '-';
+    if (ok)
+      clean += c;
+    else if (!clean.empty() && clean.back() != '-')
+      clean += '-';
   }
   while (!clean.empty() && clean.back() == '-') clean.pop_back();
   if (clean.size() > 64) clean.resize(64);
@@ -59,9 +61,8 @@ base::Result<std::unique_ptr<SnapshotBackend>> make_backend(const Layout& layout
                       "snapshot.backend = btrfs but the root is on " + layout.fstype + "; use copy or automatic");
   // The root's own mount already shows the top level (a test or an admin mounted subvolid=5):
   // use it; otherwise mount the top level privately.
-  base::Result<TopLevelMount> top = layout.mount_fs_root == "/"
-                                        ? TopLevelMount::borrow(layout.mount_point)
-                                        : TopLevelMount::mount(layout.device);
+  base::Result<TopLevelMount> top =
+      layout.mount_fs_root == "/" ? TopLevelMount::borrow(layout.mount_point) : TopLevelMount::mount(layout.device);
   if (!top) return base::fail(top.error());
   auto b = BtrfsBackend::create(layout, policy, std::move(*top));
   if (!b) return base::fail(b.error());

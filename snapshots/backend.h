@@ -35,12 +35,16 @@ struct SnapshotInfo {
   std::map<std::string, std::string> metadata;
   bool boot_captured = false;  // /boot (a separate filesystem) was copied beside it
   std::string boot_location;   // e.g. ".../@upgrade-guard/<id>.boot"
+  std::string esp_path;        // root-relative ESP captured beside it, e.g. "/boot/efi"; "" = none
+  std::string esp_location;    // e.g. ".../@upgrade-guard/<id>.esp"
 };
 
 // `Error::what` of a refusal (not enough free space, a layout the backend cannot roll back):
 // the CLI exits 4 and says the message.
 inline constexpr const char* kRefused = "refused";
-[[nodiscard]] inline bool is_refusal(const base::Error& e) { return e.what == kRefused; }
+[[nodiscard]] inline bool is_refusal(const base::Error& e) {
+  return e.what == kRefused;
+}
 
 // The steps of a rollback, in order. The journal records the last one finished.
 enum class RollbackStep {
@@ -66,15 +70,15 @@ struct RollbackOptions {
 
 struct RollbackResult {
   std::string snapshot_id;
-  std::string method;            // "exchange", "exchange+set-default", "set-default", "copy"
-  bool takes_effect_now = false; // --root: the root's path shows the restored tree now; live: next boot
-  std::string broken;            // where the old root is kept, e.g. "@upgrade-guard/rollback-20261122-200102-broken"
+  std::string method;             // "exchange", "exchange+set-default", "set-default", "copy"
+  bool takes_effect_now = false;  // --root: the root's path shows the restored tree now; live: next boot
+  std::string broken;             // where the old root is kept, e.g. "@upgrade-guard/rollback-20261122-200102-broken"
   std::vector<std::string> preserved;  // root-relative paths carried over, e.g. "/var/log"
   std::vector<std::string> nested;     // nested subvolumes moved, e.g. "/var/lib/docker"
-  std::string replaced_dir;      // where the snapshot's own versions of preserved paths were put aside
+  std::string replaced_dir;            // where the snapshot's own versions of preserved paths were put aside
   bool boot_restored = false;
-  std::string journal;           // the journal file, e.g. ".../@upgrade-guard/rollback-20261122-200102.journal"
-  std::vector<std::string> notes;      // what the operator must know, e.g. "binaries were not restored"
+  std::string journal;             // the journal file, e.g. ".../@upgrade-guard/rollback-20261122-200102.journal"
+  std::vector<std::string> notes;  // what the operator must know, e.g. "binaries were not restored"
 };
 
 // A rollback that did not finish, found by pending_rollbacks().
@@ -107,7 +111,8 @@ class SnapshotBackend {
   // Copy backend: a root holding only the captured directories.
   [[nodiscard]] virtual base::Result<base::Root> open(const std::string& id) = 0;
   // Restores snapshot `id` into the root (see RollbackStep for the btrfs steps).
-  [[nodiscard]] virtual base::Result<RollbackResult> rollback(const std::string& id, const RollbackOptions& options) = 0;
+  [[nodiscard]] virtual base::Result<RollbackResult> rollback(const std::string& id,
+                                                              const RollbackOptions& options) = 0;
   // Journals of rollbacks that did not reach `done` (after a crash).
   [[nodiscard]] virtual base::Result<std::vector<PendingRollback>> pending_rollbacks() = 0;
   // Finishes (complete) or undoes (revert; only before the swap) an interrupted rollback.

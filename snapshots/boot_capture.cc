@@ -57,17 +57,22 @@ void manifest_of(int dir, const std::string& prefix, std::string& out) {
   }
 }
 
-std::string aside_name(const std::string& id) { return ".upgrade-guard-replaced-" + id; }
-bool is_aside(const std::string& n) { return n.rfind(".upgrade-guard-replaced-", 0) == 0; }
+std::string aside_name(const std::string& id) {
+  return ".upgrade-guard-replaced-" + id;
+}
+bool is_aside(const std::string& n) {
+  return n.rfind(".upgrade-guard-replaced-", 0) == 0;
+}
 
 }  // namespace
 
-base::Result<void> capture_boot(const std::string& boot_dir, const std::string& store, const std::string& id) {
+base::Result<void> capture_boot(const std::string& boot_dir, const std::string& store, const std::string& id,
+                                const std::string& suffix) {
   UniqueFd boot(::open(boot_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!boot) return base::fail_errno("open", boot_dir, errno, "cannot read /boot to capture it");
   UniqueFd st(::open(store.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!st) return base::fail_errno("open", store);
-  const std::string dest = id + ".boot";
+  const std::string dest = id + suffix;
   if (::mkdirat(st.get(), dest.c_str(), 0700) != 0) return base::fail_errno("mkdirat", store + "/" + dest);
   auto cleanup = [&](base::Error e) -> base::Result<void> {
     (void)remove_tree(st.get(), dest);
@@ -98,12 +103,13 @@ base::Result<void> capture_boot(const std::string& boot_dir, const std::string& 
   return {};
 }
 
-base::Result<void> restore_boot(const std::string& boot_dir, const std::string& store, const std::string& id) {
-  return restore_contents(boot_dir, store + "/" + id + ".boot", aside_name(id));
+base::Result<void> restore_boot(const std::string& boot_dir, const std::string& store, const std::string& id,
+                                const std::string& suffix, const std::string& tag) {
+  return restore_contents(boot_dir, store + "/" + id + suffix, aside_name(tag));
 }
 
-base::Result<void> unrestore_boot(const std::string& boot_dir, const std::string& id) {
-  return unrestore_contents(boot_dir, aside_name(id));
+base::Result<void> unrestore_boot(const std::string& boot_dir, const std::string& tag) {
+  return unrestore_contents(boot_dir, aside_name(tag));
 }
 
 base::Result<void> restore_contents(const std::string& boot_dir, const std::string& source_dir,
@@ -171,7 +177,8 @@ base::Result<void> unrestore_contents(const std::string& boot_dir, const std::st
     if (::renameat(afd->get(), n.c_str(), boot.get(), n.c_str()) != 0)
       return base::fail_errno("renameat", boot_dir + "/" + n);
   }
-  if (::unlinkat(boot.get(), aside.c_str(), AT_REMOVEDIR) != 0) return base::fail_errno("unlinkat", boot_dir + "/" + aside);
+  if (::unlinkat(boot.get(), aside.c_str(), AT_REMOVEDIR) != 0)
+    return base::fail_errno("unlinkat", boot_dir + "/" + aside);
   return {};
 }
 

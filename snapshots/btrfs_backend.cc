@@ -100,6 +100,8 @@ base::Result<SnapshotInfo> parse_info(const std::string& text, const std::string
     if (j.contains("metadata")) info.metadata = j["metadata"].get<std::map<std::string, std::string>>();
     info.boot_captured = j.value("boot_captured", false);
     if (info.boot_captured) info.boot_location = store + "/" + info.id + ".boot";
+    info.esp_path = j.value("esp_path", "");
+    if (!info.esp_path.empty()) info.esp_location = store + "/" + info.id + ".esp";
     return info;
   } catch (const json::exception& e) {
     return base::fail("json", store, std::string("bad snapshot metadata: ") + e.what());
@@ -112,15 +114,16 @@ struct Journal {
   std::string path;
   std::string ts;
   std::string snapshot_id;
-  std::string root_name;     // relative to the top level, e.g. "@"
+  std::string root_name;  // relative to the top level, e.g. "@"
   std::uint64_t old_root_id = 0;
   std::string restore_name;  // e.g. "@upgrade-guard/<id>.restore-<ts>"
   std::uint64_t new_root_id = 0;
-  std::string broken_name;   // e.g. "@upgrade-guard/rollback-<ts>-broken"
+  std::string broken_name;  // e.g. "@upgrade-guard/rollback-<ts>-broken"
   bool exchange = true;
   bool set_default = false;
   bool live = false;
   bool boot = false;
+  std::string esp_path;  // root-relative, "" when the snapshot holds no ESP copy
   std::vector<std::string> preserve;
   std::vector<std::string> preserved_done;
   std::vector<std::string> nested;
@@ -142,6 +145,7 @@ struct Journal {
            {"set_default", set_default},
            {"live", live},
            {"boot", boot},
+           {"esp_path", esp_path},
            {"preserve", preserve},
            {"preserved_done", preserved_done},
            {"nested", nested},
@@ -171,6 +175,7 @@ struct Journal {
       jl.set_default = j.at("set_default");
       jl.live = j.value("live", false);
       jl.boot = j.value("boot", false);
+      jl.esp_path = j.value("esp_path", "");
       jl.preserve = j.at("preserve").get<std::vector<std::string>>();
       jl.preserved_done = j.at("preserved_done").get<std::vector<std::string>>();
       jl.nested = j.at("nested").get<std::vector<std::string>>();
@@ -194,11 +199,19 @@ RollbackResult result_of(const Journal& j) {
   r.replaced_dir = "/" + j.replaced_dir();
   r.boot_restored = j.boot && j.step >= RollbackStep::boot_restored;
   r.journal = j.path;
-  if (j.live)
+  if (j.live) {
     r.notes.push_back("the running system still uses the old root; the restored root starts at the next boot");
+    if (!j.nested.empty())
+      r.notes.push_back(
+          "nested subvolumes were moved into the restored root already: their paths are gone from "
+          "the running system, so reboot now");
+    r.notes.push_back("data written to the preserve paths from now until the reboot stays in the old root (" +
+                      j.broken_name + ")");
+  }
   if (!j.exchange)
-    r.notes.push_back("the old root is the top level itself and stays where it is; the default subvolume now "
-                      "points at the restored root");
+    r.notes.push_back(
+        "the old root is the top level itself and stays where it is; the default subvolume now "
+        "points at the restored root");
   return r;
 }
 
@@ -221,15 +234,24 @@ base::Result<std::vector<std::string>> topmost_nested(const std::string& root_pa
 
 const char* to_string(RollbackStep step) {
   switch (step) {
-    case RollbackStep::planned: return "planned";
-    case RollbackStep::restore_created: return "restore_created";
-    case RollbackStep::preserved: return "preserved";
-    case RollbackStep::nested_moved: return "nested_moved";
-    case RollbackStep::boot_restored: return "boot_restored";
-    case RollbackStep::swapped: return "swapped";
-    case RollbackStep::default_set: return "default_set";
-    case RollbackStep::broken_kept: return "broken_kept";
-    case RollbackStep::done: return "done";
+    case RollbackStep::planned:
+      return "planned";
+    case RollbackStep::restore_created:
+      return "restore_created";
+    case RollbackStep::preserved:
+      return "preserved";
+    case RollbackStep::nested_moved:
+      return "nested_moved";
+    case RollbackStep::boot_restored:
+      return "boot_restored";
+    case RollbackStep::swapped:
+      return "swapped";
+    case RollbackStep::default_set:
+      return "default_set";
+    case RollbackStep::broken_kept:
+      return "broken_kept";
+    case RollbackStep::done:
+      return "done";
   }
   return "?";
 }
@@ -250,10 +272,10 @@ base::Result<SnapshotInfo> BtrfsBackend::create(const std::string& label,
   if (::statvfs(top().c_str(), &vfs) != 0) return base::fail_errno("statvfs", top());
   std::uint64_t free_bytes = static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize;
   if (free_bytes < min_free_) {
-    return base::fail(base::Error{
-        kRefused, layout_.device, ENOSPC,
-        "not taking a snapshot: " + std::to_string(free_bytes >> 20) + " MiB free, the policy asks for at least " +
-            std::to_string(min_free_ >> 20) + " MiB (snapshot.min_free_bytes); free space or prune snapshots"});
+    return base::fail(base::Error{kRefused, layout_.device, ENOSPC,
+                                  "not taking a snapshot: " + std::to_string(free_bytes >> 20) +
+                                      " MiB free, the policy asks for at least " + std::to_string(min_free_ >> 20) +
+                                      " MiB (snapshot.min_free_bytes); free space or prune snapshots"});
   }
   if (!path_exists(store())) {
     if (auto r = btrfs::create_subvolume(store()); !r) return base::fail(r.error());
@@ -268,8 +290,10 @@ base::Result<SnapshotInfo> BtrfsBackend::create(const std::string& label,
   if (auto r = btrfs::create_snapshot(source, dest, true); !r) return base::fail(r.error());
   // From here on a failure removes what was made: no half-written snapshot stays.
   auto undo = [&](base::Error e) -> base::Result<SnapshotInfo> {
-    if (auto fd = open_dir(store())) (void)remove_tree(fd->get(), id + ".boot");
-    (void)::unlink((store() + "/" + id + ".boot.manifest").c_str());
+    for (const char* suffix : {".boot", ".esp"}) {
+      if (auto fd = open_dir(store())) (void)remove_tree(fd->get(), id + suffix);
+      (void)::unlink((store() + "/" + id + suffix + ".manifest").c_str());
+    }
     (void)btrfs::delete_subvolume(dest);
     return base::fail(std::move(e));
   };
@@ -281,6 +305,13 @@ base::Result<SnapshotInfo> BtrfsBackend::create(const std::string& label,
     if (!cap) return undo(cap.error());
     boot = true;
   }
+  std::string esp;
+  if (layout_.esp_separate && !layout_.esp_path.empty()) {
+    std::string esp_dir = (layout_.root_dir == "/" ? std::string() : layout_.root_dir) + layout_.esp_path;
+    auto cap = capture_boot(esp_dir, store(), id, ".esp");
+    if (!cap) return undo(cap.error());
+    esp = layout_.esp_path;
+  }
   json j{{"id", id},
          {"backend", "btrfs"},
          {"label", label},
@@ -288,6 +319,7 @@ base::Result<SnapshotInfo> BtrfsBackend::create(const std::string& label,
          {"root_subvol_path", layout_.subvol_path},
          {"root_subvol_id", layout_.subvol_id},
          {"boot_captured", boot},
+         {"esp_path", esp},
          {"metadata", metadata}};
   if (auto r = base::write_file_atomic(store() + "/" + id + ".json", j.dump(2) + "\n", 0600); !r)
     return undo(r.error());
@@ -337,12 +369,15 @@ base::Result<void> BtrfsBackend::remove(const std::string& id) {
   if (!pending) return base::fail(pending.error());
   for (const auto& p : *pending)
     if (p.snapshot_id == id)
-      return base::fail(kRefused, id, "a rollback to this snapshot is unfinished (" + p.journal + "): run recover first");
+      return base::fail(kRefused, id,
+                        "a rollback to this snapshot is unfinished (" + p.journal + "): run recover first");
   if (auto r = btrfs::delete_subvolume(snap->location); !r) return r;
-  if (auto fd = open_dir(store())) {
-    if (auto r = remove_tree(fd->get(), id + ".boot"); !r) return r;
+  for (const char* suffix : {".boot", ".esp"}) {
+    if (auto fd = open_dir(store())) {
+      if (auto r = remove_tree(fd->get(), id + suffix); !r) return r;
+    }
+    (void)::unlink((store() + "/" + id + suffix + ".manifest").c_str());
   }
-  (void)::unlink((store() + "/" + id + ".boot.manifest").c_str());
   if (::unlink((store() + "/" + id + ".json").c_str()) != 0 && errno != ENOENT)
     return base::fail_errno("unlink", store() + "/" + id + ".json");
   return {};
@@ -467,7 +502,11 @@ base::Result<void> run_forward(Journal& j, const std::string& top, const std::st
   if (j.step < RollbackStep::boot_restored) {
     if (j.boot) {
       std::string boot_dir = (j.live ? std::string() : old_root) + "/boot";
-      if (auto r = restore_boot(boot_dir, store, j.snapshot_id); !r) return r;
+      if (auto r = restore_boot(boot_dir, store, j.snapshot_id, ".boot", j.ts); !r) return r;
+    }
+    if (!j.esp_path.empty()) {
+      std::string esp_dir = (j.live ? std::string() : old_root) + j.esp_path;
+      if (auto r = restore_boot(esp_dir, store, j.snapshot_id, ".esp", j.ts); !r) return r;
     }
     if (auto x = finish(RollbackStep::boot_restored); !x) return x;
   }
@@ -525,9 +564,13 @@ base::Result<void> run_revert(Journal& j, const std::string& top, const std::str
       if (::renameat(new_parent->get(), name.c_str(), old_parent->get(), name.c_str()) != 0)
         return base::fail_errno("renameat", old_root + "/" + n, errno, "cannot put the nested subvolume back");
     }
-    if (j.boot && j.step >= RollbackStep::boot_restored) {
-      std::string boot_dir = (j.live ? std::string() : old_root) + "/boot";
-      if (auto r = unrestore_boot(boot_dir, j.snapshot_id); !r) return r;
+    // restore_boot may have begun before a crash even when the journal does not say so; when it
+    // never started there is no aside directory and this does nothing.
+    if (!j.esp_path.empty()) {
+      if (auto r = unrestore_boot((j.live ? std::string() : old_root) + j.esp_path, j.ts); !r) return r;
+    }
+    if (j.boot) {
+      if (auto r = unrestore_boot((j.live ? std::string() : old_root) + "/boot", j.ts); !r) return r;
     }
     if (auto r = btrfs::delete_subvolume(new_root, true); !r) return r;
   }
@@ -570,9 +613,11 @@ base::Result<RollbackResult> BtrfsBackend::rollback(const std::string& id, const
   j.exchange = !j.root_name.empty();
   j.set_default = !layout_.pinned_by_path();
   if (!j.exchange && !j.set_default)
-    return base::fail(kRefused, layout_.root_dir, "the root is the top level and pinned by subvol=: nothing can swap it");
+    return base::fail(kRefused, layout_.root_dir,
+                      "the root is the top level and pinned by subvol=: nothing can swap it");
   j.live = layout_.live;
   j.boot = snap->boot_captured;
+  j.esp_path = snap->esp_path;
   j.preserve = options.preserve ? *options.preserve : preserve_;
   auto nested = topmost_nested(old_root);
   if (!nested) return base::fail(nested.error());

@@ -25,7 +25,7 @@ inline constexpr const char* kStoreName = "@upgrade-guard";
 //                     version is moved to `/.upgrade-guard-replaced-<ts>/<path>` inside it
 //  3 nested_moved     each topmost nested subvolume renamed from the current root into it
 //  4 boot_restored    captured /boot files copied back, the current ones moved to
-//                     `/boot/.upgrade-guard-replaced-<id>/`
+//                     `/boot/.upgrade-guard-replaced-<ts>/` (the ESP likewise)
 //  5 swapped          renameat2(RENAME_EXCHANGE) of `<root>` and the restore name: one atomic
 //                     step after which the path `<root>` names the restored tree
 //  6 default_set      only when nothing pins subvol=: set-default to the restored tree's id
@@ -64,7 +64,9 @@ class BtrfsBackend final : public SnapshotBackend {
 
  private:
   BtrfsBackend(Layout layout, const policies::Policy& policy, TopLevelMount top)
-      : layout_(std::move(layout)), min_free_(policy.snapshot.min_free_bytes), preserve_(policy.preserve),
+      : layout_(std::move(layout)),
+        min_free_(policy.snapshot.min_free_bytes),
+        preserve_(policy.preserve),
         top_(std::move(top)) {}
 
   Layout layout_;

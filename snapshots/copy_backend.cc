@@ -33,7 +33,8 @@ std::string host(const Layout& l, const std::string& rel) {
 
 std::vector<std::string> dirs_of(const Layout& l) {
   std::vector<std::string> dirs = copy_backend_dirs();
-  if (l.esp_separate && !l.esp_path.empty() && l.esp_path.rfind("/boot/", 0) != 0) dirs.push_back(l.esp_path.substr(1));
+  // The ESP is its own filesystem: the copy of /boot holds an empty directory in its place.
+  if (l.esp_separate && !l.esp_path.empty()) dirs.push_back(l.esp_path.substr(1));
   return dirs;
 }
 
@@ -88,9 +89,11 @@ base::Result<SnapshotInfo> CopyBackend::create(const std::string& label,
     if (!parent.empty()) {
       if (auto r = make_dirs_at(tfd.get(), parent); !r) return undo(r.error());
     }
-    UniqueFd dst_parent(parent.empty() ? ::fcntl(tfd.get(), F_DUPFD_CLOEXEC, 0)
-                                       : ::openat(tfd.get(), parent.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    UniqueFd dst_parent(parent.empty()
+                            ? ::fcntl(tfd.get(), F_DUPFD_CLOEXEC, 0)
+                            : ::openat(tfd.get(), parent.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!dst_parent) return undo(base::Error{"openat", parent, errno, {}});
+    (void)::unlinkat(dst_parent.get(), name.c_str(), AT_REMOVEDIR);  // the ESP's empty placeholder, if any
     auto r = copy_tree(src_parent->get(), name, dst_parent.get(), name);
     if (!r) return undo(r.error());
     captured.push_back("/" + d);
@@ -162,7 +165,8 @@ base::Result<void> CopyBackend::remove(const std::string& id) {
   UniqueFd st(::open(store_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!st) return base::fail_errno("open", store_);
   // The metadata goes first: a snapshot without it is not listed, so a crash midway hides it.
-  if (::unlinkat(st.get(), (id + ".json").c_str(), 0) != 0) return base::fail_errno("unlinkat", store_ + "/" + id + ".json");
+  if (::unlinkat(st.get(), (id + ".json").c_str(), 0) != 0)
+    return base::fail_errno("unlinkat", store_ + "/" + id + ".json");
   return remove_tree(st.get(), id);
 }
 

@@ -32,7 +32,9 @@ class CopyBackend final : public SnapshotBackend {
   [[nodiscard]] base::Result<void> remove(const std::string& id) override;
   [[nodiscard]] base::Result<base::Root> open(const std::string& id) override;
   [[nodiscard]] base::Result<RollbackResult> rollback(const std::string& id, const RollbackOptions& options) override;
-  [[nodiscard]] base::Result<std::vector<PendingRollback>> pending_rollbacks() override { return std::vector<PendingRollback>{}; }
+  [[nodiscard]] base::Result<std::vector<PendingRollback>> pending_rollbacks() override {
+    return std::vector<PendingRollback>{};
+  }
   [[nodiscard]] base::Result<RollbackResult> resume_rollback(const std::string& journal, ResumeMode mode) override;
 
   // e.g. "/var/lib/upgrade-guard/snapshots"

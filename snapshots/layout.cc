@@ -78,7 +78,8 @@ base::Result<Layout> detect_layout(const std::string& root_dir, DetectOptions op
   Layout layout;
   layout.root_dir = root_dir;
   char real_buf[PATH_MAX];
-  if (!::realpath(root_dir.c_str(), real_buf)) return base::fail_errno("realpath", root_dir, errno, "cannot find the root");
+  if (!::realpath(root_dir.c_str(), real_buf))
+    return base::fail_errno("realpath", root_dir, errno, "cannot find the root");
   std::string real = real_buf;
   auto root = base::Root::open(real);
   if (!root) return base::fail(root.error());
@@ -162,14 +163,17 @@ std::string render_layout_text(const Layout& l) {
   out += "root:        " + l.root_dir + (l.live ? " (live system)" : "") + "\n";
   out += "filesystem:  " + l.fstype + " on " + l.device + " (mounted at " + l.mount_point + ")\n";
   if (l.btrfs()) {
-    out += "subvolume:   " + (l.subvol_path.empty() ? std::string("<top level>") : l.subvol_path) +
-           " (id " + std::to_string(l.subvol_id) + (l.is_subvolume ? "" : ", root is not the subvolume's top") +
+    out += "subvolume:   " + (l.subvol_path.empty() ? std::string("<top level>") : l.subvol_path) + " (id " +
+           std::to_string(l.subvol_id) + (l.is_subvolume ? "" : ", root is not the subvolume's top") +
            "), default subvolume id " + std::to_string(l.default_subvol_id) + "\n";
     std::string pins;
     for (const auto& p : l.pins) pins += (pins.empty() ? "" : ", ") + p.source + ": " + p.option + "=" + p.value;
-    out += "pinned by:   " + (pins.empty() ? std::string("nothing (rollback sets the default subvolume)") : pins) + "\n";
-    if (l.pinned_by_id()) out += "             subvolid= pins the root by id: automatic rollback is refused\n";
-    else if (l.pinned_by_path()) out += "             rollback exchanges the root directory with the restored one\n";
+    out +=
+        "pinned by:   " + (pins.empty() ? std::string("nothing (rollback sets the default subvolume)") : pins) + "\n";
+    if (l.pinned_by_id())
+      out += "             subvolid= pins the root by id: automatic rollback is refused\n";
+    else if (l.pinned_by_path())
+      out += "             rollback exchanges the root directory with the restored one\n";
     for (const auto& n : l.nested)
       out += "nested:      " + n.path + " (id " + std::to_string(n.id) +
              "): not in snapshots; carried into a restored root\n";
@@ -178,8 +182,12 @@ std::string render_layout_text(const Layout& l) {
   } else {
     out += "covers:      /etc, /boot, /var/lib/dpkg, /var/lib/apt copied (copy backend); binaries are NOT restorable\n";
   }
-  out += "/boot:       " + std::string(l.boot_separate ? "separate " + l.boot_fstype + " filesystem: files captured beside each snapshot" : "inside the root") + "\n";
-  if (l.esp_separate) out += "ESP:         " + l.esp_path + " separate filesystem: files captured beside each snapshot\n";
+  out += "/boot:       " +
+         std::string(l.boot_separate ? "separate " + l.boot_fstype + " filesystem: files captured beside each snapshot"
+                                     : "inside the root") +
+         "\n";
+  if (l.esp_separate)
+    out += "ESP:         " + l.esp_path + " separate filesystem: files captured beside each snapshot\n";
   return out;
 }
 

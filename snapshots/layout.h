@@ -27,26 +27,26 @@ struct NestedSubvolume {
 
 // How the root is laid out. Plain data; detect_layout fills it in.
 struct Layout {
-  std::string root_dir;        // the host directory given, e.g. "/" or "/mnt/top/@"
-  bool live = false;           // root_dir is the running system's "/"
-  std::string fstype;          // of the mount containing root_dir, e.g. "btrfs", "ext4"
-  std::string mount_point;     // that mount's target, e.g. "/" or "/mnt/top"
-  std::string device;          // that mount's source, e.g. "/dev/vda2"
-  std::string mount_fs_root;   // the directory of the filesystem that mount shows: "/" for a
-                               // btrfs top-level mount, "/@" for a subvol=@ mount
+  std::string root_dir;       // the host directory given, e.g. "/" or "/mnt/top/@"
+  bool live = false;          // root_dir is the running system's "/"
+  std::string fstype;         // of the mount containing root_dir, e.g. "btrfs", "ext4"
+  std::string mount_point;    // that mount's target, e.g. "/" or "/mnt/top"
+  std::string device;         // that mount's source, e.g. "/dev/vda2"
+  std::string mount_fs_root;  // the directory of the filesystem that mount shows: "/" for a
+                              // btrfs top-level mount, "/@" for a subvol=@ mount
   // btrfs only:
-  bool is_subvolume = false;   // root_dir is a subvolume's top directory
-  std::uint64_t subvol_id = 0; // e.g. 256
-  std::string subvol_path;     // relative to the top level, e.g. "@"; "" for the top level (id 5)
+  bool is_subvolume = false;    // root_dir is a subvolume's top directory
+  std::uint64_t subvol_id = 0;  // e.g. 256
+  std::string subvol_path;      // relative to the top level, e.g. "@"; "" for the top level (id 5)
   std::uint64_t default_subvol_id = 0;
-  std::vector<SubvolPin> pins;            // every place that pins subvol=/subvolid= for "/"
-  std::vector<NestedSubvolume> nested;    // subvolumes below the root, pre-order
-  bool snapper = false;                   // /.snapshots exists in the root
+  std::vector<SubvolPin> pins;          // every place that pins subvol=/subvolid= for "/"
+  std::vector<NestedSubvolume> nested;  // subvolumes below the root, pre-order
+  bool snapper = false;                 // /.snapshots exists in the root
   // Boot files:
   bool boot_separate = false;  // <root>/boot is another filesystem (a mount point)
   std::string boot_fstype;
-  bool esp_separate = false;   // <root>/boot/efi or <root>/efi is a mount point
-  std::string esp_path;        // root-relative, e.g. "/boot/efi"
+  bool esp_separate = false;  // <root>/boot/efi or <root>/efi is a mount point
+  std::string esp_path;       // root-relative, e.g. "/boot/efi"
 
   [[nodiscard]] bool btrfs() const { return fstype == "btrfs"; }
   // True when fstab, the kernel command line or grub.cfg names the root by subvol= path:

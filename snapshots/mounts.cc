@@ -18,7 +18,9 @@ struct FileDeleter {
 };
 using FilePtr = std::unique_ptr<FILE, FileDeleter>;
 
-std::string str(const char* s) { return s ? std::string(s) : std::string(); }
+std::string str(const char* s) {
+  return s ? std::string(s) : std::string();
+}
 
 MountEntry to_entry(libmnt_fs* fs) {
   MountEntry e;

@@ -5,9 +5,9 @@
 
 #include <utility>
 
+#include "base/unique_fd.h"
 #include "snapshots/btrfs.h"
 #include "snapshots/tree_copy.h"
-#include "base/unique_fd.h"
 
 #include <fcntl.h>
 
@@ -45,7 +45,9 @@ TopLevelMount& TopLevelMount::operator=(TopLevelMount&& other) noexcept {
   return *this;
 }
 
-TopLevelMount::~TopLevelMount() { (void)unmount(); }
+TopLevelMount::~TopLevelMount() {
+  (void)unmount();
+}
 
 base::Result<void> TopLevelMount::unmount() {
   if (!owned_) return {};

@@ -159,7 +159,8 @@ base::Result<void> copy_entry(int src_dir, const std::string& src_name, int dst_
     case S_IFCHR:
     case S_IFBLK:
     case S_IFIFO: {
-      if (::mknodat(dst_dir, dst_name.c_str(), st.st_mode, st.st_rdev) != 0) return base::fail_errno("mknodat", display);
+      if (::mknodat(dst_dir, dst_name.c_str(), st.st_mode, st.st_rdev) != 0)
+        return base::fail_errno("mknodat", display);
       (void)::fchownat(dst_dir, dst_name.c_str(), st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW);
       ++stats.files;
       return {};

@@ -13,8 +13,8 @@ namespace guard::snapshots {
 struct CopyStats {
   std::uint64_t files = 0;
   std::uint64_t bytes = 0;
-  std::uint64_t cloned = 0;       // files whose data was cloned (reflinked)
-  std::uint64_t placeholders = 0; // directories on another filesystem/subvolume left empty
+  std::uint64_t cloned = 0;        // files whose data was cloned (reflinked)
+  std::uint64_t placeholders = 0;  // directories on another filesystem/subvolume left empty
 };
 
 struct TreeCopyOptions {

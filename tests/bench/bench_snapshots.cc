@@ -7,9 +7,9 @@
 
 #include <algorithm>
 #include <chrono>
-#include <vector>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "policies/policy.h"
 #include "snapshots/backend.h"

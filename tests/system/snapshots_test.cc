@@ -3,7 +3,11 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <chrono>
+#include <csignal>
 
 #include <filesystem>
 #include <fstream>
@@ -243,7 +247,8 @@ TEST_F(BtrfsRoot, InterruptedRollbackLeavesValidRootAndResumes) {
   for (auto step : steps) {
     for (auto mode : {ResumeMode::complete, ResumeMode::revert}) {
       std::string tag = std::to_string(round++);
-      SCOPED_TRACE(std::string("stop after ") + to_string(step) + (mode == ResumeMode::complete ? ", complete" : ", revert"));
+      SCOPED_TRACE(std::string("stop after ") + to_string(step) +
+                   (mode == ResumeMode::complete ? ", complete" : ", revert"));
       auto snap = b->create("k" + tag, {});
       ASSERT_TRUE(snap) << snap.error().to_string();
       change_after_snapshot(tag);
@@ -284,7 +289,7 @@ TEST_F(BtrfsRoot, InterruptedRollbackLeavesValidRootAndResumes) {
       ASSERT_TRUE(pending);
       EXPECT_TRUE(pending->empty());
       if (reverted) {
-        EXPECT_FALSE(exists(top_ + "/@upgrade-guard/" + snap->id + ".restore-" )) ;
+        EXPECT_FALSE(exists(top_ + "/@upgrade-guard/" + snap->id + ".restore-"));
         // Put @ back to a clean state for the next round.
         auto r = b->rollback(snap->id, {});
         ASSERT_TRUE(r) << r.error().to_string();
@@ -330,6 +335,67 @@ TEST_F(BtrfsRoot, CrashBetweenActAndJournalWrite) {
   }
 }
 
+// The real thing: a process running the rollback is killed with SIGKILL at spread-out moments.
+// Whatever the moment, a whole root is at @ and resuming completes the rollback.
+TEST_F(BtrfsRoot, SigkilledRollbackIsResumed) {
+  build("@", true, "minbase");
+  if (IsSkipped() || HasFatalFailure()) return;
+  auto b = backend();
+  ASSERT_TRUE(b);
+  // One uninterrupted rollback, to know how long one takes.
+  auto warm = b->create("warm", {});
+  ASSERT_TRUE(warm);
+  change_after_snapshot("warm");
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(b->rollback(warm->id, {}));
+  auto full_us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count();
+  int interrupted = 0;
+  for (int k = 0; k < 8; ++k) {
+    std::string tag = "kill" + std::to_string(k);
+    SCOPED_TRACE(tag);
+    auto snap = b->create(tag, {});
+    ASSERT_TRUE(snap) << snap.error().to_string();
+    change_after_snapshot(tag);
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      auto layout = detect_layout(root_);
+      if (!layout) ::_exit(2);
+      auto child = make_backend(*layout, test_policy(), dir_ / "state");
+      if (!child) ::_exit(2);
+      ::_exit((*child)->rollback(snap->id, {}) ? 0 : 1);
+    }
+    ::usleep(static_cast<useconds_t>(full_us * k / 7));
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) == 0)) << status;
+    EXPECT_TRUE(exists(root_ + "/usr/bin/ls"));
+    EXPECT_TRUE(exists(root_ + "/etc/fstab"));
+    auto pending = b->pending_rollbacks();
+    ASSERT_TRUE(pending);
+    bool started =
+        !pending->empty() || !exists(root_ + "/usr/lib/x86_64-linux-gnu/libnew-" + tag + ".so.1");  // finished
+    for (const auto& p : *pending) {
+      ++interrupted;
+      std::printf("killed after step %s\n", to_string(p.last_step));
+      auto r = b->resume_rollback(p.journal, ResumeMode::complete);
+      ASSERT_TRUE(r) << r.error().to_string();
+    }
+    if (!started) {
+      // Killed before the journal existed: nothing changed; roll back now.
+      ASSERT_TRUE(b->rollback(snap->id, {}));
+    }
+    EXPECT_FALSE(exists(root_ + "/usr/lib/x86_64-linux-gnu/libnew-" + tag + ".so.1"));
+    EXPECT_EQ(slurp(root_ + "/var/log/after-" + tag + ".log"), "written after the snapshot\n");
+    EXPECT_EQ(slurp(root_ + "/var/lib/docker/after-" + tag), "container data\n");
+    auto nested = btrfs::is_subvolume(root_ + "/var/lib/docker");
+    ASSERT_TRUE(nested);
+    EXPECT_TRUE(*nested);
+  }
+  EXPECT_GT(interrupted, 0) << "no kill landed inside a rollback";
+}
+
 TEST_F(BtrfsRoot, PruneKeepsNewestAndProtected) {
   build("@", true, "minbase");
   if (IsSkipped() || HasFatalFailure()) return;
@@ -361,6 +427,10 @@ TEST_F(BtrfsRoot, SeparateBootIsCapturedAndRestored) {
   LoopImage boot(dir_ / "boot.img", 64ULL << 20, "ext4");
   ASSERT_TRUE(boot.ok()) << boot.error();
   ASSERT_TRUE(boot.mount(root_ + "/boot"));
+  LoopImage esp(dir_ / "esp.img", 32ULL << 20, "ext4");
+  ASSERT_TRUE(esp.ok()) << esp.error();
+  ASSERT_TRUE(esp.mount(root_ + "/boot/efi"));
+  guard::testing::write_file(root_ + "/boot/efi/EFI/debian/grubx64.efi", "grub 1\n");
   guard::testing::write_file(root_ + "/boot/vmlinuz-6.1.0-1", "kernel 1\n");
   guard::testing::write_file(root_ + "/boot/initrd.img-6.1.0-1", "initrd 1\n");
   auto b = backend();
@@ -368,6 +438,9 @@ TEST_F(BtrfsRoot, SeparateBootIsCapturedAndRestored) {
   auto snap = b->create("boot", {});
   ASSERT_TRUE(snap) << snap.error().to_string();
   EXPECT_TRUE(snap->boot_captured);
+  EXPECT_EQ(snap->esp_path, "/boot/efi");
+  EXPECT_EQ(slurp(snap->esp_location + "/EFI/debian/grubx64.efi"), "grub 1\n");
+  EXPECT_FALSE(exists(snap->boot_location + "/efi/EFI")) << "the ESP is not copied twice";
   EXPECT_EQ(slurp(snap->boot_location + "/vmlinuz-6.1.0-1"), "kernel 1\n");
   std::string manifest = slurp(top_ + "/@upgrade-guard/" + snap->id + ".boot.manifest");
   EXPECT_NE(manifest.find("/vmlinuz-6.1.0-1\t9\t"), std::string::npos) << manifest;
@@ -375,6 +448,7 @@ TEST_F(BtrfsRoot, SeparateBootIsCapturedAndRestored) {
   ::unlink((root_ + "/boot/vmlinuz-6.1.0-1").c_str());
   guard::testing::write_file(root_ + "/boot/vmlinuz-6.1.0-2", "kernel 2\n");
   guard::testing::write_file(root_ + "/boot/initrd.img-6.1.0-1", "initrd rebuilt\n");
+  guard::testing::write_file(root_ + "/boot/efi/EFI/debian/grubx64.efi", "grub 2\n");
   RollbackOptions opts;
   opts.stop_after = RollbackStep::boot_restored;  // /boot is restored before the swap; check it there
   auto res = b->rollback(snap->id, opts);
@@ -382,7 +456,11 @@ TEST_F(BtrfsRoot, SeparateBootIsCapturedAndRestored) {
   EXPECT_EQ(slurp(root_ + "/boot/vmlinuz-6.1.0-1"), "kernel 1\n");
   EXPECT_EQ(slurp(root_ + "/boot/initrd.img-6.1.0-1"), "initrd 1\n");
   EXPECT_FALSE(exists(root_ + "/boot/vmlinuz-6.1.0-2"));
-  std::string aside = root_ + "/boot/.upgrade-guard-replaced-" + snap->id;
+  EXPECT_EQ(slurp(root_ + "/boot/efi/EFI/debian/grubx64.efi"), "grub 1\n");
+  std::string aside;
+  for (const auto& e : fs::directory_iterator(root_ + "/boot"))
+    if (e.path().filename().string().rfind(".upgrade-guard-replaced-", 0) == 0) aside = e.path().string();
+  ASSERT_FALSE(aside.empty()) << "an aside directory in /boot";
   EXPECT_EQ(slurp(aside + "/vmlinuz-6.1.0-2"), "kernel 2\n") << "the current /boot files are moved aside, not deleted";
   EXPECT_EQ(slurp(aside + "/initrd.img-6.1.0-1"), "initrd rebuilt\n");
   // Reverting puts the upgraded /boot back.
@@ -394,6 +472,18 @@ TEST_F(BtrfsRoot, SeparateBootIsCapturedAndRestored) {
   EXPECT_EQ(slurp(root_ + "/boot/vmlinuz-6.1.0-2"), "kernel 2\n");
   EXPECT_EQ(slurp(root_ + "/boot/initrd.img-6.1.0-1"), "initrd rebuilt\n");
   EXPECT_FALSE(exists(aside));
+  EXPECT_EQ(slurp(root_ + "/boot/efi/EFI/debian/grubx64.efi"), "grub 2\n");
+  // A whole rollback restores /boot too; the boot mount stays on the old tree's /boot, which
+  // is now the broken root (a caller of --root remounts /boot on the restored root).
+  auto full = b->rollback(snap->id, {});
+  ASSERT_TRUE(full) << full.error().to_string();
+  EXPECT_TRUE(full->boot_restored);
+  std::string boot_now = top_ + "/" + full->broken + "/boot";
+  EXPECT_EQ(slurp(boot_now + "/vmlinuz-6.1.0-1"), "kernel 1\n");
+  EXPECT_EQ(slurp(boot_now + full->replaced_dir + "/vmlinuz-6.1.0-2"), "kernel 2\n");
+  EXPECT_EQ(slurp(boot_now + "/efi/EFI/debian/grubx64.efi"), "grub 1\n");
+  EXPECT_EQ(slurp(boot_now + "/efi" + full->replaced_dir + "/EFI/debian/grubx64.efi"), "grub 2\n");
+  esp.unmount_all();
   boot.unmount_all();
 }
 

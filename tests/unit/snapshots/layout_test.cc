@@ -9,8 +9,8 @@ namespace guard::snapshots {
 namespace {
 
 TEST(LayoutParse, CmdlineRootflagsSubvol) {
-  auto pins = parse_cmdline_pins("BOOT_IMAGE=/@/boot/vmlinuz root=UUID=1 ro rootflags=subvol=@,compress=zstd quiet",
-                                 "cmdline");
+  auto pins =
+      parse_cmdline_pins("BOOT_IMAGE=/@/boot/vmlinuz root=UUID=1 ro rootflags=subvol=@,compress=zstd quiet", "cmdline");
   ASSERT_EQ(pins.size(), 1u);
   EXPECT_EQ(pins[0].source, "cmdline");
   EXPECT_EQ(pins[0].option, "subvol");
