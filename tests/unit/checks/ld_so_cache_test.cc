@@ -92,3 +92,27 @@ TEST(LdSoCache, ParsesCacheWrittenByLdconfig) {
 
 }  // namespace
 }  // namespace guard::checks
+
+namespace guard::checks {
+namespace {
+
+// Random corruption of a valid cache: an Error or entries, never a crash or a hang.
+TEST(LdSoCache, SurvivesRandomCorruption) {
+  auto good = testing::build_cache({{"libz.so.1", "/lib/libz.so.1"}, {"libh.so.1", "/lib/h/libh.so.1", 0x0303, 0}},
+                                   {"x86-64-v2"}, /*old=*/true);
+  std::uint32_t seed = 12345;
+  auto next = [&] { return seed = seed * 1103515245u + 12345u; };
+  for (int i = 0; i < 5000; ++i) {
+    std::string bytes = good;
+    int flips = 1 + static_cast<int>(next() % 4);
+    for (int k = 0; k < flips; ++k) bytes[next() % bytes.size()] = static_cast<char>(next() >> 16);
+    if (next() % 8 == 0) bytes.resize(next() % bytes.size());
+    auto r = parse_ld_so_cache(bytes);
+    if (r) {
+      for (const auto& e : *r) EXPECT_LE(e.path.size(), bytes.size());
+    }
+  }
+}
+
+}  // namespace
+}  // namespace guard::checks
