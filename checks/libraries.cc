@@ -200,8 +200,10 @@ base::Result<CheckOutput> LibrariesCheck::run(const CheckContext& ctx) const {
     f.id = "ld-config";
     out.findings.push_back(std::move(f));
   }
+  if (ctx.progress) ctx.progress(id(), 0, 0);
   auto objects = scan_elf_objects(resolver, paths);
   out.items = objects.size();
+  if (ctx.progress) ctx.progress(id(), 0, objects.size());
 
   std::vector<std::vector<DependencyProblem>> problems(objects.size());
   std::mutex mu;
@@ -223,6 +225,7 @@ base::Result<CheckOutput> LibrariesCheck::run(const CheckContext& ctx) const {
     });
   }
 
+  if (ctx.progress) ctx.progress(id(), objects.size(), objects.size());
   for (std::size_t i = 0; i < objects.size(); ++i) {
     const LoadedElf& o = objects[i];
     if (!o.elf->error.empty()) {
