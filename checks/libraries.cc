@@ -205,6 +205,31 @@ base::Result<CheckOutput> LibrariesCheck::run(const CheckContext& ctx) const {
   out.items = objects.size();
   if (ctx.progress) ctx.progress(id(), 0, objects.size());
 
+  // A change-scoped run (after an upgrade) reports only objects that changed or that need a
+  // changed library: by inode for what still exists, by file name for what is gone.
+  const bool scoped = !ctx.scope.full;
+  std::unordered_set<const ElfObject*> changed_objects;
+  std::unordered_set<std::string> changed_names;
+  if (scoped) {
+    for (const auto& p : ctx.scope.paths) {
+      changed_names.emplace(base::basename(p));
+      if (const ElfObject* o = resolver.load(p)) {
+        changed_objects.insert(o);
+        if (!o->soname.empty()) changed_names.insert(o->soname);
+      }
+    }
+  }
+  auto touches_change = [&](const LoadedElf& o, const std::vector<LoadedElf>& resolved) {
+    if (changed_objects.count(o.elf) != 0) return true;
+    for (std::size_t k = 0; k < o.elf->needed.size(); ++k) {
+      if (changed_names.count(o.elf->needed[k]) != 0) return true;
+      if (k < resolved.size() && resolved[k].elf != nullptr && changed_objects.count(resolved[k].elf) != 0) return true;
+    }
+    return false;
+  };
+  std::vector<char> in_scope(objects.size(), scoped ? 0 : 1);
+  if (scoped)
+    for (std::size_t i = 0; i < objects.size(); ++i) in_scope[i] = changed_objects.count(objects[i].elf) != 0 ? 1 : 0;
   std::vector<std::vector<DependencyProblem>> problems(objects.size());
   std::mutex mu;
   std::unordered_set<RescueKey, RescueHash> rescued;
@@ -213,7 +238,9 @@ base::Result<CheckOutput> LibrariesCheck::run(const CheckContext& ctx) const {
   std::for_each(std::execution::par, idx.begin(), idx.end(), [&](std::size_t i) {
     const LoadedElf& o = objects[i];
     if (!o.elf->error.empty() || !o.elf->dynamic || !resolver.runs_here(o.elf->ident)) return;
-    problems[i] = resolver.check_direct(o, {}, nullptr, nullptr);
+    std::vector<LoadedElf> resolved;
+    problems[i] = resolver.check_direct(o, {}, nullptr, scoped ? &resolved : nullptr);
+    if (scoped) in_scope[i] = touches_change(o, resolved) ? 1 : 0;
   });
   // Only objects with a search path of their own can make a dependency work that fails alone.
   bool any_failed = std::any_of(problems.begin(), problems.end(), [](const auto& p) { return !p.empty(); });
@@ -228,6 +255,7 @@ base::Result<CheckOutput> LibrariesCheck::run(const CheckContext& ctx) const {
   if (ctx.progress) ctx.progress(id(), objects.size(), objects.size());
   for (std::size_t i = 0; i < objects.size(); ++i) {
     const LoadedElf& o = objects[i];
+    if (in_scope[i] == 0) continue;
     if (!o.elf->error.empty()) {
       Finding f;
       f.severity = Severity::warn;

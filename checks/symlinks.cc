@@ -174,7 +174,18 @@ base::Result<CheckOutput> SymlinksCheck::run(const CheckContext& ctx) const {
   });
   if (!alternatives_scanned) (void)ctx.root.walk("/etc/alternatives", visit);
 
+  // A change-scoped run reports the links among the changed paths and the alternatives;
+  // a link elsewhere that dangles because its target changed names that target.
+  std::set<std::string> changed(ctx.scope.paths.begin(), ctx.scope.paths.end());
+  auto in_scope = [&](const BrokenLink& b) {
+    if (ctx.scope.full || changed.count(b.path) != 0 || starts_with_dir(b.path, "/etc/alternatives")) return true;
+    std::string t = !b.target.empty() && b.target.front() == '/'
+                        ? base::normalize_path(b.target)
+                        : base::normalize_path(base::join_path(base::dirname(b.path), b.target));
+    return changed.count(t) != 0;
+  };
   for (const auto& b : broken) {
+    if (!in_scope(b)) continue;
     Finding f;
     f.check = "symlinks";
     f.path = b.path;

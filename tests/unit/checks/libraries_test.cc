@@ -231,3 +231,37 @@ TEST_F(LibrariesTest, AliasedScanPathsAreScannedOnce) {
 
 }  // namespace
 }  // namespace guard::checks
+
+namespace guard::checks {
+namespace {
+
+using namespace guard::testing;
+
+TEST(LibrariesScope, ChangeScopedRunReportsOnlyDependentsOfChangedFiles) {
+  TempDir dir;
+  std::string root = dir / "root", build = dir / "build";
+  make_dirs(build);
+  make_base_root(root);
+  build_lib(build + "/libx.so.1", "libx.so.1", "int x(void) { return 0; }\n");
+  build_lib(build + "/liby.so.1", "liby.so.1", "int y(void) { return 0; }\n");
+  build_exe(root + "/usr/bin/needs-x", "int x(void); int main(void) { return x(); }\n", {build + "/libx.so.1"});
+  build_exe(root + "/usr/bin/needs-y", "int y(void); int main(void) { return y(); }\n", {build + "/liby.so.1"});
+  // Neither library is installed: a full run reports both programs.
+  auto r = base::Root::open(root);
+  ASSERT_TRUE(r);
+  policies::Policy policy;
+  CheckContext ctx{*r, policy, {}, nullptr, false, {}};
+  auto full = LibrariesCheck().run(ctx);
+  ASSERT_TRUE(full);
+  EXPECT_EQ(blocking(full->findings), 2u) << dump(full->findings);
+  // An upgrade that removed /usr/lib/x86_64-linux-gnu/libx.so.1: only needs-x is in scope.
+  ctx.scope.full = false;
+  ctx.scope.paths = {"/usr/lib/x86_64-linux-gnu/libx.so.1"};
+  auto scoped = LibrariesCheck().run(ctx);
+  ASSERT_TRUE(scoped);
+  EXPECT_NE(find_finding(scoped->findings, "/usr/bin/needs-x", "needed:libx.so.1"), nullptr) << dump(scoped->findings);
+  EXPECT_EQ(find_finding(scoped->findings, "/usr/bin/needs-y"), nullptr) << dump(scoped->findings);
+}
+
+}  // namespace
+}  // namespace guard::checks

@@ -135,3 +135,26 @@ TEST_F(SymlinksTest, DanglingAlternativeBlocksWhenAProgramUsesIt) {
 
 }  // namespace
 }  // namespace guard::checks
+
+namespace guard::checks {
+namespace {
+
+using namespace guard::testing;
+
+TEST_F(SymlinksTest, ChangeScopedRunReportsChangedLinksAndLinksToChangedFiles) {
+  make_symlink("gone-tool", root_ + "/usr/bin/old-link");
+  make_symlink("real-removed", root_ + "/usr/bin/points-at-changed");
+  auto r = base::Root::open(root_);
+  ASSERT_TRUE(r);
+  policies::Policy policy;
+  CheckContext ctx{*r, policy, {}, nullptr, false, {}};
+  ctx.scope.full = false;
+  ctx.scope.paths = {"/usr/bin/real-removed"};
+  auto out = SymlinksCheck().run(ctx);
+  ASSERT_TRUE(out);
+  EXPECT_NE(find_finding(out->findings, "/usr/bin/points-at-changed", "dangling"), nullptr) << dump(out->findings);
+  EXPECT_EQ(find_finding(out->findings, "/usr/bin/old-link"), nullptr) << dump(out->findings);
+}
+
+}  // namespace
+}  // namespace guard::checks
