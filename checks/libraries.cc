@@ -23,10 +23,15 @@ bool skipped_subtree(std::string_view parent, std::string_view name) {
 // Debian ships optional plugins whose libraries come from packages it only recommends or
 // suggests: e.g. /usr/lib/x86_64-linux-gnu/gdk-pixbuf-2.0/2.10.0/loaders/*.so, gconv modules,
 // sasl2, krb5 and perl/python extension modules. They are dlopen()ed on demand by their host
-// program, which copes with a failure. A missing library of an object in such a subdirectory
-// (below /usr/lib/<tuple>/<something>/, or in /usr/lib/<package>/ outside bin dirs) is a
-// warning; the same for a program or a library directly in a bin or lib directory blocks.
-// With a baseline, a plugin that loses a library it had before still shows as a regression.
+// program, which copes with a failure. So a missing library of a shared object that lives in
+// such a subdirectory (below /usr/lib/<tuple>/<something>/, or in /usr/lib/<package>/), has no
+// program interpreter and that no program links against, directly or through other libraries
+// (a dlopen-only plugin, e.g. a JDK's libnet.so needing the libjvm.so its host loaded first),
+// is a warning.
+// Everything else blocks: programs anywhere (e.g. /usr/lib/systemd/systemd-journald), libraries
+// in the lib dirs themselves, and private libraries that programs link against (e.g.
+// /usr/lib/x86_64-linux-gnu/systemd/libsystemd-shared-252.so). With a baseline, a plugin that
+// loses a library it had before still shows up as a new finding.
 bool optional_plugin(std::string_view path) {
   std::string_view dir = base::dirname(path);
   for (std::string_view lib : {"/usr/lib/", "/lib/", "/usr/lib64/", "/usr/local/lib/"}) {
@@ -231,6 +236,7 @@ base::Result<CheckOutput> LibrariesCheck::run(const CheckContext& ctx) const {
   if (scoped)
     for (std::size_t i = 0; i < objects.size(); ++i) in_scope[i] = changed_objects.count(objects[i].elf) != 0 ? 1 : 0;
   std::vector<std::vector<DependencyProblem>> problems(objects.size());
+  std::vector<std::vector<LoadedElf>> deps(objects.size());
   std::mutex mu;
   std::unordered_set<RescueKey, RescueHash> rescued;
   std::vector<std::size_t> idx(objects.size());
@@ -238,10 +244,30 @@ base::Result<CheckOutput> LibrariesCheck::run(const CheckContext& ctx) const {
   std::for_each(std::execution::par, idx.begin(), idx.end(), [&](std::size_t i) {
     const LoadedElf& o = objects[i];
     if (!o.elf->error.empty() || !o.elf->dynamic || !resolver.runs_here(o.elf->ident)) return;
-    std::vector<LoadedElf> resolved;
-    problems[i] = resolver.check_direct(o, {}, nullptr, scoped ? &resolved : nullptr);
-    if (scoped) in_scope[i] = touches_change(o, resolved) ? 1 : 0;
+    problems[i] = resolver.check_direct(o, {}, nullptr, &deps[i]);
+    if (scoped) in_scope[i] = touches_change(o, deps[i]) ? 1 : 0;
   });
+  // The libraries some program loads at start-up: the closure of the programs' dependencies.
+  std::unordered_map<const ElfObject*, std::vector<const ElfObject*>> graph;
+  std::vector<const ElfObject*> queue;
+  for (std::size_t i = 0; i < objects.size(); ++i) {
+    auto& edges = graph[objects[i].elf];
+    for (const auto& le : deps[i])
+      if (le.elf != nullptr) edges.push_back(le.elf);
+    if (objects[i].elf->has_interp) queue.push_back(objects[i].elf);
+  }
+  deps.clear();
+  std::unordered_set<const ElfObject*> linked(queue.begin(), queue.end());
+  while (!queue.empty()) {
+    const ElfObject* o = queue.back();
+    queue.pop_back();
+    if (auto it = graph.find(o); it != graph.end())
+      for (const ElfObject* d : it->second)
+        if (linked.insert(d).second) queue.push_back(d);
+  }
+  auto dlopen_only_plugin = [&](const LoadedElf& o) {
+    return optional_plugin(o.path) && linked.count(o.elf) == 0;
+  };
   // Only objects with a search path of their own can make a dependency work that fails alone.
   bool any_failed = std::any_of(problems.begin(), problems.end(), [](const auto& p) { return !p.empty(); });
   if (any_failed) {
@@ -272,7 +298,7 @@ base::Result<CheckOutput> LibrariesCheck::run(const CheckContext& ctx) const {
       kept.push_back(std::move(p));
     }
     if (kept.empty()) continue;
-    for (auto& f : dependency_findings(o.path, kept, optional_plugin(o.path) ? Severity::warn : Severity::block))
+    for (auto& f : dependency_findings(o.path, kept, dlopen_only_plugin(o) ? Severity::warn : Severity::block))
       out.findings.push_back(std::move(f));
   }
   return out;

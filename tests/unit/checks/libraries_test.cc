@@ -265,3 +265,31 @@ TEST(LibrariesScope, ChangeScopedRunReportsOnlyDependentsOfChangedFiles) {
 
 }  // namespace
 }  // namespace guard::checks
+
+namespace guard::checks {
+namespace {
+
+using namespace guard::testing;
+
+TEST_F(LibrariesTest, ProgramOrLinkedPrivateLibraryInPackageDirBlocks) {
+  build_lib(build_ + "/libx.so.1", "libx.so.1", "int x(void) { return 0; }\n");
+  // A helper program in /usr/lib/<package>/ (like systemd-journald): blocks.
+  build_exe(root_ + "/usr/lib/foo/foo-helper", "int x(void); int main(void) { return x(); }\n", {build_ + "/libx.so.1"});
+  // A private library in /usr/lib/<tuple>/foo/ that a program links against: blocks.
+  build_lib(root_ + "/usr/lib/x86_64-linux-gnu/foo/libfoo-shared.so", "libfoo-shared.so",
+            "int x(void); int fs(void) { return x(); }\n", "", {build_ + "/libx.so.1"});
+  build_exe(root_ + "/usr/bin/foo", "int fs(void); int main(void) { return fs(); }\n",
+            {root_ + "/usr/lib/x86_64-linux-gnu/foo/libfoo-shared.so", "-Wl,-rpath,/usr/lib/x86_64-linux-gnu/foo",
+             "-Wl,-rpath-link," + build_});
+  auto fs = run();
+  const Finding* helper = find_finding(fs, "/usr/lib/foo/foo-helper", "needed:libx.so.1");
+  ASSERT_NE(helper, nullptr) << dump(fs);
+  EXPECT_EQ(helper->severity, Severity::block);
+  const Finding* shared = find_finding(fs, "/usr/lib/x86_64-linux-gnu/foo/libfoo-shared.so", "needed:libx.so.1");
+  ASSERT_NE(shared, nullptr) << dump(fs);
+  EXPECT_EQ(shared->severity, Severity::block);
+  EXPECT_EQ(find_finding(fs, "/usr/bin/foo"), nullptr) << dump(fs);
+}
+
+}  // namespace
+}  // namespace guard::checks
