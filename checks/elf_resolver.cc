@@ -39,7 +39,7 @@ std::string tuple_of(const ElfIdent& id, bool arm_hf) {
 // $PLATFORM as ld.so expands it (the kernel's AT_PLATFORM for that machine).
 std::string_view platform_of(const ElfIdent& id) {
   switch (id.machine) {
-    case EM_X86_64: return id.elf_class == ELFCLASS64 ? "x86_64" : "x86_64";
+    case EM_X86_64: return "x86_64";  // x32 too
     case EM_386: return "i686";
     case EM_AARCH64: return "aarch64";
     case EM_ARM: return "v7l";
