@@ -1,8 +1,11 @@
 // The list of every check, in report order. Each check file adds one factory here.
 #include "checks/check.h"
+#include "checks/critical.h"
 #include "checks/dpkg_state_check.h"
+#include "checks/libraries.h"
 #include "checks/package_files_check.h"
 #include "checks/package_hashes_check.h"
+#include "checks/symlinks.h"
 #include "checks/system_checks.h"
 
 namespace guard::checks {
@@ -12,6 +15,9 @@ std::vector<std::unique_ptr<Check>> make_all_checks() {
   all.push_back(std::make_unique<DpkgStateCheck>());
   all.push_back(std::make_unique<PackageFilesCheck>());
   all.push_back(std::make_unique<PackageHashesCheck>());
+  all.push_back(std::make_unique<LibrariesCheck>());
+  all.push_back(std::make_unique<SymlinksCheck>());
+  all.push_back(std::make_unique<CriticalCheck>());
   // The system around the packages, last.
   all.push_back(std::make_unique<SpaceCheck>());
   all.push_back(std::make_unique<FilesystemCheck>());

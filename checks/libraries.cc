@@ -1,0 +1,346 @@
+#include "checks/libraries.h"
+
+#include <dirent.h>
+#include <elf.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <execution>
+#include <fmt/format.h>
+#include <mutex>
+#include <unordered_set>
+
+namespace guard::checks {
+namespace {
+
+// Separate debug info, kernel modules and firmware blobs live under these directories of a
+// lib dir; none of them is ever loaded by ld.so, and together they are most of /usr/lib's bytes.
+bool skipped_subtree(std::string_view parent, std::string_view name) {
+  if (parent != "/usr/lib" && parent != "/lib") return false;
+  return name == "modules" || name == "firmware" || name == "debug";
+}
+
+// Debian ships optional plugins whose libraries come from packages it only recommends or
+// suggests: e.g. /usr/lib/x86_64-linux-gnu/gdk-pixbuf-2.0/2.10.0/loaders/*.so, gconv modules,
+// sasl2, krb5 and perl/python extension modules. They are dlopen()ed on demand by their host
+// program, which copes with a failure. So a missing library of a shared object that lives in
+// such a subdirectory (below /usr/lib/<tuple>/<something>/, or in /usr/lib/<package>/), has no
+// program interpreter and that no program links against, directly or through other libraries
+// (a dlopen-only plugin, e.g. a JDK's libnet.so needing the libjvm.so its host loaded first),
+// is a warning.
+// Everything else blocks: programs anywhere (e.g. /usr/lib/systemd/systemd-journald), libraries
+// in the lib dirs themselves, and private libraries that programs link against (e.g.
+// /usr/lib/x86_64-linux-gnu/systemd/libsystemd-shared-252.so). With a baseline, a plugin that
+// loses a library it had before still shows up as a new finding.
+bool optional_plugin(std::string_view path) {
+  std::string_view dir = base::dirname(path);
+  for (std::string_view lib : {"/usr/lib/", "/lib/", "/usr/lib64/", "/usr/local/lib/"}) {
+    if (dir.substr(0, lib.size()) != lib) continue;
+    std::string_view rest = dir.substr(lib.size());  // e.g. "x86_64-linux-gnu/sasl2" or "python3/dist-packages"
+    if (rest.empty()) return false;                   // /usr/lib/libfoo.so.1
+    std::size_t slash = rest.find('/');
+    std::string_view first = rest.substr(0, slash);
+    bool tuple = first.find("-linux-gnu") != std::string_view::npos;
+    if (tuple) return slash != std::string_view::npos;  // deeper than /usr/lib/<tuple>
+    return true;                                        // /usr/lib/<package>/..., e.g. systemd or openssh helpers
+  }
+  return false;
+}
+
+std::string problem_message(const DependencyProblem& p) {
+  switch (p.kind) {
+    case DependencyProblem::Kind::interp_missing:
+      return fmt::format("its program interpreter {} does not exist", p.name);
+    case DependencyProblem::Kind::needed_missing:
+      return fmt::format("needs {}, which is not found in the library search path", p.name);
+    case DependencyProblem::Kind::version_missing:
+      if (p.defined.empty())
+        return fmt::format("needs {} from {}, which does not define it ({})", p.version, p.name, p.lib_path);
+      return fmt::format("needs {} from {}, which defines only up to {} ({})", p.version, p.name, p.defined, p.lib_path);
+  }
+  return {};
+}
+
+std::string problem_id(const DependencyProblem& p) {
+  switch (p.kind) {
+    case DependencyProblem::Kind::interp_missing: return "interp:" + p.name;
+    case DependencyProblem::Kind::needed_missing: return "needed:" + p.name;
+    case DependencyProblem::Kind::version_missing: return "version:" + p.name + ":" + p.version;
+  }
+  return {};
+}
+
+std::string problem_hint(const DependencyProblem& p) {
+  switch (p.kind) {
+    case DependencyProblem::Kind::interp_missing: return "reinstall libc6 (apt-get install --reinstall libc6)";
+    case DependencyProblem::Kind::needed_missing:
+      return fmt::format("find the package that ships {} (dpkg -S {}) and reinstall it; run ldconfig if it is installed "
+                         "in a directory only ld.so.conf names", p.name, p.name);
+    case DependencyProblem::Kind::version_missing:
+      return fmt::format("upgrade the package that ships {} (dpkg -S {}) to a version providing {}", p.lib_path,
+                         p.lib_path, p.version);
+  }
+  return {};
+}
+
+using RescueKey = std::pair<const ElfObject*, std::string>;
+struct RescueHash {
+  std::size_t operator()(const RescueKey& k) const {
+    return std::hash<const void*>()(k.first) ^ (std::hash<std::string>()(k.second) << 1);
+  }
+};
+
+// Loads the dependency tree of `top` breadth-first as ld.so does (already-loaded sonames are
+// reused, DT_RPATH inherited down the loader chain) and records every (object, need) pair
+// that resolves completely in this context. A library that only works when loaded by a
+// program with an RPATH/RUNPATH (e.g. /usr/lib/foo/libbar.so needing a sibling found through
+// the program's $ORIGIN) is not a finding.
+void simulate_load(LibraryResolver& resolver, const LoadedElf& top, std::mutex& mu,
+                   std::unordered_set<RescueKey, RescueHash>& rescued) {
+  constexpr std::size_t kMaxObjects = 4096;
+  struct Node {
+    LoadedElf le;
+    int parent;
+  };
+  std::vector<Node> nodes{{top, -1}};
+  std::unordered_map<std::string, LoadedElf> loaded;
+  std::unordered_set<const ElfObject*> seen{top.elf};
+  std::vector<RescueKey> ok;
+  for (std::size_t k = 0; k < nodes.size() && nodes.size() < kMaxObjects; ++k) {
+    std::vector<LoadedElf> chain;
+    for (int p = nodes[k].parent; p >= 0; p = nodes[static_cast<std::size_t>(p)].parent)
+      chain.push_back(nodes[static_cast<std::size_t>(p)].le);
+    const LoadedElf who = nodes[k].le;
+    for (const auto& n : who.elf->needed) {
+      auto r = resolver.resolve(who, n, chain, &loaded);
+      if (!r) continue;
+      if (LibraryResolver::missing_versions(*who.elf, n, *r).empty()) ok.emplace_back(who.elf, n);
+      loaded.emplace(n, *r);
+      if (!r->elf->soname.empty()) loaded.emplace(r->elf->soname, *r);
+      if (seen.insert(r->elf).second) nodes.push_back(Node{*r, static_cast<int>(k)});
+    }
+  }
+  std::lock_guard lock(mu);
+  for (auto& k : ok) rescued.insert(std::move(k));
+}
+
+}  // namespace
+
+const std::vector<std::string>& default_library_scan_paths() {
+  static const std::vector<std::string> paths = {"/usr/bin", "/usr/sbin",      "/usr/lib", "/usr/libexec",
+                                                 "/usr/local/bin", "/opt", "/usr/local/lib"};
+  return paths;
+}
+
+std::vector<std::string> canonical_scan_paths(const base::Root& root, const std::vector<std::string>& paths) {
+  std::vector<std::string> real;
+  for (const auto& p : paths) {
+    auto r = root.realpath(p);
+    if (!r) continue;  // missing in this root: nothing to scan
+    auto st = root.stat(*r);
+    if (!st || !S_ISDIR(st->st_mode)) continue;
+    if (std::find(real.begin(), real.end(), *r) == real.end()) real.push_back(*r);
+  }
+  std::vector<std::string> out;
+  for (const auto& p : real) {
+    bool nested = std::any_of(real.begin(), real.end(), [&](const std::string& q) {
+      return q != p && (q == "/" || (p.size() > q.size() && p.compare(0, q.size(), q) == 0 && p[q.size()] == '/'));
+    });
+    if (!nested) out.push_back(p);
+  }
+  return out;
+}
+
+std::vector<LoadedElf> scan_elf_objects(LibraryResolver& resolver, const std::vector<std::string>& paths,
+                                        std::uint64_t* items) {
+  std::vector<std::string> files;
+  for (const auto& top : paths) {
+    auto walked = resolver.root().walk(top, [&](const base::WalkEntry& e) {
+      if (e.error != 0) return base::WalkAction::next;
+      if (e.type == DT_DIR && skipped_subtree(base::dirname(e.path), e.name)) return base::WalkAction::skip_subtree;
+      if (e.type == DT_REG) files.emplace_back(e.path);
+      return base::WalkAction::next;
+    });
+    (void)walked;  // an unreadable scan path has nothing we could check
+  }
+  if (items != nullptr) *items = files.size();
+  std::vector<const ElfObject*> objs(files.size(), nullptr);
+  std::vector<std::size_t> idx(files.size());
+  for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = i;
+  std::for_each(std::execution::par, idx.begin(), idx.end(),
+                [&](std::size_t i) { objs[i] = resolver.load(files[i], nullptr, base::Follow::no); });
+  std::vector<LoadedElf> out;
+  for (std::size_t i = 0; i < files.size(); ++i)
+    if (objs[i] != nullptr) out.push_back(LoadedElf{std::move(files[i]), objs[i]});
+  return out;
+}
+
+std::vector<Finding> dependency_findings(const std::string& path, const std::vector<DependencyProblem>& problems,
+                                         Severity missing_severity, const std::string& check) {
+  std::vector<Finding> out;
+  for (const auto& p : problems) {
+    Finding f;
+    f.check = check;
+    f.severity = p.kind == DependencyProblem::Kind::needed_missing ? missing_severity : Severity::block;
+    f.path = path;
+    f.message = problem_message(p);
+    f.hint = problem_hint(p);
+    f.id = problem_id(p);
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+base::Result<CheckOutput> LibrariesCheck::run(const CheckContext& ctx) const {
+  const auto& configured = ctx.policy.check(std::string(id())).paths;
+  auto paths = canonical_scan_paths(ctx.root, configured.empty() ? default_library_scan_paths() : configured);
+  LibraryResolver resolver(ctx.root);
+  CheckOutput out;
+  for (const auto& e : resolver.setup_problems()) {
+    Finding f;
+    f.severity = Severity::warn;
+    f.path = e.path;
+    f.message = "cannot use the dynamic linker configuration: " + e.to_string();
+    f.hint = "run ldconfig in the root to rebuild /etc/ld.so.cache; fix the named file";
+    f.id = "ld-config";
+    out.findings.push_back(std::move(f));
+  }
+  if (ctx.progress) ctx.progress(id(), 0, 0);
+  auto objects = scan_elf_objects(resolver, paths);
+  out.items = objects.size();
+  if (ctx.progress) ctx.progress(id(), 0, objects.size());
+
+  // A change-scoped run (after an upgrade) reports only objects that changed or that need a
+  // changed library: by inode for what still exists, by file name for what is gone.
+  const bool scoped = !ctx.scope.full;
+  std::unordered_set<const ElfObject*> changed_objects;
+  std::unordered_set<std::string> changed_names;
+  if (scoped) {
+    for (const auto& p : ctx.scope.paths) {
+      changed_names.emplace(base::basename(p));
+      if (const ElfObject* o = resolver.load(p)) {
+        changed_objects.insert(o);
+        if (!o->soname.empty()) changed_names.insert(o->soname);
+      }
+    }
+  }
+  auto touches_change = [&](const LoadedElf& o, const std::vector<LoadedElf>& resolved) {
+    if (changed_objects.count(o.elf) != 0) return true;
+    for (std::size_t k = 0; k < o.elf->needed.size(); ++k) {
+      if (changed_names.count(o.elf->needed[k]) != 0) return true;
+      if (k < resolved.size() && resolved[k].elf != nullptr && changed_objects.count(resolved[k].elf) != 0) return true;
+    }
+    return false;
+  };
+  std::vector<char> in_scope(objects.size(), scoped ? 0 : 1);
+  if (scoped)
+    for (std::size_t i = 0; i < objects.size(); ++i) in_scope[i] = changed_objects.count(objects[i].elf) != 0 ? 1 : 0;
+  std::vector<std::vector<DependencyProblem>> problems(objects.size());
+  std::vector<std::vector<LoadedElf>> deps(objects.size());
+  std::mutex mu;
+  std::unordered_set<RescueKey, RescueHash> rescued;
+  std::vector<std::size_t> idx(objects.size());
+  for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = i;
+  std::for_each(std::execution::par, idx.begin(), idx.end(), [&](std::size_t i) {
+    const LoadedElf& o = objects[i];
+    if (!o.elf->error.empty() || !o.elf->dynamic || !resolver.runs_here(o.elf->ident)) return;
+    problems[i] = resolver.check_direct(o, {}, nullptr, &deps[i]);
+    if (scoped) in_scope[i] = touches_change(o, deps[i]) ? 1 : 0;
+  });
+  // The libraries some program loads at start-up: the closure of the programs' dependencies.
+  std::unordered_map<const ElfObject*, std::vector<const ElfObject*>> graph;
+  std::vector<const ElfObject*> queue;
+  for (std::size_t i = 0; i < objects.size(); ++i) {
+    auto& edges = graph[objects[i].elf];
+    for (const auto& le : deps[i])
+      if (le.elf != nullptr) edges.push_back(le.elf);
+    if (objects[i].elf->has_interp) queue.push_back(objects[i].elf);
+  }
+  deps.clear();
+  std::unordered_set<const ElfObject*> linked(queue.begin(), queue.end());
+  while (!queue.empty()) {
+    const ElfObject* o = queue.back();
+    queue.pop_back();
+    if (auto it = graph.find(o); it != graph.end())
+      for (const ElfObject* d : it->second)
+        if (linked.insert(d).second) queue.push_back(d);
+  }
+  auto dlopen_only_plugin = [&](const LoadedElf& o) {
+    return optional_plugin(o.path) && linked.count(o.elf) == 0;
+  };
+  // Only objects with a search path of their own can make a dependency work that fails alone.
+  bool any_failed = std::any_of(problems.begin(), problems.end(), [](const auto& p) { return !p.empty(); });
+  if (any_failed) {
+    std::for_each(std::execution::par, idx.begin(), idx.end(), [&](std::size_t i) {
+      const LoadedElf& o = objects[i];
+      if (!o.elf->error.empty() || !o.elf->dynamic || !resolver.runs_here(o.elf->ident)) return;
+      if (o.elf->has_rpath || o.elf->has_runpath) simulate_load(resolver, o, mu, rescued);
+    });
+  }
+
+  if (ctx.progress) ctx.progress(id(), objects.size(), objects.size());
+  for (std::size_t i = 0; i < objects.size(); ++i) {
+    const LoadedElf& o = objects[i];
+    if (in_scope[i] == 0) continue;
+    if (!o.elf->error.empty()) {
+      Finding f;
+      f.severity = Severity::warn;
+      f.path = o.path;
+      f.message = "is not a well-formed ELF object: " + o.elf->error;
+      f.hint = "reinstall the package that ships it (dpkg -S " + o.path + ")";
+      f.id = "malformed-elf";
+      out.findings.push_back(std::move(f));
+      continue;
+    }
+    std::vector<DependencyProblem> kept;
+    for (auto& p : problems[i]) {
+      if (p.kind != DependencyProblem::Kind::interp_missing && rescued.count(RescueKey(o.elf, p.name)) != 0) continue;
+      kept.push_back(std::move(p));
+    }
+    if (kept.empty()) continue;
+    for (auto& f : dependency_findings(o.path, kept, dlopen_only_plugin(o) ? Severity::warn : Severity::block))
+      out.findings.push_back(std::move(f));
+  }
+  return out;
+}
+
+base::Result<std::vector<std::string>> find_dependents(const base::Root& root, const std::set<std::string>& changed,
+                                                       const std::vector<std::string>& scan_paths) {
+  LibraryResolver resolver(root);
+  std::unordered_set<const ElfObject*> changed_files;
+  std::set<std::string> sonames;
+  for (const auto& c : changed) {
+    if (c.find('/') == std::string::npos) {
+      sonames.insert(c);
+    } else if (const ElfObject* o = resolver.load(c)) {
+      changed_files.insert(o);
+    }
+  }
+  auto paths = canonical_scan_paths(root, scan_paths.empty() ? default_library_scan_paths() : scan_paths);
+  auto objects = scan_elf_objects(resolver, paths);
+  std::vector<char> hit(objects.size(), 0);
+  std::vector<std::size_t> idx(objects.size());
+  for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = i;
+  std::for_each(std::execution::par, idx.begin(), idx.end(), [&](std::size_t i) {
+    const LoadedElf& o = objects[i];
+    for (const auto& n : o.elf->needed) {
+      if (sonames.count(n) != 0) {
+        hit[i] = 1;
+        return;
+      }
+      if (changed_files.empty() || !o.elf->error.empty()) continue;
+      auto r = resolver.resolve(o, n, {}, nullptr);
+      if (r && changed_files.count(r->elf) != 0) {
+        hit[i] = 1;
+        return;
+      }
+    }
+  });
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < objects.size(); ++i)
+    if (hit[i] != 0) out.push_back(objects[i].path);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace guard::checks
