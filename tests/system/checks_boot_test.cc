@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <iostream>
 
 #include "base/root.h"
 #include "checks/check.h"
@@ -22,11 +23,11 @@ using guard::testing::write_file;
 const std::vector<std::string> kChecks{"boot", "mounts", "services"};
 constexpr const char* kVersion = "6.1.0-50-amd64";  // overwritten by the kernel found in the root
 
-// The cached server root (built on first use), or "" with a reason.
-std::string server_root(std::string* why) {
-  auto r = run({std::string(UG_SOURCE_DIR) + "/scripts/test-root", "server"}, 3600);
+// The cached root of `variant` (built on first use), or "" with a reason.
+std::string cached_root(const std::string& variant, std::string* why) {
+  auto r = run({std::string(UG_SOURCE_DIR) + "/scripts/test-root", variant}, 3600);
   if (!r.ok()) {
-    *why = "scripts/test-root server failed: " + r.describe() + " " + r.err;
+    *why = "scripts/test-root " + variant + " failed: " + r.describe() + " " + r.err;
     return {};
   }
   std::string path = r.out;
@@ -63,7 +64,7 @@ class ChecksBootTest : public ::testing::Test {
   void SetUp() override {
     if (!guard::testing::is_root()) UG_SKIP_OR_FAIL("needs root to copy the debootstrapped root");
     std::string why;
-    std::string src = server_root(&why);
+    std::string src = cached_root("server", &why);
     if (src.empty()) UG_SKIP_OR_FAIL(why);
     root_ = tmp_ / "root";
     auto r = run({"cp", "-a", "--reflink=auto", src, root_});
@@ -84,6 +85,27 @@ TEST_F(ChecksBootTest, HealthyServerRootHasNoBlockingFinding) {
   Report r = check(root_);
   EXPECT_EQ(r.blocking_count(), 0U) << describe(r);
   for (const auto& c : r.checks) EXPECT_NE(c.status, CheckStatus::error) << describe(r);
+  std::cout << describe(r);
+}
+
+// minbase: no kernel, no fstab entries; boot is skipped, nothing blocks.
+TEST(ChecksBootMinbase, HealthyMinbaseRootHasNoBlockingFinding) {
+  if (!guard::testing::is_root()) UG_SKIP_OR_FAIL("needs root to copy the debootstrapped root");
+  std::string why;
+  std::string src = cached_root("minbase", &why);
+  if (src.empty()) UG_SKIP_OR_FAIL(why);
+  TempDir tmp("ug-checks-minbase");
+  auto cp = run({"cp", "-a", "--reflink=auto", src, tmp / "root"});
+  ASSERT_TRUE(cp.ok()) << cp.err;
+  Report r = check(tmp / "root");
+  EXPECT_EQ(r.blocking_count(), 0U) << describe(r);
+  for (const auto& c : r.checks) {
+    EXPECT_NE(c.status, CheckStatus::error) << describe(r);
+    if (c.id == "boot") {
+      EXPECT_EQ(c.status, CheckStatus::skipped) << describe(r);
+    }
+  }
+  std::cout << describe(r);
 }
 
 TEST_F(ChecksBootTest, MissingInitrdBlocks) {
