@@ -11,10 +11,15 @@ namespace guard::checks {
 // / or /boot) resolve. grub.cfg entries load files that exist on the filesystem GRUB reads
 // (a separate /boot means paths without the /boot prefix); grubenv's saved_entry/next_entry
 // name an entry; Boot Loader Specification entries (/boot/loader/entries, <ESP>/loader/entries)
-// name files that exist. /boot and the ESP have room for one more kernel + initrd of the newest
-// one's size (warn) and for rebuilding the newest initrd (block below that). On the live
-// system, the running kernel's /lib/modules dir missing is a warning. A root with no kernel
-// and no boot loader config is skipped (a container or chroot).
+// name files that exist. /boot has room for one more kernel + initrd of the newest one's size
+// (warn), and at least for rebuilding the newest initrd (block below that: update-initramfs
+// writes initrd.img-VER.new beside the old one, so the next kernel or initramfs-tools upgrade
+// would fail half-way); the ESP has room for another copy of its largest UKI (warn only); free
+// inodes: none blocks, fewer than 8 warn. grubenv/default-entry problems only warn (GRUB falls
+// back to its first entry). Leftover initrd .new files warn; dangling /vmlinuz and /initrd.img
+// block, their .old links only warn. On the live system with kernels in /boot, the running
+// kernel's /lib/modules dir missing is a warning. A root with no kernel and no boot loader
+// config is skipped (a container, or a VM booted from outside).
 class BootCheck final : public Check {
  public:
   [[nodiscard]] std::string_view id() const override { return "boot"; }
