@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "base/strings.h"
 #include "checks/bls.h"
 #include "checks/boot_layout.h"
 #include "checks/grub_cfg.h"
@@ -203,6 +204,33 @@ class BootRun {
     }
   }
 
+  // True when the boot loader path `p` on the filesystem mounted at `base` is a file. On the
+  // root filesystem /boot is only a mount point when /boot is separate. On btrfs, boot loaders
+  // see paths from the top of the filesystem, so a root mounted from subvolume @ has its kernels
+  // at /@/boot/…: a leading component that is the mount's subvol= (or an @-named subvolume)
+  // is stripped when the path does not exist as written.
+  bool exists_on_fs(const std::string& base, std::string_view p) const {
+    auto exists = [&](std::string_view rel) {
+      std::string full = base::normalize_path(base + "/" + std::string(rel));
+      if (base == "/" && layout_.boot_separate && full.starts_with("/boot/")) return false;
+      return is_file(full);
+    };
+    if (exists(p)) return true;
+    std::string norm = base::normalize_path(p);
+    std::vector<std::string> prefixes;
+    if (const FstabEntry* e = layout_.fstab.find_target(base)) {
+      for (auto opt : base::split(e->options, ','))
+        if (opt.starts_with("subvol=")) prefixes.push_back(base::normalize_path(opt.substr(7)));
+    }
+    std::size_t second = norm.find('/', 1);
+    if (norm.size() > 2 && norm[1] == '@' && second != std::string::npos) prefixes.push_back(norm.substr(0, second));
+    for (const auto& prefix : prefixes) {
+      if (prefix != "/" && norm.starts_with(prefix + "/") && exists(std::string_view(norm).substr(prefix.size())))
+        return true;
+    }
+    return false;
+  }
+
   // The root-relative directory GRUB reads an entry's files from, or "" with `why` set.
   std::string grub_base(const GrubEntry& e, const GrubPath& p, std::string* why) const {
     if (p.unresolved) {
@@ -252,10 +280,7 @@ class BootRun {
           continue;
         }
         std::string full = base::normalize_path(base + "/" + p->path);
-        bool ok = is_file(full);
-        // On the root filesystem /boot is only a mount point when /boot is separate.
-        if (ok && base == "/" && layout_.boot_separate && full.starts_with("/boot/")) ok = false;
-        if (ok) continue;
+        if (exists_on_fs(base, p->path)) continue;
         Missing& m = missing[full];
         if (m.count++ == 0) {
           m.first_entry = GrubConfig::title_path(e);
@@ -325,9 +350,7 @@ class BootRun {
       if (!e.devicetree.empty()) files.emplace_back("devicetree", e.devicetree);
       for (const auto& [key, p] : files) {
         std::string full = base::normalize_path(base + "/" + p);
-        bool ok = is_file(full);
-        if (ok && base == "/" && layout_.boot_separate && full.starts_with("/boot/")) ok = false;
-        if (ok) continue;
+        if (exists_on_fs(base, p)) continue;
         add(Severity::block, entry_path,
             fmt::format("boot entry '{}' names {} {}, but {} does not exist", e.title.empty() ? n : e.title, key, p,
                         full),

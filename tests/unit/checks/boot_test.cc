@@ -264,3 +264,24 @@ TEST(BootCheckEmpty, OnlyAGrubConfigWithoutKernelsStillChecks) {
 
 }  // namespace
 }  // namespace guard::checks
+
+namespace guard::checks {
+namespace {
+
+// Debian installed on btrfs subvolume @: update-grub writes paths from the top of the
+// filesystem, /@/boot/vmlinuz-…, which the root (mounted from @) sees as /boot/vmlinuz-….
+TEST_F(BootTest, GrubOnABtrfsSubvolume) {
+  write_file(p("etc/fstab"), "UUID=aaaa / btrfs defaults,subvol=@ 0 0\n");
+  write_file(p("boot/grub/grub.cfg"), grub_entry("Debian GNU/Linux", "aaaa", "/@/boot", v_));
+  EXPECT_EQ(count_at_least(run(), Severity::info), 0U) << dump(run());
+  write_file(p("boot/grub/grub.cfg"), grub_entry("Debian GNU/Linux", "aaaa", "/@/boot", "6.1.0-99-amd64"));
+  CheckOutput out = run();
+  EXPECT_TRUE(find(out, "/boot/grub/grub.cfg", Severity::block, "/@/boot/vmlinuz-6.1.0-99-amd64")) << dump(out);
+  // Without subvol= in fstab (a default subvolume), an @-named first component is still one.
+  write_file(p("etc/fstab"), "UUID=aaaa / btrfs defaults 0 0\n");
+  write_file(p("boot/grub/grub.cfg"), grub_entry("Debian GNU/Linux", "aaaa", "/@rootfs/boot", v_));
+  EXPECT_EQ(count_at_least(run(), Severity::info), 0U) << dump(run());
+}
+
+}  // namespace
+}  // namespace guard::checks
