@@ -23,7 +23,9 @@ namespace {
 constexpr std::size_t kImageHead = 64 * 1024;
 constexpr std::size_t kUkiHead = 4 * 1024 * 1024;
 
-std::string mib(std::uint64_t bytes) { return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20)); }
+std::string mib(std::uint64_t bytes) {
+  return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20));
+}
 
 class BootRun {
  public:
@@ -40,7 +42,8 @@ class BootRun {
     if (!bls) return base::fail(bls.error());
     if (kernels_.empty() && ukis->empty() && grub_cfg.empty() && bls->empty()) {
       // The running kernel of a container or a VM booted from outside never had modules here.
-      out_.skipped = "no kernel in /boot and no boot loader configuration (a container or chroot that does not boot itself)";
+      out_.skipped =
+          "no kernel in /boot and no boot loader configuration (a container or chroot that does not boot itself)";
       return std::move(out_);
     }
     for (const auto& k : kernels_) check_kernel(k);
@@ -110,7 +113,8 @@ class BootRun {
     if (!st || !S_ISDIR(st->st_mode)) {
       add(Severity::block, dir,
           fmt::format("{} has no modules directory {}: it would boot without drivers for disks, filesystems "
-                      "and network", what, dir),
+                      "and network",
+                      what, dir),
           fmt::format("apt-get install --reinstall linux-image-{}", version));
       return;
     }
@@ -158,7 +162,8 @@ class BootRun {
     if (!inside) {
       add(Severity::info, k.image,
           fmt::format("{} is not a bzImage with a version string (compressed or another architecture): "
-                      "its version was not compared with its name", k.image),
+                      "its version was not compared with its name",
+                      k.image),
           {}, "version-unchecked");
     } else if (*inside != v) {
       add(Severity::block, k.image,
@@ -178,9 +183,8 @@ class BootRun {
     }
     auto uname = uki_uname(*head);
     if (!uname) {
-      add(Severity::info, path,
-          "the unified kernel image has no .uname section: its modules directory was not checked", {},
-          "uname-unknown");
+      add(Severity::info, path, "the unified kernel image has no .uname section: its modules directory was not checked",
+          {}, "uname-unknown");
       return;
     }
     check_modules(*uname, "the unified kernel image " + path + " (kernel " + *uname + ")");
@@ -315,7 +319,8 @@ class BootRun {
     }
     if (bytes->size() != kGrubEnvSize)
       add(Severity::warn, path,
-          fmt::format("the GRUB environment block is {} bytes, GRUB reads only exactly {}", bytes->size(), kGrubEnvSize),
+          fmt::format("the GRUB environment block is {} bytes, GRUB reads only exactly {}", bytes->size(),
+                      kGrubEnvSize),
           "grub-editenv /boot/grub/grubenv create", "size");
     auto env = parse_grubenv(*bytes);
     if (!env) {
@@ -370,8 +375,7 @@ class BootRun {
       const InstalledKernel& newest = kernels_.back();
       std::uint64_t image = file_size(newest.image);
       std::uint64_t initrd = file_size("/boot/initrd.img-" + newest.version);
-      check_fs_space("/boot", image + initrd, initrd, "kernel " + newest.version + " and its initrd",
-                     "its initrd");
+      check_fs_space("/boot", image + initrd, initrd, "kernel " + newest.version + " and its initrd", "its initrd");
     }
     if (!layout_.esp.empty() && !ukis.empty()) {
       std::uint64_t largest = 0;
@@ -390,13 +394,13 @@ class BootRun {
     std::uint64_t avail = static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize;
     if (rebuild > 0 && avail < rebuild) {
       add(Severity::block, dir,
-          fmt::format("{} has {} free, less than the {} needed to rebuild {}: the next update-initramfs will fail",
-                      dir, mib(avail), mib(rebuild), rebuild_what),
+          fmt::format("{} has {} free, less than the {} needed to rebuild {}: the next update-initramfs will fail", dir,
+                      mib(avail), mib(rebuild), rebuild_what),
           "apt-get autoremove --purge (old kernels), or make the filesystem larger", "space");
     } else if (avail < next) {
       add(Severity::warn, dir,
-          fmt::format("{} has {} free, not enough for another copy of {} ({}): the next kernel upgrade would fail",
-                      dir, mib(avail), next_what, mib(next)),
+          fmt::format("{} has {} free, not enough for another copy of {} ({}): the next kernel upgrade would fail", dir,
+                      mib(avail), next_what, mib(next)),
           "apt-get autoremove --purge (old kernels), or make the filesystem larger", "space");
     }
     if (vfs.f_files > 0) {  // 0 on filesystems without an inode limit (vfat, btrfs)

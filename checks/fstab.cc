@@ -28,9 +28,13 @@ int on_parse_error(libmnt_table* tb, const char* /*filename*/, int line) {
   return 1;  // > 0: recoverable, skip the line and go on
 }
 
-std::string str(const char* s) { return s == nullptr ? std::string() : std::string(s); }
+std::string str(const char* s) {
+  return s == nullptr ? std::string() : std::string(s);
+}
 
-bool has_option(libmnt_fs* fs, const char* name) { return mnt_fs_get_option(fs, name, nullptr, nullptr) == 0; }
+bool has_option(libmnt_fs* fs, const char* name) {
+  return mnt_fs_get_option(fs, name, nullptr, nullptr) == 0;
+}
 
 }  // namespace
 

@@ -18,12 +18,12 @@ struct FstabEntry {
   std::string options;  // "defaults,nofail"
   bool noauto = false;
   bool nofail = false;
-  bool swap = false;    // fstype "swap"
+  bool swap = false;  // fstype "swap"
 };
 
 struct Fstab {
-  std::vector<FstabEntry> entries;      // in file order
-  std::vector<std::size_t> bad_lines;   // 1-based numbers of lines libmount could not parse
+  std::vector<FstabEntry> entries;     // in file order
+  std::vector<std::size_t> bad_lines;  // 1-based numbers of lines libmount could not parse
 
   // The entry mounted at `target` (the last one, as mount would), or nullptr.
   [[nodiscard]] const FstabEntry* find_target(std::string_view target) const;

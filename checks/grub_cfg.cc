@@ -14,14 +14,14 @@ struct Word {
   bool quoted = false;      // any part was quoted (then "{" is not a brace)
 };
 
-bool is_name_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_'; }
+bool is_name_char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_';
+}
 
 // Splits grub.cfg into commands of words; reports braces as separate events.
 class Parser {
  public:
-  explicit Parser(std::string_view src) : src_(src) {
-    frames_.push_back(Frame{});
-  }
+  explicit Parser(std::string_view src) : src_(src) { frames_.push_back(Frame{}); }
 
   GrubConfig run() {
     std::vector<Word> words;
@@ -78,9 +78,12 @@ class Parser {
         ++pos_;
         while (pos_ < src_.size() && src_[pos_] != '"') {
           char d = src_[pos_];
-          if (d == '\\' && pos_ + 1 < src_.size() && std::string_view("$\"\\\n").find(src_[pos_ + 1]) != std::string_view::npos) {
-            if (src_[pos_ + 1] != '\n') cur.text += src_[pos_ + 1];
-            else ++line_;
+          if (d == '\\' && pos_ + 1 < src_.size() &&
+              std::string_view("$\"\\\n").find(src_[pos_ + 1]) != std::string_view::npos) {
+            if (src_[pos_ + 1] != '\n')
+              cur.text += src_[pos_ + 1];
+            else
+              ++line_;
             pos_ += 2;
           } else if (d == '$') {
             expand(cur);
@@ -179,8 +182,7 @@ class Parser {
     const std::string& cmd = words[0].text;
     if (cmd == "set" && words.size() >= 2) {
       for (std::size_t i = 1; i < words.size(); ++i) assign(words[i]);
-    } else if (words.size() == 1 && !words[0].quoted && cmd.find('=') != std::string::npos &&
-               cmd.find('=') > 0) {
+    } else if (words.size() == 1 && !words[0].quoted && cmd.find('=') != std::string::npos && cmd.find('=') > 0) {
       assign(words[0]);
     } else if (cmd == "search" || cmd.rfind("search.", 0) == 0) {
       search(words);
@@ -360,6 +362,8 @@ bool GrubConfig::selects(std::string_view selector) const {
   return false;
 }
 
-GrubConfig parse_grub_cfg(std::string_view bytes) { return Parser(bytes).run(); }
+GrubConfig parse_grub_cfg(std::string_view bytes) {
+  return Parser(bytes).run();
+}
 
 }  // namespace guard::checks

@@ -22,10 +22,10 @@ struct GrubRoot {
 // A file a menu entry loads. e.g. "/vmlinuz-6.1.0-13-amd64" (on a separate /boot) or
 // "/boot/vmlinuz-6.1.0-13-amd64" (on the root filesystem).
 struct GrubPath {
-  std::string path;        // without a device prefix
-  std::string device;      // "hd0,gpt2" from "(hd0,gpt2)/vmlinuz", "" = the entry's root
-  bool unresolved = false; // held a $variable the parser cannot know (e.g. $prefix, $1)
-  std::string raw;         // as written, for messages
+  std::string path;         // without a device prefix
+  std::string device;       // "hd0,gpt2" from "(hd0,gpt2)/vmlinuz", "" = the entry's root
+  bool unresolved = false;  // held a $variable the parser cannot know (e.g. $prefix, $1)
+  std::string raw;          // as written, for messages
 };
 
 // One level of the menu path of an entry: the submenus around it and the entry itself.

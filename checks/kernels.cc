@@ -22,12 +22,13 @@ std::uint32_t le16(std::string_view b, std::size_t off) {
   return static_cast<std::uint32_t>(static_cast<unsigned char>(b[off])) |
          static_cast<std::uint32_t>(static_cast<unsigned char>(b[off + 1])) << 8;
 }
-std::uint32_t le32(std::string_view b, std::size_t off) { return le16(b, off) | le16(b, off + 2) << 16; }
+std::uint32_t le32(std::string_view b, std::size_t off) {
+  return le16(b, off) | le16(b, off + 2) << 16;
+}
 
 bool is_leftover(std::string_view version) {
-  return version.empty() || version.find(".dpkg-") != std::string_view::npos ||
-         version.ends_with(".bak") || version.ends_with(".new") || version.ends_with(".old") ||
-         version.ends_with("~");
+  return version.empty() || version.find(".dpkg-") != std::string_view::npos || version.ends_with(".bak") ||
+         version.ends_with(".new") || version.ends_with(".old") || version.ends_with("~");
 }
 
 }  // namespace

@@ -32,7 +32,6 @@ struct InstalledKernel {
 [[nodiscard]] std::optional<std::string> uki_uname(std::string_view image);
 
 // Reads at most `max_bytes` from the start of the root's file `path`.
-[[nodiscard]] base::Result<std::string> read_head(const base::Root& root, std::string_view path,
-                                                  std::size_t max_bytes);
+[[nodiscard]] base::Result<std::string> read_head(const base::Root& root, std::string_view path, std::size_t max_bytes);
 
 }  // namespace guard::checks

@@ -19,11 +19,11 @@ namespace {
 
 // Filesystems without a device that the kernel provides itself or that are not disks.
 const std::set<std::string, std::less<>> kPseudoTypes = {
-    "proc",     "sysfs",    "tmpfs",     "devtmpfs", "devpts",   "cgroup",     "cgroup2", "securityfs",
-    "debugfs",  "tracefs",  "mqueue",    "hugetlbfs", "pstore",  "bpf",        "efivarfs", "configfs",
-    "ramfs",    "binfmt_misc", "autofs", "fusectl",  "rpc_pipefs", "nfsd",     "none",     "rootfs"};
-const std::set<std::string, std::less<>> kPseudoSources = {"none", "proc", "sysfs", "tmpfs", "devpts", "devtmpfs",
-                                                           "cgroup", "cgroup2", "udev", "shm"};
+    "proc",    "sysfs",       "tmpfs",  "devtmpfs",  "devpts",     "cgroup", "cgroup2",  "securityfs",
+    "debugfs", "tracefs",     "mqueue", "hugetlbfs", "pstore",     "bpf",    "efivarfs", "configfs",
+    "ramfs",   "binfmt_misc", "autofs", "fusectl",   "rpc_pipefs", "nfsd",   "none",     "rootfs"};
+const std::set<std::string, std::less<>> kPseudoSources = {"none",     "proc",   "sysfs",   "tmpfs", "devpts",
+                                                           "devtmpfs", "cgroup", "cgroup2", "udev",  "shm"};
 
 std::string upper(std::string_view s) {
   std::string out;
@@ -192,14 +192,13 @@ base::Result<CheckOutput> MountsCheck::run(const CheckContext& ctx) const {
       } else if (!device_note) {
         device_note = true;
         add(Severity::info,
-            fmt::format("fstab devices were not checked: the root does not belong to this machine ({})",
-                        not_owned_why),
+            fmt::format("fstab devices were not checked: the root does not belong to this machine ({})", not_owned_why),
             {}, "devices-unchecked");
       }
     }
     std::vector<std::string_view> options = base::split(e.options, ',');
-    bool bind = std::any_of(options.begin(), options.end(),
-                            [](std::string_view o) { return o == "bind" || o == "rbind"; });
+    bool bind =
+        std::any_of(options.begin(), options.end(), [](std::string_view o) { return o == "bind" || o == "rbind"; });
     if (!e.swap && !bind && e.fstype != "auto" && !e.fstype.empty()) {
       auto loaded = need_kernel();
       if (!loaded) return base::fail(loaded.error());

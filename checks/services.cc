@@ -284,6 +284,8 @@ std::optional<std::string> exec_binary(std::string_view value) {
   return word;
 }
 
-base::Result<CheckOutput> ServicesCheck::run(const CheckContext& ctx) const { return ServicesRun(ctx).run(); }
+base::Result<CheckOutput> ServicesCheck::run(const CheckContext& ctx) const {
+  return ServicesRun(ctx).run();
+}
 
 }  // namespace guard::checks

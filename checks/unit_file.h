@@ -13,7 +13,7 @@ namespace guard::checks {
 struct UnitAssignment {
   std::string section;
   std::string key;
-  std::string value;  // trimmed; empty for a reset like `ExecStart=`
+  std::string value;     // trimmed; empty for a reset like `ExecStart=`
   std::size_t line = 0;  // 1-based line where the assignment starts
 };
 

@@ -18,8 +18,8 @@ class LoopImage {
   // `mount_options` (may be empty). nullptr with `error` set when any step fails; whatever was
   // set up by then is released.
   static std::unique_ptr<LoopImage> create(const std::string& image, std::uint64_t size, const std::string& mountpoint,
-                                           const std::string& fstype = "btrfs",
-                                           const std::string& mount_options = "", std::string* error = nullptr);
+                                           const std::string& fstype = "btrfs", const std::string& mount_options = "",
+                                           std::string* error = nullptr);
   LoopImage(const LoopImage&) = delete;
   LoopImage& operator=(const LoopImage&) = delete;
   ~LoopImage();

@@ -11,8 +11,8 @@
 namespace guard::checks {
 namespace {
 
-using guard::testing::TempDir;
 using guard::testing::make_symlink;
+using guard::testing::TempDir;
 using guard::testing::write_file;
 using test::count_at_least;
 using test::dump;
@@ -173,10 +173,9 @@ TEST_F(BootTest, GrubOnTheRootFilesystem) {
   write_file(p("boot/grub/grub.cfg"), grub_entry("Debian GNU/Linux", "aaaa", "/boot", v_));
   EXPECT_EQ(count_at_least(run(), Severity::info), 0U) << dump(run());
 
-  write_file(p("boot/grub/grub.cfg"), grub_entry("Debian GNU/Linux", "aaaa", "/boot", v_) +
-                                          "submenu 'Advanced' {\n" +
-                                          grub_entry("Debian, with Linux 6.1.0-99-amd64", "aaaa", "/boot", "6.1.0-99-amd64") +
-                                          "}\n");
+  write_file(p("boot/grub/grub.cfg"),
+             grub_entry("Debian GNU/Linux", "aaaa", "/boot", v_) + "submenu 'Advanced' {\n" +
+                 grub_entry("Debian, with Linux 6.1.0-99-amd64", "aaaa", "/boot", "6.1.0-99-amd64") + "}\n");
   CheckOutput out = run();
   const Finding* f = find(out, "/boot/grub/grub.cfg", Severity::block, "/boot/vmlinuz-6.1.0-99-amd64");
   ASSERT_TRUE(f) << dump(out);
@@ -202,7 +201,8 @@ TEST_F(BootTest, GrubWithSeparateBoot) {
 }
 
 TEST_F(BootTest, GrubPathsWithUnknownVariablesAreOnlyNoted) {
-  write_file(p("boot/grub/grub.cfg"), "menuentry 'x' {\n linux $prefix/../vmlinuz-" + v_ + "\n initrd (hd1,gpt9)/v\n}\n");
+  write_file(p("boot/grub/grub.cfg"),
+             "menuentry 'x' {\n linux $prefix/../vmlinuz-" + v_ + "\n initrd (hd1,gpt9)/v\n}\n");
   CheckOutput out = run();
   EXPECT_TRUE(find(out, "/boot/grub/grub.cfg", Severity::info, "${prefix}")) << dump(out);
   EXPECT_TRUE(find(out, "/boot/grub/grub.cfg", Severity::info, "hd1,gpt9")) << dump(out);
@@ -216,8 +216,8 @@ std::string grubenv(const std::string& vars, std::size_t size = 1024) {
 }
 
 TEST_F(BootTest, GrubenvEntriesMustExist) {
-  write_file(p("boot/grub/grub.cfg"), "submenu 'Advanced' $menuentry_id_option 'adv' {\n" +
-                                          grub_entry("Debian", "x", "/boot", v_) + "}\n");
+  write_file(p("boot/grub/grub.cfg"),
+             "submenu 'Advanced' $menuentry_id_option 'adv' {\n" + grub_entry("Debian", "x", "/boot", v_) + "}\n");
   write_file(p("boot/grub/grubenv"), grubenv("saved_entry=adv>gnulinux-" + v_ + "\nnext_entry=0>0\n"));
   EXPECT_EQ(count_at_least(run(), Severity::info), 0U) << dump(run());
 

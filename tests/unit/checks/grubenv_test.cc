@@ -12,7 +12,8 @@ std::string block(const std::string& vars) {
 }
 
 TEST(GrubEnv, ReadsVariables) {
-  auto env = parse_grubenv(block("saved_entry=gnulinux-advanced-x>gnulinux-6.1.0-13-amd64-advanced-x\nboot_success=1\n"));
+  auto env =
+      parse_grubenv(block("saved_entry=gnulinux-advanced-x>gnulinux-6.1.0-13-amd64-advanced-x\nboot_success=1\n"));
   ASSERT_TRUE(env) << env.error().to_string();
   EXPECT_EQ(env->get("saved_entry"), "gnulinux-advanced-x>gnulinux-6.1.0-13-amd64-advanced-x");
   EXPECT_EQ(env->get("boot_success"), "1");

@@ -78,7 +78,8 @@ class MountsTest : public ::testing::Test {
  protected:
   void SetUp() override {
     write_file(dir_ / "boot/vmlinuz-6.1.0-13-amd64", "k");
-    write_file(dir_ / "boot/config-6.1.0-13-amd64", "CONFIG_EXT4_FS=y\nCONFIG_BTRFS_FS=m\nCONFIG_XFS_FS=m\n# CONFIG_NILFS2_FS is not set\n");
+    write_file(dir_ / "boot/config-6.1.0-13-amd64",
+               "CONFIG_EXT4_FS=y\nCONFIG_BTRFS_FS=m\nCONFIG_XFS_FS=m\n# CONFIG_NILFS2_FS is not set\n");
     write_file(dir_ / "lib/modules/6.1.0-13-amd64/kernel/fs/btrfs/btrfs.ko.xz", "m");
     write_file(dir_ / "lib/modules/6.1.0-13-amd64/kernel/fs/fat/vfat.ko.zst", "m");
     for (const char* d : {"srv", "home", "boot/efi", "proc", "tmp"}) testing::make_dirs(dir_ / d);

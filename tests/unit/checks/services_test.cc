@@ -10,8 +10,8 @@
 namespace guard::checks {
 namespace {
 
-using guard::testing::TempDir;
 using guard::testing::make_symlink;
+using guard::testing::TempDir;
 using guard::testing::write_file;
 using test::count_at_least;
 using test::dump;
@@ -42,16 +42,18 @@ class ServicesTest : public ::testing::Test {
     write_file(dir_ / "usr/sbin/sshd", "", 0755);
     write_file(dir_ / "usr/sbin/agetty", "", 0755);
     write_file(dir_ / "usr/bin/true", "", 0755);
-    write_file(unit("ssh.service"),
-               "[Unit]\nDescription=OpenBSD Secure Shell server\nConditionPathExists=!/etc/ssh/sshd_not_to_be_run\n"
-               "[Service]\nExecStartPre=/usr/sbin/sshd -t\nExecStart=/usr/sbin/sshd -D $SSHD_OPTS\n"
-               "ExecReload=/usr/sbin/sshd -t\nExecReload=/bin/kill -HUP $MAINPID\n[Install]\nWantedBy=multi-user.target\n");
+    write_file(
+        unit("ssh.service"),
+        "[Unit]\nDescription=OpenBSD Secure Shell server\nConditionPathExists=!/etc/ssh/sshd_not_to_be_run\n"
+        "[Service]\nExecStartPre=/usr/sbin/sshd -t\nExecStart=/usr/sbin/sshd -D $SSHD_OPTS\n"
+        "ExecReload=/usr/sbin/sshd -t\nExecReload=/bin/kill -HUP $MAINPID\n[Install]\nWantedBy=multi-user.target\n");
     write_file(unit("getty@.service"),
                "[Service]\nExecStart=-/sbin/agetty -o '-p -- \\\\u' --noclear - $TERM\nType=idle\n");
     write_file(unit("graphical.target"), "[Unit]\nDescription=Graphical Interface\n");
     make_symlink("graphical.target", unit("default.target"));
     make_symlink("/lib/systemd/system/ssh.service", dir_ / "etc/systemd/system/multi-user.target.wants/ssh.service");
-    make_symlink("/lib/systemd/system/getty@.service", dir_ / "etc/systemd/system/getty.target.wants/getty@tty1.service");
+    make_symlink("/lib/systemd/system/getty@.service",
+                 dir_ / "etc/systemd/system/getty.target.wants/getty@tty1.service");
     make_symlink("/lib/systemd/system/ssh.service", dir_ / "etc/systemd/system/sshd.service");
   }
   std::string unit(const std::string& name) const { return dir_ / ("usr/lib/systemd/system/" + name); }

@@ -20,8 +20,8 @@ TEST(UnitFile, SectionsKeysAndComments) {
 }
 
 TEST(UnitFile, ContinuationLinesJoinAndSkipComments) {
-  UnitFile u = parse_unit_file(
-      "[Service]\nExecStart=/usr/bin/tool \\\n  --one \\\n# a comment inside\n  --two\nUser=nobody\n");
+  UnitFile u =
+      parse_unit_file("[Service]\nExecStart=/usr/bin/tool \\\n  --one \\\n# a comment inside\n  --two\nUser=nobody\n");
   ASSERT_EQ(u.assignments.size(), 2U);
   EXPECT_EQ(u.assignments[0].value, "/usr/bin/tool    --one    --two");
   EXPECT_EQ(u.assignments[0].line, 2U);
