@@ -20,8 +20,8 @@
 namespace guard::checks {
 namespace {
 
-constexpr std::size_t kImageHead = 64 * 1024;
-constexpr std::size_t kUkiHead = 4 * 1024 * 1024;
+constexpr std::size_t kImageHead = std::size_t{64} << 10;
+constexpr std::size_t kUkiHead = std::size_t{4} << 20;
 
 std::string mib(std::uint64_t bytes) {
   return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20));
@@ -81,8 +81,8 @@ class BootRun {
     auto names = list_dir(root_, dir);
     if (!names) return base::fail(names.error());
     for (const auto& n : *names) {
-      if (n.size() > 4 && (n.ends_with(".efi") || n.ends_with(".EFI")) && is_file(dir + "/" + n))
-        out.push_back(dir + "/" + n);
+      std::string path = base::join_path(dir, n);
+      if (n.size() > 4 && (n.ends_with(".efi") || n.ends_with(".EFI")) && is_file(path)) out.push_back(std::move(path));
     }
     return out;
   }

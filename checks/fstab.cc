@@ -15,7 +15,7 @@ struct IterDeleter {
   void operator()(libmnt_iter* i) const { mnt_free_iter(i); }
 };
 struct FileDeleter {
-  void operator()(FILE* f) const { ::fclose(f); }
+  void operator()(FILE* f) const { (void)::fclose(f); }
 };
 using TablePtr = std::unique_ptr<libmnt_table, TableDeleter>;
 using IterPtr = std::unique_ptr<libmnt_iter, IterDeleter>;

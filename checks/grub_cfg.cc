@@ -243,7 +243,7 @@ class Parser {
         var = "root";
       } else if (a.rfind("--set=", 0) == 0) {
         var = a.substr(6);
-      } else if (a.rfind("-", 0) == 0) {
+      } else if (a.rfind('-', 0) == 0) {
         // --no-floppy, --hint=…, --hint-bios=…: no separate argument
       } else {
         args.push_back(&words[i]);

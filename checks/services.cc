@@ -50,7 +50,7 @@ class ServicesRun {
         auto links = list_dir(root_, path);
         if (!links) return base::fail(links.error());
         for (const auto& l : *links)
-          if (check_link(path + "/" + l, Severity::block)) enabled.emplace(l, path + "/" + l);
+          if (std::string link = base::join_path(path, l); check_link(link, Severity::block)) enabled.emplace(l, link);
       } else if (S_ISLNK(lst->st_mode) && n != "default.target") {
         check_link(path, Severity::warn);  // an alias, e.g. sshd.service -> ssh.service
       }
