@@ -92,7 +92,7 @@ class ServicesRun {
     add(severity, path,
         fmt::format("{} links to {}, which {}: systemd cannot load {}", path, target ? *target : "?",
                     st ? "is not a unit file" : "does not exist", unit),
-        fmt::format("systemctl --root=/ disable {} (or reinstall the package that ships it)", unit));
+        fmt::format("systemctl disable {} (or reinstall the package that ships it)", unit));
     return false;
   }
 
