@@ -40,7 +40,8 @@ class BootRun {
     auto grub_cfg = find_grub_cfg();
     auto bls = bls_dirs();
     if (!bls) return base::fail(bls.error());
-    if (kernels_.empty() && ukis->empty() && grub_cfg.empty() && bls->empty()) {
+    // Debian's /vmlinuz links stay when every kernel was removed: that root must not be skipped.
+    if (kernels_.empty() && ukis->empty() && grub_cfg.empty() && bls->empty() && !has_kernel_links()) {
       // The running kernel of a container or a VM booted from outside never had modules here.
       out_.skipped =
           "no kernel in /boot and no boot loader configuration (a container or chroot that does not boot itself)";
@@ -190,9 +191,21 @@ class BootRun {
     check_modules(*uname, "the unified kernel image " + path + " (kernel " + *uname + ")");
   }
 
+  static constexpr const char* kLinkDirs[] = {"", "/boot"};
+  static constexpr const char* kLinkNames[] = {"vmlinuz", "initrd.img", "vmlinuz.old", "initrd.img.old"};
+
+  bool has_kernel_links() const {
+    for (const char* dir : kLinkDirs)
+      for (const char* name : kLinkNames) {
+        auto lst = root_.stat(std::string(dir) + "/" + name, base::Follow::no);
+        if (lst && S_ISLNK(lst->st_mode)) return true;
+      }
+    return false;
+  }
+
   void check_links() {
-    for (const char* dir : {"", "/boot"}) {
-      for (const char* name : {"vmlinuz", "initrd.img", "vmlinuz.old", "initrd.img.old"}) {
+    for (const char* dir : kLinkDirs) {
+      for (const char* name : kLinkNames) {
         std::string link = std::string(dir) + "/" + name;
         auto lst = root_.stat(link, base::Follow::no);
         if (!lst || !S_ISLNK(lst->st_mode)) continue;

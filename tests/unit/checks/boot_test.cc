@@ -285,3 +285,19 @@ TEST_F(BootTest, GrubOnABtrfsSubvolume) {
 
 }  // namespace
 }  // namespace guard::checks
+
+namespace guard::checks {
+namespace {
+
+// Every kernel removed (the incident): Debian's links are all that is left, and they block.
+TEST_F(BootTest, AllKernelsRemovedIsNotSkipped) {
+  std::filesystem::remove(p("boot/vmlinuz-" + v_));
+  std::filesystem::remove(p("boot/initrd.img-" + v_));
+  CheckOutput out = run();
+  EXPECT_TRUE(out.skipped.empty()) << dump(out);
+  EXPECT_TRUE(find(out, "/vmlinuz", Severity::block)) << dump(out);
+  EXPECT_TRUE(find(out, "/initrd.img", Severity::block)) << dump(out);
+}
+
+}  // namespace
+}  // namespace guard::checks
