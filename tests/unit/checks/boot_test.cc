@@ -147,7 +147,8 @@ TEST_F(BootTest, ImageWithAnotherVersionBlocks) {
 }
 
 TEST_F(BootTest, ImageThatIsNotABzImageIsOnlyNoted) {
-  write_file(p("boot/vmlinuz-" + v_), std::string("\x1f\x8b\x08\x00 an arm64 Image.gz", 24));
+  static const char kGzip[] = "\x1f\x8b\x08\x00 an arm64 Image.gz";
+  write_file(p("boot/vmlinuz-" + v_), std::string(kGzip, sizeof(kGzip) - 1));
   CheckOutput out = run();
   EXPECT_TRUE(find(out, "/boot/vmlinuz-" + v_, Severity::info, "not a bzImage")) << dump(out);
   EXPECT_EQ(count_at_least(out, Severity::warn), 0U) << dump(out);
