@@ -6,7 +6,7 @@
 
 #include "checks/fstab.h"
 #include "tests/common/test_env.h"
-#include "tests/unit/checks/check_fixture.h"
+#include "tests/unit/checks/single_check_fixture.h"
 
 namespace guard::checks {
 namespace {

@@ -5,7 +5,7 @@
 #include <filesystem>
 
 #include "tests/common/test_env.h"
-#include "tests/unit/checks/check_fixture.h"
+#include "tests/unit/checks/single_check_fixture.h"
 
 namespace guard::checks {
 namespace {
