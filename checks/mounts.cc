@@ -75,9 +75,11 @@ base::Result<KernelSupport> kernel_support(const base::Root& root, const std::st
   auto builtin = root.read_file(dir + "/modules.builtin", 16ULL << 20);
   if (builtin)
     for (auto line : base::split(*builtin, '\n')) add_module_name(k.modules, base::basename(base::trim(line)));
-  auto exists = root.exists(dir);
-  if (exists && *exists) {
-    auto walked = root.walk(dir, [&](const base::WalkEntry& e) {
+  // Filesystem modules live in kernel/fs (in-tree) or updates/ and extra/ (DKMS: zfs…).
+  for (const char* sub : {"/kernel/fs", "/updates", "/extra"}) {
+    auto exists = root.exists(dir + sub);
+    if (!exists || !*exists) continue;
+    auto walked = root.walk(dir + sub, [&](const base::WalkEntry& e) {
       if (e.type == DT_REG || e.type == DT_LNK) add_module_name(k.modules, e.name);
       return base::WalkAction::next;
     });

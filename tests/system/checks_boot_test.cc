@@ -39,7 +39,9 @@ std::string describe(const Report& report) {
   std::string out;
   for (const auto& f : report.findings)
     out += std::string(policies::to_string(f.severity)) + " " + f.check + " " + f.path + ": " + f.message + "\n";
-  for (const auto& c : report.checks) out += "check " + c.id + ": " + to_string(c.status) + " " + c.note + "\n";
+  for (const auto& c : report.checks)
+    out += "check " + c.id + ": " + to_string(c.status) + " (" + std::to_string(c.items) + " items, " +
+           std::to_string(c.duration.count()) + " ms) " + c.note + "\n";
   return out;
 }
 
@@ -205,6 +207,7 @@ TEST_F(ChecksBootTest, FstabUuidThatDoesNotExistBlocks) {
   Report healthy = check(dir);
   for (const auto& f : healthy.findings) EXPECT_NE(f.check, "mounts") << describe(healthy);
   EXPECT_EQ(healthy.blocking_count(), 0U) << describe(healthy);
+  std::cout << describe(healthy);
 
   write_file(dir + "/etc/fstab", good + "UUID=7c2d1e4f-0000-4000-8000-00000000dead /srv ext4 defaults 0 2\n");
   Report broken = check(dir);
