@@ -15,10 +15,10 @@ namespace guard::checks {
 // a UUID=/LABEL=/PARTUUID=/PARTLABEL=/dev source must resolve to a present device, but only
 // when the root belongs to this machine (ctx.live, or its own `/` entry resolves here);
 // otherwise the device check is skipped with an info finding saying why. The filesystem type
-// must be known to the newest kernel in /boot (CONFIG_…=y in /boot/config-VER, or a module
-// under /lib/modules/VER/kernel/fs, updates/ or extra/, or in modules.builtin); without a kernel that check is skipped
-// (info). A missing mount point directory only warns: systemd creates it. Pseudo filesystems (proc, tmpfs…) are
-// skipped.
+// must be known to the newest kernel in /boot (CONFIG_…=y in /boot/config-VER, a module under
+// /lib/modules/VER/kernel/fs, updates/ or extra/, or one in modules.builtin); without a kernel
+// that check is skipped (info). A missing mount point directory only warns: systemd creates
+// it. Pseudo filesystems (proc, tmpfs…) are skipped.
 class MountsCheck final : public Check {
  public:
   // Resolves an fstab source on this machine to a device node, nullopt when absent.
