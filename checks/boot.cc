@@ -41,11 +41,18 @@ class BootRun {
     auto bls = bls_dirs();
     if (!bls) return base::fail(bls.error());
     // Debian's /vmlinuz links stay when every kernel was removed: that root must not be skipped.
-    if (kernels_.empty() && ukis->empty() && grub_cfg.empty() && bls->empty() && !has_kernel_links()) {
+    if (kernels_.empty() && ukis->empty() && grub_cfg.empty() && bls->empty()) {
       // The running kernel of a container or a VM booted from outside never had modules here.
-      out_.skipped =
-          "no kernel in /boot and no boot loader configuration (a container or chroot that does not boot itself)";
-      return std::move(out_);
+      if (!has_kernel_links()) {
+        out_.skipped =
+            "no kernel in /boot and no boot loader configuration (a container or chroot that does not boot itself)";
+        return std::move(out_);
+      }
+      // A snapshot or image whose separate /boot partition is not mounted inside it.
+      if (layout_.boot_in_fstab && !layout_.boot_mounted) {
+        out_.skipped = "/boot is a separate filesystem (see /etc/fstab) that is not mounted in this root";
+        return std::move(out_);
+      }
     }
     for (const auto& k : kernels_) check_kernel(k);
     for (const auto& uki : *ukis) check_uki(uki);

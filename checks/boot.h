@@ -18,8 +18,10 @@ namespace guard::checks {
 // inodes: none blocks, fewer than 8 warn. grubenv/default-entry problems only warn (GRUB falls
 // back to its first entry). Leftover initrd .new files warn; dangling /vmlinuz and /initrd.img
 // block, their .old links only warn. On the live system with kernels in /boot, the running
-// kernel's /lib/modules dir missing is a warning. A root with no kernel and no boot loader
-// config is skipped (a container, or a VM booted from outside).
+// kernel's /lib/modules dir missing is a warning. A root with no kernel, no boot loader config
+// and no /vmlinuz links is skipped (a container, or a VM booted from outside), and so is one
+// whose separate /boot (per its fstab) is not mounted inside it (a snapshot). GRUB/BLS paths on
+// btrfs may carry the subvolume prefix (/@/boot/vmlinuz-…).
 class BootCheck final : public Check {
  public:
   [[nodiscard]] std::string_view id() const override { return "boot"; }

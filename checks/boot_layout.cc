@@ -46,11 +46,12 @@ base::Result<BootLayout> read_boot_layout(const base::Root& root) {
   for (const auto& e : layout.fstab.entries) {
     if (e.swap) continue;
     layout.mounts_by_source[e.source] = base::normalize_path(e.target);
-    if (base::normalize_path(e.target) == "/boot") layout.boot_separate = true;
+    if (base::normalize_path(e.target) == "/boot") layout.boot_in_fstab = true;
   }
   auto root_st = root.stat("/");
   auto boot_st = root.stat("/boot");
-  if (root_st && boot_st && root_st->st_dev != boot_st->st_dev) layout.boot_separate = true;
+  layout.boot_mounted = root_st && boot_st && root_st->st_dev != boot_st->st_dev;
+  layout.boot_separate = layout.boot_in_fstab || layout.boot_mounted;
   for (const char* esp : {"/boot/efi", "/efi"}) {
     auto efi = root.exists(std::string(esp) + "/EFI");
     auto loader = root.exists(std::string(esp) + "/loader");

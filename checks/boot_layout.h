@@ -15,6 +15,8 @@ namespace guard::checks {
 
 struct BootLayout {
   bool boot_separate = false;  // /boot is its own filesystem (fstab entry, or another st_dev)
+  bool boot_in_fstab = false;  // the fstab has a /boot entry
+  bool boot_mounted = false;   // the root's /boot is on another device than its /
   std::string esp;             // "/boot/efi" or "/efi" when an ESP is there, else ""
   // fstab sources to mount points: "UUID=1b2c…" -> "/boot", "LABEL=root" -> "/".
   std::map<std::string, std::string> mounts_by_source;

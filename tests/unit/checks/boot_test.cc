@@ -302,3 +302,23 @@ TEST_F(BootTest, AllKernelsRemovedIsNotSkipped) {
 
 }  // namespace
 }  // namespace guard::checks
+
+namespace guard::checks {
+namespace {
+
+// A snapshot of a root whose /boot is its own partition: /boot is an empty mount point here.
+TEST_F(BootTest, UnmountedSeparateBootIsSkipped) {
+  std::filesystem::remove_all(p("boot"));
+  testing::make_dirs(p("boot"));
+  write_file(p("etc/fstab"), "UUID=aaaa / ext4 defaults 0 1\nUUID=bbbb /boot ext4 defaults 0 2\n");
+  CheckOutput out = run();
+  EXPECT_NE(out.skipped.find("not mounted"), std::string::npos) << dump(out);
+  EXPECT_TRUE(out.findings.empty()) << dump(out);
+  // Without the fstab entry the same root lost its kernels.
+  write_file(p("etc/fstab"), "UUID=aaaa / ext4 defaults 0 1\n");
+  out = run();
+  EXPECT_TRUE(find(out, "/vmlinuz", Severity::block)) << dump(out);
+}
+
+}  // namespace
+}  // namespace guard::checks
