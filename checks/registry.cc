@@ -1,10 +1,13 @@
 // The list of every check, in report order. Each check file adds one factory here.
+#include "checks/boot.h"
 #include "checks/check.h"
 #include "checks/critical.h"
 #include "checks/dpkg_state_check.h"
 #include "checks/libraries.h"
+#include "checks/mounts.h"
 #include "checks/package_files_check.h"
 #include "checks/package_hashes_check.h"
+#include "checks/services.h"
 #include "checks/symlinks.h"
 #include "checks/system_checks.h"
 
@@ -18,6 +21,9 @@ std::vector<std::unique_ptr<Check>> make_all_checks() {
   all.push_back(std::make_unique<LibrariesCheck>());
   all.push_back(std::make_unique<SymlinksCheck>());
   all.push_back(std::make_unique<CriticalCheck>());
+  all.push_back(std::make_unique<BootCheck>());
+  all.push_back(std::make_unique<MountsCheck>());
+  all.push_back(std::make_unique<ServicesCheck>());
   // The system around the packages, last.
   all.push_back(std::make_unique<SpaceCheck>());
   all.push_back(std::make_unique<FilesystemCheck>());

@@ -1,0 +1,66 @@
+#include "checks/boot_layout.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+
+#include <algorithm>
+#include <memory>
+
+namespace guard::checks {
+namespace {
+struct DirCloser {
+  void operator()(DIR* d) const { ::closedir(d); }
+};
+}  // namespace
+
+base::Result<std::vector<std::string>> list_dir(const base::Root& root, std::string_view dir) {
+  std::vector<std::string> names;
+  auto fd = root.open(dir, O_RDONLY | O_DIRECTORY);
+  if (!fd) {
+    if (fd.error().err == ENOENT || fd.error().err == ENOTDIR) return names;
+    return base::fail(fd.error());
+  }
+  DIR* d = ::fdopendir(fd->get());
+  if (d == nullptr) return base::fail_errno("fdopendir", std::string(dir));
+  fd->release();
+  std::unique_ptr<DIR, DirCloser> closer(d);
+  while (struct dirent* de = ::readdir(d)) {
+    std::string_view name = de->d_name;
+    if (name != "." && name != "..") names.emplace_back(name);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+base::Result<BootLayout> read_boot_layout(const base::Root& root) {
+  BootLayout layout;
+  auto bytes = root.read_file("/etc/fstab", 16ULL << 20);
+  if (bytes) {
+    auto fstab = parse_fstab(*bytes);
+    if (!fstab) return base::fail(fstab.error());
+    layout.fstab = std::move(*fstab);
+    layout.have_fstab = true;
+  } else if (bytes.error().err != ENOENT && bytes.error().err != ENOTDIR) {
+    return base::fail(bytes.error());
+  }
+  for (const auto& e : layout.fstab.entries) {
+    if (e.swap) continue;
+    layout.mounts_by_source[e.source] = base::normalize_path(e.target);
+    if (base::normalize_path(e.target) == "/boot") layout.boot_in_fstab = true;
+  }
+  auto root_st = root.stat("/");
+  auto boot_st = root.stat("/boot");
+  layout.boot_mounted = root_st && boot_st && root_st->st_dev != boot_st->st_dev;
+  layout.boot_separate = layout.boot_in_fstab || layout.boot_mounted;
+  for (const char* esp : {"/boot/efi", "/efi"}) {
+    auto efi = root.exists(std::string(esp) + "/EFI");
+    auto loader = root.exists(std::string(esp) + "/loader");
+    if ((efi && *efi) || (loader && *loader)) {
+      layout.esp = esp;
+      break;
+    }
+  }
+  return layout;
+}
+
+}  // namespace guard::checks
