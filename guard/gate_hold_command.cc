@@ -1,9 +1,12 @@
 // upgrade-guard gate hold: hold a logind block inhibitor while the reboot gate is closed.
 // Run by upgrade-guard-gate.service (started by upgrade-guard-gate.path when the gate file
 // changes, and at boot); hidden from --help because people use `gate status|close|open`.
+// While it holds, it also keeps the runtime reboot-target drop-ins in place (re-creating
+// them after a reboot) and removes them when the gate file says open.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "base/root.h"
 #include "guard/cli.h"
 #include "guard/gate_bus.h"
 #include "guard/gate_enforcement.h"
@@ -39,13 +42,29 @@ int run_gate_hold(const CliContext& ctx, int recheck_seconds) {
   };
 
   auto bus = make_system_gate_bus();
+  // The runtime drop-ins vanish at a reboot while the gate file persists: after a reboot
+  // forced past the gate, this (started at boot) puts them back. Idempotent with `gate close`.
+  auto root = base::Root::open("/");
+  if (!root) return report_error(root.error(), kExitEnvironment);
+  if (auto block = apply_reboot_block(*root, gate->reason, bus.get()); block) {
+    std::printf("reboot block: %s\n", block->note.c_str());
+  } else {
+    report_error(block.error(), kExitEnvironment);  // the inhibitor still counts: keep going
+  }
   std::printf("holding a logind %s inhibitor for %s while the reboot gate is closed (%s)\n", request.mode.c_str(),
               request.what.c_str(), gate_path.c_str());
   std::fflush(stdout);
   auto ended = hold_inhibitor(*bus, request, until);
   if (!ended) return report_error(ended.error(), kExitEnvironment);
-  std::printf("%s: the inhibitor is released\n",
-              *ended == HoldEnd::released ? "the reboot gate is open" : "stopped by a signal");
+  if (*ended == HoldEnd::signalled) {
+    // Stopped (e.g. `systemctl stop`, or a shutdown forced past the gate): the gate is still
+    // closed, so the drop-ins stay.
+    std::printf("stopped by a signal: the inhibitor is released, the reboot block stays\n");
+    return kExitOk;
+  }
+  auto unblock = remove_reboot_block(*root, bus.get());
+  if (!unblock) return report_error(unblock.error(), kExitEnvironment);
+  std::printf("the reboot gate is open: the inhibitor is released; reboot block: %s\n", unblock->note.c_str());
   return kExitOk;
 }
 
