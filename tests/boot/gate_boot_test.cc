@@ -41,9 +41,14 @@ class GateBootTest : public ::testing::Test {
     if (!is_root()) UG_SKIP_OR_FAIL("needs root to boot a container with systemd-nspawn");
     if (!fs::exists("/usr/bin/systemd-nspawn") || !fs::exists("/usr/bin/nsenter"))
       UG_SKIP_OR_FAIL("needs systemd-nspawn and nsenter (apt-get install systemd-container util-linux)");
+    auto start = std::chrono::steady_clock::now();
     auto root = prepare_boot_root(tmp_.path());
     ASSERT_TRUE(root) << root.error().to_string();
     root_dir_ = *root;
+    std::printf("[ prepare  ] %s copied and installed in %lld ms\n", root_dir_.c_str(),
+                static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                           std::chrono::steady_clock::now() - start)
+                                           .count()));
   }
 
   void boot() {
@@ -130,6 +135,9 @@ TEST_F(GateBootTest, ClosingTheGateFileStartsTheHolderWhichInhibitsAndBlocksUnti
   EXPECT_FALSE(upgrade_guard_inhibits()) << inhibitors();
   auto hook_open = box_->exec({"/etc/molly-guard/run.d/20-upgrade-guard"});
   EXPECT_EQ(hook_open.exit_code, 0) << hook_open.err;
+  // molly-guard finds its hooks with run-parts, which skips names with dots.
+  EXPECT_NE(box_->exec({"run-parts", "--test", "/etc/molly-guard/run.d"}).out.find("/20-upgrade-guard"),
+            std::string::npos);
 
   ASSERT_NO_FATAL_FAILURE(write_gate("closed\nreason=boot test: run 7 broke sshd\n"));
   ASSERT_TRUE(eventually([&] { return upgrade_guard_inhibits(); }))
@@ -165,6 +173,42 @@ TEST_F(GateBootTest, AGateClosedBeforeTheBootIsEnforcedAgainAfterIt) {
   // Forcing still gets through, as documented (systemd asks PID 1 directly).
   auto forced = box_->exec({"systemctl", "reboot", "--force"});
   EXPECT_EQ(forced.exit_code, 0) << forced.err;
+  EXPECT_TRUE(box_->wait_exit(std::chrono::seconds(60))) << box_->log();
+}
+
+TEST_F(GateBootTest, MollyGuardRefusesRebootWhileTheGateIsClosed) {
+  // Debian's molly-guard package, fetched with the host's apt (the system tests need the archive too).
+  base::SystemCommandRunner runner;
+  base::Command download;
+  download.argv = {"apt-get", "download", "molly-guard"};
+  download.cwd = tmp_.path();
+  download.timeout = std::chrono::minutes(5);
+  auto fetched = runner.run(download);
+  if (!fetched || !fetched->ok()) UG_SKIP_OR_FAIL("cannot download molly-guard: " + (fetched ? fetched->err : ""));
+  std::string deb;
+  for (const auto& e : fs::directory_iterator(tmp_.path()))
+    if (e.path().extension() == ".deb") deb = e.path().string();
+  ASSERT_FALSE(deb.empty());
+  fs::copy_file(deb, root_dir_ + "/root/molly-guard.deb");
+  ASSERT_NO_FATAL_FAILURE(boot());
+  auto installed = box_->exec({"dpkg", "-i", "/root/molly-guard.deb"}, 120);
+  ASSERT_TRUE(installed.ok()) << installed.out << installed.err;
+
+  ASSERT_NO_FATAL_FAILURE(write_gate("closed\nreason=boot test: run 9 broke libc\n"));
+  // Through molly-guard's own `reboot` (/usr/sbin/reboot now), without a terminal.
+  auto refused = box_->exec({"reboot"});
+  EXPECT_NE(refused.exit_code, 0) << refused.out << refused.err;
+  EXPECT_NE(refused.err.find("aborting reboot due to 20-upgrade-guard"), std::string::npos) << refused.err;
+  EXPECT_NE(refused.err.find("run 9 broke libc"), std::string::npos) << refused.err;
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  ASSERT_TRUE(box_->running()) << box_->log();
+
+  ASSERT_NO_FATAL_FAILURE(write_gate("open\n"));
+  ASSERT_TRUE(eventually([&] { return !upgrade_guard_inhibits(); })) << inhibitors();
+  ASSERT_TRUE(eventually(
+      [&] { return box_->exec({"systemctl", "show", "-P", "RefuseManualStart", "reboot.target"}).out == "no\n"; }));
+  auto accepted = box_->exec({"reboot"});
+  EXPECT_EQ(accepted.exit_code, 0) << accepted.err;
   EXPECT_TRUE(box_->wait_exit(std::chrono::seconds(60))) << box_->log();
 }
 
