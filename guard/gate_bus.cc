@@ -117,6 +117,8 @@ class SystemGateBus final : public GateBus {
 
 }  // namespace
 
-std::unique_ptr<GateBus> make_system_gate_bus() { return std::make_unique<SystemGateBus>(); }
+std::unique_ptr<GateBus> make_system_gate_bus() {
+  return std::make_unique<SystemGateBus>();
+}
 
 }  // namespace guard

@@ -26,8 +26,8 @@ std::string no_systemd_note(std::string_view action) {
          std::string(action);
 }
 
-// Opens <root>/run/systemd/system as a real directory fd, or nullopt-style empty fd with
-// `missing` set when systemd is not running there.
+// Opens <root>/run/systemd/system as a directory fd; an empty fd with `missing` set when
+// systemd is not running in that root.
 base::Result<base::UniqueFd> open_runtime_unit_dir(const base::Root& root, bool& missing) {
   missing = false;
   auto exists = root.exists(kSystemdRuntimeDir);
@@ -100,8 +100,8 @@ base::Result<EnforcementOutcome> apply_reboot_block(const base::Root& root, std:
     if (!dir) return base::fail(dir.error());
     if (created && ::fchmod(dir->get(), 0755) != 0) return base::fail_errno("fchmod", root.host_path(dir_path));
     const std::string file_path = base::join_path(dir_path, kRebootBlockDropIn);
-    auto written = base::write_file_atomic_at(dir->get(), std::string(kRebootBlockDropIn), text, 0644,
-                                              root.host_path(file_path));
+    auto written =
+        base::write_file_atomic_at(dir->get(), std::string(kRebootBlockDropIn), text, 0644, root.host_path(file_path));
     if (!written) return base::fail(written.error());
   }
   if (bus == nullptr) return EnforcementOutcome{true, "drop-ins written; systemd was not asked to reload"};

@@ -87,8 +87,8 @@ struct HoldUntil {
 };
 
 enum class HoldEnd {
-  released,  // `released` returned true
-  signalled, // SIGTERM, SIGINT or SIGHUP arrived (the service was stopped)
+  released,   // `released` returned true
+  signalled,  // SIGTERM, SIGINT or SIGHUP arrived (the service was stopped)
 };
 
 // Takes a logind inhibitor through `bus` (what/who/mode from `request`), keeps its fd open
@@ -96,7 +96,6 @@ enum class HoldEnd {
 // (releasing the inhibitor). SIGTERM/SIGINT/SIGHUP are blocked in the calling thread while it
 // waits and read through a signalfd; the old signal mask is restored on return.
 // e.g. hold_inhibitor(*bus, {.why = "reboot gate closed: run 12"}, {"/var/lib/upgrade-guard", is_open}).
-[[nodiscard]] base::Result<HoldEnd> hold_inhibitor(GateBus& bus, const InhibitRequest& request,
-                                                   const HoldUntil& until);
+[[nodiscard]] base::Result<HoldEnd> hold_inhibitor(GateBus& bus, const InhibitRequest& request, const HoldUntil& until);
 
 }  // namespace guard

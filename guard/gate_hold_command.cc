@@ -17,9 +17,9 @@ namespace {
 int run_gate_hold(const CliContext& ctx, int recheck_seconds) {
   const GlobalOptions& o = ctx.options;
   if (o.root != "/")
-    return report_error(base::Error{"gate hold", o.root, 0,
-                                    "the inhibitor guards the running system; --root is not supported here"},
-                        kExitUsage);
+    return report_error(
+        base::Error{"gate hold", o.root, 0, "the inhibitor guards the running system; --root is not supported here"},
+        kExitUsage);
   const std::string gate_path = base::join_path(o.state_dir, "gate");
   auto gate = read_gate_file(gate_path);
   if (!gate) return report_error(gate.error(), kExitEnvironment);
@@ -53,7 +53,7 @@ int run_gate_hold(const CliContext& ctx, int recheck_seconds) {
   }
   std::printf("holding a logind %s inhibitor for %s while the reboot gate is closed (%s)\n", request.mode.c_str(),
               request.what.c_str(), gate_path.c_str());
-  std::fflush(stdout);
+  (void)std::fflush(stdout);
   auto ended = hold_inhibitor(*bus, request, until);
   if (!ended) return report_error(ended.error(), kExitEnvironment);
   if (*ended == HoldEnd::signalled) {
@@ -72,7 +72,8 @@ int run_gate_hold(const CliContext& ctx, int recheck_seconds) {
 
 void add_gate_hold_command(CLI::App& gate, CliContext& ctx) {
   auto* hold = gate.add_subcommand(
-      "hold", "Hold a logind block inhibitor (shutdown:sleep) until the gate opens (run by upgrade-guard-gate.service)");
+      "hold",
+      "Hold a logind block inhibitor (shutdown:sleep) until the gate opens (run by upgrade-guard-gate.service)");
   hold->group("");  // hidden from --help
   auto recheck = std::make_shared<int>(30);
   hold->add_option("--recheck", *recheck, "Re-read the gate file at least every SECONDS")

@@ -45,10 +45,10 @@ class GateBootTest : public ::testing::Test {
     auto root = prepare_boot_root(tmp_.path());
     ASSERT_TRUE(root) << root.error().to_string();
     root_dir_ = *root;
-    std::printf("[ prepare  ] %s copied and installed in %lld ms\n", root_dir_.c_str(),
-                static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                           std::chrono::steady_clock::now() - start)
-                                           .count()));
+    std::printf(
+        "[ prepare  ] %s copied and installed in %lld ms\n", root_dir_.c_str(),
+        static_cast<long long>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count()));
   }
 
   void boot() {
@@ -145,7 +145,9 @@ TEST_F(GateBootTest, ClosingTheGateFileStartsTheHolderWhichInhibitsAndBlocksUnti
   EXPECT_NE(inhibitors().find("run 7 broke sshd"), std::string::npos) << inhibitors();
   EXPECT_EQ(output({"systemctl", "is-active", "upgrade-guard-gate.service"}), "active");
   // The holder put the drop-ins in place too.
-  ASSERT_TRUE(eventually([&] { return box_->exec({"systemctl", "show", "-P", "RefuseManualStart", "reboot.target"}).out == "yes\n"; }));
+  ASSERT_TRUE(eventually([&] {
+    return box_->exec({"systemctl", "show", "-P", "RefuseManualStart", "reboot.target"}).out == "yes\n";
+  }));
   expect_reboot_refused();
   auto hook_closed = box_->exec({"/etc/molly-guard/run.d/20-upgrade-guard"}, 30);
   EXPECT_EQ(hook_closed.exit_code, 1);
@@ -157,7 +159,9 @@ TEST_F(GateBootTest, ClosingTheGateFileStartsTheHolderWhichInhibitsAndBlocksUnti
   EXPECT_TRUE(eventually([&] {
     return output({"systemctl", "is-active", "upgrade-guard-gate.service"}) == "inactive";
   }));
-  EXPECT_TRUE(eventually([&] { return box_->exec({"systemctl", "show", "-P", "RefuseManualStart", "reboot.target"}).out == "no\n"; }));
+  EXPECT_TRUE(eventually([&] {
+    return box_->exec({"systemctl", "show", "-P", "RefuseManualStart", "reboot.target"}).out == "no\n";
+  }));
   EXPECT_EQ(box_->exec({"/etc/molly-guard/run.d/20-upgrade-guard"}).exit_code, 0);
   expect_reboot_accepted();
 }
@@ -168,7 +172,9 @@ TEST_F(GateBootTest, AGateClosedBeforeTheBootIsEnforcedAgainAfterIt) {
   ASSERT_NO_FATAL_FAILURE(boot());
   ASSERT_TRUE(eventually([&] { return upgrade_guard_inhibits(); }))
       << inhibitors() << box_->exec({"journalctl", "-u", "upgrade-guard-gate", "--no-pager"}).out;
-  ASSERT_TRUE(eventually([&] { return box_->exec({"systemctl", "show", "-P", "RefuseManualStart", "reboot.target"}).out == "yes\n"; }));
+  ASSERT_TRUE(eventually([&] {
+    return box_->exec({"systemctl", "show", "-P", "RefuseManualStart", "reboot.target"}).out == "yes\n";
+  }));
   expect_reboot_refused();
   // Forcing still gets through, as documented (systemd asks PID 1 directly).
   auto forced = box_->exec({"systemctl", "reboot", "--force"});
@@ -205,8 +211,9 @@ TEST_F(GateBootTest, MollyGuardRefusesRebootWhileTheGateIsClosed) {
 
   ASSERT_NO_FATAL_FAILURE(write_gate("open\n"));
   ASSERT_TRUE(eventually([&] { return !upgrade_guard_inhibits(); })) << inhibitors();
-  ASSERT_TRUE(eventually(
-      [&] { return box_->exec({"systemctl", "show", "-P", "RefuseManualStart", "reboot.target"}).out == "no\n"; }));
+  ASSERT_TRUE(eventually([&] {
+    return box_->exec({"systemctl", "show", "-P", "RefuseManualStart", "reboot.target"}).out == "no\n";
+  }));
   auto accepted = box_->exec({"reboot"});
   EXPECT_EQ(accepted.exit_code, 0) << accepted.err;
   EXPECT_TRUE(box_->wait_exit(std::chrono::seconds(60))) << box_->log();

@@ -2,8 +2,8 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -42,7 +42,8 @@ base::Result<std::string> run_ok(const std::vector<std::string>& argv, int timeo
   return r->out;
 }
 
-// Host libraries the binary needs that `root` lacks: `ldd` lines "libfmt.so.9 => /lib/x86_64-linux-gnu/libfmt.so.9 (0x...)".
+// Host libraries the binary needs that `root` lacks: `ldd` lines "libfmt.so.9 => /lib/x86_64-linux-gnu/libfmt.so.9
+// (0x...)".
 base::Result<std::vector<std::string>> missing_libraries(const std::string& binary, const base::Root& root) {
   auto out = run_ok({"ldd", binary}, 60);
   if (!out) return base::fail(out.error());
@@ -123,7 +124,9 @@ base::Result<std::string> prepare_boot_root(const std::string& dir) {
     std::string text = read_file(entry.path().string());
     text = replace_all(text, "@UG_SBINDIR@", "/usr/sbin");
     text = replace_all(text, "@UG_STATE_DIR@", "/var/lib/upgrade-guard");
-    write_file(root_dir + "/etc/systemd/system/" + unit, text);
+    std::string unit_path = root_dir + "/etc/systemd/system/";
+    unit_path += unit;
+    write_file(unit_path, text);
     units.push_back(unit);
   }
   std::vector<std::string> enable{"systemctl", "--root=" + root_dir, "enable"};
@@ -136,9 +139,9 @@ base::Result<std::string> prepare_boot_root(const std::string& dir) {
 }
 
 base::Result<std::unique_ptr<BootedContainer>> BootedContainer::boot(const std::string& root_dir,
-                                                                       const std::string& name,
-                                                                       const std::string& log_path,
-                                                                       std::chrono::seconds timeout) {
+                                                                     const std::string& name,
+                                                                     const std::string& log_path,
+                                                                     std::chrono::seconds timeout) {
   std::error_code ec;
   fs::create_directories(kPropagationDir, ec);
   if (ec) return base::fail("mkdir", kPropagationDir, ec.message());
@@ -148,9 +151,10 @@ base::Result<std::unique_ptr<BootedContainer>> BootedContainer::boot(const std::
   if (!null) return base::fail_errno("open", "/dev/null");
 
   // Everything the child needs is built before fork: after it only async-signal-safe calls.
-  std::vector<std::string> args{kNspawn, "-q", "--register=no", "--keep-unit", "-M", name, "-D", root_dir,
-                                "-b", "--console=passive"};
+  std::vector<std::string> args{kNspawn, "-q", "--register=no", "--keep-unit", "-M",
+                                name,    "-D", root_dir,        "-b",          "--console=passive"};
   std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   const auto start = steady_clock::now();
@@ -191,10 +195,10 @@ base::Result<std::unique_ptr<BootedContainer>> BootedContainer::boot(const std::
   for (;;) {
     if (!box->running()) return failed("the container exited while booting");
     auto left = remaining();
-    if (left.count() <= 0) return failed("not running after " + std::to_string(timeout.count()) + "s (state: " + state + ")");
-    auto r = run_cmd({"nsenter", "-t", std::to_string(box->leader_), "-a", "--", "systemctl", "is-system-running",
-                      "--wait"},
-                     left);
+    if (left.count() <= 0)
+      return failed("not running after " + std::to_string(timeout.count()) + "s (state: " + state + ")");
+    auto r = run_cmd(
+        {"nsenter", "-t", std::to_string(box->leader_), "-a", "--", "systemctl", "is-system-running", "--wait"}, left);
     if (r) state = std::string(base::trim(r->out));
     if (state == "running" || state == "degraded") break;
     std::this_thread::sleep_for(std::chrono::milliseconds(200));  // systemd's bus is not up yet
@@ -236,6 +240,8 @@ bool BootedContainer::wait_exit(std::chrono::milliseconds timeout) {
   return true;
 }
 
-std::string BootedContainer::log() const { return read_file(log_path_); }
+std::string BootedContainer::log() const {
+  return read_file(log_path_);
+}
 
 }  // namespace guard::testing

@@ -93,7 +93,8 @@ TEST_F(RebootBlockTest, WritesADropInForEveryRebootTargetAndReloadsOnce) {
 
 TEST_F(RebootBlockTest, ContentEndsInTheUnitSectionAndKeepsTheReasonOnOneCommentLine) {
   std::string text = reboot_block_drop_in("line one\nRefuseManualStart=no\n");
-  EXPECT_EQ(text.rfind("[Unit]\nRefuseManualStart=yes\n"), text.size() - std::string("[Unit]\nRefuseManualStart=yes\n").size());
+  EXPECT_EQ(text.rfind("[Unit]\nRefuseManualStart=yes\n"),
+            text.size() - std::string("[Unit]\nRefuseManualStart=yes\n").size());
   // The injected line stays inside the comment: the only line starting a key is ours.
   EXPECT_EQ(text.find("\nRefuseManualStart=no"), std::string::npos) << text;
   EXPECT_NE(text.find("# upgrade-guard: the reboot gate is closed: line one RefuseManualStart=no\n"), std::string::npos)
