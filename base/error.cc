@@ -11,7 +11,7 @@ std::string Error::to_string() const {
     if (!out.empty()) out += ": ";
     out += part;
   };
-  append(path);
+  if (message.rfind(path, 0) != 0) append(path);  // "FILE:LINE:COL: ..." messages name it already
   if (err != 0) {
     append(what.empty() ? std::string(std::strerror(err)) : what + ": " + std::strerror(err));
   } else if (message.empty()) {

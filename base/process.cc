@@ -1,6 +1,9 @@
 #include "base/process.h"
 
+#include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -8,7 +11,11 @@
 #include <boost/process.hpp>
 #include <boost/process/extend.hpp>
 #include <cstring>
+#include <array>
+#include <functional>
 #include <future>
+
+#include "base/unique_fd.h"
 
 namespace guard::base {
 namespace bp = boost::process;
@@ -24,12 +31,27 @@ std::string ProcessResult::describe() const {
 
 namespace {
 
-// Runs in the child between fork and exec: own process group, optional chroot.
+// Runs in the child between fork and exec: own process group, optional private mount
+// namespace with /proc, /sys, /dev bound into the chroot, optional chroot. Paths are built
+// before the fork.
 struct ChildSetup {
   const Command* command;
+  std::vector<std::pair<std::string, std::string>> binds;  // (source, target)
   template <class Executor>
   void operator()(Executor& exec) const {
     ::setpgid(0, 0);
+    if (!binds.empty()) {
+      if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+        exec.set_error(std::error_code(errno, std::system_category()), "unshare mount namespace");
+        return;
+      }
+      for (const auto& [source, target] : binds) {
+        if (::mount(source.c_str(), target.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) {
+          exec.set_error(std::error_code(errno, std::system_category()), "bind mount");
+          return;
+        }
+      }
+    }
     if (command->chroot) {
       if (::chroot(command->chroot->c_str()) != 0) {
         exec.set_error(std::error_code(errno, std::system_category()), "chroot");
@@ -66,8 +88,20 @@ Result<ProcessResult> SystemCommandRunner::run(const Command& command) {
   auto on_exit = [&](int, const std::error_code&) { exited = true; };
   auto started = std::chrono::steady_clock::now();
   std::optional<bp::child> child;
-  ChildSetup setup{&command};
-  if (command.output == Output::capture) {
+  ChildSetup setup{&command, {}};
+  if (command.chroot && command.bind_system_dirs) {
+    for (const char* dir : {"/proc", "/sys", "/dev"}) setup.binds.emplace_back(dir, *command.chroot + dir);
+  }
+  bp::async_pipe tee_pipe(ios);
+  UniqueFd tee_fd;
+  if (command.output == Output::tee && !command.tee_file.empty()) {
+    tee_fd.reset(::open(command.tee_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
+    if (!tee_fd) return fail_errno("open", command.tee_file, errno, "cannot open the command's log file");
+  }
+  if (command.output == Output::tee) {
+    child.emplace(bp::exe = exe, bp::args = args, env, (bp::std_out & bp::std_err) > tee_pipe, ios,
+                  bp::on_exit = on_exit, bp::extend::on_exec_setup = setup, start_error);
+  } else if (command.output == Output::capture) {
     child.emplace(bp::exe = exe, bp::args = args, env, bp::std_out > out_future, bp::std_err > err_future,
                   bp::std_in < in_pipe, ios, bp::on_exit = on_exit, bp::extend::on_exec_setup = setup,
                   start_error);
@@ -88,6 +122,25 @@ Result<ProcessResult> SystemCommandRunner::run(const Command& command) {
   }
 
   ProcessResult result;
+  std::array<char, 16384> tee_buffer{};
+  std::function<void()> tee_read;
+  if (command.output == Output::tee) {
+    // Copy every chunk to our stdout (a vanished terminal is ignored: the log still gets it)
+    // and to the log file; keep the tail for the result.
+    tee_read = [&] {
+      tee_pipe.async_read_some(boost::asio::buffer(tee_buffer), [&](const boost::system::error_code& ec, std::size_t n) {
+        if (n > 0) {
+          std::string_view chunk(tee_buffer.data(), n);
+          [[maybe_unused]] ssize_t w1 = ::write(STDOUT_FILENO, chunk.data(), chunk.size());
+          if (tee_fd) [[maybe_unused]] ssize_t w2 = ::write(tee_fd.get(), chunk.data(), chunk.size());
+          result.out.append(chunk);
+          if (result.out.size() > 128 * 1024) result.out.erase(0, result.out.size() - 64 * 1024);
+        }
+        if (!ec) tee_read();
+      });
+    };
+    tee_read();
+  }
   ios.run_for(command.timeout);
   if (!ios.stopped()) {
     // Work remains after the timeout: the child, or a descendant holding its output open, is
@@ -99,6 +152,8 @@ Result<ProcessResult> SystemCommandRunner::run(const Command& command) {
   }
   child->wait();  // reaps if the exit handler has not
   result.duration = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+  if (tee_fd) ::fsync(tee_fd.get());
+  if (result.out.size() > 64 * 1024) result.out.erase(0, result.out.size() - 64 * 1024);
   if (command.output == Output::capture) {
     if (out_future.valid() && out_future.wait_for(std::chrono::seconds(0)) == std::future_status::ready)
       result.out = out_future.get();

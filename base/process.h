@@ -14,6 +14,7 @@ namespace guard::base {
 enum class Output {
   capture,  // stdout and stderr are collected into ProcessResult
   inherit,  // the child writes to our stdout/stderr (and reads our stdin)
+  tee,      // stdin inherited; stdout+stderr go to our stdout and are appended to tee_file
 };
 
 // e.g. Command{{"/usr/bin/apt-get", "-y", "dist-upgrade"}, std::chrono::hours(6)}.
@@ -22,6 +23,10 @@ struct Command {
   std::chrono::milliseconds timeout{std::chrono::minutes(5)};
   Output output = Output::capture;
   std::optional<std::string> chroot;            // host dir to chroot into before exec
+  // With chroot: a private mount namespace for the child with /proc, /sys and /dev bound into
+  // the chroot (as package maintainer scripts expect). Unmounted when the child's namespace ends.
+  bool bind_system_dirs = false;
+  std::string tee_file;                         // Output::tee: host path, opened O_APPEND
   std::string cwd;                              // working dir (inside the chroot), "" = "/" with chroot
   std::map<std::string, std::string> env;       // added to (or replacing in) our environment
   std::string input;                            // written to stdin with Output::capture
@@ -32,7 +37,7 @@ struct ProcessResult {
   int exit_code = -1;
   int signal = 0;          // the signal that killed it, 0 if it exited
   bool timed_out = false;  // killed by us (SIGKILL to its process group) at the timeout
-  std::string out;
+  std::string out;  // with Output::tee: the last 64 KiB of the combined output
   std::string err;
   std::chrono::milliseconds duration{0};
 

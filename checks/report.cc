@@ -175,12 +175,18 @@ std::string render_human(const Report& report, bool color) {
                        static_cast<double>(c.duration.count()) / 1000.0);
     if (!c.note.empty()) out += "  (" + c.note + ")";
     out += '\n';
+    std::size_t known = 0;
     for (const auto& f : report.findings) {
       if (f.check != c.id) continue;
+      if (f.known) {  // accepted in the baseline: counted, not listed (--json lists them)
+        ++known;
+        continue;
+      }
       out += fmt::format("      {} {}{}{}\n", sev_label(f), f.path.empty() ? "" : f.path + ": ", f.message,
                          f.package.empty() ? "" : " [" + f.package + "]");
-      if (!f.hint.empty() && !f.known) out += fmt::format("            hint: {}\n", f.hint);
+      if (!f.hint.empty()) out += fmt::format("            hint: {}\n", f.hint);
     }
+    if (known > 0) out += fmt::format("      {} {} findings already in the baseline (listed by --json)\n", paint("2", "known"), known);
   }
   std::size_t blocking = report.blocking_count();
   std::size_t warnings = static_cast<std::size_t>(std::count_if(

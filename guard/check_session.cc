@@ -1,10 +1,35 @@
 #include "guard/check_session.h"
 
+#include <algorithm>
+
 #include "base/process.h"
 #include "base/root.h"
 #include "checks/check.h"
+#include "checks/dpkg_db.h"
+#include "checks/dpkg_diff.h"
+#include "guard/state.h"
 
 namespace guard {
+namespace {
+
+// Names the dpkg package owning each finding's path, for every check at once, from the
+// root's own package lists. Without a dpkg database the findings stay as they are.
+void fill_owners(const base::Root& root, checks::Report& report) {
+  bool needed = std::any_of(report.findings.begin(), report.findings.end(),
+                            [](const checks::Finding& f) { return f.package.empty() && !f.path.empty(); });
+  if (!needed) return;
+  auto owners = checks::PackageOwners::load(root);
+  if (!owners) return;
+  for (auto& f : report.findings) {
+    if (f.package.empty() && !f.path.empty()) f.package = owners->owner(f.path);
+  }
+}
+
+}  // namespace
+
+std::string root_key(const base::Root& root) {
+  return root.is_host_root() ? std::string("/") : root.host_path("/");
+}
 
 tl::expected<CheckSessionOutcome, CheckSessionError> run_check_session(const GlobalOptions& options,
                                                                        const policies::Policy& policy,
@@ -13,12 +38,53 @@ tl::expected<CheckSessionOutcome, CheckSessionError> run_check_session(const Glo
   auto root = base::Root::open(options.root);
   if (!root) return fail(root.error(), kExitEnvironment);
 
+  CheckSessionOutcome outcome;
+  checks::Scope scope;
+  if (session.scope_changed) {
+    auto before = base::Root::open("/");
+    if (!before) return fail(before.error(), kExitEnvironment);
+    auto before_bytes = before->read_file(session.packages_from);
+    if (!before_bytes) return fail(before_bytes.error(), kExitUsage);
+    auto after_bytes = root->read_file("/var/lib/dpkg/status");
+    if (!after_bytes) return fail(after_bytes.error(), kExitEnvironment);
+    auto diff = checks::diff_status(*before_bytes, *after_bytes);
+    if (!diff) return fail(diff.error(), kExitUsage);
+    scope = checks::scope_from_diff(*diff);
+    outcome.notes.push_back("scope: " + std::to_string(scope.packages.size()) + " changed packages since " +
+                            session.packages_from);
+  }
+
   base::SystemCommandRunner runner;
-  checks::CheckContext ctx{*root, policy, {}, &runner, root->is_host_root(), session.progress};
+  checks::CheckContext ctx{*root, policy, scope, &runner, root->is_host_root(), session.progress};
   auto report = checks::run_checks(ctx, session.check_ids);
   if (!report) return fail(report.error(), kExitUsage);
+  fill_owners(*root, *report);
 
-  CheckSessionOutcome outcome;
+  if (!session.baseline.empty()) {
+    auto state = StateStore::open(options.state_dir);
+    if (!state) return fail(state.error(), kExitEnvironment);
+    const std::string key = root_key(*root);
+    if (session.baseline == "compare") {
+      auto keys = state->load_baseline(key);
+      if (!keys) return fail(keys.error(), kExitEnvironment);
+      if (*keys) {
+        checks::apply_baseline(*report, **keys);
+      } else {
+        outcome.notes.push_back("no baseline saved for " + key +
+                                " yet: every finding counts (save one with --baseline save)");
+      }
+    }
+    if (auto saved = state->save_report(std::nullopt, ReportStage::check, *report); !saved)
+      return fail(saved.error(), kExitEnvironment);
+    if (session.baseline == "save") {
+      std::vector<std::string> keys;
+      for (const auto& f : report->findings) keys.push_back(f.key());
+      if (auto saved = state->save_baseline(key, keys); !saved) return fail(saved.error(), kExitEnvironment);
+      outcome.notes.push_back("baseline saved for " + key + " (" + std::to_string(keys.size()) +
+                              " findings accepted)");
+    }
+  }
+
   outcome.report = std::move(*report);
   return outcome;
 }

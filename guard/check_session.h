@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/root.h"
 #include "checks/report.h"
 #include "guard/cli.h"
 #include "policies/policy.h"
@@ -31,6 +32,9 @@ struct CheckSessionError {
   base::Error error;
   int exit_code = kExitEnvironment;
 };
+
+// The key a root's baseline is stored under: "/" for the live system, else its host path.
+[[nodiscard]] std::string root_key(const base::Root& root);
 
 [[nodiscard]] tl::expected<CheckSessionOutcome, CheckSessionError> run_check_session(
     const GlobalOptions& options, const policies::Policy& policy, const CheckSessionOptions& session);

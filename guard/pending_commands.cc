@@ -1,9 +1,6 @@
 // Subcommands whose issues have not landed yet: they are listed in --help with what they will
 // do, and refuse to run (exit 4) rather than pretend.
 #include <CLI/CLI.hpp>
-#include <memory>
-#include <string>
-#include <vector>
 
 #include "guard/cli.h"
 
@@ -18,24 +15,8 @@ void add_pending(CLI::App& app, CliContext& ctx, const std::string& name, const 
 
 }  // namespace
 
-void add_run_command(CLI::App& app, CliContext& ctx) {
-  add_pending(app, ctx, "run", "Run a command (e.g. -- apt-get dist-upgrade) guarded by a snapshot and checks");
-}
-void add_gate_command(CLI::App& app, CliContext& ctx) {
-  auto* gate = app.add_subcommand("gate", "Show, close or open the pre-reboot gate (not built yet: exits 4)");
-  auto rest = std::make_shared<std::vector<std::string>>();
-  gate->add_option("action", *rest, "status, close or open (not built yet)");
-  gate->allow_extras();
-  add_gate_hold_command(*gate, ctx);
-  gate->callback([&ctx, gate, rest] {
-    if (!gate->got_subcommand("hold")) ctx.exit_code = not_built_yet("upgrade-guard gate");
-  });
-}
 void add_audit_command(CLI::App& app, CliContext& ctx) {
   add_pending(app, ctx, "audit", "Run every check against the accepted baseline (for a timer)");
-}
-void add_recover_command(CLI::App& app, CliContext& ctx) {
-  add_pending(app, ctx, "recover", "Finish a guarded run that was interrupted");
 }
 void add_snapshot_commands(CLI::App& app, CliContext& ctx) {
   add_pending(app, ctx, "snapshot", "List, create, delete or prune snapshots");

@@ -1,1 +1,71 @@
 #include "snapshots/backend.h"
+
+#include <ctime>
+
+#include "snapshots/btrfs.h"
+#include "snapshots/btrfs_backend.h"
+#include "snapshots/copy_backend.h"
+#include "snapshots/top_level.h"
+
+namespace guard::snapshots {
+
+base::Result<std::vector<std::string>> SnapshotBackend::prune(int keep, const std::vector<std::string>& protected_ids) {
+  auto all = list();
+  if (!all) return base::fail(all.error());
+  std::vector<std::string> removed;
+  if (keep < 0) keep = 0;
+  if (all->size() <= static_cast<size_t>(keep)) return removed;
+  size_t excess = all->size() - static_cast<size_t>(keep);
+  for (size_t i = 0; i < all->size() && removed.size() < excess; ++i) {
+    const auto& id = (*all)[i].id;
+    bool prot = false;
+    for (const auto& p : protected_ids) prot = prot || p == id;
+    if (prot) continue;
+    if (auto r = remove(id); !r) {
+      if (is_refusal(r.error())) continue;  // a pending rollback refers to it
+      return base::fail(r.error());
+    }
+    removed.push_back(id);
+  }
+  return removed;
+}
+
+std::string make_snapshot_id(std::int64_t unix_time, const std::string& label) {
+  std::time_t t = static_cast<std::time_t>(unix_time);
+  struct tm tm {};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y%m%d-%H%M%S", &tm);
+  std::string clean;
+  for (char c : label) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+    if (ok) clean += c;
+    else if (!clean.empty() && clean.back() != '-') clean += '-';
+  }
+  while (!clean.empty() && clean.back() == '-') clean.pop_back();
+  if (clean.size() > 64) clean.resize(64);
+  return clean.empty() ? std::string(buf) : std::string(buf) + "-" + clean;
+}
+
+base::Result<std::unique_ptr<SnapshotBackend>> make_backend(const Layout& layout, const policies::Policy& policy,
+                                                            const std::string& state_dir) {
+  using Kind = policies::SnapshotBackendKind;
+  Kind kind = policy.snapshot.backend;
+  if (kind == Kind::none) return base::fail(kRefused, layout.root_dir, "snapshots are off (snapshot.backend = none)");
+  if (kind == Kind::automatic) kind = layout.btrfs() && layout.is_subvolume ? Kind::btrfs : Kind::copy;
+  if (kind == Kind::copy) return std::unique_ptr<SnapshotBackend>(new CopyBackend(layout, policy, state_dir));
+  if (!layout.btrfs())
+    return base::fail(kRefused, layout.root_dir,
+                      "snapshot.backend = btrfs but the root is on " + layout.fstype + "; use copy or automatic");
+  // The root's own mount already shows the top level (a test or an admin mounted subvolid=5):
+  // use it; otherwise mount the top level privately.
+  base::Result<TopLevelMount> top = layout.mount_fs_root == "/"
+                                        ? TopLevelMount::borrow(layout.mount_point)
+                                        : TopLevelMount::mount(layout.device);
+  if (!top) return base::fail(top.error());
+  auto b = BtrfsBackend::create(layout, policy, std::move(*top));
+  if (!b) return base::fail(b.error());
+  return std::unique_ptr<SnapshotBackend>(std::move(*b));
+}
+
+}  // namespace guard::snapshots

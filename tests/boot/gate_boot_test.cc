@@ -8,7 +8,6 @@
 #include <functional>
 #include <thread>
 
-#include "base/atomic_file.h"
 #include "base/root.h"
 #include "base/strings.h"
 #include "guard/gate_enforcement.h"
@@ -66,10 +65,18 @@ class GateBootTest : public ::testing::Test {
     return std::move(*r);
   }
 
-  void write_gate(const std::string& text) {
-    make_dirs(root_dir_ + "/var/lib/upgrade-guard", 0755);
-    auto w = base::write_file_atomic(root_dir_ + "/var/lib/upgrade-guard/gate", text);
-    ASSERT_TRUE(w) << w.error().to_string();
+  // Runs the installed upgrade-guard inside the container, e.g. guard({"gate", "status"}).
+  base::ProcessResult guard(std::vector<std::string> args) {
+    args.insert(args.begin(), "upgrade-guard");
+    return box_->exec(args, 120);
+  }
+  void close_gate(const std::string& reason) {
+    auto r = guard({"gate", "close", "--reason", reason});
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  }
+  void open_gate() {
+    auto r = guard({"gate", "open", "--force", "--reason", "boot test"});
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   }
 
   // The trimmed stdout of argv run inside, e.g. output({"systemctl", "is-active", "x"}) == "active".
@@ -129,7 +136,7 @@ TEST_F(GateBootTest, RuntimeDropInsRefuseRebootAndPoweroffUntilRemoved) {
   expect_reboot_accepted();
 }
 
-TEST_F(GateBootTest, ClosingTheGateFileStartsTheHolderWhichInhibitsAndBlocksUntilItOpens) {
+TEST_F(GateBootTest, GateCloseStartsTheHolderWhichInhibitsAndBlocksUntilGateOpen) {
   ASSERT_NO_FATAL_FAILURE(boot());
   EXPECT_EQ(output({"systemctl", "is-active", "upgrade-guard-gate.path"}), "active");
   EXPECT_FALSE(upgrade_guard_inhibits()) << inhibitors();
@@ -139,7 +146,8 @@ TEST_F(GateBootTest, ClosingTheGateFileStartsTheHolderWhichInhibitsAndBlocksUnti
   EXPECT_NE(box_->exec({"run-parts", "--test", "/etc/molly-guard/run.d"}).out.find("/20-upgrade-guard"),
             std::string::npos);
 
-  ASSERT_NO_FATAL_FAILURE(write_gate("closed\nreason=boot test: run 7 broke sshd\n"));
+  ASSERT_NO_FATAL_FAILURE(close_gate("boot test: run 7 broke sshd"));
+  EXPECT_EQ(guard({"gate", "status"}).exit_code, 1);
   ASSERT_TRUE(eventually([&] { return upgrade_guard_inhibits(); }))
       << inhibitors() << box_->exec({"journalctl", "-u", "upgrade-guard-gate", "--no-pager"}).out;
   EXPECT_NE(inhibitors().find("run 7 broke sshd"), std::string::npos) << inhibitors();
@@ -154,7 +162,8 @@ TEST_F(GateBootTest, ClosingTheGateFileStartsTheHolderWhichInhibitsAndBlocksUnti
   EXPECT_NE(hook_closed.err.find("the reboot gate is closed"), std::string::npos) << hook_closed.err;
   EXPECT_NE(hook_closed.err.find("run 7 broke sshd"), std::string::npos) << hook_closed.err;
 
-  ASSERT_NO_FATAL_FAILURE(write_gate("open\n"));
+  ASSERT_NO_FATAL_FAILURE(open_gate());
+  EXPECT_EQ(guard({"gate", "status"}).exit_code, 0);
   ASSERT_TRUE(eventually([&] { return !upgrade_guard_inhibits(); })) << inhibitors();
   EXPECT_TRUE(eventually([&] {
     return output({"systemctl", "is-active", "upgrade-guard-gate.service"}) == "inactive";
@@ -167,9 +176,11 @@ TEST_F(GateBootTest, ClosingTheGateFileStartsTheHolderWhichInhibitsAndBlocksUnti
 }
 
 TEST_F(GateBootTest, AGateClosedBeforeTheBootIsEnforcedAgainAfterIt) {
-  // The state after a reboot forced past the gate: the gate file says closed, /run is fresh.
-  ASSERT_NO_FATAL_FAILURE(write_gate("closed\nreason=boot test: forced past\n"));
+  // The state after a reboot forced past the gate: the gate is closed, /run is fresh.
+  auto closed = run({"chroot", root_dir_, "upgrade-guard", "gate", "close", "--reason", "boot test: forced past"});
+  ASSERT_EQ(closed.exit_code, 0) << closed.out << closed.err;
   ASSERT_NO_FATAL_FAILURE(boot());
+  EXPECT_EQ(guard({"gate", "status"}).exit_code, 1);
   ASSERT_TRUE(eventually([&] { return upgrade_guard_inhibits(); }))
       << inhibitors() << box_->exec({"journalctl", "-u", "upgrade-guard-gate", "--no-pager"}).out;
   ASSERT_TRUE(eventually([&] {
@@ -200,7 +211,7 @@ TEST_F(GateBootTest, MollyGuardRefusesRebootWhileTheGateIsClosed) {
   auto installed = box_->exec({"dpkg", "-i", "/root/molly-guard.deb"}, 120);
   ASSERT_TRUE(installed.ok()) << installed.out << installed.err;
 
-  ASSERT_NO_FATAL_FAILURE(write_gate("closed\nreason=boot test: run 9 broke libc\n"));
+  ASSERT_NO_FATAL_FAILURE(close_gate("boot test: run 9 broke libc"));
   // Through molly-guard's own `reboot` (/usr/sbin/reboot now), without a terminal.
   auto refused = box_->exec({"reboot"});
   EXPECT_NE(refused.exit_code, 0) << refused.out << refused.err;
@@ -209,7 +220,7 @@ TEST_F(GateBootTest, MollyGuardRefusesRebootWhileTheGateIsClosed) {
   std::this_thread::sleep_for(std::chrono::seconds(2));
   ASSERT_TRUE(box_->running()) << box_->log();
 
-  ASSERT_NO_FATAL_FAILURE(write_gate("open\n"));
+  ASSERT_NO_FATAL_FAILURE(open_gate());
   ASSERT_TRUE(eventually([&] { return !upgrade_guard_inhibits(); })) << inhibitors();
   ASSERT_TRUE(eventually([&] {
     return box_->exec({"systemctl", "show", "-P", "RefuseManualStart", "reboot.target"}).out == "no\n";

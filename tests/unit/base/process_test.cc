@@ -97,3 +97,50 @@ TEST(ProcessTest, LargeOutputDoesNotDeadlock) {
 
 }  // namespace
 }  // namespace guard::base
+
+namespace guard::base {
+namespace {
+
+TEST(ProcessTest, TeeWritesTheLogAndKeepsTheTail) {
+  guard::testing::TempDir dir;
+  Command cmd = make({"/bin/sh", "-c", "echo to-out; echo to-err >&2; exit 3"});
+  cmd.output = Output::tee;
+  cmd.tee_file = dir / "run.log";
+  auto r = run_ok(cmd);
+  EXPECT_EQ(r.exit_code, 3);
+  std::string log = guard::testing::read_file(dir / "run.log");
+  EXPECT_NE(log.find("to-out\n"), std::string::npos);
+  EXPECT_NE(log.find("to-err\n"), std::string::npos);
+  EXPECT_NE(r.out.find("to-out"), std::string::npos);
+}
+
+TEST(ProcessTest, ChrootGetsProcSysDevAndLeavesNoMount) {
+  if (!guard::testing::is_root()) GTEST_SKIP() << "chroot needs root";
+  guard::testing::TempDir dir;
+  for (const char* d : {"proc", "sys", "dev"}) guard::testing::make_dirs(dir / d);
+  std::string log;
+  ASSERT_TRUE(guard::testing::compile_c(R"(
+#include <stdio.h>
+#include <sys/stat.h>
+int main(void) {
+  struct stat st;
+  if (stat("/proc/self/status", &st) != 0) return 10;
+  if (stat("/dev/null", &st) != 0 || !S_ISCHR(st.st_mode)) return 11;
+  if (stat("/sys/kernel", &st) != 0) return 12;
+  if (stat("/probe", &st) != 0) return 13;  /* we are inside the chroot */
+  puts("inside");
+  return 0;
+})", dir / "probe", {"-static"}, &log)) << log;
+  Command cmd = make({"/probe"});
+  cmd.chroot = dir.path();
+  cmd.bind_system_dirs = true;
+  auto r = run_ok(cmd);
+  EXPECT_TRUE(r.ok()) << r.describe() << r.err;
+  EXPECT_EQ(r.out, "inside\n");
+  // The binds lived in the child's private namespace: nothing is mounted here.
+  std::string mounts = guard::testing::read_file("/proc/self/mountinfo");
+  EXPECT_EQ(mounts.find(dir.path()), std::string::npos) << mounts;
+}
+
+}  // namespace
+}  // namespace guard::base

@@ -1,0 +1,191 @@
+#include "checks/dpkg_state_check.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <memory>
+#include <set>
+
+#include "checks/dpkg_db.h"
+
+namespace guard::checks {
+namespace {
+
+struct DirCloser {
+  void operator()(DIR* d) const { ::closedir(d); }
+};
+using DirPtr = std::unique_ptr<DIR, DirCloser>;
+
+bool all_digits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+bool ends_with(std::string_view s, std::string_view suffix) {
+  return s.size() > suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+// The names in a root directory, or an error (ENOENT when it does not exist).
+base::Result<std::vector<std::string>> list_dir(const base::Root& root, std::string_view dir,
+                                                struct stat* st = nullptr) {
+  auto fd = root.open(dir, O_RDONLY | O_DIRECTORY);
+  if (!fd) return tl::unexpected(fd.error());
+  if (st != nullptr && ::fstat(fd->get(), st) != 0) return base::fail_errno("fstat", std::string(dir));
+  DirPtr d(::fdopendir(fd->get()));
+  if (!d) return base::fail_errno("fdopendir", std::string(dir));
+  fd->release();
+  std::vector<std::string> names;
+  while (struct dirent* de = ::readdir(d.get())) {
+    std::string_view n = de->d_name;
+    if (n != "." && n != "..") names.emplace_back(n);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+Finding package_finding(const base::Root& root, const PackageRecord& p) {
+  Finding f;
+  f.severity = Severity::block;
+  f.package = p.key();
+  std::string version = p.version.empty() ? "" : " (version " + p.version + ")";
+  if (p.flag == DpkgFlag::reinstreq && p.state != DpkgState::half_installed) {
+    f.message = fmt::format("package {} is marked reinst-required{}: dpkg refuses to touch it until it is "
+                            "reinstalled",
+                            p.key(), version);
+    f.hint = repair_command(root, "apt-get install --reinstall " + p.key());
+    f.id = "reinst-required " + p.key();
+    return f;
+  }
+  f.id = std::string(to_string(p.state)) + " " + p.key();
+  switch (p.state) {
+    case DpkgState::half_installed:
+      f.message = fmt::format("package {} is half-installed{}: its unpacking stopped midway", p.key(), version);
+      f.hint = repair_command(root, "apt-get install --reinstall " + p.key());
+      break;
+    case DpkgState::unpacked:
+      f.message = fmt::format("package {} is unpacked but not configured{}", p.key(), version);
+      f.hint = repair_command(root, "dpkg --configure -a");
+      break;
+    case DpkgState::half_configured:
+      f.message = fmt::format("package {} is half-configured{}: its configuration failed or was interrupted",
+                              p.key(), version);
+      f.hint = repair_command(root, "dpkg --configure -a");
+      break;
+    case DpkgState::triggers_awaited:
+      f.message = fmt::format("package {} is triggers-awaited{}: it waits for another package's triggers",
+                              p.key(), version);
+      f.hint = repair_command(root, "dpkg --triggers-only -a");
+      break;
+    case DpkgState::triggers_pending:
+      f.message = fmt::format("package {} is triggers-pending{}: its triggers never ran", p.key(), version);
+      f.hint = repair_command(root, "dpkg --triggers-only -a");
+      break;
+    default:
+      break;
+  }
+  return f;
+}
+
+bool needs_attention(const PackageRecord& p) {
+  if (p.flag == DpkgFlag::reinstreq) return true;
+  switch (p.state) {
+    case DpkgState::half_installed:
+    case DpkgState::unpacked:
+    case DpkgState::half_configured:
+    case DpkgState::triggers_awaited:
+    case DpkgState::triggers_pending:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Leftover *.dpkg-new / *.dpkg-tmp files in the directories holding the packages' files.
+void find_leftovers(const base::Root& root, const DpkgDb& db, std::vector<Finding>& out) {
+  std::set<std::string> dirs;
+  for (const auto& p : db.packages()) {
+    if (!has_files(p.state) && p.state != DpkgState::half_installed) continue;
+    auto paths = db.list(p);
+    if (!paths) continue;
+    for (const auto& path : *paths) {
+      std::string_view dir = base::dirname(path);
+      if (dirs.empty() || *dirs.rbegin() != dir) dirs.emplace(dir);
+    }
+  }
+  std::set<std::pair<dev_t, ino_t>> seen;
+  std::vector<std::string> leftovers;
+  for (const auto& dir : dirs) {
+    struct stat st {};
+    auto names = list_dir(root, dir, &st);
+    if (!names || !seen.emplace(st.st_dev, st.st_ino).second) continue;
+    for (const auto& n : *names) {
+      if (ends_with(n, ".dpkg-new") || ends_with(n, ".dpkg-tmp")) leftovers.push_back(base::join_path(dir, n));
+    }
+  }
+  if (leftovers.empty()) return;
+  PackageOwners owners = PackageOwners::build(db);
+  for (const auto& path : leftovers) {
+    std::string_view stem = std::string_view(path).substr(0, path.size() - 9);
+    Finding f;
+    f.severity = Severity::warn;
+    f.path = path;
+    f.package = owners.owner(stem);
+    f.message = fmt::format("leftover from an interrupted dpkg run next to {}", stem);
+    f.hint = f.package.empty() ? "remove it once dpkg has finished"
+                               : repair_command(root, "apt-get install --reinstall " + f.package) +
+                                     ", then remove the leftover";
+    f.id = "leftover";
+    out.push_back(std::move(f));
+  }
+}
+
+}  // namespace
+
+base::Result<CheckOutput> DpkgStateCheck::run(const CheckContext& ctx) const {
+  CheckOutput out;
+  auto exists = ctx.root.exists("/var/lib/dpkg/status");
+  if (exists && !*exists) {
+    out.skipped = "no dpkg database (/var/lib/dpkg/status)";
+    return out;
+  }
+  auto db = DpkgDb::load(ctx.root);
+  if (!db) {
+    const base::Error& e = db.error();
+    if (e.what.rfind("dpkg", 0) != 0) return tl::unexpected(e);  // not a parse error: cannot run
+    Finding f;
+    f.severity = Severity::block;
+    f.path = e.path;
+    f.message = "the dpkg database is corrupt: " + e.message;
+    f.hint = e.path == "/var/lib/dpkg/status"
+                 ? "compare with /var/lib/dpkg/status-old and /var/backups/dpkg.status.0, restore the last good one"
+                 : "repair the file by hand; dpkg cannot work until it parses";
+    f.id = "corrupt";
+    out.findings.push_back(std::move(f));
+    return out;
+  }
+  out.items = db->packages().size();
+  for (const auto& p : db->packages()) {
+    if (needs_attention(p)) out.findings.push_back(package_finding(ctx.root, p));
+  }
+
+  auto journal = list_dir(ctx.root, "/var/lib/dpkg/updates");
+  if (!journal && journal.error().err != ENOENT) return tl::unexpected(journal.error());
+  if (journal) {
+    for (const auto& name : *journal) {
+      if (!all_digits(name)) continue;
+      Finding f;
+      f.severity = Severity::block;
+      f.path = "/var/lib/dpkg/updates/" + name;
+      f.message = "dpkg's update journal is not empty: a dpkg run was interrupted before it recorded its changes";
+      f.hint = repair_command(ctx.root, "dpkg --configure -a");
+      f.id = "journal";
+      out.findings.push_back(std::move(f));
+    }
+  }
+  find_leftovers(ctx.root, *db, out.findings);
+  return out;
+}
+
+}  // namespace guard::checks

@@ -1,0 +1,144 @@
+#include "checks/package_files_check.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <atomic>
+#include <execution>
+#include <mutex>
+#include <unordered_set>
+
+#include "checks/dpkg_db.h"
+
+namespace guard::checks {
+namespace {
+
+struct PackageResult {
+  std::vector<Finding> findings;
+  std::uint64_t items = 0;
+};
+
+// The paths of `pkg` to look at: all of them in its scope, else those named in scope.paths.
+std::vector<const std::string*> paths_to_check(const Scope& scope, const PackageRecord& pkg,
+                                               const std::vector<std::string>& all) {
+  bool everything = in_scope(scope, pkg);
+  std::vector<const std::string*> chosen;
+  for (const auto& p : all) {
+    if (everything || scope.paths.count(p) > 0 || scope.paths.count(usr_canonical(p)) > 0 ||
+        (!usr_alias(p).empty() && scope.paths.count(usr_alias(p)) > 0))
+      chosen.push_back(&p);
+  }
+  return chosen;
+}
+
+void check_package(const CheckContext& ctx, const DpkgDb& db, const PackageRecord& pkg, PackageResult& result) {
+  bool wanted = in_scope(ctx.scope, pkg);
+  if (!wanted && ctx.scope.paths.empty()) return;
+  auto listed = db.list(pkg);
+  if (!listed) {
+    if (!wanted) return;
+    Finding f;
+    f.severity = Severity::warn;
+    f.path = db.info_path(pkg, ".list");
+    f.package = pkg.key();
+    f.message = fmt::format("package {} has no readable file list ({}): its files cannot be checked", pkg.key(),
+                            listed.error().to_string());
+    f.hint = repair_command(ctx.root, "apt-get install --reinstall " + pkg.key());
+    f.id = "no-list";
+    result.findings.push_back(std::move(f));
+    return;
+  }
+  // Directories are the listed paths that other listed paths are inside.
+  std::unordered_set<std::string_view> dirs;
+  for (const auto& p : *listed) dirs.insert(base::dirname(p));
+  std::unordered_set<std::string_view> conffiles;
+  for (const auto& c : pkg.conffiles) conffiles.insert(c.path);
+
+  Severity conffile_severity = std::min(ctx.policy.conffiles, Severity::warn);
+  for (const std::string* path_ptr : paths_to_check(ctx.scope, pkg, *listed)) {
+    const std::string& path = *path_ptr;
+    if (db.filter().excluded(path)) continue;
+    ++result.items;
+    std::string where = db.diversions().location(path, pkg.name);
+    std::string shown = where;
+    std::string diverted = where == path ? "" : fmt::format(" (diverted from {})", path);
+    auto st = ctx.root.stat(where, base::Follow::no);
+    Finding f;
+    f.path = shown;
+    f.package = pkg.key();
+    f.hint = repair_command(ctx.root, "apt-get install --reinstall " + pkg.key());
+    if (!st) {
+      int err = st.error().err;
+      if (err != ENOENT && err != ENOTDIR) {
+        f.severity = Severity::warn;
+        f.message = fmt::format("cannot look at {}{}: {}", shown, diverted, st.error().to_string());
+        f.id = "unreadable";
+      } else if (dirs.count(path) > 0) {
+        f.severity = Severity::warn;
+        f.message = fmt::format("directory {} of package {} is missing{}", shown, pkg.key(), diverted);
+        f.id = "missing-dir";
+      } else if (conffiles.count(path) > 0) {
+        if (conffile_severity == Severity::off) continue;
+        f.severity = conffile_severity;
+        f.message = fmt::format("conffile {} of package {} is missing{} (deleted on purpose?)", shown, pkg.key(),
+                                diverted);
+        f.id = "missing-conffile";
+      } else {
+        f.severity = is_system_path(where) ? Severity::block : Severity::warn;
+        f.message = fmt::format("{} of package {} is missing{}", shown, pkg.key(), diverted);
+        f.id = "missing";
+      }
+      result.findings.push_back(std::move(f));
+      continue;
+    }
+    if (!S_ISLNK(st->st_mode)) continue;
+    auto target_ok = ctx.root.exists(where, base::Follow::yes);
+    if (target_ok && *target_ok) continue;
+    auto target = ctx.root.readlink(where);
+    std::string why = target_ok ? "does not exist" : target_ok.error().err == ELOOP ? "is a link loop" : "cannot be resolved";
+    f.severity = is_system_path(where) ? Severity::block : Severity::warn;
+    f.message = fmt::format("link {} of package {} is dangling{}: its target {} {}", shown, pkg.key(), diverted,
+                            target ? *target : std::string("?"), why);
+    f.id = "dangling";
+    result.findings.push_back(std::move(f));
+  }
+}
+
+}  // namespace
+
+base::Result<CheckOutput> PackageFilesCheck::run(const CheckContext& ctx) const {
+  CheckOutput out;
+  auto exists = ctx.root.exists("/var/lib/dpkg/status");
+  if (exists && !*exists) {
+    out.skipped = "no dpkg database (/var/lib/dpkg/status)";
+    return out;
+  }
+  auto db = DpkgDb::load(ctx.root);
+  if (!db) return tl::unexpected(db.error());
+  std::vector<const PackageRecord*> pkgs;
+  for (const auto& p : db->packages()) {
+    if (has_files(p.state)) pkgs.push_back(&p);
+  }
+  std::vector<PackageResult> results(pkgs.size());
+  std::atomic<std::uint64_t> done{0};
+  std::mutex progress_mutex;
+  std::vector<std::size_t> order(pkgs.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::for_each(std::execution::par, order.begin(), order.end(), [&](std::size_t i) {
+    check_package(ctx, *db, *pkgs[i], results[i]);
+    std::uint64_t n = ++done;
+    if (ctx.progress && n % 64 == 0) {
+      std::lock_guard lock(progress_mutex);
+      ctx.progress(id(), n, pkgs.size());
+    }
+  });
+  for (auto& r : results) {
+    out.items += r.items;
+    for (auto& f : r.findings) out.findings.push_back(std::move(f));
+  }
+  return out;
+}
+
+}  // namespace guard::checks

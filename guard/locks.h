@@ -1,0 +1,36 @@
+// The locks a guarded run respects: its own (one guard at a time) and dpkg's.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+
+#include "base/error.h"
+#include "base/root.h"
+#include "base/unique_fd.h"
+
+namespace guard {
+
+// One upgrade-guard at a time: an flock on /run/upgrade-guard/lock, held for the object's
+// life. e.g. auto lock = GuardLock::acquire("/run/upgrade-guard");
+class GuardLock {
+ public:
+  // Fails at once (what="locked") when another guard holds it, naming its pid.
+  [[nodiscard]] static base::Result<GuardLock> acquire(const std::string& run_dir = "/run/upgrade-guard");
+
+ private:
+  explicit GuardLock(base::UniqueFd fd) : fd_(std::move(fd)) {}
+  base::UniqueFd fd_;
+};
+
+// The pid holding a POSIX write lock on the root's file `path` (dpkg's lock-frontend or
+// lock), 0 when none does. A missing file is not locked.
+[[nodiscard]] base::Result<int> dpkg_lock_holder(const base::Root& root, const std::string& path);
+
+// Waits until neither /var/lib/dpkg/lock-frontend nor /var/lib/dpkg/lock of the root is held,
+// up to `timeout`, calling `waiting(pid, path)` about every 10 s while it waits. Fails
+// (what="locked") at the timeout.
+[[nodiscard]] base::Result<void> wait_for_dpkg_locks(const base::Root& root, std::chrono::seconds timeout,
+                                                     const std::function<void(int, const std::string&)>& waiting);
+
+}  // namespace guard

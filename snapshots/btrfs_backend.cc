@@ -1,0 +1,635 @@
+#include "snapshots/btrfs_backend.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <ctime>
+#include <nlohmann/json.hpp>
+
+#include "base/atomic_file.h"
+#include "base/root.h"
+#include "base/unique_fd.h"
+#include "snapshots/boot_capture.h"
+#include "snapshots/btrfs.h"
+#include "snapshots/tree_copy.h"
+
+namespace guard::snapshots {
+namespace {
+
+using base::UniqueFd;
+using nlohmann::json;
+
+std::string utc_stamp(std::time_t t) {
+  struct tm tm {};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y%m%d-%H%M%S", &tm);
+  return buf;
+}
+
+bool path_exists(const std::string& p) {
+  struct stat st {};
+  return ::lstat(p.c_str(), &st) == 0;
+}
+
+bool valid_id(const std::string& id) {
+  return !id.empty() && id.find('/') == std::string::npos && id != "." && id != ".." && id[0] != '.';
+}
+
+std::string rel(std::string_view p) {
+  while (!p.empty() && p.front() == '/') p.remove_prefix(1);
+  while (!p.empty() && p.back() == '/') p.remove_suffix(1);
+  return std::string(p);
+}
+
+std::string parent_of(const std::string& r) {
+  auto pos = r.rfind('/');
+  return pos == std::string::npos ? std::string() : r.substr(0, pos);
+}
+
+std::string base_of(const std::string& r) {
+  auto pos = r.rfind('/');
+  return pos == std::string::npos ? r : r.substr(pos + 1);
+}
+
+// True when root-relative `p` is `n` or below it.
+bool under(const std::string& p, const std::string& n) {
+  return p == n || (p.size() > n.size() && p.compare(0, n.size(), n) == 0 && p[n.size()] == '/');
+}
+
+base::Result<UniqueFd> open_dir(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) return base::fail_errno("open", path);
+  return fd;
+}
+
+// The directory `dir` (relative) inside the root `root`, resolved without leaving it; created
+// (mkdir -p, no links followed) when `create`.
+base::Result<UniqueFd> open_in(const std::string& root, const std::string& dir, bool create) {
+  auto r = base::Root::open(root);
+  if (!r) return base::fail(r.error());
+  if (create) {
+    auto rfd = open_dir(root);
+    if (!rfd) return base::fail(rfd.error());
+    if (auto m = make_dirs_at(rfd->get(), dir); !m) return base::fail(m.error());
+  }
+  return r->open(dir.empty() ? "/" : dir, O_RDONLY | O_DIRECTORY);
+}
+
+bool exists_at(int dir, const std::string& name, struct stat* out = nullptr) {
+  struct stat st {};
+  bool ok = ::fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+  if (ok && out) *out = st;
+  return ok;
+}
+
+base::Result<SnapshotInfo> parse_info(const std::string& text, const std::string& store) {
+  try {
+    auto j = json::parse(text);
+    SnapshotInfo info;
+    info.id = j.at("id").get<std::string>();
+    info.backend = j.value("backend", "btrfs");
+    info.label = j.value("label", "");
+    info.created_unix = j.value("created_unix", std::int64_t{0});
+    info.location = store + "/" + info.id;
+    if (j.contains("metadata")) info.metadata = j["metadata"].get<std::map<std::string, std::string>>();
+    info.boot_captured = j.value("boot_captured", false);
+    if (info.boot_captured) info.boot_location = store + "/" + info.id + ".boot";
+    return info;
+  } catch (const json::exception& e) {
+    return base::fail("json", store, std::string("bad snapshot metadata: ") + e.what());
+  }
+}
+
+// The rollback journal, kept beside the snapshots so it survives the swap and is found on the
+// filesystem it describes.
+struct Journal {
+  std::string path;
+  std::string ts;
+  std::string snapshot_id;
+  std::string root_name;     // relative to the top level, e.g. "@"
+  std::uint64_t old_root_id = 0;
+  std::string restore_name;  // e.g. "@upgrade-guard/<id>.restore-<ts>"
+  std::uint64_t new_root_id = 0;
+  std::string broken_name;   // e.g. "@upgrade-guard/rollback-<ts>-broken"
+  bool exchange = true;
+  bool set_default = false;
+  bool live = false;
+  bool boot = false;
+  std::vector<std::string> preserve;
+  std::vector<std::string> preserved_done;
+  std::vector<std::string> nested;
+  RollbackStep step = RollbackStep::planned;
+  std::string state = "in-progress";  // "complete", "reverted"
+
+  [[nodiscard]] std::string replaced_dir() const { return ".upgrade-guard-replaced-" + ts; }
+
+  [[nodiscard]] base::Result<void> save() const {
+    json j{{"version", 1},
+           {"ts", ts},
+           {"snapshot_id", snapshot_id},
+           {"root_name", root_name},
+           {"old_root_id", old_root_id},
+           {"restore_name", restore_name},
+           {"new_root_id", new_root_id},
+           {"broken_name", broken_name},
+           {"exchange", exchange},
+           {"set_default", set_default},
+           {"live", live},
+           {"boot", boot},
+           {"preserve", preserve},
+           {"preserved_done", preserved_done},
+           {"nested", nested},
+           {"step", static_cast<int>(step)},
+           {"step_name", to_string(step)},
+           {"state", state}};
+    return base::write_file_atomic(path, j.dump(2) + "\n", 0600);
+  }
+
+  [[nodiscard]] static base::Result<Journal> load(const std::string& path) {
+    auto root = base::Root::open(parent_of(path).empty() ? "/" : parent_of(path));
+    if (!root) return base::fail(root.error());
+    auto text = root->read_file(base_of(path), 16 << 20);
+    if (!text) return base::fail(text.error());
+    try {
+      auto j = json::parse(*text);
+      Journal jl;
+      jl.path = path;
+      jl.ts = j.at("ts");
+      jl.snapshot_id = j.at("snapshot_id");
+      jl.root_name = j.at("root_name");
+      jl.old_root_id = j.at("old_root_id");
+      jl.restore_name = j.at("restore_name");
+      jl.new_root_id = j.at("new_root_id");
+      jl.broken_name = j.at("broken_name");
+      jl.exchange = j.at("exchange");
+      jl.set_default = j.at("set_default");
+      jl.live = j.value("live", false);
+      jl.boot = j.value("boot", false);
+      jl.preserve = j.at("preserve").get<std::vector<std::string>>();
+      jl.preserved_done = j.at("preserved_done").get<std::vector<std::string>>();
+      jl.nested = j.at("nested").get<std::vector<std::string>>();
+      jl.step = static_cast<RollbackStep>(j.at("step").get<int>());
+      jl.state = j.at("state");
+      return jl;
+    } catch (const json::exception& e) {
+      return base::fail("json", path, std::string("bad rollback journal: ") + e.what());
+    }
+  }
+};
+
+RollbackResult result_of(const Journal& j) {
+  RollbackResult r;
+  r.snapshot_id = j.snapshot_id;
+  r.method = j.exchange && j.set_default ? "exchange+set-default" : j.exchange ? "exchange" : "set-default";
+  r.takes_effect_now = !j.live;
+  r.broken = j.exchange ? j.broken_name : j.root_name.empty() ? "<top level>" : j.root_name;
+  r.preserved = j.preserved_done;
+  r.nested = j.nested;
+  r.replaced_dir = "/" + j.replaced_dir();
+  r.boot_restored = j.boot && j.step >= RollbackStep::boot_restored;
+  r.journal = j.path;
+  if (j.live)
+    r.notes.push_back("the running system still uses the old root; the restored root starts at the next boot");
+  if (!j.exchange)
+    r.notes.push_back("the old root is the top level itself and stays where it is; the default subvolume now "
+                      "points at the restored root");
+  return r;
+}
+
+// Topmost nested subvolumes of the root at `root_path` (moving one moves those below it).
+base::Result<std::vector<std::string>> topmost_nested(const std::string& root_path) {
+  auto subs = btrfs::list_subvolumes(root_path, 0);
+  if (!subs) return base::fail(subs.error());
+  std::vector<std::string> out;
+  for (const auto& s : *subs) {
+    std::string p = rel(s.path);
+    if (under(p, kStoreName)) continue;
+    bool covered = false;
+    for (const auto& o : out) covered = covered || under(p, o);
+    if (!covered) out.push_back(p);
+  }
+  return out;
+}
+
+}  // namespace
+
+const char* to_string(RollbackStep step) {
+  switch (step) {
+    case RollbackStep::planned: return "planned";
+    case RollbackStep::restore_created: return "restore_created";
+    case RollbackStep::preserved: return "preserved";
+    case RollbackStep::nested_moved: return "nested_moved";
+    case RollbackStep::boot_restored: return "boot_restored";
+    case RollbackStep::swapped: return "swapped";
+    case RollbackStep::default_set: return "default_set";
+    case RollbackStep::broken_kept: return "broken_kept";
+    case RollbackStep::done: return "done";
+  }
+  return "?";
+}
+
+base::Result<std::unique_ptr<BtrfsBackend>> BtrfsBackend::create(const Layout& layout, const policies::Policy& policy,
+                                                                 TopLevelMount top) {
+  if (!layout.btrfs()) return base::fail(kRefused, layout.root_dir, "the root is not on btrfs");
+  if (!layout.is_subvolume)
+    return base::fail(kRefused, layout.root_dir,
+                      "the root is a directory inside subvolume " + layout.subvol_path +
+                          ", not a subvolume of its own: btrfs snapshots cannot cover exactly it");
+  return std::unique_ptr<BtrfsBackend>(new BtrfsBackend(layout, policy, std::move(top)));
+}
+
+base::Result<SnapshotInfo> BtrfsBackend::create(const std::string& label,
+                                                const std::map<std::string, std::string>& metadata) {
+  struct statvfs vfs {};
+  if (::statvfs(top().c_str(), &vfs) != 0) return base::fail_errno("statvfs", top());
+  std::uint64_t free_bytes = static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+  if (free_bytes < min_free_) {
+    return base::fail(base::Error{
+        kRefused, layout_.device, ENOSPC,
+        "not taking a snapshot: " + std::to_string(free_bytes >> 20) + " MiB free, the policy asks for at least " +
+            std::to_string(min_free_ >> 20) + " MiB (snapshot.min_free_bytes); free space or prune snapshots"});
+  }
+  if (!path_exists(store())) {
+    if (auto r = btrfs::create_subvolume(store()); !r) return base::fail(r.error());
+  }
+  std::time_t now = std::time(nullptr);
+  std::string id = make_snapshot_id(now, label);
+  for (int n = 2; path_exists(store() + "/" + id) || path_exists(store() + "/" + id + ".json"); ++n)
+    id = make_snapshot_id(now, label) + "-" + std::to_string(n);
+
+  std::string source = layout_.subvol_path.empty() ? top() : top() + "/" + layout_.subvol_path;
+  std::string dest = store() + "/" + id;
+  if (auto r = btrfs::create_snapshot(source, dest, true); !r) return base::fail(r.error());
+  // From here on a failure removes what was made: no half-written snapshot stays.
+  auto undo = [&](base::Error e) -> base::Result<SnapshotInfo> {
+    if (auto fd = open_dir(store())) (void)remove_tree(fd->get(), id + ".boot");
+    (void)::unlink((store() + "/" + id + ".boot.manifest").c_str());
+    (void)btrfs::delete_subvolume(dest);
+    return base::fail(std::move(e));
+  };
+
+  bool boot = false;
+  if (layout_.boot_separate) {
+    std::string boot_dir = (layout_.root_dir == "/" ? std::string() : layout_.root_dir) + "/boot";
+    auto cap = capture_boot(boot_dir, store(), id);
+    if (!cap) return undo(cap.error());
+    boot = true;
+  }
+  json j{{"id", id},
+         {"backend", "btrfs"},
+         {"label", label},
+         {"created_unix", static_cast<std::int64_t>(now)},
+         {"root_subvol_path", layout_.subvol_path},
+         {"root_subvol_id", layout_.subvol_id},
+         {"boot_captured", boot},
+         {"metadata", metadata}};
+  if (auto r = base::write_file_atomic(store() + "/" + id + ".json", j.dump(2) + "\n", 0600); !r)
+    return undo(r.error());
+  return info(id);
+}
+
+base::Result<std::vector<SnapshotInfo>> BtrfsBackend::list() {
+  std::vector<SnapshotInfo> out;
+  if (!path_exists(store())) return out;
+  auto root = base::Root::open(store());
+  if (!root) return base::fail(root.error());
+  auto fd = open_dir(store());
+  if (!fd) return base::fail(fd.error());
+  std::unique_ptr<DIR, int (*)(DIR*)> dir(::fdopendir(fd->release()), &::closedir);
+  if (!dir) return base::fail_errno("fdopendir", store());
+  while (auto* e = ::readdir(dir.get())) {
+    std::string n = e->d_name;
+    if (n.size() <= 5 || n.compare(n.size() - 5, 5, ".json") != 0) continue;
+    std::string id = n.substr(0, n.size() - 5);
+    if (!path_exists(store() + "/" + id)) continue;  // metadata without its subvolume: not a snapshot
+    auto text = root->read_file(n, 1 << 20);
+    if (!text) return base::fail(text.error());
+    auto info = parse_info(*text, store());
+    if (!info) return base::fail(info.error());
+    out.push_back(std::move(*info));
+  }
+  std::sort(out.begin(), out.end(), [](const SnapshotInfo& a, const SnapshotInfo& b) {
+    return a.created_unix != b.created_unix ? a.created_unix < b.created_unix : a.id < b.id;
+  });
+  return out;
+}
+
+base::Result<SnapshotInfo> BtrfsBackend::info(const std::string& id) {
+  if (!valid_id(id) || !path_exists(store() + "/" + id))
+    return base::fail("snapshot", id, "no such snapshot (see `upgrade-guard snapshot list`)");
+  auto root = base::Root::open(store());
+  if (!root) return base::fail(root.error());
+  auto text = root->read_file(id + ".json", 1 << 20);
+  if (!text) return base::fail(text.error());
+  return parse_info(*text, store());
+}
+
+base::Result<void> BtrfsBackend::remove(const std::string& id) {
+  auto snap = info(id);
+  if (!snap) return base::fail(snap.error());
+  auto pending = pending_rollbacks();
+  if (!pending) return base::fail(pending.error());
+  for (const auto& p : *pending)
+    if (p.snapshot_id == id)
+      return base::fail(kRefused, id, "a rollback to this snapshot is unfinished (" + p.journal + "): run recover first");
+  if (auto r = btrfs::delete_subvolume(snap->location); !r) return r;
+  if (auto fd = open_dir(store())) {
+    if (auto r = remove_tree(fd->get(), id + ".boot"); !r) return r;
+  }
+  (void)::unlink((store() + "/" + id + ".boot.manifest").c_str());
+  if (::unlink((store() + "/" + id + ".json").c_str()) != 0 && errno != ENOENT)
+    return base::fail_errno("unlink", store() + "/" + id + ".json");
+  return {};
+}
+
+base::Result<base::Root> BtrfsBackend::open(const std::string& id) {
+  auto snap = info(id);
+  if (!snap) return base::fail(snap.error());
+  return base::Root::open(snap->location);
+}
+
+namespace {
+
+// Runs the rollback forward from the step after `j.step` to the end. Every step first checks
+// whether it already happened (a crash may fall between the act and the journal write).
+base::Result<void> run_forward(Journal& j, const std::string& top, const std::string& store,
+                               const std::optional<RollbackStep>& stop_after) {
+  auto topfd = open_dir(top);
+  if (!topfd) return base::fail(topfd.error());
+  const std::string old_root = j.root_name.empty() ? top : top + "/" + j.root_name;
+  const std::string new_root = top + "/" + j.restore_name;
+
+  auto finish = [&](RollbackStep s) -> base::Result<void> {
+    j.step = s;
+    if (s == RollbackStep::done) j.state = "complete";
+    if (auto r = j.save(); !r) return r;
+    if (stop_after && *stop_after == s)
+      return base::fail(base::Error{"rollback", j.path, EINTR,
+                                    std::string("interrupted after step ") + to_string(s) + " (test hook)"});
+    return {};
+  };
+  auto swapped = [&]() -> bool {
+    if (!j.exchange) return j.step >= RollbackStep::swapped;
+    auto id = btrfs::subvolume_id(top + "/" + j.root_name);
+    return id && *id == j.new_root_id && j.new_root_id != 0;
+  };
+
+  if (j.step < RollbackStep::restore_created) {
+    if (!path_exists(new_root)) {
+      if (auto r = btrfs::create_snapshot(store + "/" + j.snapshot_id, new_root, false); !r) return r;
+    }
+    auto id = btrfs::subvolume_id(new_root);
+    if (!id) return base::fail(id.error());
+    j.new_root_id = *id;
+    if (auto r = finish(RollbackStep::restore_created); !r) return r;
+  }
+
+  if (j.step < RollbackStep::preserved) {
+    auto newfd = open_dir(new_root);
+    if (!newfd) return base::fail(newfd.error());
+    for (const auto& p : j.preserve) {
+      std::string r = rel(p);
+      if (r.empty() || std::find(j.preserved_done.begin(), j.preserved_done.end(), p) != j.preserved_done.end())
+        continue;
+      bool in_nested = false;
+      for (const auto& n : j.nested) in_nested = in_nested || under(r, n);
+      std::string name = base_of(r), parent = parent_of(r);
+      auto old_parent = open_in(old_root, parent, false);
+      struct stat st {};
+      if (in_nested || !old_parent || !exists_at(old_parent->get(), name, &st)) {
+        // Nothing to carry (absent in the current root), or it is a nested subvolume, which
+        // the next step moves whole.
+        j.preserved_done.push_back(p);
+        if (auto s = j.save(); !s) return s;
+        continue;
+      }
+      auto new_parent = open_in(new_root, parent, true);
+      if (!new_parent) return base::fail(new_parent.error());
+      std::string tmp = name + ".upgrade-guard-tmp";
+      if (auto x = remove_tree(new_parent->get(), tmp); !x) return x;
+      std::string aside_rel = j.replaced_dir() + (parent.empty() ? "" : "/" + parent);
+      if (exists_at(new_parent->get(), name)) {
+        auto aside = open_in(new_root, aside_rel, true);
+        if (!aside) return base::fail(aside.error());
+        if (!exists_at(aside->get(), name)) {
+          if (::renameat(new_parent->get(), name.c_str(), aside->get(), name.c_str()) != 0)
+            return base::fail_errno("renameat", new_root + "/" + r, errno, "cannot move the snapshot's version aside");
+        } else {
+          // Our own copy already renamed into place before a crash: it is complete.
+          j.preserved_done.push_back(p);
+          if (auto s = j.save(); !s) return s;
+          continue;
+        }
+      }
+      auto copied = copy_tree(old_parent->get(), name, new_parent->get(), tmp);
+      if (!copied) return base::fail(copied.error());
+      if (::renameat(new_parent->get(), tmp.c_str(), new_parent->get(), name.c_str()) != 0)
+        return base::fail_errno("renameat", new_root + "/" + r);
+      j.preserved_done.push_back(p);
+      if (auto s = j.save(); !s) return s;
+    }
+    if (auto x = finish(RollbackStep::preserved); !x) return x;
+  }
+
+  if (j.step < RollbackStep::nested_moved) {
+    for (const auto& n : j.nested) {
+      std::string name = base_of(n), parent = parent_of(n);
+      auto new_parent = open_in(new_root, parent, true);
+      if (!new_parent) return base::fail(new_parent.error());
+      auto old_parent = open_in(old_root, parent, false);
+      struct stat st {};
+      if (!old_parent || !exists_at(old_parent->get(), name, &st)) continue;  // moved before a crash
+      auto sub_id = btrfs::is_subvolume(old_root + "/" + n);
+      if (!sub_id || !*sub_id) continue;  // already moved; a placeholder or nothing is left
+      if (exists_at(new_parent->get(), name)) {
+        // The snapshot shows a nested subvolume as an empty directory: drop it; anything else
+        // (a directory that later became a subvolume) is kept aside.
+        if (::unlinkat(new_parent->get(), name.c_str(), AT_REMOVEDIR) != 0) {
+          auto aside = open_in(new_root, j.replaced_dir() + (parent.empty() ? "" : "/" + parent), true);
+          if (!aside) return base::fail(aside.error());
+          if (::renameat(new_parent->get(), name.c_str(), aside->get(), name.c_str()) != 0)
+            return base::fail_errno("renameat", new_root + "/" + n);
+        }
+      }
+      if (::renameat(old_parent->get(), name.c_str(), new_parent->get(), name.c_str()) != 0)
+        return base::fail_errno("renameat", old_root + "/" + n, errno, "cannot move the nested subvolume");
+      if (auto s = j.save(); !s) return s;
+    }
+    if (auto x = finish(RollbackStep::nested_moved); !x) return x;
+  }
+
+  if (j.step < RollbackStep::boot_restored) {
+    if (j.boot) {
+      std::string boot_dir = (j.live ? std::string() : old_root) + "/boot";
+      if (auto r = restore_boot(boot_dir, store, j.snapshot_id); !r) return r;
+    }
+    if (auto x = finish(RollbackStep::boot_restored); !x) return x;
+  }
+
+  if (j.step < RollbackStep::swapped) {
+    if (j.exchange && !swapped()) {
+      if (::renameat2(topfd->get(), j.root_name.c_str(), topfd->get(), j.restore_name.c_str(), RENAME_EXCHANGE) != 0)
+        return base::fail_errno("renameat2 RENAME_EXCHANGE", top + "/" + j.root_name);
+    }
+    if (auto x = finish(RollbackStep::swapped); !x) return x;
+  }
+
+  if (j.step < RollbackStep::default_set) {
+    if (j.set_default) {
+      if (auto r = btrfs::set_default_subvolume(top, j.new_root_id); !r) return r;
+    }
+    if (auto x = finish(RollbackStep::default_set); !x) return x;
+  }
+
+  if (j.step < RollbackStep::broken_kept) {
+    if (j.exchange && path_exists(top + "/" + j.restore_name)) {
+      auto id = btrfs::subvolume_id(top + "/" + j.restore_name);
+      if (id && *id == j.old_root_id) {
+        if (::renameat(topfd->get(), j.restore_name.c_str(), topfd->get(), j.broken_name.c_str()) != 0)
+          return base::fail_errno("renameat", top + "/" + j.broken_name);
+      }
+    }
+    if (j.exchange && path_exists(top + "/" + j.broken_name)) {
+      if (auto r = btrfs::set_read_only(top + "/" + j.broken_name, true); !r) return r;
+    }
+    if (auto x = finish(RollbackStep::broken_kept); !x) return x;
+  }
+  return finish(RollbackStep::done);
+}
+
+// Undoes a rollback that has not swapped: nested subvolumes go back, /boot goes back, the
+// restore subvolume is deleted. The current root was never replaced.
+base::Result<void> run_revert(Journal& j, const std::string& top, const std::string& store) {
+  const std::string old_root = j.root_name.empty() ? top : top + "/" + j.root_name;
+  const std::string new_root = top + "/" + j.restore_name;
+  if (path_exists(new_root)) {
+    for (const auto& n : j.nested) {
+      std::string name = base_of(n), parent = parent_of(n);
+      auto new_parent = open_in(new_root, parent, false);
+      if (!new_parent) continue;
+      auto is_sub = btrfs::is_subvolume(new_root + "/" + n);
+      if (!is_sub || !*is_sub) continue;
+      auto old_parent = open_in(old_root, parent, true);
+      if (!old_parent) return base::fail(old_parent.error());
+      struct stat st {};
+      if (exists_at(old_parent->get(), name, &st)) {
+        if (::unlinkat(old_parent->get(), name.c_str(), AT_REMOVEDIR) != 0)
+          return base::fail_errno("unlinkat", old_root + "/" + n, errno, "cannot put the nested subvolume back");
+      }
+      if (::renameat(new_parent->get(), name.c_str(), old_parent->get(), name.c_str()) != 0)
+        return base::fail_errno("renameat", old_root + "/" + n, errno, "cannot put the nested subvolume back");
+    }
+    if (j.boot && j.step >= RollbackStep::boot_restored) {
+      std::string boot_dir = (j.live ? std::string() : old_root) + "/boot";
+      if (auto r = unrestore_boot(boot_dir, j.snapshot_id); !r) return r;
+    }
+    if (auto r = btrfs::delete_subvolume(new_root, true); !r) return r;
+  }
+  (void)store;
+  j.state = "reverted";
+  return j.save();
+}
+
+}  // namespace
+
+base::Result<RollbackResult> BtrfsBackend::rollback(const std::string& id, const RollbackOptions& options) {
+  if (layout_.pinned_by_id())
+    return base::fail(kRefused, layout_.root_dir,
+                      "the root is pinned by subvolid= (fstab, kernel command line or grub.cfg): a rollback "
+                      "cannot change which subvolume boots; pin it with subvol= instead");
+  auto snap = info(id);
+  if (!snap) return base::fail(snap.error());
+  auto pending = pending_rollbacks();
+  if (!pending) return base::fail(pending.error());
+  if (!pending->empty())
+    return base::fail(kRefused, (*pending)[0].journal,
+                      "another rollback is unfinished: complete or revert it first (upgrade-guard recover)");
+
+  Journal j;
+  std::time_t now = std::time(nullptr);
+  j.ts = utc_stamp(now);
+  for (int n = 2; path_exists(store() + "/rollback-" + j.ts + ".journal"); ++n)
+    j.ts = utc_stamp(now) + "-" + std::to_string(n);
+  j.path = store() + "/rollback-" + j.ts + ".journal";
+  j.snapshot_id = id;
+  j.root_name = layout_.subvol_path;
+  std::string old_root = j.root_name.empty() ? top() : top() + "/" + j.root_name;
+  auto old_id = btrfs::subvolume_id(old_root);
+  if (!old_id) return base::fail(old_id.error());
+  // Not layout_.subvol_id: after an earlier rollback the path names another subvolume, and
+  // the path is what boots.
+  j.old_root_id = *old_id;
+  j.restore_name = std::string(kStoreName) + "/" + id + ".restore-" + j.ts;
+  j.broken_name = std::string(kStoreName) + "/rollback-" + j.ts + "-broken";
+  j.exchange = !j.root_name.empty();
+  j.set_default = !layout_.pinned_by_path();
+  if (!j.exchange && !j.set_default)
+    return base::fail(kRefused, layout_.root_dir, "the root is the top level and pinned by subvol=: nothing can swap it");
+  j.live = layout_.live;
+  j.boot = snap->boot_captured;
+  j.preserve = options.preserve ? *options.preserve : preserve_;
+  auto nested = topmost_nested(old_root);
+  if (!nested) return base::fail(nested.error());
+  j.nested = *nested;
+  if (auto r = j.save(); !r) return base::fail(r.error());
+  if (options.stop_after && *options.stop_after == RollbackStep::planned)
+    return base::fail(base::Error{"rollback", j.path, EINTR, "interrupted after step planned (test hook)"});
+  if (auto r = run_forward(j, top(), store(), options.stop_after); !r) return base::fail(r.error());
+  return result_of(j);
+}
+
+base::Result<std::vector<PendingRollback>> BtrfsBackend::pending_rollbacks() {
+  std::vector<PendingRollback> out;
+  if (!path_exists(store())) return out;
+  auto fd = open_dir(store());
+  if (!fd) return base::fail(fd.error());
+  std::unique_ptr<DIR, int (*)(DIR*)> dir(::fdopendir(fd->release()), &::closedir);
+  if (!dir) return base::fail_errno("fdopendir", store());
+  std::vector<std::string> names;
+  while (auto* e = ::readdir(dir.get())) {
+    std::string n = e->d_name;
+    if (n.rfind("rollback-", 0) == 0 && n.size() > 8 && n.compare(n.size() - 8, 8, ".journal") == 0) names.push_back(n);
+  }
+  std::sort(names.begin(), names.end());
+  for (const auto& n : names) {
+    auto j = Journal::load(store() + "/" + n);
+    if (!j) return base::fail(j.error());
+    if (j->state != "in-progress") continue;
+    bool swapped = j->step >= RollbackStep::swapped;
+    if (!swapped && j->exchange && j->new_root_id != 0) {
+      auto id = btrfs::subvolume_id(top() + "/" + j->root_name);
+      swapped = id && *id == j->new_root_id;
+    }
+    out.push_back(PendingRollback{j->path, j->snapshot_id, j->step, !swapped});
+  }
+  return out;
+}
+
+base::Result<RollbackResult> BtrfsBackend::resume_rollback(const std::string& journal, ResumeMode mode) {
+  auto j = Journal::load(journal);
+  if (!j) return base::fail(j.error());
+  if (j->state != "in-progress") return result_of(*j);
+  if (mode == ResumeMode::complete) {
+    if (auto r = run_forward(*j, top(), store(), std::nullopt); !r) return base::fail(r.error());
+    return result_of(*j);
+  }
+  auto pending = pending_rollbacks();
+  if (!pending) return base::fail(pending.error());
+  for (const auto& p : *pending) {
+    if (p.journal == journal && !p.can_revert)
+      return base::fail(kRefused, journal,
+                        "the restored root has already been swapped in; the rollback can only be completed");
+  }
+  if (auto r = run_revert(*j, top(), store()); !r) return base::fail(r.error());
+  auto res = result_of(*j);
+  res.notes.push_back("the rollback was reverted; the root is as it was before it");
+  return res;
+}
+
+}  // namespace guard::snapshots

@@ -1,0 +1,81 @@
+// Layout detection: what a root looks like on disk, so the backends know what a snapshot
+// covers and how a rollback must swap roots.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/error.h"
+
+namespace guard::snapshots {
+
+// One place that names the root subvolume. e.g. {source="fstab", option="subvol", value="@"}.
+struct SubvolPin {
+  std::string source;  // "fstab", "cmdline" (/proc/cmdline, live only) or "grub.cfg"
+  std::string option;  // "subvol" or "subvolid"
+  std::string value;   // e.g. "@", "/@", "256"
+};
+
+// A subvolume inside the root (not part of a btrfs snapshot of it).
+// e.g. {path="/var/lib/docker", id=260}; `path` is root-relative.
+struct NestedSubvolume {
+  std::string path;
+  std::uint64_t id = 0;
+};
+
+// How the root is laid out. Plain data; detect_layout fills it in.
+struct Layout {
+  std::string root_dir;        // the host directory given, e.g. "/" or "/mnt/top/@"
+  bool live = false;           // root_dir is the running system's "/"
+  std::string fstype;          // of the mount containing root_dir, e.g. "btrfs", "ext4"
+  std::string mount_point;     // that mount's target, e.g. "/" or "/mnt/top"
+  std::string device;          // that mount's source, e.g. "/dev/vda2"
+  std::string mount_fs_root;   // the directory of the filesystem that mount shows: "/" for a
+                               // btrfs top-level mount, "/@" for a subvol=@ mount
+  // btrfs only:
+  bool is_subvolume = false;   // root_dir is a subvolume's top directory
+  std::uint64_t subvol_id = 0; // e.g. 256
+  std::string subvol_path;     // relative to the top level, e.g. "@"; "" for the top level (id 5)
+  std::uint64_t default_subvol_id = 0;
+  std::vector<SubvolPin> pins;            // every place that pins subvol=/subvolid= for "/"
+  std::vector<NestedSubvolume> nested;    // subvolumes below the root, pre-order
+  bool snapper = false;                   // /.snapshots exists in the root
+  // Boot files:
+  bool boot_separate = false;  // <root>/boot is another filesystem (a mount point)
+  std::string boot_fstype;
+  bool esp_separate = false;   // <root>/boot/efi or <root>/efi is a mount point
+  std::string esp_path;        // root-relative, e.g. "/boot/efi"
+
+  [[nodiscard]] bool btrfs() const { return fstype == "btrfs"; }
+  // True when fstab, the kernel command line or grub.cfg names the root by subvol= path:
+  // a rollback must then exchange the directories (the path keeps naming the root).
+  [[nodiscard]] bool pinned_by_path() const;
+  // True when something names the root by subvolid=: neither an exchange nor set-default
+  // changes what boots, so a rollback refuses.
+  [[nodiscard]] bool pinned_by_id() const;
+};
+
+struct DetectOptions {
+  // Read /proc/cmdline for rootflags= pins; only meaningful for the live root. Defaults to
+  // "detect": true when root_dir is the host's "/".
+  enum class Cmdline { detect, yes, no } cmdline = Cmdline::detect;
+};
+
+// Detects the layout of the root at host directory `root_dir`. e.g. detect_layout("/") or
+// detect_layout("/mnt/top/@"). A non-btrfs root is not an error: fstype says what it is.
+[[nodiscard]] base::Result<Layout> detect_layout(const std::string& root_dir, DetectOptions options = {});
+
+// Pins found in kernel command-line text: rootflags=subvol=@,... e.g.
+// "BOOT_IMAGE=/vmlinuz root=UUID=x ro rootflags=subvol=@" -> {{"cmdline","subvol","@"}}.
+[[nodiscard]] std::vector<SubvolPin> parse_cmdline_pins(std::string_view cmdline, const std::string& source);
+// Pins found in grub.cfg text: every `linux` line's rootflags=. Duplicates are dropped.
+[[nodiscard]] std::vector<SubvolPin> parse_grub_pins(std::string_view grub_cfg);
+
+// What the layout means for snapshots, for `snapshot list`: several lines of text.
+[[nodiscard]] std::string render_layout_text(const Layout& layout);
+// The same as a JSON object text, e.g. {"fstype":"btrfs","subvol_path":"@",...}.
+[[nodiscard]] std::string render_layout_json(const Layout& layout);
+
+}  // namespace guard::snapshots
