@@ -55,6 +55,8 @@ void add_history_command(CLI::App& app, CliContext& ctx);
 void add_snapshot_commands(CLI::App& app, CliContext& ctx);  // snapshot ..., rollback
 void add_run_command(CLI::App& app, CliContext& ctx);
 void add_gate_command(CLI::App& app, CliContext& ctx);
+// `gate hold` (guard/gate_hold_command.cc), registered on the `gate` subcommand by add_gate_command.
+void add_gate_hold_command(CLI::App& gate, CliContext& ctx);
 void add_audit_command(CLI::App& app, CliContext& ctx);
 void add_recover_command(CLI::App& app, CliContext& ctx);
 

@@ -74,6 +74,7 @@ int gate_status(CliContext& ctx) {
 void add_gate_command(CLI::App& app, CliContext& ctx) {
   auto* gate = app.add_subcommand("gate", "Show, close or open the pre-reboot gate");
   gate->require_subcommand(1);
+  add_gate_hold_command(*gate, ctx);  // hidden: run by upgrade-guard-gate.service
   auto* status = gate->add_subcommand(
       "status",
       "Exit 0 when a reboot is safe, 1 when the gate is closed (printing the run and findings that\n"
