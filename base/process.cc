@@ -4,6 +4,8 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -31,36 +33,77 @@ std::string ProcessResult::describe() const {
 
 namespace {
 
+// One step of preparing a chroot's /proc, /sys and /dev, computed before the fork (the child
+// only makes system calls).
+struct MountStep {
+  enum Kind { bind, fs, node, dir, link } kind;
+  std::string source;  // bind: host path; fs: fstype; link: target
+  std::string target;  // a path under the chroot
+  std::string data;    // fs: mount options
+  mode_t mode = 0;
+  dev_t dev = 0;
+};
+
+// A private /dev for the chroot: a tmpfs with the usual nodes (world-usable whatever the
+// host's look like), devpts and shm, like systemd-nspawn and debootstrap provide.
+std::vector<MountStep> system_dir_steps(const std::string& root) {
+  std::vector<MountStep> steps;
+  steps.push_back({MountStep::bind, "/proc", root + "/proc", "", 0, 0});
+  steps.push_back({MountStep::bind, "/sys", root + "/sys", "", 0, 0});
+  std::string dev = root + "/dev";
+  steps.push_back({MountStep::fs, "tmpfs", dev, "mode=755,size=16m", 0, 0});
+  struct Node {
+    const char* name;
+    unsigned major, minor;
+  };
+  for (Node n : {Node{"null", 1, 3}, Node{"zero", 1, 5}, Node{"full", 1, 7}, Node{"random", 1, 8},
+                 Node{"urandom", 1, 9}, Node{"tty", 5, 0}}) {
+    steps.push_back({MountStep::node, "", dev + "/" + n.name, "", S_IFCHR | 0666, makedev(n.major, n.minor)});
+  }
+  steps.push_back({MountStep::dir, "", dev + "/pts", "", 0755, 0});
+  steps.push_back({MountStep::fs, "devpts", dev + "/pts", "newinstance,ptmxmode=0666,mode=620", 0, 0});
+  steps.push_back({MountStep::link, "pts/ptmx", dev + "/ptmx", "", 0, 0});
+  steps.push_back({MountStep::dir, "", dev + "/shm", "", 01777, 0});
+  steps.push_back({MountStep::fs, "tmpfs", dev + "/shm", "mode=1777", 0, 0});
+  steps.push_back({MountStep::link, "/proc/self/fd", dev + "/fd", "", 0, 0});
+  steps.push_back({MountStep::link, "/proc/self/fd/0", dev + "/stdin", "", 0, 0});
+  steps.push_back({MountStep::link, "/proc/self/fd/1", dev + "/stdout", "", 0, 0});
+  steps.push_back({MountStep::link, "/proc/self/fd/2", dev + "/stderr", "", 0, 0});
+  return steps;
+}
+
 // Runs in the child between fork and exec: own process group, optional private mount
-// namespace with /proc, /sys, /dev bound into the chroot, optional chroot. Paths are built
-// before the fork.
+// namespace with /proc, /sys and a private /dev in the chroot, optional chroot.
 struct ChildSetup {
   const Command* command;
-  std::vector<std::pair<std::string, std::string>> binds;  // (source, target)
+  std::vector<MountStep> steps;
   template <class Executor>
   void operator()(Executor& exec) const {
     ::setpgid(0, 0);
-    if (!binds.empty()) {
-      if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
-        exec.set_error(std::error_code(errno, std::system_category()), "unshare mount namespace");
-        return;
-      }
-      for (const auto& [source, target] : binds) {
-        if (::mount(source.c_str(), target.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) {
-          exec.set_error(std::error_code(errno, std::system_category()), "bind mount");
-          return;
+    auto failed = [&exec](const char* what) {
+      exec.set_error(std::error_code(errno, std::system_category()), what);
+    };
+    if (!steps.empty()) {
+      if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+        return failed("unshare mount namespace");
+      for (const auto& st : steps) {
+        int rc = 0;
+        switch (st.kind) {
+          case MountStep::bind: rc = ::mount(st.source.c_str(), st.target.c_str(), nullptr, MS_BIND | MS_REC, nullptr); break;
+          case MountStep::fs: rc = ::mount(st.source.c_str(), st.target.c_str(), st.source.c_str(), MS_NOSUID, st.data.c_str()); break;
+          case MountStep::node: rc = ::mknod(st.target.c_str(), st.mode, st.dev); if (rc == 0) rc = ::chmod(st.target.c_str(), st.mode & 07777); break;
+          case MountStep::dir: rc = ::mkdir(st.target.c_str(), st.mode); if (rc == 0) rc = ::chmod(st.target.c_str(), st.mode); break;
+          case MountStep::link: rc = ::symlink(st.source.c_str(), st.target.c_str()); break;
         }
+        if (rc != 0) return failed("prepare chroot /dev");
       }
     }
     if (command->chroot) {
-      if (::chroot(command->chroot->c_str()) != 0) {
-        exec.set_error(std::error_code(errno, std::system_category()), "chroot");
-        return;
-      }
+      if (::chroot(command->chroot->c_str()) != 0) return failed("chroot");
       std::string dir = command->cwd.empty() ? std::string("/") : command->cwd;
-      if (::chdir(dir.c_str()) != 0) exec.set_error(std::error_code(errno, std::system_category()), "chdir");
+      if (::chdir(dir.c_str()) != 0) failed("chdir");
     } else if (!command->cwd.empty() && ::chdir(command->cwd.c_str()) != 0) {
-      exec.set_error(std::error_code(errno, std::system_category()), "chdir");
+      failed("chdir");
     }
   }
 };
@@ -89,9 +132,7 @@ Result<ProcessResult> SystemCommandRunner::run(const Command& command) {
   auto started = std::chrono::steady_clock::now();
   std::optional<bp::child> child;
   ChildSetup setup{&command, {}};
-  if (command.chroot && command.bind_system_dirs) {
-    for (const char* dir : {"/proc", "/sys", "/dev"}) setup.binds.emplace_back(dir, *command.chroot + dir);
-  }
+  if (command.chroot && command.bind_system_dirs) setup.steps = system_dir_steps(*command.chroot);
   bp::async_pipe tee_pipe(ios);
   UniqueFd tee_fd;
   if (command.output == Output::tee && !command.tee_file.empty()) {

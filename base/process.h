@@ -23,8 +23,9 @@ struct Command {
   std::chrono::milliseconds timeout{std::chrono::minutes(5)};
   Output output = Output::capture;
   std::optional<std::string> chroot;            // host dir to chroot into before exec
-  // With chroot: a private mount namespace for the child with /proc, /sys and /dev bound into
-  // the chroot (as package maintainer scripts expect). Unmounted when the child's namespace ends.
+  // With chroot: a private mount namespace for the child with /proc and /sys bound into the
+  // chroot and a private /dev (tmpfs with null, zero, full, random, urandom, tty, devpts,
+  // shm), as package maintainer scripts expect. Gone when the child's namespace ends.
   bool bind_system_dirs = false;
   std::string tee_file;                         // Output::tee: host path, opened O_APPEND
   int tee_fd = 1;                               // Output::tee: where the live copy goes (stdout)

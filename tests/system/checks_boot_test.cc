@@ -196,13 +196,13 @@ TEST_F(ChecksBootTest, DanglingWantsLinkBlocks) {
 // A root on its own loop-mounted btrfs: its `/` entry is the image's real UUID, so the root
 // belongs to this machine and every fstab device must be present.
 TEST_F(ChecksBootTest, FstabUuidThatDoesNotExistBlocks) {
-  std::string error;
-  auto img = LoopImage::create(tmp_ / "disk.img", 1ULL << 30, tmp_ / "mnt", "btrfs", "compress=zstd", &error);
-  if (!img) UG_SKIP_OR_FAIL("cannot set up a loop-mounted btrfs: " + error);
-  std::string dir = img->mountpoint() + "/root";
+  LoopImage img(tmp_ / "disk.img", 1ULL << 30, "btrfs");
+  if (!img.ok()) UG_SKIP_OR_FAIL("cannot set up a loop-mounted btrfs: " + img.error());
+  ASSERT_TRUE(img.mount(tmp_ / "mnt", "compress=zstd"));
+  std::string dir = tmp_ / "mnt/root";
   auto cp = run({"cp", "-a", root_, dir});
   ASSERT_TRUE(cp.ok()) << cp.err;
-  std::string good = "UUID=" + img->uuid() + " / btrfs defaults 0 0\n";
+  std::string good = "UUID=" + img.uuid() + " / btrfs defaults 0 0\n";
   write_file(dir + "/etc/fstab", good);
   Report healthy = check(dir);
   for (const auto& f : healthy.findings) EXPECT_NE(f.check, "mounts") << describe(healthy);

@@ -33,8 +33,7 @@ GuardedRoot::GuardedRoot(const TempDir& dir, const std::string& variant, std::ui
     error_ = "cp: " + cp.err;
     return;
   }
-  auto uuid = run({"blkid", "-s", "UUID", "-o", "value", image_->device()});
-  std::string id = uuid.out.substr(0, uuid.out.find('\n'));
+  std::string id = image_->uuid();
   write_file(root_ + "/etc/fstab", "UUID=" + id + " / btrfs subvol=@,defaults 0 0\n");
   make_dirs(state_dir(), 0700);
   make_dirs(log_dir(), 0750);

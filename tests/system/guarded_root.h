@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "tests/common/test_env.h"
-#include "tests/system/snapshot_fixture.h"
+#include "tests/system/loop_image.h"
 
 namespace guard::testing {
 

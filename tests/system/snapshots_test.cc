@@ -20,7 +20,7 @@
 #include "snapshots/layout.h"
 #include "snapshots/top_level.h"
 #include "tests/common/test_env.h"
-#include "tests/system/snapshot_fixture.h"
+#include "tests/system/loop_image.h"
 
 namespace guard::snapshots {
 namespace {

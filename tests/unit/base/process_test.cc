@@ -125,7 +125,8 @@ TEST(ProcessTest, ChrootGetsProcSysDevAndLeavesNoMount) {
 int main(void) {
   struct stat st;
   if (stat("/proc/self/status", &st) != 0) return 10;
-  if (stat("/dev/null", &st) != 0 || !S_ISCHR(st.st_mode)) return 11;
+  if (stat("/dev/null", &st) != 0 || !S_ISCHR(st.st_mode) || (st.st_mode & 0666) != 0666) return 11;
+  if (stat("/dev/pts", &st) != 0 || stat("/dev/urandom", &st) != 0) return 14;
   if (stat("/sys/kernel", &st) != 0) return 12;
   if (stat("/probe", &st) != 0) return 13;  /* we are inside the chroot */
   puts("inside");
