@@ -62,9 +62,12 @@ void check_package(const CheckContext& ctx, const DpkgDb& db, const PackageRecor
     if (db.filter().excluded(path)) continue;
     ++result.items;
     std::string where = db.diversions().location(path, pkg.name);
-    std::string shown = where;
-    std::string diverted = where == path ? "" : fmt::format(" (diverted from {})", path);
     auto st = ctx.root.stat(where, base::Follow::no);
+    if (st && !S_ISLNK(st->st_mode)) continue;  // the common case: there, not a link
+    auto target_ok = st ? ctx.root.exists(where, base::Follow::yes) : base::Result<bool>(false);
+    if (st && target_ok && *target_ok) continue;
+    const std::string& shown = where;
+    std::string diverted = where == path ? "" : fmt::format(" (diverted from {})", path);
     Finding f;
     f.path = shown;
     f.package = pkg.key();
@@ -93,9 +96,6 @@ void check_package(const CheckContext& ctx, const DpkgDb& db, const PackageRecor
       result.findings.push_back(std::move(f));
       continue;
     }
-    if (!S_ISLNK(st->st_mode)) continue;
-    auto target_ok = ctx.root.exists(where, base::Follow::yes);
-    if (target_ok && *target_ok) continue;
     auto target = ctx.root.readlink(where);
     std::string why = target_ok ? "does not exist" : target_ok.error().err == ELOOP ? "is a link loop" : "cannot be resolved";
     f.severity = is_system_path(where) ? Severity::block : Severity::warn;
