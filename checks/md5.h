@@ -12,7 +12,7 @@ struct FileDigest {
   bool elf = false;  // the file starts with "\x7fELF"
 };
 
-// Reads `fd` from its current offset to the end with 1 MiB reads (a per-thread buffer and
+// Reads `fd` from its current offset to the end with 1 MiB reads (not mmap: see md5.cc) (a per-thread buffer and
 // EVP context, so it is cheap to call from many threads) and returns its MD5. `path` only
 // names the file in errors, e.g. "/usr/lib/x86_64-linux-gnu/libc.so.6".
 [[nodiscard]] base::Result<FileDigest> md5_fd(int fd, const std::string& path);
