@@ -9,6 +9,7 @@
 #include <memory>
 #include <execution>
 #include <mutex>
+#include <thread>
 #include <unordered_set>
 
 #include "checks/dpkg_db.h"
@@ -175,14 +176,22 @@ base::Result<CheckOutput> PackageHashesCheck::run(const CheckContext& ctx) const
   }
   std::stable_sort(order.begin(), order.end(), [](const Job* a, const Job* b) { return a->size > b->size; });
 
-  std::atomic<std::uint64_t> done{0};
+  // Each worker pulls the next largest file from a shared counter until none are left, so
+  // the order is largest first across all cores and no core ends up waiting (TBB spins while
+  // it waits for a stolen chunk of big files, which costs CPU on a busy machine).
+  std::atomic<std::size_t> next{0};
   std::mutex progress_mutex;
-  std::for_each(std::execution::par, order.begin(), order.end(), [&](Job* j) {
-    hash_one(ctx, *j);
-    std::uint64_t n = ++done;
-    if (ctx.progress && n % 4096 == 0) {
-      std::lock_guard lock(progress_mutex);
-      ctx.progress(id(), n, order.size());
+  std::vector<std::size_t> workers(std::max(1U, std::thread::hardware_concurrency()));
+  for (std::size_t i = 0; i < workers.size(); ++i) workers[i] = i;
+  std::for_each(std::execution::par, workers.begin(), workers.end(), [&](std::size_t) {
+    for (;;) {
+      std::size_t n = next.fetch_add(1, std::memory_order_relaxed);
+      if (n >= order.size()) return;
+      hash_one(ctx, *order[n]);
+      if (ctx.progress && (n + 1) % 4096 == 0) {
+        std::lock_guard lock(progress_mutex);
+        ctx.progress(id(), n + 1, order.size());
+      }
     }
   });
   out.items = order.size();
