@@ -8,6 +8,7 @@
 #include <atomic>
 #include <execution>
 #include <mutex>
+#include <thread>
 #include <unordered_set>
 
 #include "checks/dpkg_db.h"
@@ -62,9 +63,12 @@ void check_package(const CheckContext& ctx, const DpkgDb& db, const PackageRecor
     if (db.filter().excluded(path)) continue;
     ++result.items;
     std::string where = db.diversions().location(path, pkg.name);
-    std::string shown = where;
-    std::string diverted = where == path ? "" : fmt::format(" (diverted from {})", path);
     auto st = ctx.root.stat(where, base::Follow::no);
+    if (st && !S_ISLNK(st->st_mode)) continue;  // the common case: there, not a link
+    auto target_ok = st ? ctx.root.exists(where, base::Follow::yes) : base::Result<bool>(false);
+    if (st && target_ok && *target_ok) continue;
+    const std::string& shown = where;
+    std::string diverted = where == path ? "" : fmt::format(" (diverted from {})", path);
     Finding f;
     f.path = shown;
     f.package = pkg.key();
@@ -93,9 +97,6 @@ void check_package(const CheckContext& ctx, const DpkgDb& db, const PackageRecor
       result.findings.push_back(std::move(f));
       continue;
     }
-    if (!S_ISLNK(st->st_mode)) continue;
-    auto target_ok = ctx.root.exists(where, base::Follow::yes);
-    if (target_ok && *target_ok) continue;
     auto target = ctx.root.readlink(where);
     std::string why = target_ok ? "does not exist" : target_ok.error().err == ELOOP ? "is a link loop" : "cannot be resolved";
     f.severity = is_system_path(where) ? Severity::block : Severity::warn;
@@ -122,16 +123,20 @@ base::Result<CheckOutput> PackageFilesCheck::run(const CheckContext& ctx) const 
     if (has_files(p.state)) pkgs.push_back(&p);
   }
   std::vector<PackageResult> results(pkgs.size());
-  std::atomic<std::uint64_t> done{0};
+  // Workers pull packages from a shared counter (see package_hashes_check.cc for why).
+  std::atomic<std::size_t> next{0};
   std::mutex progress_mutex;
-  std::vector<std::size_t> order(pkgs.size());
-  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::for_each(std::execution::par, order.begin(), order.end(), [&](std::size_t i) {
-    check_package(ctx, *db, *pkgs[i], results[i]);
-    std::uint64_t n = ++done;
-    if (ctx.progress && n % 64 == 0) {
-      std::lock_guard lock(progress_mutex);
-      ctx.progress(id(), n, pkgs.size());
+  std::vector<std::size_t> workers(std::max(1U, std::thread::hardware_concurrency()));
+  for (std::size_t i = 0; i < workers.size(); ++i) workers[i] = i;
+  std::for_each(std::execution::par, workers.begin(), workers.end(), [&](std::size_t) {
+    for (;;) {
+      std::size_t i = next.fetch_add(1, std::memory_order_relaxed);
+      if (i >= pkgs.size()) return;
+      check_package(ctx, *db, *pkgs[i], results[i]);
+      if (ctx.progress && (i + 1) % 64 == 0) {
+        std::lock_guard lock(progress_mutex);
+        ctx.progress(id(), i + 1, pkgs.size());
+      }
     }
   });
   for (auto& r : results) {

@@ -6,8 +6,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <memory>
 #include <execution>
 #include <mutex>
+#include <thread>
 #include <unordered_set>
 
 #include "checks/dpkg_db.h"
@@ -19,15 +21,22 @@ namespace {
 // One file to hash.
 struct Job {
   std::string listed;    // as the package lists it, e.g. "/bin/bash"
-  std::string location;  // where it is on disk: the divert-to path when diverted
+  std::string diverted;  // where it is on disk when diverted, else empty
   std::string md5;       // expected
   const PackageRecord* package = nullptr;
   bool conffile = false;
   std::uint64_t size = 0;
   bool present = false;   // exists (missing files are package-files' business)
   bool regular = false;
-  std::optional<Finding> finding;
+  std::unique_ptr<Finding> finding;  // rare: kept out of line so the job list stays small
+
+  [[nodiscard]] const std::string& location() const { return diverted.empty() ? listed : diverted; }
 };
+
+std::string divert(const DpkgDb& db, const std::string& path, const PackageRecord& pkg) {
+  std::string where = db.diversions().location(path, pkg.name);
+  return where == path ? std::string() : where;
+}
 
 bool wanted_path(const Scope& scope, const std::string& path) {
   if (scope.paths.empty()) return false;
@@ -49,7 +58,7 @@ void collect(const CheckContext& ctx, const DpkgDb& db, const PackageRecord& pkg
       if (db.filter().excluded(c.path)) continue;
       Job j;
       j.listed = c.path;
-      j.location = db.diversions().location(c.path, pkg.name);
+      j.diverted = divert(db, c.path, pkg);
       j.md5 = c.md5;
       j.package = &pkg;
       j.conffile = true;
@@ -75,7 +84,7 @@ void collect(const CheckContext& ctx, const DpkgDb& db, const PackageRecord& pkg
     if (!everything && !wanted_path(ctx.scope, e.path)) continue;
     if (db.filter().excluded(e.path)) continue;
     Job j;
-    j.location = db.diversions().location(e.path, pkg.name);
+    j.diverted = divert(db, e.path, pkg);
     j.listed = std::move(e.path);
     j.md5 = std::move(e.md5);
     j.package = &pkg;
@@ -83,48 +92,45 @@ void collect(const CheckContext& ctx, const DpkgDb& db, const PackageRecord& pkg
   }
 }
 
-void hash_one(const CheckContext& ctx, Job& j) {
-  auto fd = ctx.root.open(j.location, O_RDONLY | O_NOCTTY | O_NONBLOCK);
-  const PackageRecord& pkg = *j.package;
+Finding job_finding(const CheckContext& ctx, const Job& j) {
   Finding f;
-  f.path = j.location;
-  f.package = pkg.key();
-  std::string diverted = j.location == j.listed ? "" : fmt::format(" (diverted from {})", j.listed);
-  if (!fd) {
-    if (fd.error().err == ENOENT) return;  // removed since the size pass
-    f.severity = Severity::warn;
-    f.message = fmt::format("cannot read {}{}: {}", j.location, diverted, fd.error().to_string());
-    f.id = "unreadable";
-    j.finding = std::move(f);
-    return;
-  }
-  auto digest = md5_fd(fd->get(), j.location);
+  f.path = j.location();
+  f.package = j.package->key();
+  f.hint = repair_command(ctx.root, "apt-get install --reinstall " + f.package);
+  return f;
+}
+
+std::string diverted_note(const Job& j) {
+  return j.diverted.empty() ? std::string() : fmt::format(" (diverted from {})", j.listed);
+}
+
+void hash_one(const CheckContext& ctx, Job& j) {
+  auto fd = ctx.root.open(j.location(), O_RDONLY | O_NOCTTY | O_NONBLOCK);
+  if (!fd && fd.error().err == ENOENT) return;  // removed since the size pass
+  auto digest = fd ? md5_fd(fd->get(), j.location()) : base::Result<FileDigest>(tl::unexpected(fd.error()));
+  if (digest && digest->md5 == j.md5) return;
+  Finding f = job_finding(ctx, j);
   if (!digest) {
     f.severity = Severity::warn;
-    f.message = fmt::format("cannot read {}{}: {}", j.location, diverted, digest.error().to_string());
+    f.message = fmt::format("cannot read {}{}: {}", j.location(), diverted_note(j), digest.error().to_string());
     f.id = "unreadable";
-    j.finding = std::move(f);
-    return;
-  }
-  if (digest->md5 == j.md5) return;
-  if (j.conffile) {
+  } else if (j.conffile) {
     f.severity = ctx.policy.conffiles;
     f.message = fmt::format("conffile {} of package {} differs from the version installed{} (edited by the "
                             "administrator?)",
-                            j.location, pkg.key(), diverted);
+                            j.location(), f.package, diverted_note(j));
     f.hint = "if the edit is not intended: " +
-             repair_command(ctx.root, "apt-get install --reinstall -o Dpkg::Options::=--force-confask " + pkg.key());
+             repair_command(ctx.root, "apt-get install --reinstall -o Dpkg::Options::=--force-confask " + f.package);
     f.id = "conffile-changed";
   } else {
-    bool system = digest->elf || is_system_path(j.location);
+    bool system = digest->elf || is_system_path(j.location());
     f.severity = system ? Severity::block : Severity::warn;
-    f.message = fmt::format("{}{} {} of package {} has changed since it was installed (md5 {}, package says {})",
-                            digest->elf ? "ELF file" : "file", "", j.location, pkg.key(), digest->md5, j.md5);
-    if (!diverted.empty()) f.message += diverted;
-    f.hint = repair_command(ctx.root, "apt-get install --reinstall " + pkg.key());
+    f.message = fmt::format("{} {} of package {} has changed since it was installed{} (md5 {}, package says {})",
+                            digest->elf ? "ELF file" : "file", j.location(), f.package, diverted_note(j),
+                            digest->md5, j.md5);
     f.id = "changed";
   }
-  j.finding = std::move(f);
+  j.finding = std::make_unique<Finding>(std::move(f));
 }
 
 }  // namespace
@@ -148,7 +154,7 @@ base::Result<CheckOutput> PackageHashesCheck::run(const CheckContext& ctx) const
   // Size pass: skip what is missing (package-files reports it), order largest first so
   // the big files do not end up alone on one core at the end.
   std::for_each(std::execution::par, jobs.begin(), jobs.end(), [&](Job& j) {
-    auto st = ctx.root.stat(j.location);
+    auto st = ctx.root.stat(j.location());
     if (!st) return;
     j.present = true;
     j.regular = S_ISREG(st->st_mode);
@@ -159,12 +165,9 @@ base::Result<CheckOutput> PackageHashesCheck::run(const CheckContext& ctx) const
   for (auto& j : jobs) {
     if (!j.present) continue;
     if (!j.regular) {
-      Finding f;
-      f.severity = j.conffile ? ctx.policy.conffiles : is_system_path(j.location) ? Severity::block : Severity::warn;
-      f.path = j.location;
-      f.package = j.package->key();
-      f.message = fmt::format("{} of package {} is no longer a regular file", j.location, j.package->key());
-      f.hint = repair_command(ctx.root, "apt-get install --reinstall " + j.package->key());
+      Finding f = job_finding(ctx, j);
+      f.severity = j.conffile ? ctx.policy.conffiles : is_system_path(j.location()) ? Severity::block : Severity::warn;
+      f.message = fmt::format("{} of package {} is no longer a regular file", j.location(), f.package);
       f.id = "not-regular";
       out.findings.push_back(std::move(f));
       continue;
@@ -173,14 +176,22 @@ base::Result<CheckOutput> PackageHashesCheck::run(const CheckContext& ctx) const
   }
   std::stable_sort(order.begin(), order.end(), [](const Job* a, const Job* b) { return a->size > b->size; });
 
-  std::atomic<std::uint64_t> done{0};
+  // Each worker pulls the next largest file from a shared counter until none are left, so
+  // the order is largest first across all cores and no core ends up waiting (TBB spins while
+  // it waits for a stolen chunk of big files, which costs CPU on a busy machine).
+  std::atomic<std::size_t> next{0};
   std::mutex progress_mutex;
-  std::for_each(std::execution::par, order.begin(), order.end(), [&](Job* j) {
-    hash_one(ctx, *j);
-    std::uint64_t n = ++done;
-    if (ctx.progress && n % 4096 == 0) {
-      std::lock_guard lock(progress_mutex);
-      ctx.progress(id(), n, order.size());
+  std::vector<std::size_t> workers(std::max(1U, std::thread::hardware_concurrency()));
+  for (std::size_t i = 0; i < workers.size(); ++i) workers[i] = i;
+  std::for_each(std::execution::par, workers.begin(), workers.end(), [&](std::size_t) {
+    for (;;) {
+      std::size_t n = next.fetch_add(1, std::memory_order_relaxed);
+      if (n >= order.size()) return;
+      hash_one(ctx, *order[n]);
+      if (ctx.progress && (n + 1) % 4096 == 0) {
+        std::lock_guard lock(progress_mutex);
+        ctx.progress(id(), n + 1, order.size());
+      }
     }
   });
   out.items = order.size();

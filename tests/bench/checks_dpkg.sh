@@ -2,10 +2,12 @@
 # Benchmarks the package-files + package-hashes checks against the tools an administrator
 # would otherwise use, over every installed package of (1) the live system and (2) a copy of
 # the debootstrapped server root (scripts/test-root server). Warm cache, best of $RUNS runs
-# (round-robin, so background load hits every tool alike), peak RSS from /usr/bin/time.
+# (round-robin, so background load hits every tool alike), peak RSS and CPU seconds (user +
+# system: what the work costs, whatever else the machine is doing) from /usr/bin/time.
 #
 #   tests/bench/checks_dpkg.sh [BUILD_DIR]        # default: build
 #   RUNS=3 TARGETS="live server" SCOPE_PACKAGE=libc6 tests/bench/checks_dpkg.sh
+#   SKIP="debsums" TARGETS=live tests/bench/checks_dpkg.sh   # debsums takes minutes on a big system
 #
 # Compared: upgrade-guard (the CLI's `check --checks ...` when it has one, else the
 # bench_checks_dpkg driver calling run_checks), `dpkg --verify` (md5 only), `debsums -s`, and
@@ -20,6 +22,7 @@ build=${1:-$here/build}
 runs=${RUNS:-3}
 targets=${TARGETS:-live server}
 scope_pkg=${SCOPE_PACKAGE:-libc6}
+skip=" ${SKIP:-} "
 nproc=$(nproc)
 
 guard_bin="$build/guard/upgrade-guard"
@@ -40,10 +43,13 @@ trap 'rm -rf --one-file-system "$work"' EXIT
 # measure NAME CMD...: one timed run; appends "seconds rss_kb" to $work/NAME.
 measure() {
   local name=$1; shift
-  /usr/bin/time -f "%e %M" -o "$work/t" "$@" >/dev/null 2>&1
+  local tool=${name#*.}; tool=${tool%.r}
+  if [[ "$skip" == *" $tool "* ]]; then echo "0 0 0 0" >>"$work/$name"; return; fi
+  /usr/bin/time -f "%e %M %U %S" -o "$work/t" "$@" >/dev/null 2>&1
   cat "$work/t" | tail -1 >>"$work/$name"
 }
-best() { sort -n "$work/$1" | head -1; }
+# The fastest run: "seconds rss_kb cpu_seconds" (cpu = user + system).
+best() { sort -n "$work/$1" | head -1 | awk '{printf "%s %s %.2f", $1, $2, $3 + $4}'; }
 
 run_target() {
   local label=$1 root=$2
@@ -53,7 +59,7 @@ run_target() {
   nfiles=$(wc -l <"$list")
   # Warm the cache once: every tool then reads from memory.
   (cd "$root" && xargs -a "$list" -d '\n' cat >/dev/null 2>&1)
-  bytes=$(cd "$root" && xargs -a "$list" -d '\n' stat -L -c %s 2>/dev/null | awk '{s+=$1} END {print s}')
+  bytes=$(cd "$root" && xargs -a "$list" -d '\n' stat -L -c %s 2>/dev/null | awk '{s+=$1} END {printf "%.0f", s}')
   local droot=() sroot=()
   if [ "$root" != / ]; then droot=(--root="$root"); sroot=(--root="$root"); fi
   rm -f "$work/$label".*.r
@@ -69,12 +75,12 @@ run_target() {
   d=$(best "$label.dpkg.r"); b=$(best "$label.debsums.r")
   echo
   echo "== $label ($root): $nfiles files, $((bytes / 1000000)) MB, $nproc cores, best of $runs, via $via"
-  printf '%-28s %10s %12s\n' tool seconds peak_rss_kb
-  printf '%-28s %10s %12s\n' "upgrade-guard (full)" $g
-  printf '%-28s %10s %12s\n' "upgrade-guard ($scope_pkg only)" $s
-  printf '%-28s %10s %12s\n' "xargs -P$nproc md5sum" $x
-  printf '%-28s %10s %12s\n' "dpkg --verify" $d
-  printf '%-28s %10s %12s\n' "debsums -s" $b
+  printf '%-28s %10s %12s %10s\n' tool seconds peak_rss_kb cpu_s
+  printf '%-28s %10s %12s %10s\n' "upgrade-guard (full)" $g
+  printf '%-28s %10s %12s %10s\n' "upgrade-guard ($scope_pkg only)" $s
+  printf '%-28s %10s %12s %10s\n' "xargs -P$nproc md5sum" $x
+  printf '%-28s %10s %12s %10s\n' "dpkg --verify" $d
+  printf '%-28s %10s %12s %10s\n' "debsums -s" $b
   awk -v g="${g%% *}" -v s="${s%% *}" -v x="${x%% *}" -v d="${d%% *}" -v b="${b%% *}" 'BEGIN {
     if (g <= 0) g = 0.01
     printf "ratio guard / xargs md5sum   %6.2fx  (target <= 1.15)\n", g / (x > 0 ? x : 0.01)
