@@ -27,6 +27,15 @@ void fill_owners(const base::Root& root, checks::Report& report) {
 
 }  // namespace
 
+void add_package_paths(const base::Root& root, const std::set<std::string>& packages, std::set<std::string>& out) {
+  auto db = checks::DpkgDb::load(root);
+  if (!db) return;
+  for (const auto& pkg : db->packages()) {
+    if (packages.count(pkg.key()) == 0 && packages.count(pkg.name) == 0) continue;
+    if (auto paths = db->list(pkg)) out.insert(paths->begin(), paths->end());
+  }
+}
+
 std::string root_key(const base::Root& root) {
   return root.is_host_root() ? std::string("/") : root.host_path("/");
 }
@@ -50,6 +59,8 @@ tl::expected<CheckSessionOutcome, CheckSessionError> run_check_session(const Glo
     auto diff = checks::diff_status(*before_bytes, *after_bytes);
     if (!diff) return fail(diff.error(), kExitUsage);
     scope = checks::scope_from_diff(*diff);
+    add_package_paths(*root, scope.packages, scope.paths);
+    scope.paths.insert(session.extra_paths.begin(), session.extra_paths.end());
     outcome.notes.push_back("scope: " + std::to_string(scope.packages.size()) + " changed packages since " +
                             session.packages_from);
   }

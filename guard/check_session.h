@@ -3,6 +3,7 @@
 #pragma once
 
 #include <functional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,6 +20,10 @@ struct CheckSessionOptions {
   std::string baseline;                // "", "save" or "compare"
   bool scope_changed = false;          // limit file checks to packages changed since packages_from
   std::string packages_from;           // host path of a dpkg status file from before the change
+  // Files known to have changed besides those the changed packages list now, e.g. the
+  // pre-upgrade file lists of the changed packages read from the snapshot (a removed
+  // library's dependents are found by its old path).
+  std::set<std::string> extra_paths;
   std::function<void(std::string_view, std::uint64_t, std::uint64_t)> progress;
 };
 
@@ -35,6 +40,10 @@ struct CheckSessionError {
 
 // The key a root's baseline is stored under: "/" for the live system, else its host path.
 [[nodiscard]] std::string root_key(const base::Root& root);
+
+// Every path the dpkg file lists of `root` give for the packages in `packages` (keys like
+// "libc6:amd64" or bare names), added to `out`.
+void add_package_paths(const base::Root& root, const std::set<std::string>& packages, std::set<std::string>& out);
 
 [[nodiscard]] tl::expected<CheckSessionOutcome, CheckSessionError> run_check_session(
     const GlobalOptions& options, const policies::Policy& policy, const CheckSessionOptions& session);

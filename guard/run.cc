@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <set>
 #include <chrono>
 #include <cstdio>
 #include <fmt/format.h>
@@ -270,6 +271,23 @@ RunSummary RunPipeline::finish_after_command(Context& ctx) {
   CheckSessionOptions post;
   post.scope_changed = true;
   post.packages_from = ctx.status_file;
+  // The changed packages' files before the command, from the snapshot: what a removed or
+  // replaced library was called, so that whatever needed it is checked too.
+  std::set<std::string> changed;
+  for (const auto* v : {&s.changes.installed, &s.changes.removed, &s.changes.upgraded, &s.changes.downgraded,
+                        &s.changes.state_changed}) {
+    for (const auto& c : *v) changed.insert(c.package);
+  }
+  std::optional<base::Root> before_root;
+  if (ctx.backend && s.snapshot) {
+    if (auto snap = ctx.backend->open(*s.snapshot)) before_root.emplace(std::move(*snap));
+  }
+  if (before_root) {
+    add_package_paths(*before_root, changed, post.extra_paths);
+  } else if (!changed.empty()) {
+    post.scope_changed = false;  // without the old file lists only a full check is sure
+    s.notes.push_back("no snapshot to read the old package file lists from: the post-checks ran in full");
+  }
   auto checked = run_check_session(ctx.options, policy_, post);
   if (!checked) {
     return finish(RunOutcome::failed, kExitEnvironment,

@@ -16,7 +16,7 @@
 #include "snapshots/boot_capture.h"
 #include "snapshots/btrfs.h"
 #include "snapshots/layout.h"
-#include "tests/system/snapshot_fixture.h"
+#include "tests/system/loop_image.h"
 
 namespace snapshots = guard::snapshots;
 namespace policies = guard::policies;
