@@ -99,11 +99,12 @@ void add_gate_command(CLI::App& app, CliContext& ctx) {
     g.closed = true;
     g.reason = *reason;
     g.changed_by = invoking_user();
-    if (auto r = change_gate(*store, ctx.options.state_dir, g); !r) {
+    auto r = change_gate(*store, ctx.options.state_dir, g, true);
+    if (!r) {
       ctx.exit_code = report_error(r.error(), kExitEnvironment);
       return;
     }
-    std::printf("gate closed: %s\n", reason->c_str());
+    std::printf("gate closed: %s\n%s\n", reason->c_str(), r->c_str());
     ctx.exit_code = kExitOk;
   });
 
@@ -150,11 +151,12 @@ void add_gate_command(CLI::App& app, CliContext& ctx) {
     g.closed = false;
     g.reason = open_reason->empty() ? (*force ? "opened with --force" : "checks pass") : *open_reason;
     g.changed_by = invoking_user() + (*force ? " (--force)" : "");
-    if (auto r = change_gate(*store, ctx.options.state_dir, g); !r) {
+    auto r = change_gate(*store, ctx.options.state_dir, g, true);
+    if (!r) {
       ctx.exit_code = report_error(r.error(), kExitEnvironment);
       return;
     }
-    std::printf("gate open (%s)\n", g.reason.c_str());
+    std::printf("gate open (%s)\n%s\n", g.reason.c_str(), r->c_str());
     ctx.exit_code = kExitOk;
   });
 }

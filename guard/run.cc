@@ -310,6 +310,20 @@ RunSummary RunPipeline::finish_after_command(Context& ctx) {
     std::vector<std::string> accepted;
     for (const auto& f : report.findings) accepted.push_back(f.key());
     (void)db.save_baseline(ctx.root_key, accepted, s.run_id);
+    if (ctx.backend) {
+      // Retention: keep the newest snapshot.keep, never the last known-good or a pinned one.
+      std::vector<std::string> keep_ids;
+      if (s.snapshot) keep_ids.push_back(*s.snapshot);
+      if (auto all = db.list_snapshots(ctx.root_key)) {
+        for (const auto& rec : *all) {
+          if (rec.pinned_reason) keep_ids.push_back(rec.id);
+        }
+      }
+      if (auto pruned = ctx.backend->prune(policy_.snapshot.keep, keep_ids)) {
+        for (const auto& id : *pruned) (void)db.set_snapshot_state(id, SnapshotState::deleted);
+        if (!pruned->empty()) s.notes.push_back("pruned " + std::to_string(pruned->size()) + " old snapshots");
+      }
+    }
     if (s.snapshot)
       s.notes.push_back("to undo this upgrade: upgrade-guard rollback --to " + *s.snapshot +
                         (ctx.root->is_host_root() ? "" : " --root " + ctx.root->path()));
@@ -370,7 +384,9 @@ RunSummary RunPipeline::finish_after_command(Context& ctx) {
     gate.reason = broke;
     gate.run_id = s.run_id;
     gate.changed_by = "run " + std::to_string(s.run_id);
-    if (auto g = change_gate(db, paths_.state_dir, gate); !g) s.notes.push_back("closing the gate failed: " + g.error().to_string());
+    auto g = change_gate(db, paths_.state_dir, gate, ctx.root->is_host_root());
+    if (!g) s.notes.push_back("closing the gate failed: " + g.error().to_string());
+    else s.notes.push_back(*g);
     s.notes.push_back("the reboot gate is closed: `upgrade-guard gate status` exits 1 until the findings are fixed");
     return finish(RunOutcome::gated, kExitChecksFailed, broke + "; reboot gate closed");
   }
@@ -397,6 +413,34 @@ std::vector<RunSummary> RunPipeline::recover() {
   }
   auto runs = state->unfinished_runs();
   if (!runs) return out;
+  // A rollback started by hand (`upgrade-guard rollback`) and interrupted: complete it.
+  if (auto layout = snapshots::detect_layout(options_.root)) {
+    if (auto backend = snapshots::make_backend(*layout, policy_, paths_.state_dir)) {
+      if (auto pending = (*backend)->pending_rollbacks()) {
+        for (const auto& p : *pending) {
+          bool run_owned = std::any_of(runs->begin(), runs->end(), [](const RunRecord& r) {
+            return r.phase == RunPhase::rollback && !run_process_alive(r);
+          });
+          if (run_owned) break;  // finished with its run below
+          RunSummary s;
+          s.snapshot = p.snapshot_id;
+          auto done = (*backend)->resume_rollback(p.journal, snapshots::ResumeMode::complete);
+          if (done) {
+            s.rollback = *done;
+            s.outcome = RunOutcome::rolled_back;
+            s.exit_code = kExitOk;
+            s.message = "the interrupted rollback to " + p.snapshot_id + " was completed (" + done->method + ")";
+          } else {
+            s.outcome = RunOutcome::failed;
+            s.exit_code = kExitEnvironment;
+            s.message = "the interrupted rollback to " + p.snapshot_id + " could not be completed: " +
+                        done.error().to_string();
+          }
+          out.push_back(s);
+        }
+      }
+    }
+  }
   for (const auto& run : *runs) {
     if (run_process_alive(run)) continue;
     Context ctx;

@@ -165,6 +165,30 @@ TEST_F(RunTest, MaintainerScriptReplacingSbinIsRolledBack) {
   EXPECT_TRUE(named) << j["post"].dump(2);
 }
 
+TEST_F(RunTest, RegressionUnderBlockRebootClosesTheGate) {
+  std::string policy = dir_ / "policy.toml";
+  guard::testing::write_file(policy, "on_fail = \"block-reboot\"\n", 0644);
+  DebSpec pkg{"ug-sbin-breaker", "1.0", "", {{"/usr/share/doc/ug-sbin-breaker/README", {"x\n", 0644}}}, "",
+              "mv /usr/sbin /usr/sbin.moved && ln -s bin /usr/sbin"};
+  auto r = root_->guard({"--policy", policy, "--json", "run", "--", "apt-get", "install", "-y", deb_in_root(pkg)});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["outcome"], "gated");
+  EXPECT_TRUE(std::filesystem::is_symlink(root_->path("/usr/sbin"))) << "block-reboot keeps the upgraded root";
+
+  auto status = root_->guard({"--json", "gate", "status"});
+  EXPECT_EQ(status.exit_code, 1) << status.out << status.err;
+  auto g = nlohmann::json::parse(status.out);
+  EXPECT_EQ(g["closed"], true);
+  EXPECT_EQ(g["run"], j["run"]);
+  EXPECT_FALSE(g["findings"].empty());
+  EXPECT_EQ(slurp(root_->state_dir() + "/gate").rfind("closed\n", 0), 0u);
+
+  auto open = root_->guard({"gate", "open", "--force", "--reason", "fixed by hand"});
+  EXPECT_EQ(open.exit_code, 0) << open.err;
+  EXPECT_EQ(root_->guard({"gate", "status"}).exit_code, 0);
+}
+
 TEST_F(RunTest, DpkgKilledHalfwayIsRolledBack) {
   DebSpec a{"ug-multi-a", "1.0", "", {{"/usr/share/ug-multi/a", {"a\n", 0644}}}, "", ""};
   DebSpec b{"ug-multi-b", "1.0", "", {{"/usr/share/ug-multi/b", {"b\n", 0644}}}, "kill -KILL $PPID; sleep 1", ""};
