@@ -196,15 +196,24 @@ PackageOwners PackageOwners::build(const DpkgDb& db) {
   return owners;
 }
 
-std::string PackageOwners::owner(std::string_view root_relative_path) const {
+std::pair<std::size_t, std::size_t> PackageOwners::range(std::string_view root_relative_path) const {
   std::string canon = usr_canonical(base::normalize_path(root_relative_path));
   std::string_view arena(arena_);
-  auto it = std::lower_bound(entries_.begin(), entries_.end(), std::string_view(canon),
-                             [&](const Entry& e, std::string_view key) {
-                               return arena.substr(e.offset, e.length) < key;
-                             });
-  if (it == entries_.end() || arena.substr(it->offset, it->length) != canon) return {};
-  return packages_[it->package];
+  auto less = [&](const Entry& e, std::string_view key) { return arena.substr(e.offset, e.length) < key; };
+  auto greater = [&](std::string_view key, const Entry& e) { return key < arena.substr(e.offset, e.length); };
+  auto lo = std::lower_bound(entries_.begin(), entries_.end(), std::string_view(canon), less);
+  auto hi = std::upper_bound(lo, entries_.end(), std::string_view(canon), greater);
+  return {static_cast<std::size_t>(lo - entries_.begin()), static_cast<std::size_t>(hi - entries_.begin())};
+}
+
+std::string PackageOwners::owner(std::string_view root_relative_path) const {
+  auto [lo, hi] = range(root_relative_path);
+  return lo == hi ? std::string() : packages_[entries_[lo].package];
+}
+
+std::string PackageOwners::sole_owner(std::string_view root_relative_path) const {
+  auto [lo, hi] = range(root_relative_path);
+  return hi - lo == 1 ? packages_[entries_[lo].package] : std::string();
 }
 
 }  // namespace guard::checks

@@ -91,9 +91,14 @@ class PackageOwners {
   // A path several packages list (a directory) gives the first in name order.
   // e.g. owner("/bin/bash") == owner("/usr/bin/bash") == "bash".
   [[nodiscard]] std::string owner(std::string_view root_relative_path) const;
+  // The owner when exactly one package lists the path, else "" (a shared directory such as
+  // /usr/sbin belongs to no single package). e.g. sole_owner("/usr/sbin") == "".
+  [[nodiscard]] std::string sole_owner(std::string_view root_relative_path) const;
   [[nodiscard]] std::size_t size() const { return entries_.size(); }
 
  private:
+  // The [first, last) entries listing `path` (either /usr spelling).
+  [[nodiscard]] std::pair<std::size_t, std::size_t> range(std::string_view root_relative_path) const;
   struct Entry {
     std::uint32_t offset;
     std::uint32_t length;

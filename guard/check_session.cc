@@ -21,7 +21,7 @@ void fill_owners(const base::Root& root, checks::Report& report) {
   auto owners = checks::PackageOwners::load(root);
   if (!owners) return;
   for (auto& f : report.findings) {
-    if (f.package.empty() && !f.path.empty()) f.package = owners->owner(f.path);
+    if (f.package.empty() && !f.path.empty()) f.package = owners->sole_owner(f.path);
   }
 }
 

@@ -467,6 +467,9 @@ TEST(PackageOwners, AliasesAndDiversions) {
   EXPECT_EQ(owners->owner("/bin/sh"), "dash");
   EXPECT_EQ(owners->owner("/usr/bin/sh.distrib"), "other-sh");
   EXPECT_EQ(owners->owner("/usr/bin/nothing"), "");
+  EXPECT_EQ(owners->sole_owner("/usr/bin"), "") << "a shared directory belongs to no single package";
+  EXPECT_EQ(owners->sole_owner("/bin/bash"), "bash");
+  EXPECT_EQ(owners->sole_owner("/usr/bin/nothing"), "");
 }
 
 TEST(DpkgPaths, AliasesAndSystemDirs) {
