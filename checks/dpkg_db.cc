@@ -187,7 +187,14 @@ PackageOwners PackageOwners::build(const DpkgDb& db) {
     int c = view(a).compare(view(b));
     return c != 0 ? c < 0 : a.package < b.package;
   });
-  // Several packages listing one path keep only the first: the index stays one entry a path.
+  // Several packages listing one path keep only the first, marked shared: the index stays one
+  // entry a path.
+  for (std::size_t i = 0; i + 1 < owners.entries_.size(); ++i) {
+    if (view(owners.entries_[i]) == view(owners.entries_[i + 1])) {
+      owners.entries_[i].package |= kShared;
+      owners.entries_[i + 1].package |= kShared;
+    }
+  }
   owners.entries_.erase(std::unique(owners.entries_.begin(), owners.entries_.end(),
                                     [&](const Entry& a, const Entry& b) { return view(a) == view(b); }),
                         owners.entries_.end());
@@ -196,24 +203,25 @@ PackageOwners PackageOwners::build(const DpkgDb& db) {
   return owners;
 }
 
-std::pair<std::size_t, std::size_t> PackageOwners::range(std::string_view root_relative_path) const {
+const PackageOwners::Entry* PackageOwners::find(std::string_view root_relative_path) const {
   std::string canon = usr_canonical(base::normalize_path(root_relative_path));
   std::string_view arena(arena_);
-  auto less = [&](const Entry& e, std::string_view key) { return arena.substr(e.offset, e.length) < key; };
-  auto greater = [&](std::string_view key, const Entry& e) { return key < arena.substr(e.offset, e.length); };
-  auto lo = std::lower_bound(entries_.begin(), entries_.end(), std::string_view(canon), less);
-  auto hi = std::upper_bound(lo, entries_.end(), std::string_view(canon), greater);
-  return {static_cast<std::size_t>(lo - entries_.begin()), static_cast<std::size_t>(hi - entries_.begin())};
+  auto it = std::lower_bound(entries_.begin(), entries_.end(), std::string_view(canon),
+                             [&](const Entry& e, std::string_view key) {
+                               return arena.substr(e.offset, e.length) < key;
+                             });
+  if (it == entries_.end() || arena.substr(it->offset, it->length) != canon) return nullptr;
+  return &*it;
 }
 
 std::string PackageOwners::owner(std::string_view root_relative_path) const {
-  auto [lo, hi] = range(root_relative_path);
-  return lo == hi ? std::string() : packages_[entries_[lo].package];
+  const Entry* e = find(root_relative_path);
+  return e == nullptr ? std::string() : packages_[e->package & ~kShared];
 }
 
 std::string PackageOwners::sole_owner(std::string_view root_relative_path) const {
-  auto [lo, hi] = range(root_relative_path);
-  return hi - lo == 1 ? packages_[entries_[lo].package] : std::string();
+  const Entry* e = find(root_relative_path);
+  return e == nullptr || (e->package & kShared) != 0 ? std::string() : packages_[e->package];
 }
 
 }  // namespace guard::checks

@@ -97,8 +97,7 @@ class PackageOwners {
   [[nodiscard]] std::size_t size() const { return entries_.size(); }
 
  private:
-  // The [first, last) entries listing `path` (either /usr spelling).
-  [[nodiscard]] std::pair<std::size_t, std::size_t> range(std::string_view root_relative_path) const;
+  static constexpr std::uint32_t kShared = 0x80000000U;  // in Entry::package: several packages list it
   struct Entry {
     std::uint32_t offset;
     std::uint32_t length;
@@ -107,6 +106,9 @@ class PackageOwners {
   std::string arena_;
   std::vector<Entry> entries_;  // sorted by path, then package name
   std::vector<std::string> packages_;
+
+  // The entry for `path` (either /usr spelling), or nullptr.
+  [[nodiscard]] const Entry* find(std::string_view root_relative_path) const;
 };
 
 }  // namespace guard::checks
