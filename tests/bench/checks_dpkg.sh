@@ -62,10 +62,15 @@ run_target() {
   bytes=$(cd "$root" && xargs -a "$list" -d '\n' stat -L -c %s 2>/dev/null | awk '{s+=$1} END {printf "%.0f", s}')
   local droot=() sroot=()
   if [ "$root" != / ]; then droot=(--root="$root"); sroot=(--root="$root"); fi
+  # The status from "before" a one-package upgrade: the same file with $scope_pkg's version
+  # changed, so `check --scope changed --packages-from` looks at that package only.
+  awk -v p="$scope_pkg" '/^Package: / {cur = $2} /^Version: / && cur == p {print "Version: 0~bench"; next} {print}' \
+    "$root/var/lib/dpkg/status" >"$work/$label.status.before"
   rm -f "$work/$label".*.r
   for ((i = 1; i <= runs; i++)); do
     measure "$label.guard.r" "${guard[@]}" --root "$root" --checks package-files,package-hashes
-    measure "$label.scoped.r" "${guard[@]}" --root "$root" --checks package-files,package-hashes --packages "$scope_pkg"
+    measure "$label.scoped.r" "${guard[@]}" --root "$root" --checks package-files,package-hashes \
+      --scope changed --packages-from "$work/$label.status.before"
     measure "$label.xargs.r" sh -c 'cd "$1" && xargs -a "$2" -d "\n" -P"$3" -n 512 md5sum' sh "$root" "$list" "$nproc"
     measure "$label.dpkg.r" dpkg "${droot[@]}" --verify
     measure "$label.debsums.r" debsums -s "${sroot[@]}"
