@@ -58,8 +58,9 @@ unsigned char mode_to_dt(mode_t mode) {
 Result<Root> Root::open(const std::string& dir) {
   UniqueFd fd(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!fd) return fail_errno("open", dir, errno, "cannot open the root directory");
+  // The kernel's name for the directory; without /proc (a bare chroot) the name as given.
   auto real = fd_path(fd.get(), dir);
-  if (!real) return fail(real.error());
+  if (!real) real = normalize_path(dir);
   struct stat root_st {}, self_st {};
   bool host_root = ::stat("/", &self_st) == 0 && ::fstat(fd.get(), &root_st) == 0 &&
                    root_st.st_dev == self_st.st_dev && root_st.st_ino == self_st.st_ino;

@@ -66,14 +66,7 @@ class BootRun {
 
  private:
   void add(Severity s, std::string path, std::string message, std::string hint = {}, std::string id = {}) {
-    Finding f;
-    f.check = "boot";
-    f.severity = s;
-    f.path = std::move(path);
-    f.message = std::move(message);
-    f.hint = std::move(hint);
-    f.id = std::move(id);
-    out_.findings.push_back(std::move(f));
+    out_.findings.push_back(make_finding("boot", s, std::move(path), std::move(message), std::move(hint), std::move(id)));
   }
 
   // True when the root-relative `path` exists as a regular file (links followed in the root).

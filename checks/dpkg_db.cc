@@ -224,4 +224,12 @@ std::string PackageOwners::sole_owner(std::string_view root_relative_path) const
   return e == nullptr || (e->package & kShared) != 0 ? std::string() : packages_[e->package];
 }
 
+base::Result<std::optional<DpkgDb>> load_dpkg_db_if_present(const base::Root& root) {
+  auto exists = root.exists("/var/lib/dpkg/status");
+  if (exists && !*exists) return std::optional<DpkgDb>();
+  auto db = DpkgDb::load(root);
+  if (!db) return base::fail(db.error());
+  return std::optional<DpkgDb>(std::move(*db));
+}
+
 }  // namespace guard::checks

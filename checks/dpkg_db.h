@@ -71,6 +71,11 @@ class DpkgDb {
   PathFilter filter_;
 };
 
+// The root's dpkg database, or nullopt when the root has none (no /var/lib/dpkg/status: a
+// check then says it was skipped, with kNoDpkgDatabase as the reason).
+[[nodiscard]] base::Result<std::optional<DpkgDb>> load_dpkg_db_if_present(const base::Root& root);
+inline constexpr const char* kNoDpkgDatabase = "no dpkg database (/var/lib/dpkg/status)";
+
 // True when the file checks should look at `pkg` under `scope`: a full scope, or the package
 // named by its key ("libc6:amd64"), its bare name ("libc6") or name:arch.
 [[nodiscard]] bool in_scope(const Scope& scope, const PackageRecord& pkg);

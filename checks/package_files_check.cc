@@ -111,13 +111,13 @@ void check_package(const CheckContext& ctx, const DpkgDb& db, const PackageRecor
 
 base::Result<CheckOutput> PackageFilesCheck::run(const CheckContext& ctx) const {
   CheckOutput out;
-  auto exists = ctx.root.exists("/var/lib/dpkg/status");
-  if (exists && !*exists) {
-    out.skipped = "no dpkg database (/var/lib/dpkg/status)";
+  auto loaded = load_dpkg_db_if_present(ctx.root);
+  if (!loaded) return tl::unexpected(loaded.error());
+  if (!*loaded) {
+    out.skipped = kNoDpkgDatabase;
     return out;
   }
-  auto db = DpkgDb::load(ctx.root);
-  if (!db) return tl::unexpected(db.error());
+  auto& db = *loaded;
   std::vector<const PackageRecord*> pkgs;
   for (const auto& p : db->packages()) {
     if (has_files(p.state)) pkgs.push_back(&p);

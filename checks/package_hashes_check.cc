@@ -137,13 +137,13 @@ void hash_one(const CheckContext& ctx, Job& j) {
 
 base::Result<CheckOutput> PackageHashesCheck::run(const CheckContext& ctx) const {
   CheckOutput out;
-  auto exists = ctx.root.exists("/var/lib/dpkg/status");
-  if (exists && !*exists) {
-    out.skipped = "no dpkg database (/var/lib/dpkg/status)";
+  auto loaded = load_dpkg_db_if_present(ctx.root);
+  if (!loaded) return tl::unexpected(loaded.error());
+  if (!*loaded) {
+    out.skipped = kNoDpkgDatabase;
     return out;
   }
-  auto db = DpkgDb::load(ctx.root);
-  if (!db) return tl::unexpected(db.error());
+  auto& db = *loaded;
 
   std::vector<Job> jobs;
   jobs.reserve(db->packages().size() * 64);

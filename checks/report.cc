@@ -11,6 +11,18 @@ namespace guard::checks {
 
 std::string Finding::key() const { return check + '\x1f' + path + '\x1f' + (id.empty() ? message : id); }
 
+Finding make_finding(std::string check, Severity severity, std::string path, std::string message, std::string hint,
+                     std::string id) {
+  Finding f;
+  f.check = std::move(check);
+  f.severity = severity;
+  f.path = std::move(path);
+  f.message = std::move(message);
+  f.hint = std::move(hint);
+  f.id = std::move(id);
+  return f;
+}
+
 bool is_blocking(const Finding& f) { return f.severity == Severity::block && !f.known; }
 
 std::size_t Report::blocking_count() const {

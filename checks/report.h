@@ -31,6 +31,11 @@ struct Finding {
   [[nodiscard]] std::string key() const;
 };
 
+// A finding in one expression. e.g. make_finding("boot", Severity::block,
+// "/boot/initrd.img-6.1.0-50-amd64", "the initrd is missing", "update-initramfs -c -k 6.1.0-50-amd64").
+[[nodiscard]] Finding make_finding(std::string check, Severity severity, std::string path, std::string message,
+                                   std::string hint = {}, std::string id = {});
+
 enum class CheckStatus { passed, warned, failed, skipped, error };
 
 // How one check went. `note` says why it was skipped or what the error was.

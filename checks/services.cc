@@ -63,14 +63,7 @@ class ServicesRun {
 
  private:
   void add(Severity s, std::string path, std::string message, std::string hint, std::string id = {}) {
-    Finding f;
-    f.check = "services";
-    f.severity = s;
-    f.path = std::move(path);
-    f.message = std::move(message);
-    f.hint = std::move(hint);
-    f.id = std::move(id);
-    out_.findings.push_back(std::move(f));
+    out_.findings.push_back(make_finding("services", s, std::move(path), std::move(message), std::move(hint), std::move(id)));
   }
 
   bool is_masked(const std::string& path) const {

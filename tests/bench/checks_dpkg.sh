@@ -9,8 +9,7 @@
 #   RUNS=3 TARGETS="live server" SCOPE_PACKAGE=libc6 tests/bench/checks_dpkg.sh
 #   SKIP="debsums" TARGETS=live tests/bench/checks_dpkg.sh   # debsums takes minutes on a big system
 #
-# Compared: upgrade-guard (the CLI's `check --checks ...` when it has one, else the
-# bench_checks_dpkg driver calling run_checks), `dpkg --verify` (md5 only), `debsums -s`, and
+# Compared: upgrade-guard (`check --checks package-files,package-hashes`), `dpkg --verify` (md5 only), `debsums -s`, and
 # `xargs -P$(nproc) md5sum` over the same md5sums file list (the hashing bound). Also the
 # scoped check for a one-package change as a fraction of the full check.
 # Targets: guard <= 1.15x xargs md5sum, >= 1.5x faster than dpkg --verify, >= 3x faster than
@@ -26,13 +25,8 @@ skip=" ${SKIP:-} "
 nproc=$(nproc)
 
 guard_bin="$build/guard/upgrade-guard"
-driver="$build/tests/bench/bench_checks_dpkg"
-if [ -x "$guard_bin" ] && "$guard_bin" check --help 2>&1 | grep -q -- '--checks'; then
-  guard=("$guard_bin" check); via="upgrade-guard check"
-else
-  [ -x "$driver" ] || { echo "build $driver first (ninja -C $build bench_checks_dpkg)" >&2; exit 2; }
-  guard=("$driver"); via="bench_checks_dpkg (run_checks)"
-fi
+[ -x "$guard_bin" ] || { echo "build $guard_bin first (cmake --build $build)" >&2; exit 2; }
+guard=("$guard_bin" check); via="upgrade-guard check"
 for tool in dpkg debsums md5sum xargs /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install debsums time)" >&2; exit 2; }
 done

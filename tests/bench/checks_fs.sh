@@ -7,8 +7,7 @@
 #
 #   tests/bench/checks_fs.sh [BUILD_DIR]     (needs root for the root copy; pax-utils for scanelf)
 #
-# Uses `upgrade-guard check --root R --checks ID` when the built binary has the check command,
-# else the checks_fs_bench stand-in (ninja -C BUILD_DIR checks_fs_bench).
+# Times `upgrade-guard check --root R --checks ID` of the built binary.
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/../.." && pwd)
@@ -17,12 +16,7 @@ guard=$build/guard/upgrade-guard
 command -v scanelf >/dev/null || { echo "checks_fs.sh: scanelf not found: apt-get install pax-utils" >&2; exit 2; }
 [ -x /usr/bin/time ] || { echo "checks_fs.sh: /usr/bin/time not found: apt-get install time" >&2; exit 2; }
 
-if [ -x "$guard" ] && "$guard" check --help 2>&1 | grep -q -- --checks; then
-  runner=cli
-else
-  ninja -C "$build" checks_fs_bench >/dev/null
-  runner=bench
-fi
+[ -x "$guard" ] || { echo "checks_fs.sh: build $guard first (cmake --build $build)" >&2; exit 2; }
 
 symlink_paths=(/usr/bin /usr/sbin /usr/lib /usr/libexec /etc /boot /usr/local/bin /opt)
 library_paths=(/usr/bin /usr/sbin /usr/lib /usr/libexec /usr/local/bin /opt /usr/local/lib)
@@ -43,11 +37,7 @@ best_of() {
 }
 
 ours() {  # ours ROOT CHECK: the argv that runs our check
-  if [ "$runner" = cli ]; then
-    echo "$guard" check --root "$1" --checks "$2"
-  else
-    echo "$build/tests/bench/checks_fs_bench" "$1" "$2" --quiet
-  fi
+  echo "$guard" check --root "$1" --checks "$2"
 }
 
 existing() {  # existing ROOT PATH...: the host paths of those that exist in ROOT
@@ -84,7 +74,7 @@ bench_root() {  # bench_root NAME ROOT
   row "$name" libraries "scanelf -RL -n" "$o" "$r" 1.0
 }
 
-printf "runner: %s (%s)\n" "$runner" "$( [ $runner = cli ] && echo "$guard check" || echo "$build/tests/bench/checks_fs_bench")"
+printf "runner: %s check\n" "$guard"
 printf "%-8s %-10s %-24s %8s %8s %6s %5s %10s %10s\n" root check reference ours_s ref_s ratio ok ours_kb ref_kb
 bench_root live /
 if [ "$(id -u)" = 0 ]; then
