@@ -14,6 +14,8 @@
 #include <boost/process/extend.hpp>
 #include <cstring>
 #include <array>
+#include <cstdio>
+#include <memory>
 #include <functional>
 #include <future>
 
@@ -133,14 +135,24 @@ Result<ProcessResult> SystemCommandRunner::run(const Command& command) {
   std::optional<bp::child> child;
   ChildSetup setup{&command, {}};
   if (command.chroot && command.bind_system_dirs) setup.steps = system_dir_steps(*command.chroot);
-  bp::async_pipe tee_pipe(ios);
+  // Output::tee: the child writes straight into the log file (O_APPEND), so its output never
+  // depends on this process staying alive (a killed guard must not break the upgrade's
+  // stdout); this process follows the file and copies what arrives to the terminal.
   UniqueFd tee_fd;
-  if (command.output == Output::tee && !command.tee_file.empty()) {
+  UniqueFd follow_fd;
+  std::unique_ptr<FILE, int (*)(FILE*)> tee_file(nullptr, &std::fclose);
+  if (command.output == Output::tee) {
+    if (command.tee_file.empty()) return fail("run", exe, "Output::tee needs a log file");
     tee_fd.reset(::open(command.tee_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
     if (!tee_fd) return fail_errno("open", command.tee_file, errno, "cannot open the command's log file");
+    follow_fd.reset(::open(command.tee_file.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!follow_fd) return fail_errno("open", command.tee_file, errno, "cannot read the command's log file");
+    ::lseek(follow_fd.get(), 0, SEEK_END);
+    tee_file.reset(::fdopen(::dup(tee_fd.get()), "a"));
+    if (!tee_file) return fail_errno("fdopen", command.tee_file);
   }
   if (command.output == Output::tee) {
-    child.emplace(bp::exe = exe, bp::args = args, env, (bp::std_out & bp::std_err) > tee_pipe, ios,
+    child.emplace(bp::exe = exe, bp::args = args, env, (bp::std_out & bp::std_err) > tee_file.get(), ios,
                   bp::on_exit = on_exit, bp::extend::on_exec_setup = setup, start_error);
   } else if (command.output == Output::capture) {
     child.emplace(bp::exe = exe, bp::args = args, env, bp::std_out > out_future, bp::std_err > err_future,
@@ -163,27 +175,27 @@ Result<ProcessResult> SystemCommandRunner::run(const Command& command) {
   }
 
   ProcessResult result;
-  std::array<char, 16384> tee_buffer{};
-  std::function<void()> tee_read;
+  auto copy_new_output = [&] {
+    if (!follow_fd) return;
+    char buf[16384];
+    ssize_t n;
+    while ((n = ::read(follow_fd.get(), buf, sizeof(buf))) > 0) {
+      // A vanished terminal is ignored: the log has it all.
+      [[maybe_unused]] ssize_t w = ::write(command.tee_fd, buf, static_cast<std::size_t>(n));
+      result.out.append(buf, static_cast<std::size_t>(n));
+      if (result.out.size() > 128 * 1024) result.out.erase(0, result.out.size() - 64 * 1024);
+    }
+  };
+  const auto deadline = started + command.timeout;
   if (command.output == Output::tee) {
-    // Copy every chunk to our stdout (a vanished terminal is ignored: the log still gets it)
-    // and to the log file; keep the tail for the result.
-    tee_read = [&] {
-      tee_pipe.async_read_some(boost::asio::buffer(tee_buffer), [&](const boost::system::error_code& ec, std::size_t n) {
-        if (n > 0) {
-          std::string_view chunk(tee_buffer.data(), n);
-          [[maybe_unused]] ssize_t w1 = ::write(command.tee_fd, chunk.data(), chunk.size());
-          if (tee_fd) [[maybe_unused]] ssize_t w2 = ::write(tee_fd.get(), chunk.data(), chunk.size());
-          result.out.append(chunk);
-          if (result.out.size() > 128 * 1024) result.out.erase(0, result.out.size() - 64 * 1024);
-        }
-        if (!ec) tee_read();
-      });
-    };
-    tee_read();
+    while (!exited && std::chrono::steady_clock::now() < deadline) {
+      ios.run_for(std::chrono::milliseconds(100));
+      copy_new_output();
+    }
+  } else {
+    ios.run_for(command.timeout);
   }
-  ios.run_for(command.timeout);
-  if (!ios.stopped()) {
+  if (!exited || !ios.stopped()) {
     // Work remains after the timeout: the child, or a descendant holding its output open, is
     // still running. Kill the whole process group and collect what is left.
     result.timed_out = !exited;
@@ -193,6 +205,7 @@ Result<ProcessResult> SystemCommandRunner::run(const Command& command) {
   }
   child->wait();  // reaps if the exit handler has not
   result.duration = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+  copy_new_output();
   if (tee_fd) ::fsync(tee_fd.get());
   if (result.out.size() > 64 * 1024) result.out.erase(0, result.out.size() - 64 * 1024);
   if (command.output == Output::capture) {
