@@ -1,6 +1,7 @@
 // Small string helpers shared by the parsers.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -13,6 +14,8 @@ namespace guard::base {
 [[nodiscard]] std::vector<std::string_view> split(std::string_view s, char sep);
 // Splits on runs of spaces/tabs, dropping empty fields: "a  b\tc" -> {"a", "b", "c"}.
 [[nodiscard]] std::vector<std::string_view> split_ws(std::string_view s);
+// A byte count for people: 1536 -> "1.5 KiB", 3221225472 -> "3.0 GiB".
+[[nodiscard]] std::string human_bytes(std::uint64_t n);
 // The 1-based line number of byte `offset` in `text`.
 [[nodiscard]] std::size_t line_of(std::string_view text, std::size_t offset);
 

@@ -13,17 +13,6 @@
 namespace guard::checks {
 namespace {
 
-std::string human(std::uint64_t n) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(n);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  return fmt::format("{:.1f} {}", v, units[u]);
-}
-
 // Runs argv in the checked root: directly on the live system, chrooted into any other root.
 base::Result<base::ProcessResult> run_in_root(const CheckContext& ctx, const std::vector<std::string>& argv,
                                               std::chrono::seconds timeout) {
@@ -71,15 +60,15 @@ base::Result<CheckOutput> SpaceCheck::run(const CheckContext& ctx) const {
     if (free < (1ULL << 20) || (inodes_known && vfs.f_favail == 0)) {
       f.severity = Severity::block;
       f.id = "full";
-      f.message = fmt::format("the filesystem holding {} is full ({} free, {} inodes free)", t.path, human(free),
+      f.message = fmt::format("the filesystem holding {} is full ({} free, {} inodes free)", t.path, base::human_bytes(free),
                               inodes_known ? std::to_string(vfs.f_favail) : "unlimited");
       f.hint = "free space before anything else writes to it";
       out.findings.push_back(std::move(f));
     } else if (free < t.want) {
       f.severity = Severity::warn;
       f.id = "low";
-      f.message = fmt::format("only {} free on the filesystem holding {} (an upgrade needs {})", human(free),
-                              t.path, human(t.want));
+      f.message = fmt::format("only {} free on the filesystem holding {} (an upgrade needs {})", base::human_bytes(free),
+                              t.path, base::human_bytes(t.want));
       f.hint = std::string_view(t.path) == "/boot" ? "remove old kernels: apt-get autoremove --purge"
                                                    : "apt-get clean; look at /var/log and /var/cache";
       out.findings.push_back(std::move(f));

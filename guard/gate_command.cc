@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <ctime>
+#include <optional>
 #include <sys/stat.h>
 #include <nlohmann/json.hpp>
 
@@ -69,6 +70,21 @@ int gate_status(CliContext& ctx) {
   return gate.closed ? kExitChecksFailed : kExitOk;
 }
 
+// Root and the state store for changing the gate; nullopt (exit code set) when either is missing.
+std::optional<StateStore> open_store_as_root(CliContext& ctx, const char* what) {
+  if (::geteuid() != 0) {
+    std::fprintf(stderr, "upgrade-guard: %s must run as root\n", what);
+    ctx.exit_code = kExitEnvironment;
+    return std::nullopt;
+  }
+  auto store = StateStore::open(ctx.options.state_dir);
+  if (!store) {
+    ctx.exit_code = report_error(store.error(), kExitEnvironment);
+    return std::nullopt;
+  }
+  return std::move(*store);
+}
+
 }  // namespace
 
 void add_gate_command(CLI::App& app, CliContext& ctx) {
@@ -85,16 +101,8 @@ void add_gate_command(CLI::App& app, CliContext& ctx) {
   auto* close = gate->add_subcommand("close", "Close the gate by hand: reboots are refused until it opens");
   close->add_option("--reason", *reason, "Why (recorded with who closed it)")->required();
   close->callback([&ctx, reason] {
-    if (::geteuid() != 0) {
-      std::fprintf(stderr, "upgrade-guard: gate close must run as root\n");
-      ctx.exit_code = kExitEnvironment;
-      return;
-    }
-    auto store = StateStore::open(ctx.options.state_dir);
-    if (!store) {
-      ctx.exit_code = report_error(store.error(), kExitEnvironment);
-      return;
-    }
+    auto store = open_store_as_root(ctx, "gate close");
+    if (!store) return;
     GateState g;
     g.closed = true;
     g.reason = *reason;
@@ -142,11 +150,8 @@ void add_gate_command(CLI::App& app, CliContext& ctx) {
         return;
       }
     }
-    auto store = StateStore::open(ctx.options.state_dir);
-    if (!store) {
-      ctx.exit_code = report_error(store.error(), kExitEnvironment);
-      return;
-    }
+    auto store = open_store_as_root(ctx, "gate open");
+    if (!store) return;
     GateState g;
     g.closed = false;
     g.reason = open_reason->empty() ? (*force ? "opened with --force" : "checks pass") : *open_reason;

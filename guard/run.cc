@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/atomic_file.h"
+#include "base/strings.h"
 #include "base/log.h"
 #include "checks/check.h"
 #include "checks/dpkg_diff.h"
@@ -58,17 +59,6 @@ std::uint64_t free_bytes(int fd) {
   struct statvfs st {};
   if (::fstatvfs(fd, &st) != 0) return UINT64_MAX;
   return static_cast<std::uint64_t>(st.f_bavail) * st.f_frsize;
-}
-
-std::string human_bytes(std::uint64_t n) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(n);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  return fmt::format("{:.1f} {}", v, units[u]);
 }
 
 void say(const GlobalOptions& o, const std::string& line) {
@@ -140,12 +130,12 @@ RunSummary RunPipeline::run(const std::vector<std::string>& argv) {
     if (::fstatvfs(ctx.root->fd(), &vfs) == 0 && (vfs.f_flag & ST_RDONLY))
       return "the root filesystem " + ctx.root->path() + " is read-only";
     if (std::uint64_t f = free_bytes(ctx.root->fd()); f < policy_.preflight.min_free_root)
-      return "only " + human_bytes(f) + " free on the root (policy preflight.min_free_root is " +
-             human_bytes(policy_.preflight.min_free_root) + ")";
+      return "only " + base::human_bytes(f) + " free on the root (policy preflight.min_free_root is " +
+             base::human_bytes(policy_.preflight.min_free_root) + ")";
     if (auto boot = ctx.root->open("/boot", O_PATH | O_DIRECTORY)) {
       if (std::uint64_t f = free_bytes(boot->get()); f < policy_.preflight.min_free_boot)
-        return "only " + human_bytes(f) + " free on /boot (policy preflight.min_free_boot is " +
-               human_bytes(policy_.preflight.min_free_boot) + ")";
+        return "only " + base::human_bytes(f) + " free on /boot (policy preflight.min_free_boot is " +
+               base::human_bytes(policy_.preflight.min_free_boot) + ")";
     }
     if (policy_.backup.max_age) {
       CheckSessionOptions backup_only;

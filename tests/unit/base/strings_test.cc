@@ -13,6 +13,9 @@ TEST(StringsTest, TrimSplit) {
   EXPECT_EQ(split("a,,b", ','), (std::vector<std::string_view>{"a", "", "b"}));
   EXPECT_EQ(split_ws(" a  b\tc "), (std::vector<std::string_view>{"a", "b", "c"}));
   EXPECT_EQ(line_of("a\nb\nc", 4), 3u);
+  EXPECT_EQ(human_bytes(512), "512.0 B");
+  EXPECT_EQ(human_bytes(1536), "1.5 KiB");
+  EXPECT_EQ(human_bytes(3ULL << 30), "3.0 GiB");
 }
 
 TEST(ErrorTest, ToStringNamesPathAndCall) {
