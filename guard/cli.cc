@@ -83,6 +83,7 @@ int run_cli(int argc, char** argv) {
   add_snapshot_commands(app, ctx);
   add_history_command(app, ctx);
   add_recover_command(app, ctx);
+  add_hook_command(app, ctx);
   add_policy_command(app, ctx);
 
   try {

@@ -59,6 +59,7 @@ void add_gate_command(CLI::App& app, CliContext& ctx);
 void add_gate_hold_command(CLI::App& gate, CliContext& ctx);
 void add_audit_command(CLI::App& app, CliContext& ctx);
 void add_recover_command(CLI::App& app, CliContext& ctx);
+void add_hook_command(CLI::App& app, CliContext& ctx);
 
 int run_cli(int argc, char** argv);
 

@@ -10,8 +10,10 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <set>
+#include <cstdlib>
 #include <chrono>
+#include <set>
+#include <thread>
 #include <cstdio>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -21,6 +23,7 @@
 #include "base/log.h"
 #include "checks/check.h"
 #include "checks/dpkg_diff.h"
+#include "guard/apt_session.h"
 #include "guard/check_session.h"
 #include "guard/gate.h"
 #include "guard/locks.h"
@@ -29,6 +32,8 @@
 namespace guard {
 
 struct RunPipeline::Context {
+  explicit Context(const GlobalOptions& o) : options(o) {}
+
   GlobalOptions options;  // the CLI's, with root set to the run's root
   std::optional<base::Root> root;
   std::optional<StateStore> state;
@@ -77,131 +82,42 @@ RunPipeline::RunPipeline(const GlobalOptions& options, policies::Policy policy, 
                          base::CommandRunner& runner)
     : options_(options), policy_(std::move(policy)), paths_(std::move(paths)), runner_(runner) {}
 
+namespace {
+
+// Tries the guard's lock until `timeout`: a hook must not fail just because an audit or a
+// check holds it for a while. Says every 10 s what it waits for.
+base::Result<GuardLock> acquire_waiting(const std::string& run_dir, std::chrono::seconds timeout,
+                                        const GlobalOptions& o) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto next_message = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  for (;;) {
+    auto lock = GuardLock::acquire(run_dir);
+    if (lock || lock.error().what != "locked" || std::chrono::steady_clock::now() >= deadline) return lock;
+    if (std::chrono::steady_clock::now() >= next_message) {
+      say(o, "waiting: " + lock.error().to_string());
+      next_message += std::chrono::seconds(10);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+}
+
+}  // namespace
+
 RunSummary RunPipeline::run(const std::vector<std::string>& argv) {
-  Context ctx;
-  ctx.options = options_;
+  Context ctx{options_};
   RunSummary& s = ctx.summary;
   s.command = argv;
-  auto refuse = [&](const std::string& why, int code = kExitEnvironment) {
-    s.outcome = RunOutcome::refused;
-    s.exit_code = code;
-    s.message = why;
-    if (ctx.state && s.run_id != 0) (void)ctx.state->finish_run(s.run_id, RunOutcome::refused, code, why);
-    return s;
-  };
 
-  // 1. Lock: one guard at a time, and no new run while an interrupted one is unfinished.
+  // 1. Lock: one guard at a time.
   auto lock = GuardLock::acquire(paths_.run_dir);
-  if (!lock) return refuse(lock.error().to_string());
-  auto root = base::Root::open(options_.root);
-  if (!root) return refuse(root.error().to_string(), kExitUsage);
-  ctx.root.emplace(std::move(*root));
-  ctx.root_key = root_key(*ctx.root);
-  auto state = StateStore::open(paths_.state_dir);
-  if (!state) return refuse(state.error().to_string());
-  ctx.state.emplace(std::move(*state));
-  if (auto pending = interrupted_run_notices(paths_.state_dir); !pending.empty())
-    return refuse(pending.front() + "; a new run is refused until then");
-
-  auto id = ctx.state->begin_run(ctx.root_key, argv, ::getpid());
-  if (!id) return refuse(id.error().to_string());
-  s.run_id = *id;
-  StateStore& db = *ctx.state;
-  auto phase = [&](RunPhase p) {
-    if (auto r = db.set_phase(s.run_id, p); !r) base::log(base::LogLevel::warning, "", r.error().to_string());
-  };
-
-  // 2. Preflight: refuse to start what cannot be guarded.
-  auto preflight_failure = [&]() -> std::optional<std::string> {
-    auto locks = wait_for_dpkg_locks(*ctx.root, policy_.preflight.lock_timeout, [&](int pid, const std::string& p) {
-      say(options_, fmt::format("waiting for the package manager (pid {}) to release {}", pid, p));
-    });
-    if (!locks) return locks.error().to_string();
-    CheckSessionOptions dpkg_only;
-    dpkg_only.check_ids = {"dpkg-state"};
-    auto dpkg = run_check_session(options_, policy_, dpkg_only);
-    if (!dpkg) return dpkg.error().error.to_string();
-    if (dpkg->report.blocking_count() > 0) {
-      const auto& f = *std::find_if(dpkg->report.findings.begin(), dpkg->report.findings.end(), checks::is_blocking);
-      return "dpkg is already interrupted (" + f.message +
-             "); snapshotting a broken state is useless: run `dpkg --configure -a` first";
-    }
-    struct statvfs vfs {};
-    if (::fstatvfs(ctx.root->fd(), &vfs) == 0 && (vfs.f_flag & ST_RDONLY))
-      return "the root filesystem " + ctx.root->path() + " is read-only";
-    if (std::uint64_t f = free_bytes(ctx.root->fd()); f < policy_.preflight.min_free_root)
-      return "only " + base::human_bytes(f) + " free on the root (policy preflight.min_free_root is " +
-             base::human_bytes(policy_.preflight.min_free_root) + ")";
-    if (auto boot = ctx.root->open("/boot", O_PATH | O_DIRECTORY)) {
-      if (std::uint64_t f = free_bytes(boot->get()); f < policy_.preflight.min_free_boot)
-        return "only " + base::human_bytes(f) + " free on /boot (policy preflight.min_free_boot is " +
-               base::human_bytes(policy_.preflight.min_free_boot) + ")";
-    }
-    if (policy_.backup.max_age) {
-      CheckSessionOptions backup_only;
-      backup_only.check_ids = {"backup"};
-      auto backup = run_check_session(options_, policy_, backup_only);
-      if (backup && backup->report.blocking_count() > 0)
-        return "the last backup is older than the policy allows: " + backup->report.findings.front().message;
-    }
-    if (policy_.snapshot.backend != policies::SnapshotBackendKind::none) {
-      auto layout = snapshots::detect_layout(options_.root);
-      base::Result<std::unique_ptr<snapshots::SnapshotBackend>> backend =
-          layout ? snapshots::make_backend(*layout, policy_, paths_.state_dir)
-                 : base::Result<std::unique_ptr<snapshots::SnapshotBackend>>(tl::unexpected(layout.error()));
-      if (backend) {
-        ctx.backend = std::move(*backend);
-      } else if (policy_.snapshot.required) {
-        return "no snapshot backend for " + options_.root + " and the policy requires one: " +
-               backend.error().to_string();
-      } else {
-        s.notes.push_back("no snapshot was taken (" + backend.error().to_string() +
-                          "): a failed upgrade can close the gate but not roll back");
-      }
-    } else if (policy_.snapshot.required) {
-      return "the policy requires a snapshot but sets snapshot.backend = \"none\"";
-    }
-    return std::nullopt;
-  }();
-  if (preflight_failure) return refuse("refused: " + *preflight_failure);
-
-  // 3. Baseline: the checks on the root as it is now.
-  phase(RunPhase::baseline);
-  CheckSessionOptions baseline;
-  baseline.check_ids = baseline_check_ids(policy_);
-  auto before = run_check_session(options_, policy_, baseline);
-  if (!before) return refuse("the baseline checks could not run: " + before.error().error.to_string());
-  (void)db.save_report(s.run_id, ReportStage::baseline, before->report);
-  auto status_before = ctx.root->read_file("/var/lib/dpkg/status");
-  if (!status_before) return refuse("cannot read the dpkg status: " + status_before.error().to_string());
-  ::mkdir((paths_.state_dir + "/runs").c_str(), 0700);
-  ctx.status_file = paths_.state_dir + "/runs/run-" + std::to_string(s.run_id) + ".status";
-  if (auto w = base::write_file_atomic(ctx.status_file, *status_before, 0600); !w)
-    return refuse(w.error().to_string());
-
-  // 4. Snapshot, recorded before the command starts.
-  phase(RunPhase::snapshot);
-  if (ctx.backend) {
-    auto snap = ctx.backend->create("pre-run" + std::to_string(s.run_id),
-                                    {{"run", std::to_string(s.run_id)}, {"command", join(argv)}});
-    if (!snap) return refuse("the snapshot was not taken: " + snap.error().to_string());
-    SnapshotRecord rec;
-    rec.id = snap->id;
-    rec.backend = snap->backend;
-    rec.label = snap->label;
-    rec.location = snap->location;
-    rec.root = ctx.root_key;
-    rec.created_unix = snap->created_unix;
-    rec.run_id = s.run_id;
-    (void)db.record_snapshot(rec);
-    (void)db.set_run_snapshot(s.run_id, snap->id);
-    s.snapshot = snap->id;
-    say(options_, "snapshot " + snap->id + " taken (" + ctx.backend->name() + ")");
-  }
+  if (!lock) return refuse(ctx, lock.error().to_string());
+  // 2-4. Preflight, baseline, snapshot.
+  if (!begin(ctx, ::getpid(), Mode::command)) return s;
 
   // 5. The command: SIGHUP ignored (an SSH drop must not leave the upgrade unchecked),
   // output to the terminal and to the run's log.
-  phase(RunPhase::command);
+  StateStore& db = *ctx.state;
+  (void)db.set_phase(s.run_id, RunPhase::command);
   ::signal(SIGHUP, SIG_IGN);
   ::signal(SIGPIPE, SIG_IGN);
   ::mkdir(paths_.log_dir.c_str(), 0750);
@@ -222,11 +138,277 @@ RunSummary RunPipeline::run(const std::vector<std::string>& argv) {
   s.command_status = result ? result->describe() : "could not start: " + result.error().to_string();
   (void)db.set_command_status(s.run_id, s.command_status);
 
-  return finish_after_command(ctx);
+  return finish_after_command(ctx, policy_.on_fail);
+}
+
+namespace {
+
+// The command status of a run taken by apt's hooks; recover() applies hook.on_fail to them.
+constexpr std::string_view kHookStatus = "hook: ";
+
+std::string apt_name(const AptProcess& apt) {
+  return apt.command.empty() ? "apt (pid " + std::to_string(apt.pid) + ")"
+                             : fmt::format("`{}` (pid {})", join(apt.command), apt.pid);
+}
+
+}  // namespace
+
+RunSummary RunPipeline::hook_pre() {
+  Context ctx{options_};
+  RunSummary& s = ctx.summary;
+  s.exit_code = kExitOk;
+  // Without a snapshot the policy requires, apt must not go on; any other trouble of the
+  // guard's own only costs this apt run its guard.
+  auto unguarded = [&](const std::string& why) -> RunSummary& {
+    s.outcome = RunOutcome::refused;
+    s.exit_code = policy_.snapshot.required ? kExitChecksFailed : kExitOk;
+    s.message = (policy_.snapshot.required ? "refusing to let dpkg run: " : "this apt run is NOT guarded: ") + why;
+    return s;
+  };
+  auto lock = acquire_waiting(paths_.run_dir, policy_.preflight.lock_timeout, options_);
+  if (!lock) return unguarded(lock.error().to_string());
+  auto root = base::Root::open(options_.root);
+  if (!root) return unguarded(root.error().to_string());
+  auto apt = find_apt_process(*root);
+  if (!apt) return unguarded(apt.error().to_string());
+  std::string key = root_key(*root);
+
+  // A later dpkg invocation of the same apt process continues its run.
+  if (auto session = read_hook_session(paths_.run_dir);
+      session && session->root == key && session->apt.pid == apt->pid &&
+      session->apt.start_ticks == apt->start_ticks) {
+    auto state = StateStore::open(paths_.state_dir);
+    if (!state) return unguarded(state.error().to_string());
+    auto run = state->get_run(session->run_id);
+    if (run && *run) {
+      const RunRecord& r = **run;
+      s.run_id = r.id;
+      s.outcome = RunOutcome::passed;
+      if (!r.finished_unix) {
+        s.message = fmt::format("run {} continues", r.id);
+        return s;
+      }
+      if (r.outcome == RunOutcome::passed || r.outcome == RunOutcome::gated || r.outcome == RunOutcome::warned) {
+        if (auto reopened = state->reopen_run(r.id, apt->pid); !reopened) return unguarded(reopened.error().to_string());
+        s.message = fmt::format("run {} continues: {} runs dpkg again", r.id, apt_name(*apt));
+        return s;
+      }
+      s.run_id = 0;  // rolled back, refused...: this dpkg invocation gets a run of its own
+    }
+  }
+
+  s.command = apt->command.empty() ? std::vector<std::string>{"apt"} : apt->command;
+  if (!begin(ctx, apt->pid, Mode::hook)) return unguarded(s.message);
+  std::string status = std::string(kHookStatus) + "dpkg running under apt pid " + std::to_string(apt->pid);
+  (void)ctx.state->set_phase(s.run_id, RunPhase::command);
+  (void)ctx.state->set_command_status(s.run_id, status);
+  HookSession session{*apt, s.run_id, ctx.root_key};
+  if (auto w = write_hook_session(paths_.run_dir, session); !w) s.notes.push_back("warning: " + w.error().to_string());
+  s.outcome = RunOutcome::passed;
+  s.message = fmt::format("run {}: {}; dpkg's changes are checked when it finishes",
+                          s.run_id, s.snapshot ? "snapshot " + *s.snapshot + " taken" : "no snapshot");
+  return s;
+}
+
+RunSummary RunPipeline::hook_post() {
+  Context ctx{options_};
+  RunSummary& s = ctx.summary;
+  s.exit_code = kExitOk;
+  // The guard's own trouble never fails apt: the run stays unfinished, and once apt is gone
+  // every invocation reports it until `upgrade-guard recover` checks it.
+  auto unchecked = [&](const std::string& why) -> RunSummary& {
+    s.outcome = RunOutcome::failed;
+    s.exit_code = kExitOk;
+    s.message = "dpkg's changes were NOT checked: " + why;
+    return s;
+  };
+  auto lock = acquire_waiting(paths_.run_dir, policy_.preflight.lock_timeout, options_);
+  if (!lock) return unchecked(lock.error().to_string() + "; run `upgrade-guard recover` once apt has finished");
+  auto root = base::Root::open(options_.root);
+  if (!root) return unchecked(root.error().to_string());
+  auto apt = find_apt_process(*root);
+  if (!apt) return unchecked(apt.error().to_string());
+  auto session = read_hook_session(paths_.run_dir);
+  if (!session || session->root != root_key(*root) || session->apt.pid != apt->pid ||
+      session->apt.start_ticks != apt->start_ticks)
+    return unchecked("no guarded run for " + apt_name(*apt) + " (the pre-invoke hook took none)");
+  auto state = StateStore::open(paths_.state_dir);
+  if (!state) return unchecked(state.error().to_string());
+  auto run = state->get_run(session->run_id);
+  if (!run || !*run) return unchecked("run " + std::to_string(session->run_id) + " is not in the state database");
+  const RunRecord r = **run;
+  s.run_id = r.id;
+  s.command = r.command;
+  s.snapshot = r.snapshot_id;
+  if (r.finished_unix) {
+    s.message = fmt::format("run {} was already checked ({})", r.id, r.message);
+    return s;
+  }
+  ctx.state.emplace(std::move(*state));
+  ctx.root.emplace(std::move(*root));
+  ctx.root_key = r.root;
+  ctx.status_file = paths_.state_dir + "/runs/run-" + std::to_string(r.id) + ".status";
+  if (r.snapshot_id) {
+    if (auto layout = snapshots::detect_layout(options_.root)) {
+      if (auto backend = snapshots::make_backend(*layout, policy_, paths_.state_dir)) ctx.backend = std::move(*backend);
+    }
+  }
+  s.command_status = std::string(kHookStatus) + "dpkg finished under apt pid " + std::to_string(apt->pid);
+  (void)ctx.state->set_command_status(r.id, s.command_status);
+  finish_after_command(ctx, policy_.hook.on_fail);
+  if (s.outcome == RunOutcome::failed) s.exit_code = kExitOk;  // the guard's trouble, not dpkg's
+  else if (s.exit_code != kExitOk) s.exit_code = kExitChecksFailed;
+  return s;
+}
+
+RunSummary& RunPipeline::refuse(Context& ctx, const std::string& why, int code) {
+  RunSummary& s = ctx.summary;
+  s.outcome = RunOutcome::refused;
+  s.exit_code = code;
+  s.message = why;
+  if (ctx.state && s.run_id != 0) (void)ctx.state->finish_run(s.run_id, RunOutcome::refused, code, why);
+  return s;
+}
+
+// Steps 2-4, with the guard's lock held: the run recorded (owned by `owner_pid`: the guard,
+// or apt in hook mode), preflight, baseline, snapshot. False when the run was refused; the
+// summary says why. In hook mode apt holds dpkg's locks and has already decided to run
+// dpkg, so only a snapshot the policy requires can stop it; other preflight problems are
+// reported as warnings.
+bool RunPipeline::begin(Context& ctx, std::int64_t owner_pid, Mode mode) {
+  RunSummary& s = ctx.summary;
+  const bool hook = mode == Mode::hook;
+  auto stop = [&](const std::string& why, int code = kExitEnvironment) {
+    refuse(ctx, why, code);
+    return false;
+  };
+  auto root = base::Root::open(options_.root);
+  if (!root) return stop(root.error().to_string(), kExitUsage);
+  ctx.root.emplace(std::move(*root));
+  ctx.root_key = root_key(*ctx.root);
+  auto state = StateStore::open(paths_.state_dir);
+  if (!state) return stop(state.error().to_string());
+  ctx.state.emplace(std::move(*state));
+  if (auto pending = interrupted_run_notices(paths_.state_dir); !pending.empty()) {
+    if (!hook) return stop(pending.front() + "; a new run is refused until then");
+    s.notes.push_back("warning: " + pending.front());
+  }
+
+  auto id = ctx.state->begin_run(ctx.root_key, s.command, owner_pid);
+  if (!id) return stop(id.error().to_string());
+  s.run_id = *id;
+  StateStore& db = *ctx.state;
+
+  // 2. Preflight: refuse to start what cannot be guarded.
+  if (auto problem = preflight(ctx, mode)) {
+    if (!hook) return stop("refused: " + *problem);
+    s.notes.push_back("warning: " + *problem);
+  }
+  if (auto problem = prepare_backend(ctx)) return stop("refused: " + *problem);
+
+  // 3. Baseline: the checks on the root as it is now.
+  (void)db.set_phase(s.run_id, RunPhase::baseline);
+  CheckSessionOptions baseline;
+  baseline.check_ids = baseline_check_ids(policy_);
+  auto before = run_check_session(options_, policy_, baseline);
+  if (!before) return stop("the baseline checks could not run: " + before.error().error.to_string());
+  (void)db.save_report(s.run_id, ReportStage::baseline, before->report);
+  auto status_before = ctx.root->read_file("/var/lib/dpkg/status");
+  if (!status_before) return stop("cannot read the dpkg status: " + status_before.error().to_string());
+  ::mkdir((paths_.state_dir + "/runs").c_str(), 0700);
+  ctx.status_file = paths_.state_dir + "/runs/run-" + std::to_string(s.run_id) + ".status";
+  if (auto w = base::write_file_atomic(ctx.status_file, *status_before, 0600); !w)
+    return stop(w.error().to_string());
+
+  // 4. Snapshot, recorded before the command starts.
+  (void)db.set_phase(s.run_id, RunPhase::snapshot);
+  if (!ctx.backend) return true;
+  auto snap = ctx.backend->create("pre-run" + std::to_string(s.run_id),
+                                  {{"run", std::to_string(s.run_id)}, {"command", join(s.command)}});
+  if (!snap) {
+    if (!hook || policy_.snapshot.required)
+      return stop("the snapshot was not taken: " + snap.error().to_string());
+    s.notes.push_back("warning: no snapshot was taken (" + snap.error().to_string() +
+                      "): a regression can close the gate but not roll back");
+    return true;
+  }
+  SnapshotRecord rec;
+  rec.id = snap->id;
+  rec.backend = snap->backend;
+  rec.label = snap->label;
+  rec.location = snap->location;
+  rec.root = ctx.root_key;
+  rec.created_unix = snap->created_unix;
+  rec.run_id = s.run_id;
+  (void)db.record_snapshot(rec);
+  (void)db.set_run_snapshot(s.run_id, snap->id);
+  s.snapshot = snap->id;
+  say(options_, "snapshot " + snap->id + " taken (" + ctx.backend->name() + ")");
+  return true;
+}
+
+// The environment problems that make a run pointless or unsafe; nullopt when there is none.
+std::optional<std::string> RunPipeline::preflight(Context& ctx, Mode mode) {
+  if (mode == Mode::command) {
+    auto locks = wait_for_dpkg_locks(*ctx.root, policy_.preflight.lock_timeout, [&](int pid, const std::string& p) {
+      say(options_, fmt::format("waiting for the package manager (pid {}) to release {}", pid, p));
+    });
+    if (!locks) return locks.error().to_string();
+  }
+  CheckSessionOptions dpkg_only;
+  dpkg_only.check_ids = {"dpkg-state"};
+  auto dpkg = run_check_session(options_, policy_, dpkg_only);
+  if (!dpkg) return dpkg.error().error.to_string();
+  if (dpkg->report.blocking_count() > 0) {
+    const auto& f = *std::find_if(dpkg->report.findings.begin(), dpkg->report.findings.end(), checks::is_blocking);
+    return "dpkg is already interrupted (" + f.message +
+           "); snapshotting a broken state is useless: run `dpkg --configure -a` first";
+  }
+  struct statvfs vfs {};
+  if (::fstatvfs(ctx.root->fd(), &vfs) == 0 && (vfs.f_flag & ST_RDONLY))
+    return "the root filesystem " + ctx.root->path() + " is read-only";
+  if (std::uint64_t f = free_bytes(ctx.root->fd()); f < policy_.preflight.min_free_root)
+    return "only " + base::human_bytes(f) + " free on the root (policy preflight.min_free_root is " +
+           base::human_bytes(policy_.preflight.min_free_root) + ")";
+  if (auto boot = ctx.root->open("/boot", O_PATH | O_DIRECTORY)) {
+    if (std::uint64_t f = free_bytes(boot->get()); f < policy_.preflight.min_free_boot)
+      return "only " + base::human_bytes(f) + " free on /boot (policy preflight.min_free_boot is " +
+             base::human_bytes(policy_.preflight.min_free_boot) + ")";
+  }
+  if (policy_.backup.max_age) {
+    CheckSessionOptions backup_only;
+    backup_only.check_ids = {"backup"};
+    auto backup = run_check_session(options_, policy_, backup_only);
+    if (backup && backup->report.blocking_count() > 0)
+      return "the last backup is older than the policy allows: " + backup->report.findings.front().message;
+  }
+  return std::nullopt;
+}
+
+// Finds the snapshot backend for the root; a problem only when the policy requires a
+// snapshot and there is none.
+std::optional<std::string> RunPipeline::prepare_backend(Context& ctx) {
+  if (policy_.snapshot.backend == policies::SnapshotBackendKind::none) {
+    if (policy_.snapshot.required) return "the policy requires a snapshot but sets snapshot.backend = \"none\"";
+    return std::nullopt;
+  }
+  auto layout = snapshots::detect_layout(options_.root);
+  base::Result<std::unique_ptr<snapshots::SnapshotBackend>> backend =
+      layout ? snapshots::make_backend(*layout, policy_, paths_.state_dir)
+             : base::Result<std::unique_ptr<snapshots::SnapshotBackend>>(tl::unexpected(layout.error()));
+  if (backend) {
+    ctx.backend = std::move(*backend);
+    return std::nullopt;
+  }
+  if (policy_.snapshot.required)
+    return "no snapshot backend for " + options_.root + " and the policy requires one: " + backend.error().to_string();
+  ctx.summary.notes.push_back("no snapshot was taken (" + backend.error().to_string() +
+                              "): a failed upgrade can close the gate but not roll back");
+  return std::nullopt;
 }
 
 // Steps 6-8, shared with recover(): what changed, post-checks, verdict and action.
-RunSummary RunPipeline::finish_after_command(Context& ctx) {
+RunSummary RunPipeline::finish_after_command(Context& ctx, policies::OnFail on_fail) {
   RunSummary& s = ctx.summary;
   StateStore& db = *ctx.state;
   auto phase = [&](RunPhase p) { (void)db.set_phase(s.run_id, p); };
@@ -314,6 +496,15 @@ RunSummary RunPipeline::finish_after_command(Context& ctx) {
         if (!pruned->empty()) s.notes.push_back("pruned " + std::to_string(pruned->size()) + " old snapshots");
       }
     }
+    // A gate this run closed (an earlier dpkg invocation of the same apt process) opens
+    // again once the run as a whole passes.
+    if (auto gate = db.get_gate(); gate && gate->closed && gate->run_id == s.run_id) {
+      GateState open;
+      open.reason = "run " + std::to_string(s.run_id) + " passed its checks";
+      open.run_id = s.run_id;
+      open.changed_by = "run " + std::to_string(s.run_id);
+      if (auto g = change_gate(db, paths_.state_dir, open, ctx.root->is_host_root())) s.notes.push_back(*g);
+    }
     if (s.snapshot)
       s.notes.push_back("to undo this upgrade: upgrade-guard rollback --to " + *s.snapshot +
                         (ctx.root->is_host_root() ? "" : " --root " + ctx.root->path()));
@@ -323,7 +514,7 @@ RunSummary RunPipeline::finish_after_command(Context& ctx) {
   std::size_t regressions = report.blocking_count();
   std::string broke = fmt::format("{} new blocking finding{} after `{}` ({})", regressions,
                                   regressions == 1 ? "" : "s", join(s.command), s.command_status);
-  policies::OnFail action = policy_.on_fail;
+  policies::OnFail action = on_fail;
   if (action == policies::OnFail::rollback && (!ctx.backend || !s.snapshot)) {
     s.notes.push_back("the policy says rollback, but no snapshot was taken: closing the gate instead");
     action = policies::OnFail::block_reboot;
@@ -433,8 +624,7 @@ std::vector<RunSummary> RunPipeline::recover() {
   }
   for (const auto& run : *runs) {
     if (run_process_alive(run)) continue;
-    Context ctx;
-    ctx.options = options_;
+    Context ctx{options_};
     ctx.options.root = run.root;
     ctx.state.emplace(std::move(*state));
     RunSummary& s = ctx.summary;
@@ -480,7 +670,8 @@ std::vector<RunSummary> RunPipeline::recover() {
       }
       // Wait for a package manager the dead guard left running before judging its work.
       (void)wait_for_dpkg_locks(*ctx.root, policy_.preflight.lock_timeout, {});
-      finish_after_command(ctx);
+      bool hook_run = run.command_status && run.command_status->rfind(kHookStatus, 0) == 0;
+      finish_after_command(ctx, hook_run ? policy_.hook.on_fail : policy_.on_fail);
     }
     state.emplace(std::move(*ctx.state));
     out.push_back(s);

@@ -56,9 +56,25 @@ class RunPipeline {
   // pending rollback completed. Returns one summary per run recovered.
   [[nodiscard]] std::vector<RunSummary> recover();
 
+  // apt hook mode (packaging/apt/80upgrade-guard). apt runs `upgrade-guard hook pre` before
+  // and `hook post` after each dpkg invocation. One apt process is one run: its first pre
+  // hook takes the baseline and the snapshot, its post hooks check what dpkg changed since,
+  // and a later pre hook of the same apt process continues that run (the CLI skips both
+  // inside `upgrade-guard run`, where UPGRADE_GUARD_RUN is set). exit_code is the hook's: pre exits 1
+  // (apt stops before dpkg changes anything) only when the policy requires a snapshot that
+  // could not be taken; post exits 1 when the checks found a regression (apt then fails, so
+  // `apt-get upgrade && reboot` does not reboot). Errors of the guard itself never fail apt.
+  [[nodiscard]] RunSummary hook_pre();
+  [[nodiscard]] RunSummary hook_post();
+
  private:
+  enum class Mode { command, hook };
   struct Context;
-  RunSummary finish_after_command(Context& ctx);
+  RunSummary& refuse(Context& ctx, const std::string& why, int code = kExitEnvironment);
+  bool begin(Context& ctx, std::int64_t owner_pid, Mode mode);
+  std::optional<std::string> preflight(Context& ctx, Mode mode);
+  std::optional<std::string> prepare_backend(Context& ctx);
+  RunSummary finish_after_command(Context& ctx, policies::OnFail on_fail);
 
   const GlobalOptions& options_;
   policies::Policy policy_;

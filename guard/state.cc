@@ -816,6 +816,21 @@ Result<void> StateStore::finish_impl(std::int64_t run_id, RunOutcome outcome, st
   return txn->commit();
 }
 
+Result<void> StateStore::reopen_run(std::int64_t run_id, std::int64_t pid) {
+  std::string context = fmt::format("cannot reopen run {}", run_id);
+  return transaction([&]() -> Result<void> {
+    auto r = update_one(
+        "UPDATE runs SET finished_unix = NULL, outcome = NULL, exit_code = NULL, phase = 'command', "
+        "phase_changed_unix = ?, pid = ? WHERE id = ? AND finished_unix IS NOT NULL",
+        context, [&](Statement& s) { s.bind(now_unix()).bind(pid).bind(run_id); });
+    if (!r) return r;
+    auto log = prepare("INSERT INTO run_phases (run_id, phase, at_unix_ms) VALUES (?, 'command', ?)", context);
+    if (!log) return fail(log.error());
+    log->bind(run_id).bind(now_unix_ms());
+    return log->run();
+  });
+}
+
 Result<void> StateStore::mark_interrupted(std::int64_t run_id) {
   std::string context = fmt::format("cannot mark run {} interrupted", run_id);
   auto txn = TransactionGuard::begin(*this, context);

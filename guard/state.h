@@ -240,6 +240,10 @@ class StateStore {
   // Finishes the run as interrupted with no exit code and the message "interrupted during
   // <phase>", keeping the phase it died in (the caller has checked that its pid is gone).
   [[nodiscard]] base::Result<void> mark_interrupted(std::int64_t run_id);
+  // Takes a finished run back to phase command (outcome and exit code cleared) with `pid` as
+  // its process: apt's hook mode, when one apt process invokes dpkg again after a run's
+  // post-checks (unattended-upgrades installs in minimal steps), continues the same run.
+  [[nodiscard]] base::Result<void> reopen_run(std::int64_t run_id, std::int64_t pid);
   // nullopt when no such run.
   [[nodiscard]] base::Result<std::optional<RunRecord>> get_run(std::int64_t run_id) const;
   // Newest first; limit <= 0 means all.

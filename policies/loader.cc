@@ -209,7 +209,7 @@ class Layer {
 
   Result<void> apply(const toml::table& doc) {
     const Handlers handlers = {
-        {"on_fail", [this](const std::string& k, const toml::node& n) { return on_fail(k, n); }},
+        {"on_fail", [this](const std::string& k, const toml::node& n) { return on_fail(k, n, p_.on_fail); }},
         {"command_timeout",
          [this](const std::string& k, const toml::node& n) {
            return duration(k, n, p_.command_timeout, /*zero_ok=*/false);
@@ -254,6 +254,12 @@ class Layer {
                             return boolean(k2, n2, p_.boot_check.rollback);
                           }}});
          }},
+        {"hook",
+         [this](const std::string& k, const toml::node& n) {
+           return table(k, n, {{"on_fail", [this](const std::string& k2, const toml::node& n2) {
+                                  return on_fail(k2, n2, p_.hook.on_fail);
+                                }}});
+         }},
         {"custom", [this](const std::string& k, const toml::node& n) { return custom(k, n); }},
     };
     return dispatch("", doc, handlers);
@@ -296,15 +302,15 @@ class Layer {
     return v->get();
   }
 
-  Result<void> on_fail(const std::string& key, const toml::node& node) {
+  Result<void> on_fail(const std::string& key, const toml::node& node, OnFail& out) {
     auto s = string(key, node, "a string (rollback|block-reboot|warn)");
     if (!s) return tl::unexpected(s.error());
     if (*s == "rollback")
-      p_.on_fail = OnFail::rollback;
+      out = OnFail::rollback;
     else if (*s == "block-reboot")
-      p_.on_fail = OnFail::block_reboot;
+      out = OnFail::block_reboot;
     else if (*s == "warn")
-      p_.on_fail = OnFail::warn;
+      out = OnFail::warn;
     else
       return error_at(file_, node.source(), key,
                       fmt::format("unknown action '{}' (expected rollback, block-reboot or warn)", *s));
@@ -731,6 +737,7 @@ void set_builtin_origins(Policy& p) {
   set("backup.command");
   set("boot_check.settle_timeout");
   set("boot_check.rollback");
+  set("hook.on_fail");
 }
 
 // ---- rendering ----------------------------------------------------------------------------
@@ -943,6 +950,9 @@ std::string render_policy(const Policy& p) {
   r.raw("\n[boot_check]\n");
   r.line("boot_check.settle_timeout", "settle_timeout", quote(format_duration(p.boot_check.settle_timeout)));
   r.line("boot_check.rollback", "rollback", p.boot_check.rollback ? "true" : "false");
+
+  r.raw("\n[hook]\n");
+  r.line("hook.on_fail", "on_fail", quote(to_string(p.hook.on_fail)));
 
   for (const auto& c : p.custom) {
     std::string base = "custom." + c.name;

@@ -60,6 +60,14 @@ struct BootCheckPolicy {
   bool rollback = true;                      // roll back and reboot once when the trial boot fails
 };
 
+// apt hook mode (a plain `apt upgrade` guarded by DPkg::Pre-Invoke/Post-Invoke).
+struct HookPolicy {
+  // What a regression found after apt's dpkg run does. Not the top-level on_fail: rolling
+  // back underneath a running apt (or unattended-upgrades) surprises more than it helps, so
+  // by default the gate is closed and the admin decides; "rollback" is there for who wants it.
+  OnFail on_fail = OnFail::block_reboot;
+};
+
 // Where each setting came from, for `policy show`: key -> "file:line:column" or "built-in".
 using Origins = std::map<std::string, std::string>;
 
@@ -75,6 +83,7 @@ struct Policy {
   PreflightPolicy preflight;
   BackupPolicy backup;
   BootCheckPolicy boot_check;
+  HookPolicy hook;
   std::chrono::seconds command_timeout{6 * 3600};  // the guarded command's time limit
   Origins origins;
 

@@ -42,24 +42,6 @@ base::Result<std::string> run_ok(const std::vector<std::string>& argv, int timeo
   return r->out;
 }
 
-// Host libraries the binary needs that `root` lacks: `ldd` lines "libfmt.so.9 => /lib/x86_64-linux-gnu/libfmt.so.9
-// (0x...)".
-base::Result<std::vector<std::string>> missing_libraries(const std::string& binary, const base::Root& root) {
-  auto out = run_ok({"ldd", binary}, 60);
-  if (!out) return base::fail(out.error());
-  std::vector<std::string> missing;
-  for (auto line : base::split(*out, '\n')) {
-    auto fields = base::split_ws(line);
-    if (fields.size() < 3 || fields[1] != "=>" || fields[2].empty() || fields[2].front() != '/') continue;
-    std::string host_path(fields[2]);
-    auto in_root = root.exists(host_path);
-    auto in_usr = root.exists("/usr/lib/x86_64-linux-gnu/" + std::string(fields[0]));
-    if ((in_root && *in_root) || (in_usr && *in_usr)) continue;
-    missing.push_back(host_path);
-  }
-  return missing;
-}
-
 std::string replace_all(std::string text, const std::string& from, const std::string& to) {
   for (std::size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size()))
     text.replace(at, from.size(), to);
@@ -101,20 +83,7 @@ base::Result<std::string> prepare_boot_root(const std::string& dir) {
   std::string root_dir = dir + "/root";
   if (auto c = run_ok({"cp", "-a", "--reflink=auto", source, root_dir}); !c) return base::fail(c.error());
 
-  auto root = base::Root::open(root_dir);
-  if (!root) return base::fail(root.error());
-  std::error_code ec;
-  fs::copy_file(binary(), root_dir + "/usr/sbin/upgrade-guard", fs::copy_options::overwrite_existing, ec);
-  if (ec) return base::fail("copy", binary(), ec.message());
-  ::chmod((root_dir + "/usr/sbin/upgrade-guard").c_str(), 0755);
-  auto libs = missing_libraries(binary(), *root);
-  if (!libs) return base::fail(libs.error());
-  for (const auto& lib : *libs) {
-    fs::copy_file(lib, root_dir + "/usr/local/lib/" + fs::path(lib).filename().string(),
-                  fs::copy_options::overwrite_existing, ec);
-    if (ec) return base::fail("copy", lib, ec.message());
-  }
-  if (auto l = run_ok({"ldconfig", "-r", root_dir}, 120); !l) return base::fail(l.error());
+  if (auto installed = install_guard_into(root_dir); !installed) return base::fail(installed.error());
 
   // The units as `make install` would configure them for a /usr build.
   std::vector<std::string> units;

@@ -9,6 +9,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "base/root.h"
+#include "base/strings.h"
+
 namespace guard::testing {
 
 bool in_ci() {
@@ -106,6 +109,34 @@ bool compile_c(const std::string& source, const std::string& output, const std::
   auto r = run(argv, 120);
   if (log != nullptr) *log = r.out + r.err;
   return r.ok();
+}
+
+base::Result<void> install_guard_into(const std::string& root_dir) {
+  namespace fs = std::filesystem;
+  auto root = base::Root::open(root_dir);
+  if (!root) return base::fail(root.error());
+  std::error_code ec;
+  std::string target = root_dir + "/usr/sbin/upgrade-guard";
+  fs::copy_file(binary(), target, fs::copy_options::overwrite_existing, ec);
+  if (ec) return base::fail("copy", binary(), ec.message());
+  ::chmod(target.c_str(), 0755);
+  // `ldd` lines: "libfmt.so.9 => /lib/x86_64-linux-gnu/libfmt.so.9 (0x...)".
+  auto ldd = run({"ldd", binary()}, 60);
+  if (ldd.exit_code != 0) return base::fail("ldd", binary(), ldd.err);
+  for (auto line : base::split(ldd.out, '\n')) {
+    auto fields = base::split_ws(line);
+    if (fields.size() < 3 || fields[1] != "=>" || fields[2].empty() || fields[2].front() != '/') continue;
+    std::string host_path(fields[2]);
+    auto in_root = root->exists(host_path);
+    auto in_usr = root->exists("/usr/lib/x86_64-linux-gnu/" + std::string(fields[0]));
+    if ((in_root && *in_root) || (in_usr && *in_usr)) continue;
+    fs::copy_file(host_path, root_dir + "/usr/local/lib/" + fs::path(host_path).filename().string(),
+                  fs::copy_options::overwrite_existing, ec);
+    if (ec) return base::fail("copy", host_path, ec.message());
+  }
+  auto ldconfig = run({"ldconfig", "-r", root_dir}, 120);
+  if (ldconfig.exit_code != 0) return base::fail("ldconfig", root_dir, ldconfig.err);
+  return {};
 }
 
 }  // namespace guard::testing

@@ -60,6 +60,12 @@ std::string binary();
 // Runs the built binary with `args`.
 base::ProcessResult run_guard(const std::vector<std::string>& args, int timeout_seconds = 600);
 
+// Installs the built binary into a Debian root as /usr/sbin/upgrade-guard, with the host
+// libraries it links that the root lacks (libfmt, libtbb, boost...) copied to
+// /usr/local/lib and `ldconfig -r`, so that it runs chrooted or booted in that root.
+// e.g. install_guard_into("/tmp/ug-boot.X1/root").
+[[nodiscard]] base::Result<void> install_guard_into(const std::string& root_dir);
+
 // Compiles C `source` with cc into `output` with extra `flags` (e.g. "-shared", "-m32");
 // returns false (with the compiler's output in `log`) on failure.
 bool compile_c(const std::string& source, const std::string& output, const std::vector<std::string>& flags,

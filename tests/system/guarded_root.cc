@@ -55,6 +55,20 @@ base::ProcessResult GuardedRoot::chroot(const std::vector<std::string>& argv, in
   return *r;
 }
 
+std::string GuardedRoot::copy_into_tmp(const std::string& host_file) {
+  std::string inside = "/tmp/" + std::filesystem::path(host_file).filename().string();
+  std::filesystem::copy_file(host_file, path(inside), std::filesystem::copy_options::overwrite_existing);
+  return inside;
+}
+
+std::string compile_elf(const TempDir& dir, const std::string& source, const std::vector<std::string>& flags) {
+  static int n = 0;
+  std::string out = dir / ("elf" + std::to_string(++n));
+  std::string log;
+  EXPECT_TRUE(compile_c(source, out, flags, &log)) << log;
+  return read_file(out);
+}
+
 std::vector<std::string> GuardedRoot::guard_args(const std::vector<std::string>& args) const {
   std::vector<std::string> all{"--root", root_, "--state-dir", state_dir(), "--log-dir", log_dir()};
   all.insert(all.end(), args.begin(), args.end());

@@ -30,6 +30,8 @@ class GuardedRoot {
 
   // Runs argv chrooted into the root (/proc, /sys, /dev bound), e.g. {"apt-get", "update"}.
   base::ProcessResult chroot(const std::vector<std::string>& argv, int timeout_seconds = 900);
+  // Copies a host file into the root's /tmp; returns its path inside, e.g. "/tmp/x_1.0.deb".
+  std::string copy_into_tmp(const std::string& host_file);
   // Runs the built upgrade-guard with --root, --state-dir and --log-dir of this root.
   base::ProcessResult guard(const std::vector<std::string>& args, int timeout_seconds = 1800);
   // The guard's arguments for this root, before the subcommand's own.
@@ -56,6 +58,10 @@ struct DebSpec {
 // Builds `spec` into `<out_dir>/<name>_<version>.deb`; returns its path ("" and a test
 // failure when dpkg-deb fails).
 std::string build_deb(const DebSpec& spec, const std::string& out_dir);
+
+// Compiles C `source` with `flags` into a file under `dir` and returns its bytes (a test
+// failure when cc fails), e.g. compile_elf(dir, "int main(void){return 0;}", {}).
+std::string compile_elf(const TempDir& dir, const std::string& source, const std::vector<std::string>& flags);
 
 // Reads a file's bytes, or "" when it does not exist.
 std::string slurp(const std::string& path);

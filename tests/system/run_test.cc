@@ -34,20 +34,10 @@ class RunTest : public ::testing::Test {
   }
 
   // Builds a package and copies it into the root's /tmp; returns the path inside the root.
-  std::string deb_in_root(const DebSpec& spec) {
-    std::string deb = build_deb(spec, dir_ / "pkgs");
-    std::string inside = "/tmp/" + std::filesystem::path(deb).filename().string();
-    std::filesystem::copy_file(deb, root_->path(inside), std::filesystem::copy_options::overwrite_existing);
-    return inside;
-  }
+  std::string deb_in_root(const DebSpec& spec) { return root_->copy_into_tmp(build_deb(spec, dir_ / "pkgs")); }
 
-  // Compiles C into an ELF file and returns its bytes.
   std::string elf(const std::string& source, const std::vector<std::string>& flags) {
-    static int n = 0;
-    std::string out = dir_ / ("elf" + std::to_string(++n));
-    std::string log;
-    EXPECT_TRUE(guard::testing::compile_c(source, out, flags, &log)) << log;
-    return guard::testing::read_file(out);
+    return guard::testing::compile_elf(dir_, source, flags);
   }
 
   nlohmann::json run_json(const std::vector<std::string>& command, int* exit_code) {

@@ -711,6 +711,28 @@ TEST_F(StateStoreTest, TwoProcessesWritingConcurrentlyBothSucceed) {
   EXPECT_TRUE(store.quick_check());
 }
 
+TEST_F(StateStoreTest, ReopenedRunIsUnfinishedInPhaseCommandOwnedByTheNewPid) {
+  auto store = must_open(dir_);
+  auto id = store.begin_run("/", {"apt-get", "upgrade"}, 4242);
+  ASSERT_TRUE(id);
+  EXPECT_FALSE(store.reopen_run(*id, 4343)) << "an unfinished run is not reopened";
+  ASSERT_TRUE(store.finish_run(*id, RunOutcome::gated, 1, "1 new blocking finding"));
+  ASSERT_TRUE(store.reopen_run(*id, 4343));
+  auto run = store.get_run(*id);
+  ASSERT_TRUE(run && *run);
+  EXPECT_FALSE((*run)->finished_unix);
+  EXPECT_FALSE((*run)->outcome);
+  EXPECT_FALSE((*run)->exit_code);
+  EXPECT_EQ((*run)->phase, RunPhase::command);
+  EXPECT_EQ((*run)->pid, 4343);
+  auto phases = store.run_phases(*id);
+  ASSERT_TRUE(phases);
+  ASSERT_GE(phases->size(), 2u);
+  EXPECT_EQ(phases->back().phase, RunPhase::command);
+  EXPECT_EQ(store.unfinished_runs()->size(), 1u);
+  EXPECT_FALSE(store.reopen_run(99, 1));
+}
+
 TEST(RunProcessAlive, SameBootAndLivePidOnly) {
   RunRecord run;
   run.pid = ::getpid();

@@ -50,6 +50,7 @@ void expect_same_settings(const Policy& a, const Policy& b) {
   EXPECT_EQ(a.backup.command, b.backup.command);
   EXPECT_EQ(a.boot_check.settle_timeout, b.boot_check.settle_timeout);
   EXPECT_EQ(a.boot_check.rollback, b.boot_check.rollback);
+  EXPECT_EQ(a.hook.on_fail, b.hook.on_fail);
 }
 
 std::string default_toml_path() {
@@ -101,6 +102,7 @@ TEST(DefaultPolicy, HasTheDocumentedDefaults) {
   EXPECT_TRUE(p.backup.command.empty());
   EXPECT_EQ(p.boot_check.settle_timeout, std::chrono::minutes(5));
   EXPECT_TRUE(p.boot_check.rollback);
+  EXPECT_EQ(p.hook.on_fail, OnFail::block_reboot);
   EXPECT_TRUE(p.custom.empty());
   EXPECT_EQ(p.origins.at("checks.symlinks.severity"), "built-in");
   EXPECT_EQ(p.origins.at("snapshot.keep"), "built-in");
@@ -218,6 +220,8 @@ TEST(Values, DurationsAndSizesInEveryAcceptedForm) {
                              "keep = 0\n"
                              "[boot_check]\n"
                              "settle_timeout = \"90s\"\n"
+                             "[hook]\n"
+                             "on_fail = \"rollback\"\n"
                              "[backup]\n"
                              "max_age = \"26h\"\n"
                              "marker = \"/var/backups/last\"\n",
@@ -230,6 +234,7 @@ TEST(Values, DurationsAndSizesInEveryAcceptedForm) {
   EXPECT_EQ(p.snapshot.min_free_bytes, 512ULL << 20);
   EXPECT_EQ(p.snapshot.keep, 0);
   EXPECT_EQ(p.boot_check.settle_timeout, std::chrono::seconds(90));
+  EXPECT_EQ(p.hook.on_fail, OnFail::rollback);
   EXPECT_EQ(p.backup.max_age, std::chrono::hours(26));
   EXPECT_EQ(p.backup.marker, "/var/backups/last");
 }
@@ -275,7 +280,7 @@ INSTANTIATE_TEST_SUITE_P(
                   "FILE:3:1: snapshot.bakend: unknown key (expected one of: backend, required, min_free, keep)"},
         ErrorCase{"unknown_table", "[snapshots]\nkeep = 1\n",
                   "FILE:1:2: snapshots: unknown key (expected one of: on_fail, command_timeout, checks, preserve, "
-                  "services, snapshot, preflight, backup, boot_check, custom)"},
+                  "services, snapshot, preflight, backup, boot_check, hook, custom)"},
         ErrorCase{"unknown_check_id", "[checks.symlink]\nseverity = \"warn\"\n",
                   "FILE:1:9: checks.symlink: unknown check id (known: dpkg-state, package-files, package-hashes, "
                   "libraries, symlinks, boot, mounts, services, critical, space, filesystem, backup, custom)"},
@@ -288,6 +293,8 @@ INSTANTIATE_TEST_SUITE_P(
                   "FILE:2:12: boot_check.rollback: expected a boolean (true|false), got a string"},
         ErrorCase{"bad_severity", "[checks.symlinks]\nseverity = \"high\"\n",
                   "FILE:2:12: checks.symlinks.severity: unknown severity 'high' (expected off, info, warn or block)"},
+        ErrorCase{"bad_hook_on_fail", "[hook]\non_fail = \"ignore\"\n",
+                  "FILE:2:11: hook.on_fail: unknown action 'ignore' (expected rollback, block-reboot or warn)"},
         ErrorCase{"bad_on_fail", "on_fail = \"reboot\"\n",
                   "FILE:1:11: on_fail: unknown action 'reboot' (expected rollback, block-reboot or warn)"},
         ErrorCase{"bad_duration", "command_timeout = \"1 hour\"\n",

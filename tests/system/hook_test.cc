@@ -1,0 +1,216 @@
+// apt hook mode end to end: /etc/apt/apt.conf.d/80upgrade-guard in a real debootstrapped
+// Debian 12 root on btrfs, with the built binary installed in it, and plain apt-get runs
+// chrooted into it, as an administrator (or unattended-upgrades) would run them.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "tests/system/guarded_root.h"
+
+namespace guard {
+namespace {
+
+using guard::testing::build_deb;
+using guard::testing::DebSpec;
+using guard::testing::GuardedRoot;
+using guard::testing::slurp;
+using guard::testing::TempDir;
+
+constexpr const char* kLibDir = "/usr/lib/x86_64-linux-gnu";
+
+class HookTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!guard::testing::is_root()) UG_SKIP_OR_FAIL("needs root: loop devices, btrfs, chroot");
+    root_ = std::make_unique<GuardedRoot>(dir_);
+    ASSERT_TRUE(root_->ok()) << root_->error();
+    guard::testing::make_dirs(dir_ / "pkgs");
+    // A library and a tool that needs it, installed before the guard is.
+    std::string lib = elf("int ug_answer(void) { return 42; }", {"-shared", "-fPIC", "-Wl,-soname,libugdemo.so.1"});
+    guard::testing::write_file(dir_ / "libugdemo.so.1", lib, 0644);
+    std::string tool = elf("int ug_answer(void); int main(void) { return ug_answer() == 42 ? 0 : 1; }",
+                           {"-L" + dir_.path(), "-l:libugdemo.so.1"});
+    DebSpec lib_v1{"libugdemo1", "1.0", "", {{std::string(kLibDir) + "/libugdemo.so.1", {lib, 0644}}}, "", ""};
+    DebSpec tool_pkg{"ugdemo-tool", "1.0", "", {{"/usr/bin/ugdemo-tool", {tool, 0755}}}, "", ""};
+    auto setup = root_->chroot({"dpkg", "-i", deb_in_root(lib_v1), deb_in_root(tool_pkg)});
+    ASSERT_TRUE(setup.ok()) << setup.out << setup.err;
+    // v2 drops the library the tool needs; v1.1 is a harmless upgrade.
+    broken_ = deb_in_root(
+        {"libugdemo1", "2.0", "", {{"/usr/share/doc/libugdemo1/README", {"gone\n", 0644}}}, "", ""});
+    harmless_ = deb_in_root({"ugdemo-doc", "1.1", "", {{"/usr/share/doc/ugdemo-doc/README", {"hi\n", 0644}}}, "", ""});
+  }
+
+  // Installs the binary and the apt hook as the packaging installs them for a /usr build.
+  void install_hook() {
+    auto installed = guard::testing::install_guard_into(root_->root());
+    ASSERT_TRUE(installed) << installed.error().to_string();
+    std::string conf = slurp(std::string(UG_SOURCE_DIR) + "/packaging/apt/80upgrade-guard.in");
+    ASSERT_FALSE(conf.empty());
+    for (auto at = conf.find("@UG_SBINDIR@"); at != std::string::npos; at = conf.find("@UG_SBINDIR@"))
+      conf.replace(at, 12, "/usr/sbin");
+    guard::testing::write_file(root_->path("/etc/apt/apt.conf.d/80upgrade-guard"), conf);
+  }
+
+  std::string deb_in_root(const DebSpec& spec) {
+    std::string deb = build_deb(spec, dir_ / "pkgs");
+    std::string inside = "/tmp/" + std::filesystem::path(deb).filename().string();
+    std::filesystem::copy_file(deb, root_->path(inside), std::filesystem::copy_options::overwrite_existing);
+    return inside;
+  }
+
+  std::string elf(const std::string& source, const std::vector<std::string>& flags) {
+    static int n = 0;
+    std::string out = dir_ / ("elf" + std::to_string(++n));
+    std::string log;
+    EXPECT_TRUE(guard::testing::compile_c(source, out, flags, &log)) << log;
+    return guard::testing::read_file(out);
+  }
+
+  // Takes dpkg's lock-frontend in the root as apt does for its whole run; returns the fd.
+  int hold_frontend_lock() {
+    int fd = ::open(root_->path("/var/lib/dpkg/lock-frontend").c_str(), O_RDWR | O_CREAT, 0640);
+    EXPECT_GE(fd, 0);
+    struct flock fl {};
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    EXPECT_EQ(::fcntl(fd, F_SETLK, &fl), 0);
+    return fd;
+  }
+
+  // The guard run inside the root, e.g. inside({"gate", "status"}).
+  base::ProcessResult inside(std::vector<std::string> args) {
+    args.insert(args.begin(), "/usr/sbin/upgrade-guard");
+    return root_->chroot(args, 300);
+  }
+
+  // The host's guard on the root, with extra environment.
+  base::ProcessResult host_guard(const std::vector<std::string>& args, std::map<std::string, std::string> env = {}) {
+    std::vector<std::string> argv{guard::testing::binary()};
+    auto all = root_->guard_args(args);
+    argv.insert(argv.end(), all.begin(), all.end());
+    return guard::testing::run(argv, 600, env);
+  }
+
+  nlohmann::json history(base::ProcessResult r) {
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    try {
+      return nlohmann::json::parse(r.out);
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "not JSON: " << e.what();
+      return {};
+    }
+  }
+
+  TempDir dir_{"ug-hook"};
+  std::unique_ptr<GuardedRoot> root_;
+  std::string broken_;
+  std::string harmless_;
+};
+
+// The issue's case: a plain `apt-get install ./broken.deb` with the hook configured.
+TEST_F(HookTest, PlainAptInstallOfABrokenPackageClosesTheGate) {
+  install_hook();
+  ASSERT_FALSE(HasFailure());
+  auto gate = inside({"gate", "status"});
+  ASSERT_EQ(gate.exit_code, 0) << gate.out << gate.err;
+
+  auto apt = root_->chroot({"apt-get", "install", "-y", broken_});
+  // The post-invoke hook failed apt, so `apt-get ... && reboot` would not reboot.
+  EXPECT_EQ(apt.exit_code, 100) << apt.out << apt.err;
+  std::string said = apt.out + apt.err;
+  EXPECT_NE(said.find("reboot gate closed"), std::string::npos) << said;
+  EXPECT_NE(said.find("/usr/bin/ugdemo-tool"), std::string::npos) << said;
+  if (std::getenv("UG_TEST_SHOW") != nullptr) std::printf("%s\n", said.c_str());
+
+  gate = inside({"gate", "status"});
+  EXPECT_EQ(gate.exit_code, 1) << gate.out << gate.err;
+  EXPECT_NE(gate.out.find("run 1"), std::string::npos) << gate.out;
+
+  auto runs = history(inside({"--json", "history"}));
+  ASSERT_EQ(runs["runs"].size(), 1u) << runs.dump(2);
+  const auto& run = runs["runs"][0];
+  EXPECT_EQ(run["outcome"], "gated");
+  // The run is named after the apt command line (argv[0] as apt was started).
+  ASSERT_EQ(run["command"].size(), 4u) << run.dump(2);
+  EXPECT_NE(run["command"][0].get<std::string>().find("apt-get"), std::string::npos);
+  EXPECT_EQ(run["command"][3], broken_);
+  // No rollback from inside apt by default: the upgrade stays, the gate holds the reboot.
+  EXPECT_EQ(slurp(root_->path(std::string(kLibDir) + "/libugdemo.so.1")), "");
+}
+
+TEST_F(HookTest, PlainAptInstallThatIsHealthyPassesQuietly) {
+  install_hook();
+  ASSERT_FALSE(HasFailure());
+  auto apt = root_->chroot({"apt-get", "install", "-y", harmless_});
+  EXPECT_EQ(apt.exit_code, 0) << apt.out << apt.err;
+  EXPECT_EQ(inside({"gate", "status"}).exit_code, 0);
+  auto runs = history(inside({"--json", "history"}));
+  ASSERT_EQ(runs["runs"].size(), 1u) << runs.dump(2);
+  EXPECT_EQ(runs["runs"][0]["outcome"], "passed");
+}
+
+// unattended-upgrades invokes dpkg several times from one process: the test process plays
+// apt (it holds dpkg's lock-frontend, as apt does, and dpkg runs with DPKG_FRONTEND_LOCKED).
+// One run, one snapshot; the second step's regression closes the gate for that run.
+TEST_F(HookTest, RepeatedDpkgInvocationsOfOneAptProcessAreOneRun) {
+  int fd = hold_frontend_lock();
+  auto dpkg_install = [&](const std::string& deb) {
+    auto r = root_->chroot({"env", "DPKG_FRONTEND_LOCKED=1", "dpkg", "-i", deb});
+    EXPECT_TRUE(r.ok()) << r.out << r.err;
+  };
+
+  auto pre = host_guard({"hook", "pre"});
+  EXPECT_EQ(pre.exit_code, 0) << pre.err;
+  EXPECT_NE(pre.err.find("run 1: snapshot"), std::string::npos) << pre.err;
+  dpkg_install(harmless_);
+  auto post = host_guard({"hook", "post"});
+  EXPECT_EQ(post.exit_code, 0) << post.err;
+
+  pre = host_guard({"hook", "pre"});
+  EXPECT_EQ(pre.exit_code, 0) << pre.err;
+  EXPECT_NE(pre.err.find("run 1 continues"), std::string::npos) << pre.err;
+  dpkg_install(broken_);
+  post = host_guard({"hook", "post"});
+  EXPECT_EQ(post.exit_code, 1) << post.err;
+  EXPECT_NE(post.err.find("libugdemo.so.1"), std::string::npos) << post.err;
+  ::close(fd);
+
+  EXPECT_EQ(host_guard({"gate", "status"}).exit_code, 1);
+  auto runs = history(host_guard({"--json", "history"}));
+  ASSERT_EQ(runs["runs"].size(), 1u) << runs.dump(2);
+  EXPECT_EQ(runs["runs"][0]["outcome"], "gated");
+  auto snaps = history(host_guard({"--json", "snapshot", "list"}));
+  ASSERT_EQ(snaps["snapshots"].size(), 1u) << snaps.dump(2);
+
+  // Inside `upgrade-guard run` the hooks stand aside, and a post hook without a pre hook
+  // says that nothing was checked but never fails apt.
+  auto nested = host_guard({"hook", "pre"}, {{"UPGRADE_GUARD_RUN", "7"}});
+  EXPECT_EQ(nested.exit_code, 0);
+  EXPECT_EQ(nested.err, "");
+  auto orphan = host_guard({"hook", "post"});
+  EXPECT_EQ(orphan.exit_code, 0) << orphan.err;
+  EXPECT_NE(orphan.err.find("NOT checked"), std::string::npos) << orphan.err;
+  EXPECT_EQ(history(host_guard({"--json", "history"}))["runs"].size(), 1u);
+}
+
+// A policy may ask for the rollback from inside apt: with --root it takes effect at once.
+TEST_F(HookTest, HookPolicyRollbackRestoresTheRoot) {
+  std::string policy = dir_ / "policy.toml";
+  guard::testing::write_file(policy, "[hook]\non_fail = \"rollback\"\n", 0644);
+  std::string status_before = slurp(root_->path("/var/lib/dpkg/status"));
+  int fd = hold_frontend_lock();
+  EXPECT_EQ(host_guard({"--policy", policy, "hook", "pre"}).exit_code, 0);
+  auto r = root_->chroot({"env", "DPKG_FRONTEND_LOCKED=1", "dpkg", "-i", broken_});
+  EXPECT_TRUE(r.ok()) << r.out << r.err;
+  auto post = host_guard({"--policy", policy, "hook", "post"});
+  ::close(fd);
+  EXPECT_EQ(post.exit_code, 1) << post.err;
+  EXPECT_NE(post.err.find("rolled back"), std::string::npos) << post.err;
+  EXPECT_EQ(slurp(root_->path("/var/lib/dpkg/status")), status_before);
+  EXPECT_NE(slurp(root_->path(std::string(kLibDir) + "/libugdemo.so.1")), "");
+}
+
+}  // namespace
+}  // namespace guard
