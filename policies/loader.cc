@@ -254,6 +254,12 @@ class Layer {
                             return boolean(k2, n2, p_.boot_check.rollback);
                           }}});
          }},
+        {"audit",
+         [this](const std::string& k, const toml::node& n) {
+           return table(k, n, {{"close_gate", [this](const std::string& k2, const toml::node& n2) {
+                                  return boolean(k2, n2, p_.audit.close_gate);
+                                }}});
+         }},
         {"custom", [this](const std::string& k, const toml::node& n) { return custom(k, n); }},
     };
     return dispatch("", doc, handlers);
@@ -731,6 +737,7 @@ void set_builtin_origins(Policy& p) {
   set("backup.command");
   set("boot_check.settle_timeout");
   set("boot_check.rollback");
+  set("audit.close_gate");
 }
 
 // ---- rendering ----------------------------------------------------------------------------
@@ -943,6 +950,9 @@ std::string render_policy(const Policy& p) {
   r.raw("\n[boot_check]\n");
   r.line("boot_check.settle_timeout", "settle_timeout", quote(format_duration(p.boot_check.settle_timeout)));
   r.line("boot_check.rollback", "rollback", p.boot_check.rollback ? "true" : "false");
+
+  r.raw("\n[audit]\n");
+  r.line("audit.close_gate", "close_gate", p.audit.close_gate ? "true" : "false");
 
   for (const auto& c : p.custom) {
     std::string base = "custom." + c.name;
