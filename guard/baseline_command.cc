@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <iterator>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <set>

@@ -47,7 +47,7 @@ class AuditTest : public ::testing::Test {
   base::ProcessResult guard(std::vector<std::string> args) {
     std::vector<std::string> all{"--root", root_.path(), "--state-dir", state_.path(), "--policy", policy_path()};
     all.insert(all.end(), args.begin(), args.end());
-    return guard::testing::run_guard(all, 120);
+    return ::guard::testing::run_guard(all, 120);
   }
   nlohmann::json guard_json(std::vector<std::string> args) {
     args.insert(args.begin(), "--json");
@@ -238,7 +238,7 @@ TEST_F(AuditTest, ABadAuditPolicyKeyNamesFileLineAndColumn) {
   EXPECT_THAT(r.err, HasSubstr(policy_path() + ":2:14: audit.close_gate: expected a boolean (true|false), got a string"));
   const std::string good = cfg_ / "good.toml";
   write_file(good, "on_fail = \"warn\"\n", 0644);
-  auto shown = guard::testing::run_guard({"policy", "show", "--policy", good});
+  auto shown = ::guard::testing::run_guard({"policy", "show", "--policy", good});
   EXPECT_THAT(shown.out, HasSubstr("[audit]\nclose_gate = true  # built-in\n"));
 }
 
