@@ -113,7 +113,8 @@ bool export_metrics(const AuditOptions& opts, const AuditResult& a) {
   std::error_code ec;
   const fs::path dir = fs::path(opts.prometheus).parent_path();
   if (opts.prometheus_optional && !dir.empty() && !fs::is_directory(dir, ec)) {
-    std::printf("no %s: the Prometheus textfile is not written\n", dir.c_str());
+    // On stderr: stdout may be JSON.
+    std::fprintf(stderr, "upgrade-guard: no %s: the Prometheus textfile is not written\n", dir.c_str());
     return true;
   }
   AuditMetrics m;

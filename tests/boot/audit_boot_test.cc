@@ -82,6 +82,11 @@ TEST_F(AuditBootTest, TheTimerRunsTheAuditWhichWritesTheTextfileAndFailsOnANewBl
   auto timers = exec({"systemctl", "list-timers", "--all", "--no-pager"});
   EXPECT_NE(timers.out.find("upgrade-guard-audit.timer"), std::string::npos) << timers.out;
   EXPECT_NE(timers.out.find("upgrade-guard-audit.service"), std::string::npos) << timers.out;
+  // systemd 252 accepts every directive of both units.
+  auto verify = exec({"systemd-analyze", "verify", "--man=no", "/etc/systemd/system/upgrade-guard-audit.service",
+                      "/etc/systemd/system/upgrade-guard-audit.timer"});
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+  EXPECT_EQ(verify.err.find("upgrade-guard-audit"), std::string::npos) << verify.err;
   EXPECT_EQ(output({"systemctl", "show", "-P", "Nice", "upgrade-guard-audit.service"}), "19");
   EXPECT_EQ(output({"systemctl", "show", "-P", "IOSchedulingClass", "upgrade-guard-audit.service"}), "3");
 

@@ -211,7 +211,9 @@ TEST_F(AuditTest, PrometheusOptionalSkipsAMissingDirectoryButPlainPrometheusFail
   const std::string prom = state_ / "no-node-exporter/upgrade-guard.prom";
   auto optional = guard({"audit", "--prometheus", prom, "--prometheus-optional"});
   EXPECT_EQ(optional.exit_code, 0) << optional.err;
-  EXPECT_THAT(optional.out, HasSubstr("the Prometheus textfile is not written"));
+  EXPECT_THAT(optional.err, HasSubstr("the Prometheus textfile is not written"));
+  auto json = guard_json({"audit", "--prometheus", prom, "--prometheus-optional"});
+  EXPECT_EQ(json["audit"]["new_blocking"], 0) << "stdout stays JSON";
   auto required = guard({"audit", "--prometheus", prom});
   EXPECT_EQ(required.exit_code, 4) << required.err;
   EXPECT_THAT(required.err, HasSubstr(prom));
