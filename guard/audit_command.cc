@@ -10,7 +10,6 @@
 #include <nlohmann/json.hpp>
 
 #include "base/log.h"
-#include "base/root.h"
 #include "guard/check_session.h"
 #include "guard/cli.h"
 #include "guard/gate.h"
