@@ -2,11 +2,13 @@
 
 #include <algorithm>
 
+#include "base/log.h"
 #include "base/process.h"
 #include "base/root.h"
 #include "checks/check.h"
 #include "checks/dpkg_db.h"
 #include "checks/dpkg_diff.h"
+#include "guard/locks.h"
 #include "guard/state.h"
 
 namespace guard {
@@ -38,6 +40,21 @@ void add_package_paths(const base::Root& root, const std::set<std::string>& pack
 
 std::string root_key(const base::Root& root) {
   return root.is_host_root() ? std::string("/") : root.host_path("/");
+}
+
+tl::expected<std::string, CheckSessionError> quiet_root_key(const GlobalOptions& options,
+                                                           const policies::Policy& policy) {
+  auto fail = [](base::Error e) { return tl::unexpected(CheckSessionError{std::move(e), kExitEnvironment}); };
+  auto root = base::Root::open(options.root);
+  if (!root) return fail(root.error());
+  auto store = StateStore::open(options.state_dir);
+  if (!store) return fail(store.error());
+  std::string key = root_key(*root);
+  auto quiet = wait_for_quiet_root(*root, key, *store, policy.preflight.lock_timeout, [](int pid, const std::string& p) {
+    base::log(base::LogLevel::warning, "", "waiting for the package manager (pid " + std::to_string(pid) + " holds " + p + ")");
+  });
+  if (!quiet) return fail(quiet.error());
+  return key;
 }
 
 tl::expected<CheckSessionOutcome, CheckSessionError> run_check_session(const GlobalOptions& options,
@@ -78,6 +95,7 @@ tl::expected<CheckSessionOutcome, CheckSessionError> run_check_session(const Glo
     if (session.baseline == "compare") {
       auto keys = state->load_baseline(key);
       if (!keys) return fail(keys.error(), kExitEnvironment);
+      outcome.baseline_found = keys->has_value();
       if (*keys) {
         checks::apply_baseline(*report, **keys);
       } else {
@@ -85,8 +103,9 @@ tl::expected<CheckSessionOutcome, CheckSessionError> run_check_session(const Glo
                                 " yet: every finding counts (save one with --baseline save)");
       }
     }
-    if (auto saved = state->save_report(std::nullopt, ReportStage::check, *report); !saved)
-      return fail(saved.error(), kExitEnvironment);
+    auto saved_report = state->save_report(std::nullopt, session.stage, *report);
+    if (!saved_report) return fail(saved_report.error(), kExitEnvironment);
+    outcome.report_id = *saved_report;
     if (session.baseline == "save") {
       std::vector<std::string> keys;
       for (const auto& f : report->findings) keys.push_back(f.key());

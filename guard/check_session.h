@@ -3,6 +3,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -11,6 +12,7 @@
 #include "base/root.h"
 #include "checks/report.h"
 #include "guard/cli.h"
+#include "guard/state.h"
 #include "policies/policy.h"
 
 namespace guard {
@@ -18,6 +20,7 @@ namespace guard {
 struct CheckSessionOptions {
   std::vector<std::string> check_ids;  // empty = every check the policy enables
   std::string baseline;                // "", "save" or "compare"
+  ReportStage stage = ReportStage::check;  // what the report is stored as, e.g. audit
   bool scope_changed = false;          // limit file checks to packages changed since packages_from
   std::string packages_from;           // host path of a dpkg status file from before the change
   // Files known to have changed besides those the changed packages list now, e.g. the
@@ -30,6 +33,8 @@ struct CheckSessionOptions {
 struct CheckSessionOutcome {
   checks::Report report;
   std::vector<std::string> notes;  // lines for the human output, e.g. "baseline saved (12 findings)"
+  bool baseline_found = false;     // with "compare": the root had an accepted baseline
+  std::optional<std::int64_t> report_id;  // the stored report, when a baseline mode stored one
 };
 
 // An error with the exit code the CLI should use (2 for usage, 4 for environment).
@@ -44,6 +49,12 @@ struct CheckSessionError {
 // Every path the dpkg file lists of `root` give for the packages in `packages` (keys like
 // "libc6:amd64" or bare names), added to `out`.
 void add_package_paths(const base::Root& root, const std::set<std::string>& packages, std::set<std::string>& out);
+
+// The root's baseline key once nothing is changing the root: refuses (exit 4) while a guarded
+// run of it is alive and waits up to the policy's preflight.lock_timeout for dpkg's locks,
+// logging that it waits. For the commands that judge the whole root (audit, baseline accept).
+[[nodiscard]] tl::expected<std::string, CheckSessionError> quiet_root_key(const GlobalOptions& options,
+                                                                          const policies::Policy& policy);
 
 [[nodiscard]] tl::expected<CheckSessionOutcome, CheckSessionError> run_check_session(
     const GlobalOptions& options, const policies::Policy& policy, const CheckSessionOptions& session);

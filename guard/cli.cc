@@ -80,6 +80,7 @@ int run_cli(int argc, char** argv) {
   add_run_command(app, ctx);
   add_gate_command(app, ctx);
   add_audit_command(app, ctx);
+  add_baseline_command(app, ctx);
   add_snapshot_commands(app, ctx);
   add_history_command(app, ctx);
   add_recover_command(app, ctx);

@@ -58,6 +58,7 @@ void add_gate_command(CLI::App& app, CliContext& ctx);
 // `gate hold` (guard/gate_hold_command.cc), registered on the `gate` subcommand by add_gate_command.
 void add_gate_hold_command(CLI::App& gate, CliContext& ctx);
 void add_audit_command(CLI::App& app, CliContext& ctx);
+void add_baseline_command(CLI::App& app, CliContext& ctx);  // baseline accept|show
 void add_recover_command(CLI::App& app, CliContext& ctx);
 void add_hook_command(CLI::App& app, CliContext& ctx);
 

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <nlohmann/json.hpp>
 
+#include "base/root.h"
 #include "guard/check_session.h"
 #include "guard/cli.h"
 #include "guard/gate.h"
@@ -23,6 +24,25 @@ std::string format_time(std::int64_t unix_time) {
   char buf[64];
   std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
   return buf;
+}
+
+// The new blocking findings of the root's last audit, which closed the gate.
+std::vector<FindingRecord> last_audit_blocking(const StateStore& store, const std::string& root_dir) {
+  std::vector<FindingRecord> out;
+  auto root = base::Root::open(root_dir);
+  if (!root) return out;
+  auto last = store.latest_report(root_key(*root), ReportStage::audit);
+  if (!last || !*last) return out;
+  for (const auto& f : (*last)->report.findings) {
+    if (!checks::is_blocking(f)) continue;
+    FindingRecord rec;
+    rec.check = f.check;
+    rec.path = f.path;
+    rec.package = f.package;
+    rec.message = f.message;
+    out.push_back(rec);
+  }
+  return out;
 }
 
 int gate_status(CliContext& ctx) {
@@ -42,6 +62,8 @@ int gate_status(CliContext& ctx) {
           if (rec.stage == ReportStage::post && rec.severity == "block" && !rec.known) findings.push_back(rec);
         }
       }
+    } else if (gate.closed && gate.changed_by == "audit") {
+      findings = last_audit_blocking(*store, o.root);
     }
   }
   if (o.json) {

@@ -76,4 +76,18 @@ base::Result<void> wait_for_dpkg_locks(const base::Root& root, std::chrono::seco
   }
 }
 
+base::Result<void> wait_for_quiet_root(const base::Root& root, const std::string& key, const StateStore& store,
+                                       std::chrono::seconds timeout,
+                                       const std::function<void(int, const std::string&)>& waiting) {
+  auto runs = store.unfinished_runs();
+  if (!runs) return base::fail(runs.error());
+  for (const auto& run : *runs) {
+    if (run.root != key || !run_process_alive(run)) continue;
+    return base::fail("busy", store.path(),
+                      "guarded run " + std::to_string(run.id) + " (pid " + std::to_string(run.pid) +
+                          ") is changing " + key + "; try again when it has finished");
+  }
+  return wait_for_dpkg_locks(root, timeout, waiting);
+}
+
 }  // namespace guard

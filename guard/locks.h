@@ -8,6 +8,7 @@
 #include "base/error.h"
 #include "base/root.h"
 #include "base/unique_fd.h"
+#include "guard/state.h"
 
 namespace guard {
 
@@ -31,6 +32,14 @@ class GuardLock {
 // up to `timeout`, calling `waiting(pid, path)` about every 10 s while it waits. Fails
 // (what="locked") at the timeout.
 [[nodiscard]] base::Result<void> wait_for_dpkg_locks(const base::Root& root, std::chrono::seconds timeout,
+                                                     const std::function<void(int, const std::string&)>& waiting);
+
+// For the commands that read the root as a whole (audit, baseline accept), whose findings in
+// the middle of an upgrade would be noise: fails (what="busy") at once while a guarded run of
+// the root `key` recorded in `store` is alive, then waits like wait_for_dpkg_locks.
+// e.g. wait_for_quiet_root(root, "/", store, 300s, waiting).
+[[nodiscard]] base::Result<void> wait_for_quiet_root(const base::Root& root, const std::string& key,
+                                                     const StateStore& store, std::chrono::seconds timeout,
                                                      const std::function<void(int, const std::string&)>& waiting);
 
 }  // namespace guard

@@ -260,6 +260,12 @@ class Layer {
                                   return on_fail(k2, n2, p_.hook.on_fail);
                                 }}});
          }},
+        {"audit",
+         [this](const std::string& k, const toml::node& n) {
+           return table(k, n, {{"close_gate", [this](const std::string& k2, const toml::node& n2) {
+                                  return boolean(k2, n2, p_.audit.close_gate);
+                                }}});
+         }},
         {"custom", [this](const std::string& k, const toml::node& n) { return custom(k, n); }},
     };
     return dispatch("", doc, handlers);
@@ -738,6 +744,7 @@ void set_builtin_origins(Policy& p) {
   set("boot_check.settle_timeout");
   set("boot_check.rollback");
   set("hook.on_fail");
+  set("audit.close_gate");
 }
 
 // ---- rendering ----------------------------------------------------------------------------
@@ -953,6 +960,8 @@ std::string render_policy(const Policy& p) {
 
   r.raw("\n[hook]\n");
   r.line("hook.on_fail", "on_fail", quote(to_string(p.hook.on_fail)));
+  r.raw("\n[audit]\n");
+  r.line("audit.close_gate", "close_gate", p.audit.close_gate ? "true" : "false");
 
   for (const auto& c : p.custom) {
     std::string base = "custom." + c.name;

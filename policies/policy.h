@@ -68,6 +68,13 @@ struct HookPolicy {
   OnFail on_fail = OnFail::block_reboot;
 };
 
+// The scheduled audit (upgrade-guard audit, run daily by upgrade-guard-audit.timer).
+struct AuditPolicy {
+  // Close the reboot gate when the audit finds a blocking finding absent from the accepted
+  // baseline, e.g. a library deleted by hand since the last upgrade.
+  bool close_gate = true;
+};
+
 // Where each setting came from, for `policy show`: key -> "file:line:column" or "built-in".
 using Origins = std::map<std::string, std::string>;
 
@@ -84,6 +91,7 @@ struct Policy {
   BackupPolicy backup;
   BootCheckPolicy boot_check;
   HookPolicy hook;
+  AuditPolicy audit;
   std::chrono::seconds command_timeout{6 * 3600};  // the guarded command's time limit
   Origins origins;
 

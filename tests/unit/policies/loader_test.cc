@@ -51,6 +51,7 @@ void expect_same_settings(const Policy& a, const Policy& b) {
   EXPECT_EQ(a.boot_check.settle_timeout, b.boot_check.settle_timeout);
   EXPECT_EQ(a.boot_check.rollback, b.boot_check.rollback);
   EXPECT_EQ(a.hook.on_fail, b.hook.on_fail);
+  EXPECT_EQ(a.audit.close_gate, b.audit.close_gate);
 }
 
 std::string default_toml_path() {
@@ -103,6 +104,8 @@ TEST(DefaultPolicy, HasTheDocumentedDefaults) {
   EXPECT_EQ(p.boot_check.settle_timeout, std::chrono::minutes(5));
   EXPECT_TRUE(p.boot_check.rollback);
   EXPECT_EQ(p.hook.on_fail, OnFail::block_reboot);
+  EXPECT_TRUE(p.audit.close_gate);
+  EXPECT_EQ(p.origins.at("audit.close_gate"), "built-in");
   EXPECT_TRUE(p.custom.empty());
   EXPECT_EQ(p.origins.at("checks.symlinks.severity"), "built-in");
   EXPECT_EQ(p.origins.at("snapshot.keep"), "built-in");
@@ -280,7 +283,7 @@ INSTANTIATE_TEST_SUITE_P(
                   "FILE:3:1: snapshot.bakend: unknown key (expected one of: backend, required, min_free, keep)"},
         ErrorCase{"unknown_table", "[snapshots]\nkeep = 1\n",
                   "FILE:1:2: snapshots: unknown key (expected one of: on_fail, command_timeout, checks, preserve, "
-                  "services, snapshot, preflight, backup, boot_check, hook, custom)"},
+                  "services, snapshot, preflight, backup, boot_check, hook, audit, custom)"},
         ErrorCase{"unknown_check_id", "[checks.symlink]\nseverity = \"warn\"\n",
                   "FILE:1:9: checks.symlink: unknown check id (known: dpkg-state, package-files, package-hashes, "
                   "libraries, symlinks, boot, mounts, services, critical, space, filesystem, backup, custom)"},
@@ -291,6 +294,10 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"wrong_type_table", "snapshot = 5\n", "FILE:1:12: snapshot: expected a table, got an integer"},
         ErrorCase{"wrong_type_bool", "[boot_check]\nrollback = \"yes\"\n",
                   "FILE:2:12: boot_check.rollback: expected a boolean (true|false), got a string"},
+        ErrorCase{"audit_close_gate_not_bool", "[audit]\nclose_gate = \"no\"\n",
+                  "FILE:2:14: audit.close_gate: expected a boolean (true|false), got a string"},
+        ErrorCase{"audit_unknown_key", "[audit]\nclose_gate = false\nclose = true\n",
+                  "FILE:3:1: audit.close: unknown key (expected one of: close_gate)"},
         ErrorCase{"bad_severity", "[checks.symlinks]\nseverity = \"high\"\n",
                   "FILE:2:12: checks.symlinks.severity: unknown severity 'high' (expected off, info, warn or block)"},
         ErrorCase{"bad_hook_on_fail", "[hook]\non_fail = \"ignore\"\n",
@@ -479,7 +486,9 @@ TEST_F(ConfigDir, LayeredPolicyRoundTripsWithOrigins) {
              "command = [\"/usr/local/bin/fresh\", \"--quote=\\\"x\\\"\", \"back\\\\slash\", \"tab\\there\"]\n"
              "[boot_check]\n"
              "rollback = false\n"
-             "settle_timeout = \"2d\"\n");
+             "settle_timeout = \"2d\"\n"
+             "[audit]\n"
+             "close_gate = false\n");
   write_file(etc("policy.d/50-custom.toml"),
              "[[custom]]\n"
              "name = \"nginx-config\"\n"
@@ -511,6 +520,8 @@ TEST_F(ConfigDir, LayeredPolicyRoundTripsWithOrigins) {
   EXPECT_NE(text.find("min_free = \"1000B\"  # from "), std::string::npos) << text;
   EXPECT_NE(text.find("min_free_boot = \"3KiB\"  # from "), std::string::npos) << text;
   EXPECT_NE(text.find("backend = \"btrfs\"  # from "), std::string::npos) << text;
+  EXPECT_NE(text.find("[audit]\nclose_gate = false  # from " + etc("policy.toml") + ":"), std::string::npos) << text;
+  EXPECT_FALSE(reloaded->audit.close_gate);
   std::istringstream lines(text);
   std::string line;
   int values = 0;
