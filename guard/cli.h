@@ -59,6 +59,7 @@ void add_gate_command(CLI::App& app, CliContext& ctx);
 void add_gate_hold_command(CLI::App& gate, CliContext& ctx);
 void add_audit_command(CLI::App& app, CliContext& ctx);
 void add_recover_command(CLI::App& app, CliContext& ctx);
+void add_boot_check_command(CLI::App& app, CliContext& ctx);  // guard/boot_check_command.cc
 
 int run_cli(int argc, char** argv);
 
