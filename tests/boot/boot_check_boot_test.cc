@@ -95,8 +95,9 @@ TEST_F(BootCheckBootTest, AHealthyTrialBootIsBlessed) {
                           300);
   ASSERT_LE(saved.exit_code, 1) << saved.out << saved.err;
   {
-    // The trial a passing upgrade would leave, written through the store API.
-    auto db = StateStore::open("/proc/" + std::to_string(box_->leader()) + "/root/var/lib/upgrade-guard");
+    // The trial a passing upgrade would leave, written through the store API on the root's
+    // directory (SQLite cannot open its files through /proc/PID/root).
+    auto db = StateStore::open(root_dir_ + "/var/lib/upgrade-guard");
     ASSERT_TRUE(db) << db.error().to_string();
     SnapshotRecord snap;
     snap.id = "20260101-000000-pre-run1";
