@@ -71,7 +71,7 @@ int run_cli(int argc, char** argv) {
     log.stderr_level = o.verbose ? base::LogLevel::info : base::LogLevel::warning;
     base::configure_logging(log);
     // Any invocation reports a run whose guard died (recover says it itself).
-    if (app.got_subcommand("recover")) return;
+    if (app.got_subcommand("recover") || app.got_subcommand("boot-check")) return;
     for (const auto& notice : interrupted_run_notices(o.state_dir))
       std::fprintf(stderr, "upgrade-guard: warning: %s\n", notice.c_str());
   });
@@ -85,6 +85,7 @@ int run_cli(int argc, char** argv) {
   add_history_command(app, ctx);
   add_recover_command(app, ctx);
   add_hook_command(app, ctx);
+  add_boot_check_command(app, ctx);
   add_policy_command(app, ctx);
 
   try {

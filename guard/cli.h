@@ -61,6 +61,7 @@ void add_audit_command(CLI::App& app, CliContext& ctx);
 void add_baseline_command(CLI::App& app, CliContext& ctx);  // baseline accept|show
 void add_recover_command(CLI::App& app, CliContext& ctx);
 void add_hook_command(CLI::App& app, CliContext& ctx);
+void add_boot_check_command(CLI::App& app, CliContext& ctx);  // guard/boot_check_command.cc
 
 int run_cli(int argc, char** argv);
 

@@ -1,11 +1,15 @@
-// The sd-bus adapter for the reboot gate: the only file in guard/ that includes sd-bus.h.
+// The sd-bus adapter for the reboot gate (gate_bus.h) and the post-boot check (boot_bus.h): the
+// only file in guard/ that includes sd-bus.h.
 #include "guard/gate_bus.h"
 
 #include <fcntl.h>
 #include <systemd/sd-bus.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+
+#include "guard/boot_bus.h"
 
 namespace guard {
 namespace {
@@ -119,6 +123,144 @@ class SystemGateBus final : public GateBus {
 
 std::unique_ptr<GateBus> make_system_gate_bus() {
   return std::make_unique<SystemGateBus>();
+}
+
+}  // namespace guard
+
+// ---- The post-boot check's calls (guard/boot_bus.h) ----------------------------------------
+
+namespace guard {
+namespace {
+
+constexpr const char* kSystemd = "org.freedesktop.systemd1";
+constexpr const char* kSystemdPath = "/org/freedesktop/systemd1";
+constexpr const char* kManager = "org.freedesktop.systemd1.Manager";
+constexpr std::uint64_t kCallTimeoutUsec = 25ULL * 1000 * 1000;
+
+class SystemBootBus final : public BootBus {
+ public:
+  base::Result<std::string> system_state() override {
+    return property(kSystemdPath, kManager, "SystemState");
+  }
+
+  base::Result<std::vector<BootJob>> jobs() override {
+    auto reply = call("ListJobs", nullptr);
+    if (!reply) return base::fail(reply.error());
+    std::vector<BootJob> out;
+    sd_bus_message* m = reply->get();
+    int r = sd_bus_message_enter_container(m, SD_BUS_TYPE_ARRAY, "(usssoo)");
+    while (r >= 0) {
+      std::uint32_t id = 0;
+      const char *unit = nullptr, *type = nullptr, *state = nullptr, *job_path = nullptr, *unit_path = nullptr;
+      r = sd_bus_message_read(m, "(usssoo)", &id, &unit, &type, &state, &job_path, &unit_path);
+      if (r <= 0) break;
+      out.push_back(BootJob{unit, state});
+    }
+    if (r < 0) return base::fail_errno("sd_bus_message_read", "ListJobs", -r, "cannot read systemd's job list");
+    return out;
+  }
+
+  base::Result<std::string> unit_active_state(const std::string& unit) override {
+    auto reply = call("LoadUnit", unit.c_str());
+    if (!reply) return base::fail(reply.error());
+    const char* path = nullptr;
+    int r = sd_bus_message_read(reply->get(), "o", &path);
+    if (r < 0) return base::fail_errno("sd_bus_message_read", unit, -r, "LoadUnit gave no object path");
+    return property(path, "org.freedesktop.systemd1.Unit", "ActiveState");
+  }
+
+  base::Result<std::vector<std::string>> failed_units() override {
+    auto b = connect();
+    if (!b) return base::fail(b.error());
+    sd_bus_message* raw_call = nullptr;
+    int r = sd_bus_message_new_method_call(bus_.get(), &raw_call, kSystemd, kSystemdPath, kManager,
+                                           "ListUnitsFiltered");
+    MessagePtr msg(raw_call);
+    if (r >= 0) r = sd_bus_message_append_strv(msg.get(), const_cast<char**>(kFailedFilter));
+    if (r < 0) return base::fail_errno("sd_bus_message_new_method_call", "ListUnitsFiltered", -r);
+    BusError error;
+    sd_bus_message* raw_reply = nullptr;
+    r = sd_bus_call(bus_.get(), msg.get(), kCallTimeoutUsec, error.get(), &raw_reply);
+    MessagePtr reply(raw_reply);
+    if (r < 0)
+      return base::fail(base::Error{"org.freedesktop.systemd1.Manager.ListUnitsFiltered", "", -r, error.describe(r)});
+    std::vector<std::string> out;
+    r = sd_bus_message_enter_container(reply.get(), SD_BUS_TYPE_ARRAY, "(ssssssouso)");
+    while (r >= 0) {
+      const char *name = nullptr, *desc = nullptr, *load = nullptr, *active = nullptr, *sub = nullptr,
+                 *following = nullptr, *path = nullptr, *job_type = nullptr, *job_path = nullptr;
+      std::uint32_t job = 0;
+      r = sd_bus_message_read(reply.get(), "(ssssssouso)", &name, &desc, &load, &active, &sub, &following, &path,
+                              &job, &job_type, &job_path);
+      if (r <= 0) break;
+      out.emplace_back(name);
+    }
+    if (r < 0) return base::fail_errno("sd_bus_message_read", "ListUnitsFiltered", -r);
+    return out;
+  }
+
+  base::Result<void> reboot() override {
+    auto b = connect();
+    if (!b) return base::fail(b.error());
+    BusError error;
+    sd_bus_message* raw_reply = nullptr;
+    int r = sd_bus_call_method(bus_.get(), kSystemd, kSystemdPath, kManager, "StartUnit", error.get(), &raw_reply,
+                               "ss", "reboot.target", "replace-irreversibly");
+    MessagePtr reply(raw_reply);
+    if (r < 0)
+      return base::fail(base::Error{"org.freedesktop.systemd1.Manager.StartUnit", "reboot.target", -r,
+                                    "systemd did not start the reboot: " + error.describe(r)});
+    return {};
+  }
+
+ private:
+  static constexpr const char* kFailedFilter[] = {"failed", nullptr};
+
+  base::Result<void> connect() {
+    if (bus_) return {};
+    auto bus = ::geteuid() == 0 ? connect_private_systemd() : connect_system_bus();
+    if (!bus && ::geteuid() == 0) bus = connect_system_bus();
+    if (!bus) return base::fail(bus.error());
+    bus_ = std::move(*bus);
+    return {};
+  }
+
+  // A Manager method taking one string (or none).
+  base::Result<MessagePtr> call(const char* method, const char* arg) {
+    auto b = connect();
+    if (!b) return base::fail(b.error());
+    BusError error;
+    sd_bus_message* raw_reply = nullptr;
+    int r = arg != nullptr ? sd_bus_call_method(bus_.get(), kSystemd, kSystemdPath, kManager, method, error.get(),
+                                                &raw_reply, "s", arg)
+                           : sd_bus_call_method(bus_.get(), kSystemd, kSystemdPath, kManager, method, error.get(),
+                                                &raw_reply, "");
+    MessagePtr reply(raw_reply);
+    if (r < 0)
+      return base::fail(base::Error{std::string(kManager) + "." + method, arg != nullptr ? arg : "", -r,
+                                    error.describe(r)});
+    return reply;
+  }
+
+  base::Result<std::string> property(const char* path, const char* interface, const char* name) {
+    auto b = connect();
+    if (!b) return base::fail(b.error());
+    BusError error;
+    char* value = nullptr;
+    int r = sd_bus_get_property_string(bus_.get(), kSystemd, path, interface, name, error.get(), &value);
+    if (r < 0) return base::fail(base::Error{std::string(interface) + "." + name, path, -r, error.describe(r)});
+    std::string out(value);
+    std::free(value);
+    return out;
+  }
+
+  BusPtr bus_;
+};
+
+}  // namespace
+
+std::unique_ptr<BootBus> make_system_boot_bus() {
+  return std::make_unique<SystemBootBus>();
 }
 
 }  // namespace guard

@@ -139,6 +139,8 @@ int show_run(const StateStore& store, std::int64_t run_id, bool json) {
   if (!findings) return report_error(findings.error(), kExitEnvironment);
   auto packages = store.package_changes(run_id);
   if (!packages) return report_error(packages.error(), kExitEnvironment);
+  auto trials = store.boot_trials_of_run(run_id);
+  if (!trials) return report_error(trials.error(), kExitEnvironment);
 
   if (json) {
     nlohmann::json out{{"schema", 1}, {"run", run_json(r)}};
@@ -147,6 +149,15 @@ int show_run(const StateStore& store, std::int64_t run_id, bool json) {
     auto& pk = out["packages"] = nlohmann::json::array();
     for (const auto& p : *packages) {
       pk.push_back({{"package", p.package}, {"old_version", p.old_version}, {"new_version", p.new_version}});
+    }
+    auto& tj = out["boot_trials"] = nlohmann::json::array();
+    for (const auto& t : *trials) {
+      tj.push_back({{"id", t.id},
+                    {"snapshot", t.snapshot_id},
+                    {"state", to_string(t.state)},
+                    {"attempts", t.attempts},
+                    {"updated_unix", t.updated_unix},
+                    {"message", t.message}});
     }
     auto& fj = out["findings"] = nlohmann::json::array();
     for (const auto& f : *findings) {
@@ -196,6 +207,14 @@ int show_run(const StateStore& store, std::int64_t run_id, bool json) {
         fmt::print("  {:<32} removed {}\n", p.package, p.old_version);
       else
         fmt::print("  {:<32} {} -> {}\n", p.package, p.old_version, p.new_version);
+    }
+  }
+  if (!trials->empty()) {
+    // Oldest first, like the phases: the trial boot, then the boot after its rollback.
+    fmt::print("boot trials:\n");
+    for (auto t = trials->rbegin(); t != trials->rend(); ++t) {
+      fmt::print("  trial {} {:<11} {} (boots: {}){}{}\n", t->id, to_string(t->state), local_time(t->updated_unix),
+                 t->attempts, t->message.empty() ? "" : ": ", t->message);
     }
   }
   if (findings->empty()) {

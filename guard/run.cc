@@ -24,6 +24,7 @@
 #include "checks/check.h"
 #include "checks/dpkg_diff.h"
 #include "guard/apt_session.h"
+#include "guard/boot_trial.h"
 #include "guard/check_session.h"
 #include "guard/gate.h"
 #include "guard/locks.h"
@@ -508,6 +509,10 @@ RunSummary RunPipeline::finish_after_command(Context& ctx, policies::OnFail on_f
     if (s.snapshot)
       s.notes.push_back("to undo this upgrade: upgrade-guard rollback --to " + *s.snapshot +
                         (ctx.root->is_host_root() ? "" : " --root " + ctx.root->path()));
+    if (s.snapshot) {
+      if (auto note = arm_boot_trial(db, *ctx.root, s.run_id, *s.snapshot, ctx.backend.get()); !note.empty())
+        s.notes.push_back(note);
+    }
     return finish(RunOutcome::passed, kExitOk, "the upgrade passed its checks");
   }
 
@@ -521,7 +526,7 @@ RunSummary RunPipeline::finish_after_command(Context& ctx, policies::OnFail on_f
   }
   if (action == policies::OnFail::rollback) {
     phase(RunPhase::rollback);
-    auto rolled = ctx.backend->rollback(*s.snapshot, {});
+    auto rolled = rollback_with_trial(db, *ctx.root, *ctx.backend, policy_, paths_.state_dir, s.run_id, *s.snapshot);
     if (!rolled) {
       s.notes.push_back("the rollback failed: " + rolled.error().to_string());
       action = policies::OnFail::block_reboot;

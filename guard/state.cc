@@ -1257,29 +1257,46 @@ Result<std::int64_t> StateStore::create_boot_trial(std::optional<std::int64_t> r
   return id;
 }
 
-Result<std::optional<BootTrialRecord>> StateStore::query_boot_trial(std::string_view where,
-                                                                    std::optional<std::int64_t> arg) const {
+Result<std::vector<BootTrialRecord>> StateStore::query_boot_trials(std::string_view where,
+                                                                    std::optional<std::int64_t> arg,
+                                                                    int limit) const {
   auto stmt = prepare(fmt::format("SELECT id, run_id, snapshot_id, created_unix, updated_unix, attempts, state, "
-                                  "message FROM boot_trials {} ORDER BY id DESC LIMIT 1",
-                                  where),
+                                  "message FROM boot_trials {} ORDER BY id DESC LIMIT {}",
+                                  where, limit),
                       "cannot read a boot trial");
   if (!stmt) return fail(stmt.error());
   if (arg) stmt->bind(*arg);
-  auto row = stmt->step();
-  if (!row) return fail(row.error());
-  if (!*row) return std::optional<BootTrialRecord>();
-  BootTrialRecord t;
-  t.id = stmt->integer(0);
-  t.run_id = stmt->opt_integer(1);
-  t.snapshot_id = stmt->text(2);
-  t.created_unix = stmt->integer(3);
-  t.updated_unix = stmt->integer(4);
-  t.attempts = static_cast<int>(stmt->integer(5));
-  auto state = parse_boot_trial_state(stmt->text(6));
-  if (!state) return fail(state.error());
-  t.state = *state;
-  t.message = stmt->text(7);
-  return std::optional<BootTrialRecord>(std::move(t));
+  std::vector<BootTrialRecord> out;
+  for (;;) {
+    auto row = stmt->step();
+    if (!row) return fail(row.error());
+    if (!*row) break;
+    BootTrialRecord t;
+    t.id = stmt->integer(0);
+    t.run_id = stmt->opt_integer(1);
+    t.snapshot_id = stmt->text(2);
+    t.created_unix = stmt->integer(3);
+    t.updated_unix = stmt->integer(4);
+    t.attempts = static_cast<int>(stmt->integer(5));
+    auto state = parse_boot_trial_state(stmt->text(6));
+    if (!state) return fail(state.error());
+    t.state = *state;
+    t.message = stmt->text(7);
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+Result<std::optional<BootTrialRecord>> StateStore::query_boot_trial(std::string_view where,
+                                                                    std::optional<std::int64_t> arg) const {
+  auto trials = query_boot_trials(where, arg, 1);
+  if (!trials) return fail(trials.error());
+  if (trials->empty()) return std::optional<BootTrialRecord>();
+  return std::optional<BootTrialRecord>(std::move(trials->front()));
+}
+
+Result<std::vector<BootTrialRecord>> StateStore::boot_trials_of_run(std::int64_t run_id) const {
+  return query_boot_trials("WHERE run_id = ?", run_id, -1);
 }
 
 Result<std::optional<BootTrialRecord>> StateStore::get_boot_trial(std::int64_t id) const {

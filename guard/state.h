@@ -299,6 +299,9 @@ class StateStore {
   [[nodiscard]] base::Result<std::optional<BootTrialRecord>> get_boot_trial(std::int64_t id) const;
   // The newest trial still pending, if any.
   [[nodiscard]] base::Result<std::optional<BootTrialRecord>> pending_boot_trial() const;
+  // Every trial of run `run_id`, newest first: e.g. the failed trial that was rolled back
+  // and the trial of the restored root after it.
+  [[nodiscard]] base::Result<std::vector<BootTrialRecord>> boot_trials_of_run(std::int64_t run_id) const;
   // Increments attempts and commits; returns the new count.
   [[nodiscard]] base::Result<int> record_boot_attempt(std::int64_t id);
   [[nodiscard]] base::Result<void> set_boot_trial_state(std::int64_t id, BootTrialState state,
@@ -330,6 +333,10 @@ class StateStore {
                                                                           const std::string& arg) const;
   [[nodiscard]] base::Result<std::optional<BootTrialRecord>> query_boot_trial(std::string_view where,
                                                                               std::optional<std::int64_t> arg) const;
+  // limit -1: all.
+  [[nodiscard]] base::Result<std::vector<BootTrialRecord>> query_boot_trials(std::string_view where,
+                                                                             std::optional<std::int64_t> arg,
+                                                                             int limit) const;
 
   DbPtr db_;
   std::string path_;

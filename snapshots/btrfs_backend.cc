@@ -534,7 +534,9 @@ base::Result<void> run_forward(Journal& j, const std::string& top, const std::st
           return base::fail_errno("renameat", top + "/" + j.broken_name);
       }
     }
-    if (j.exchange && path_exists(top + "/" + j.broken_name)) {
+    // A live root's old tree is still the running system until the reboot: read-only now,
+    // every service on it would fail its writes (journald included). It stays writable.
+    if (j.exchange && !j.live && path_exists(top + "/" + j.broken_name)) {
       if (auto r = btrfs::set_read_only(top + "/" + j.broken_name, true); !r) return r;
     }
     if (auto x = finish(RollbackStep::broken_kept); !x) return x;

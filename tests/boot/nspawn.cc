@@ -81,7 +81,9 @@ base::Result<std::string> prepare_boot_root(const std::string& dir) {
   auto lines = base::split(base::trim(*cached), '\n');
   std::string source(base::trim(lines.back()));
   std::string root_dir = dir + "/root";
-  if (auto c = run_ok({"cp", "-a", "--reflink=auto", source, root_dir}); !c) return base::fail(c.error());
+  std::error_code mk;
+  fs::create_directories(root_dir, mk);
+  if (auto c = run_ok({"cp", "-a", "--reflink=auto", source + "/.", root_dir + "/"}); !c) return base::fail(c.error());
 
   if (auto installed = install_guard_into(root_dir); !installed) return base::fail(installed.error());
 
@@ -107,10 +109,10 @@ base::Result<std::string> prepare_boot_root(const std::string& dir) {
   return root_dir;
 }
 
-base::Result<std::unique_ptr<BootedContainer>> BootedContainer::boot(const std::string& root_dir,
-                                                                     const std::string& name,
-                                                                     const std::string& log_path,
-                                                                     std::chrono::seconds timeout) {
+base::Result<std::unique_ptr<BootedContainer>> BootedContainer::start(const std::string& root_dir,
+                                                                      const std::string& name,
+                                                                      const std::string& log_path,
+                                                                      const std::vector<std::string>& extra_args) {
   std::error_code ec;
   fs::create_directories(kPropagationDir, ec);
   if (ec) return base::fail("mkdir", kPropagationDir, ec.message());
@@ -120,8 +122,9 @@ base::Result<std::unique_ptr<BootedContainer>> BootedContainer::boot(const std::
   if (!null) return base::fail_errno("open", "/dev/null");
 
   // Everything the child needs is built before fork: after it only async-signal-safe calls.
-  std::vector<std::string> args{kNspawn, "-q", "--register=no", "--keep-unit", "-M",
-                                name,    "-D", root_dir,        "-b",          "--console=passive"};
+  std::vector<std::string> args{kNspawn, "-q", "--register=no", "--keep-unit", "-M", name, "-D", root_dir};
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  args.insert(args.end(), {"-b", "--console=passive"});
   std::vector<char*> argv;
   argv.reserve(args.size() + 1);
   for (auto& a : args) argv.push_back(a.data());
@@ -146,6 +149,20 @@ base::Result<std::unique_ptr<BootedContainer>> BootedContainer::boot(const std::
     ::_exit(127);
   }
   std::unique_ptr<BootedContainer> box(new BootedContainer(pid, log_path));
+  box->started_ = start;
+  return box;
+}
+
+base::Result<std::unique_ptr<BootedContainer>> BootedContainer::boot(const std::string& root_dir,
+                                                                     const std::string& name,
+                                                                     const std::string& log_path,
+                                                                     std::chrono::seconds timeout,
+                                                                     const std::vector<std::string>& extra_args) {
+  auto started = start(root_dir, name, log_path, extra_args);
+  if (!started) return started;
+  std::unique_ptr<BootedContainer> box = std::move(*started);
+  const pid_t pid = box->nspawn_;
+  const auto start = box->started_;
   const auto deadline = start + timeout;
   auto remaining = [&] {
     return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady_clock::now());

@@ -21,7 +21,8 @@ namespace guard::testing {
 // /usr/sbin/upgrade-guard (plus the host libraries it links that the root lacks, into
 // /usr/local/lib, with ldconfig), the packaging units in /etc/systemd/system (enabled as their
 // [Install] sections say) and the molly-guard hook in /etc/molly-guard/run.d. Returns the
-// root's path, e.g. "/tmp/ug-boot.X1/root".
+// root's path, e.g. "/tmp/ug-boot.X1/root". `dir`/root may exist already (an empty btrfs
+// subvolume): the root is copied into it.
 [[nodiscard]] base::Result<std::string> prepare_boot_root(const std::string& dir);
 
 // A booted container. Destruction always ends it: SIGTERM to nspawn (a clean halt), then
@@ -31,10 +32,17 @@ class BootedContainer {
  public:
   // Boots `root_dir` (e.g. "/tmp/ug-boot.X1/root") as machine `name` and waits until
   // `systemctl is-system-running --wait` inside says running or degraded, at most `timeout`.
-  // nspawn's console output goes to `log_path`.
+  // nspawn's console output goes to `log_path`. `extra_args` go to systemd-nspawn before -b,
+  // e.g. {"--bind=/dev/loop7"} so the container can mount its own btrfs top level.
   [[nodiscard]] static base::Result<std::unique_ptr<BootedContainer>> boot(
       const std::string& root_dir, const std::string& name, const std::string& log_path,
-      std::chrono::seconds timeout = std::chrono::seconds(120));
+      std::chrono::seconds timeout = std::chrono::seconds(120), const std::vector<std::string>& extra_args = {});
+  // Starts nspawn like boot() and returns at once, e.g. for a boot that is expected to end by
+  // itself (wait_exit); exec() is not usable on it.
+  [[nodiscard]] static base::Result<std::unique_ptr<BootedContainer>> start(const std::string& root_dir,
+                                                                            const std::string& name,
+                                                                            const std::string& log_path,
+                                                                            const std::vector<std::string>& extra_args);
 
   BootedContainer(const BootedContainer&) = delete;
   BootedContainer& operator=(const BootedContainer&) = delete;
@@ -58,6 +66,7 @@ class BootedContainer {
   BootedContainer(pid_t nspawn, std::string log_path) : nspawn_(nspawn), log_path_(std::move(log_path)) {}
 
   pid_t nspawn_ = -1;
+  std::chrono::steady_clock::time_point started_;
   pid_t leader_ = -1;
   bool exited_ = false;
   int status_ = 0;

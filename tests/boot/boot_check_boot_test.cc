@@ -1,0 +1,226 @@
+// The post-boot health check on a real booted Debian 12 (systemd 252) in systemd-nspawn: a
+// healthy trial boot is blessed; a trial boot whose required unit fails is rolled back to the
+// pre-upgrade btrfs snapshot exactly once, and the boot after the rollback closes the gate
+// instead of rolling back again.
+//
+// nspawn notes (what works on this machine): the container's root is a btrfs subvolume on a
+// loop image, booted with `-D <top>/root`; inside, /proc/self/mountinfo shows "/" as
+// /dev/loopN with fs root "/root", so the guard mounts the top level itself, which needs the
+// device node: `--bind=/dev/loopN` gives it (and nspawn allows the device). A reboot inside
+// ends nspawn; the test boots the same path again, which after the RENAME_EXCHANGE names the
+// restored tree, exactly as a real machine's next boot would.
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <thread>
+
+#include "base/strings.h"
+#include "guard/state.h"
+#include "tests/boot/nspawn.h"
+#include "tests/common/test_env.h"
+#include "tests/system/loop_image.h"
+
+namespace guard::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+
+std::string machine_name() {
+  static std::atomic<int> counter{0};
+  return "ug-bc-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
+}
+
+constexpr const char* kUnit = "upgrade-guard-boot-check.service";
+
+class BootCheckBootTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!is_root()) UG_SKIP_OR_FAIL("needs root to boot a container with systemd-nspawn");
+    if (!fs::exists("/usr/bin/systemd-nspawn") || !fs::exists("/usr/bin/nsenter"))
+      UG_SKIP_OR_FAIL("needs systemd-nspawn and nsenter (apt-get install systemd-container util-linux)");
+  }
+
+  // Boots root_dir_ and waits until it runs; `label` names the boot in the printed timings.
+  void boot(const std::string& label) {
+    auto box = BootedContainer::boot(root_dir_, machine_name(), tmp_ / ("console-" + label + ".log"),
+                                     std::chrono::seconds(180), nspawn_args_);
+    ASSERT_TRUE(box) << box.error().to_string();
+    box_ = std::move(*box);
+    std::printf("[ boot     ] %s: running after %lld ms\n", label.c_str(),
+                static_cast<long long>(box_->boot_time().count()));
+  }
+
+  // `systemctl reboot` inside, then nspawn exits.
+  void reboot() {
+    auto r = box_->exec({"systemctl", "reboot"});
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    ASSERT_TRUE(box_->wait_exit(std::chrono::seconds(60))) << box_->log();
+    box_.reset();
+  }
+
+  std::string output(const std::vector<std::string>& argv) { return std::string(base::trim(box_->exec(argv).out)); }
+  std::string journal() { return box_->exec({"journalctl", "-u", kUnit, "-b", "--no-pager", "-o", "cat"}).out; }
+
+  // How long boot-check's process ran, from its unit's monotonic timestamps.
+  long long service_ms() {
+    auto start = output({"systemctl", "show", "-P", "ExecMainStartTimestampMonotonic", kUnit});
+    auto exit = output({"systemctl", "show", "-P", "ExecMainExitTimestampMonotonic", kUnit});
+    return (std::atoll(exit.c_str()) - std::atoll(start.c_str())) / 1000;
+  }
+
+  StateStore store() {
+    auto db = StateStore::open(root_dir_ + "/var/lib/upgrade-guard");
+    EXPECT_TRUE(db) << db.error().to_string();
+    return std::move(*db);
+  }
+
+  TempDir tmp_{"ug-bootcheck"};
+  std::string root_dir_;
+  std::vector<std::string> nspawn_args_;
+  std::unique_ptr<LoopImage> image_;      // declared before box_: outlives the container
+  std::unique_ptr<BootedContainer> box_;  // ended first
+};
+
+TEST_F(BootCheckBootTest, AHealthyTrialBootIsBlessed) {
+  auto root = prepare_boot_root(tmp_.path());
+  ASSERT_TRUE(root) << root.error().to_string();
+  root_dir_ = *root;
+  ASSERT_NO_FATAL_FAILURE(boot("first"));
+  // No state yet: the unit's condition skips it on an ordinary boot.
+  EXPECT_EQ(output({"systemctl", "show", "-P", "ConditionResult", kUnit}), "no");
+  auto saved = box_->exec({"upgrade-guard", "check", "--checks", "dpkg-state,boot,mounts,services,critical",
+                           "--baseline", "save"},
+                          300);
+  ASSERT_LE(saved.exit_code, 1) << saved.out << saved.err;
+  {
+    // The trial a passing upgrade would leave, written through the store API on the root's
+    // directory (SQLite cannot open its files through /proc/PID/root).
+    auto db = StateStore::open(root_dir_ + "/var/lib/upgrade-guard");
+    ASSERT_TRUE(db) << db.error().to_string();
+    SnapshotRecord snap;
+    snap.id = "20260101-000000-pre-run1";
+    snap.backend = "btrfs";
+    snap.root = "/";
+    snap.location = snap.id;
+    ASSERT_TRUE(db->record_snapshot(snap));
+    ASSERT_TRUE(db->create_boot_trial(std::nullopt, snap.id));
+  }
+  ASSERT_NO_FATAL_FAILURE(reboot());
+
+  ASSERT_NO_FATAL_FAILURE(boot("trial"));
+  EXPECT_EQ(output({"systemctl", "show", "-P", "Result", kUnit}), "success") << journal();
+  EXPECT_EQ(output({"systemctl", "is-active", kUnit}), "active");
+  EXPECT_NE(journal().find("blessed"), std::string::npos) << journal();
+  std::printf("[ measure  ] boot-check ran %lld ms on a healthy trial boot\n", service_ms());
+  auto db = store();
+  auto trial = db.get_boot_trial(1);
+  ASSERT_TRUE(trial && *trial);
+  EXPECT_EQ((*trial)->state, BootTrialState::blessed) << (*trial)->message;
+  EXPECT_EQ((*trial)->attempts, 1);
+  auto snap = db.get_snapshot("20260101-000000-pre-run1");
+  ASSERT_TRUE(snap && *snap);
+  EXPECT_TRUE((*snap)->known_good);
+  EXPECT_FALSE(*db.pending_boot_trial());
+}
+
+// The test's application: fails once the "upgrade" left /srv/ug-app/broken, data that the
+// rollback carries (preserve /srv), so the restored root fails the same way.
+void install_app(const std::string& root) {
+  write_file(root + "/usr/local/bin/ug-app", "#!/bin/sh\ntest ! -e /srv/ug-app/broken\n", 0755);
+  write_file(root + "/etc/systemd/system/ug-app.service",
+             "[Unit]\nDescription=boot test application\n\n[Service]\nType=oneshot\nRemainAfterExit=yes\n"
+             "ExecStart=/usr/local/bin/ug-app\n\n[Install]\nWantedBy=multi-user.target\n");
+  make_symlink("/etc/systemd/system/ug-app.service", root + "/etc/systemd/system/multi-user.target.wants/ug-app.service");
+  write_file(root + "/usr/local/sbin/ug-fake-upgrade",
+             "#!/bin/sh\nset -e\ntouch /etc/ug-upgraded\nmkdir -p /srv/ug-app\ntouch /srv/ug-app/broken\n", 0755);
+  // The per-file package checks are the run's business, not this test's: off for speed.
+  write_file(root + "/etc/upgrade-guard/policy.d/50-boot-test.toml",
+             "[services]\nrequired = [\"ug-app.service\"]\n\n[snapshot]\nrequired = true\nmin_free = \"100MiB\"\n\n"
+             "[preflight]\nmin_free_root = \"100MiB\"\n\n"
+             "[checks.libraries]\nseverity = \"off\"\n[checks.package-hashes]\nseverity = \"off\"\n"
+             "[checks.package-files]\nseverity = \"off\"\n[checks.symlinks]\nseverity = \"off\"\n",
+             0644);
+}
+
+TEST_F(BootCheckBootTest, AFailedRequiredUnitRollsBackExactlyOnce) {
+  image_ = std::make_unique<LoopImage>(tmp_ / "image", 6ULL << 30, "btrfs");
+  ASSERT_TRUE(image_->ok()) << image_->error();
+  const std::string top = tmp_ / "top";
+  ASSERT_TRUE(image_->mount(top, "subvolid=5"));
+  ASSERT_TRUE(run({"btrfs", "subvolume", "create", top + "/root"}).ok());
+  auto root = prepare_boot_root(top);
+  ASSERT_TRUE(root) << root.error().to_string();
+  root_dir_ = *root;
+  write_file(root_dir_ + "/etc/fstab", "UUID=" + image_->uuid() + " / btrfs subvol=root,defaults 0 0\n");
+  install_app(root_dir_);
+  make_dirs(root_dir_ + "/var/log/journal");  // persistent: the trial boot's journal stays in the broken root
+  nspawn_args_ = {"--bind=" + image_->device()};
+
+  // Boot 1: the guarded "upgrade" passes its checks; the next boot is a trial.
+  ASSERT_NO_FATAL_FAILURE(boot("before the upgrade"));
+  EXPECT_EQ(output({"systemctl", "is-active", "ug-app.service"}), "active");
+  // The container's "/" is the subvolume, on the loop device whose node was bound in.
+  auto mountinfo = box_->exec({"cat", "/proc/self/mountinfo"}).out;
+  EXPECT_NE(mountinfo.find(" /root / "), std::string::npos) << mountinfo;
+  EXPECT_NE(mountinfo.find("btrfs " + image_->device()), std::string::npos) << mountinfo;
+  auto upgraded = box_->exec({"upgrade-guard", "run", "--", "/usr/local/sbin/ug-fake-upgrade"}, 900);
+  ASSERT_EQ(upgraded.exit_code, 0) << upgraded.out << upgraded.err;
+  EXPECT_NE(upgraded.out.find("the next boot is trial 1"), std::string::npos) << upgraded.err << upgraded.out;
+  ASSERT_NO_FATAL_FAILURE(reboot());
+
+  // Boot 2, the trial: ug-app fails, boot-check rolls back and reboots, which ends nspawn.
+  auto start = std::chrono::steady_clock::now();
+  auto trial_boot = BootedContainer::start(root_dir_, machine_name(), tmp_ / "console-trial.log", nspawn_args_);
+  ASSERT_TRUE(trial_boot) << trial_boot.error().to_string();
+  bool ended = (*trial_boot)->wait_exit(std::chrono::seconds(120));
+  std::printf("[ measure  ] trial boot, boot-check, rollback and reboot: %s after %lld ms\n",
+              ended ? "nspawn exited" : "nspawn still running (stopped by the test)",
+              static_cast<long long>(
+                  std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - start).count()));
+  trial_boot->reset();
+  // What boot-check decided, from the trial boot's persistent journal, kept in the broken root.
+  std::string trial_journal;
+  for (const auto& e : fs::directory_iterator(top + "/@upgrade-guard")) {
+    if (e.path().filename().string().find("broken") == std::string::npos) continue;
+    trial_journal = run({"journalctl", "--directory=" + e.path().string() + "/var/log/journal", "--no-pager", "-o",
+                         "cat"},
+                        60)
+                        .out;
+  }
+  EXPECT_NE(trial_journal.find("rebooting into the restored root"), std::string::npos) << trial_journal;
+  // The same path now names the restored root: no marker of the upgrade, the carried data kept.
+  EXPECT_FALSE(fs::exists(root_dir_ + "/etc/ug-upgraded"));
+  EXPECT_TRUE(fs::exists(root_dir_ + "/srv/ug-app/broken"));
+  {
+    auto db = store();
+    auto first = db.get_boot_trial(1);
+    ASSERT_TRUE(first && *first);
+    EXPECT_EQ((*first)->state, BootTrialState::rolled_back) << (*first)->message;
+    EXPECT_NE((*first)->message.find("required unit ug-app.service is failed"), std::string::npos)
+        << (*first)->message;
+    auto second = db.pending_boot_trial();
+    ASSERT_TRUE(second && *second) << "the boot after the rollback is not a trial";
+  }
+
+  // Boot 3, the restored root: still failing (the carried data), but no second rollback.
+  ASSERT_NO_FATAL_FAILURE(boot("after the rollback"));
+  EXPECT_EQ(output({"systemctl", "show", "-P", "Result", kUnit}), "exit-code") << journal();
+  EXPECT_NE(journal().find("rolled back once already"), std::string::npos) << journal();
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  ASSERT_TRUE(box_->running()) << "the restored root rebooted again:\n" << box_->log();
+  EXPECT_EQ(box_->exec({"upgrade-guard", "gate", "status"}).exit_code, 1);
+  EXPECT_FALSE(fs::exists(root_dir_ + "/etc/ug-upgraded"));
+  auto history = box_->exec({"upgrade-guard", "history", "--run", "1"});
+  EXPECT_NE(history.out.find("rolled-back"), std::string::npos) << history.out << history.err;
+  auto db = store();
+  auto trials = db.boot_trials_of_run(1);
+  ASSERT_TRUE(trials);
+  ASSERT_EQ(trials->size(), 2U);
+  EXPECT_EQ((*trials)[0].state, BootTrialState::failed) << (*trials)[0].message;
+  EXPECT_EQ((*trials)[1].state, BootTrialState::rolled_back);
+}
+
+}  // namespace
+}  // namespace guard::testing

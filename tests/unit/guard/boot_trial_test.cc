@@ -1,0 +1,366 @@
+// The trial boot: decisions, the GRUB counter in a real 1024-byte grubenv block, and
+// run_boot_check end to end on a fake root with a fake systemd that records what it was asked.
+#include "guard/boot_trial.h"
+
+#include <gmock/gmock.h>
+#include <filesystem>
+#include <gtest/gtest.h>
+
+#include "guard/boot_check.h"
+#include "guard/check_session.h"
+#include "guard/gate.h"
+#include "tests/common/test_env.h"
+
+namespace guard {
+namespace {
+
+using guard::testing::read_file;
+using guard::testing::TempDir;
+using guard::testing::write_file;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+// ---- Command line ---------------------------------------------------------------------------
+
+TEST(BootTrialCmdline, RollbackIsOnUnlessTurnedOff) {
+  EXPECT_TRUE(cmdline_allows_rollback(""));
+  EXPECT_TRUE(cmdline_allows_rollback("BOOT_IMAGE=/vmlinuz root=UUID=1 ro quiet\n"));
+  EXPECT_FALSE(cmdline_allows_rollback("BOOT_IMAGE=/vmlinuz ro upgrade-guard.rollback=0\n"));
+  EXPECT_FALSE(cmdline_allows_rollback("upgrade-guard.rollback=no"));
+  EXPECT_FALSE(cmdline_allows_rollback("upgrade-guard.rollback=off quiet"));
+  EXPECT_TRUE(cmdline_allows_rollback("upgrade-guard.rollback=1"));
+  // The last occurrence wins, like the kernel's own parameters.
+  EXPECT_TRUE(cmdline_allows_rollback("upgrade-guard.rollback=0 upgrade-guard.rollback=1"));
+  // Another parameter that merely contains the text does not count.
+  EXPECT_TRUE(cmdline_allows_rollback("x.upgrade-guard.rollback=0 myupgrade-guard.rollback=0"));
+}
+
+// ---- Decisions ------------------------------------------------------------------------------
+
+TEST(BootTrialDecision, HealthyIsBlessedWhateverElse) {
+  TrialFacts f;
+  f.healthy = true;
+  f.upgrade_already_rolled_back = true;
+  f.attempts = 3;
+  EXPECT_EQ(decide_trial(f).action, TrialAction::bless);
+}
+
+TEST(BootTrialDecision, FirstFailedTrialRollsBack) {
+  TrialFacts f;
+  f.healthy = false;
+  auto d = decide_trial(f);
+  EXPECT_EQ(d.action, TrialAction::roll_back);
+  EXPECT_THAT(d.why, HasSubstr("rolling back"));
+}
+
+TEST(BootTrialDecision, EachGuardAgainstARollbackClosesTheGateAndSaysWhy) {
+  TrialFacts base;
+  base.healthy = false;
+  auto with = [&](auto change) {
+    TrialFacts f = base;
+    change(f);
+    return decide_trial(f);
+  };
+  auto policy = with([](TrialFacts& f) { f.policy_rollback = false; });
+  EXPECT_EQ(policy.action, TrialAction::close_gate);
+  EXPECT_THAT(policy.why, HasSubstr("boot_check.rollback"));
+  auto cmdline = with([](TrialFacts& f) { f.cmdline_allows_rollback = false; });
+  EXPECT_EQ(cmdline.action, TrialAction::close_gate);
+  EXPECT_THAT(cmdline.why, HasSubstr("upgrade-guard.rollback=0"));
+  auto twice = with([](TrialFacts& f) { f.upgrade_already_rolled_back = true; });
+  EXPECT_EQ(twice.action, TrialAction::close_gate);
+  EXPECT_THAT(twice.why, HasSubstr("rolled back once already"));
+  auto second_boot = with([](TrialFacts& f) { f.attempts = 2; });
+  EXPECT_EQ(second_boot.action, TrialAction::close_gate);
+  EXPECT_THAT(second_boot.why, HasSubstr("boot 2 of the trial"));
+  auto no_snapshot = with([](TrialFacts& f) { f.can_roll_back = false; });
+  EXPECT_EQ(no_snapshot.action, TrialAction::close_gate);
+}
+
+TEST(BootTrialSettle, WaitsForEveryJobButItsOwn) {
+  const std::string me = "upgrade-guard-boot-check.service";
+  EXPECT_FALSE(boot_settled("initializing", {}, me));
+  EXPECT_TRUE(boot_settled("running", {{"x.service", "running"}}, me));
+  EXPECT_TRUE(boot_settled("degraded", {}, me));
+  EXPECT_FALSE(boot_settled("starting", {{me, "running"}, {"nginx.service", "running"}}, me));
+  EXPECT_TRUE(boot_settled("starting", {{me, "running"}}, me));
+  // Waiting with nothing running: they wait for boot-check itself.
+  EXPECT_TRUE(boot_settled("starting", {{me, "running"}, {"late.service", "waiting"}}, me));
+}
+
+// ---- GRUB counter ---------------------------------------------------------------------------
+
+TEST(BootTrialGrub, PicksTheNewestKernelThatHasAnInitrd) {
+  EXPECT_EQ(newest_bootable_kernel({"vmlinuz-6.1.0-17-amd64", "initrd.img-6.1.0-17-amd64", "vmlinuz-6.1.0-18-amd64",
+                                    "config-6.1.0-18-amd64", "System.map-6.1.0-17-amd64"}),
+            "6.1.0-17-amd64");
+  EXPECT_EQ(newest_bootable_kernel({"vmlinuz-6.1.0-9-amd64", "initrd.img-6.1.0-9-amd64", "vmlinuz-6.1.0-10-amd64",
+                                    "initrd.img-6.1.0-10-amd64"}),
+            "6.1.0-10-amd64");
+  EXPECT_EQ(newest_bootable_kernel({"grub", "vmlinuz-6.1.0-9-amd64.dpkg-tmp", "initrd.img-6.1.0-9-amd64.dpkg-tmp"}),
+            std::nullopt);
+}
+
+TEST(BootTrialGrub, FallbackEntryPointsIntoTheSnapshotSubvolume) {
+  auto in_root = fallback_boot("3f1c-aa", "20260122-101500-pre-run12", false, "6.1.0-18-amd64");
+  EXPECT_EQ(in_root.linux_path, "/@upgrade-guard/20260122-101500-pre-run12/boot/vmlinuz-6.1.0-18-amd64");
+  EXPECT_EQ(in_root.initrd_path, "/@upgrade-guard/20260122-101500-pre-run12/boot/initrd.img-6.1.0-18-amd64");
+  EXPECT_EQ(in_root.rootflags, "subvol=@upgrade-guard/20260122-101500-pre-run12");
+  EXPECT_EQ(in_root.fs_uuid, "3f1c-aa");
+  // A separate /boot was captured beside the snapshot.
+  auto captured = fallback_boot("3f1c-aa", "S", true, "6.1.0-18-amd64");
+  EXPECT_EQ(captured.linux_path, "/@upgrade-guard/S.boot/vmlinuz-6.1.0-18-amd64");
+  EXPECT_EQ(captured.rootflags, "subvol=@upgrade-guard/S");
+}
+
+std::string grubenv_with(const std::vector<std::pair<std::string, std::string>>& vars) {
+  checks::GrubEnv env;
+  for (const auto& [k, v] : vars) env.set(k, v);
+  auto text = checks::render_grubenv(env);
+  EXPECT_TRUE(text) << text.error().to_string();
+  return *text;
+}
+
+TEST(BootTrialGrub, ArmAndDisarmKeepTheBlockAndOtherVariables) {
+  std::string before = grubenv_with({{"saved_entry", "gnulinux-advanced-3f1c>gnulinux-6.1.0-18-amd64-advanced-3f1c"},
+                                     {"next_entry", ""}});
+  auto env = checks::parse_grubenv(before);
+  ASSERT_TRUE(env);
+  arm_grub_counter(*env, 7, fallback_boot("3f1c", "S", false, "6.1.0-18-amd64"));
+  auto armed = checks::render_grubenv(*env);
+  ASSERT_TRUE(armed) << armed.error().to_string();
+  EXPECT_EQ(armed->size(), 1024U);
+  EXPECT_EQ(armed->back(), '#');  // padded with '#'
+  EXPECT_THAT(*armed, HasSubstr("\nug_trial=7\nug_boots_left=1\n"));
+  EXPECT_THAT(*armed, HasSubstr("\nug_fallback_rootflags=subvol=@upgrade-guard/S\n"));
+  auto reread = checks::parse_grubenv(*armed);
+  ASSERT_TRUE(reread);
+  EXPECT_EQ(reread->get("saved_entry"), "gnulinux-advanced-3f1c>gnulinux-6.1.0-18-amd64-advanced-3f1c");
+  EXPECT_EQ(reread->get("ug_fallback_linux"), "/@upgrade-guard/S/boot/vmlinuz-6.1.0-18-amd64");
+
+  EXPECT_TRUE(disarm_grub_counter(*reread));
+  EXPECT_FALSE(disarm_grub_counter(*reread));
+  auto after = checks::render_grubenv(*reread);
+  ASSERT_TRUE(after);
+  EXPECT_EQ(*after, before);  // exactly the block GRUB had before the trial
+}
+
+TEST(BootTrialGrub, AnArmTooLongForTheBlockIsRefusedAndACorruptHeaderToo) {
+  checks::GrubEnv env;
+  env.set("saved_entry", std::string(700, 'x'));
+  arm_grub_counter(env, 1, fallback_boot(std::string(36, 'u'), std::string(60, 's'), false, "6.1.0-18-amd64"));
+  auto text = checks::render_grubenv(env);
+  ASSERT_FALSE(text);
+  EXPECT_THAT(text.error().to_string(), HasSubstr("1024-byte GRUB environment block"));
+  std::string corrupt = grubenv_with({{"saved_entry", "0"}});
+  corrupt[2] = 'X';
+  EXPECT_FALSE(checks::parse_grubenv(corrupt));
+}
+
+TEST(BootTrialGrub, ScriptCountsDownAndFallsBackOnlyWhileATrialIsArmed) {
+  std::string s = render_grub_trial_script();
+  EXPECT_THAT(s, HasSubstr("if [ -n \"${ug_trial}\" ]; then"));
+  EXPECT_THAT(s, HasSubstr("if [ \"${ug_boots_left}\" = \"0\" ]; then\n    set default=\"upgrade-guard-fallback\""));
+  EXPECT_THAT(s, HasSubstr("set ug_boots_left=0\n    save_env ug_boots_left"));
+  EXPECT_THAT(s, HasSubstr("--id upgrade-guard-fallback {"));
+  EXPECT_THAT(s, HasSubstr("linux \"${ug_fallback_linux}\" root=UUID=${ug_fallback_uuid} ro "
+                           "rootflags=${ug_fallback_rootflags}"));
+  EXPECT_THAT(s, HasSubstr("export ug_fallback_linux"));  // seen inside the menu entry
+  // Every `if` is closed.
+  std::size_t ifs = 0, fis = 0;
+  for (std::size_t at = s.find("if ["); at != std::string::npos; at = s.find("if [", at + 1)) ++ifs;
+  for (std::size_t at = s.find("\nfi"); at != std::string::npos; at = s.find("\nfi", at + 1)) ++fis;
+  for (std::size_t at = s.find("  fi\n"); at != std::string::npos; at = s.find("  fi\n", at + 1)) ++fis;
+  EXPECT_EQ(ifs, fis) << s;
+}
+
+// ---- Rollback options -----------------------------------------------------------------------
+
+TEST(BootTrialRollback, TheLiveRootCarriesTheStateDirectory) {
+  policies::Policy policy;
+  policy.preserve = {"/home", "/var/log"};
+  auto live = base::Root::open("/");
+  ASSERT_TRUE(live);
+  auto opts = rollback_keeping_state(policy, *live, "/var/lib/upgrade-guard");
+  ASSERT_TRUE(opts.preserve);
+  EXPECT_THAT(*opts.preserve, ElementsAre("/home", "/var/log", "/var/lib/upgrade-guard"));
+  TempDir tmp;
+  auto other = base::Root::open(tmp.path());
+  ASSERT_TRUE(other);
+  EXPECT_THAT(*rollback_keeping_state(policy, *other, tmp / "state").preserve, ElementsAre("/home", "/var/log"));
+}
+
+// ---- State: trials of a run -----------------------------------------------------------------
+
+TEST(BootTrialState, TrialsOfARunNewestFirstWithTheirTransitions) {
+  TempDir tmp;
+  auto db = StateStore::open(tmp / "state");
+  ASSERT_TRUE(db);
+  auto run = db->begin_run("/", {"apt-get", "dist-upgrade"}, 1);
+  ASSERT_TRUE(run);
+  auto first = db->create_boot_trial(*run, "S");
+  ASSERT_TRUE(first);
+  EXPECT_EQ(*db->record_boot_attempt(*first), 1);
+  ASSERT_TRUE(db->set_boot_trial_state(*first, BootTrialState::rolled_back, "app.service failed"));
+  auto second = db->create_boot_trial(*run, "S");
+  ASSERT_TRUE(second);
+  auto other_run = db->begin_run("/", {"apt-get", "upgrade"}, 1);
+  ASSERT_TRUE(db->create_boot_trial(*other_run, "T"));
+  auto trials = db->boot_trials_of_run(*run);
+  ASSERT_TRUE(trials);
+  ASSERT_EQ(trials->size(), 2U);
+  EXPECT_EQ((*trials)[0].id, *second);
+  EXPECT_EQ((*trials)[0].state, BootTrialState::pending);
+  EXPECT_EQ((*trials)[1].state, BootTrialState::rolled_back);
+  EXPECT_EQ((*trials)[1].attempts, 1);
+  EXPECT_EQ((*trials)[1].message, "app.service failed");
+}
+
+// ---- run_boot_check with a fake systemd -----------------------------------------------------
+
+// Records what boot-check asked; answers from its fields.
+class FakeBootBus final : public BootBus {
+ public:
+  std::vector<std::string> states{"starting", "running"};
+  std::map<std::string, std::string> active;  // unit -> ActiveState
+  std::vector<std::string> failed;
+  int state_calls = 0;
+  int reboots = 0;
+
+  base::Result<std::string> system_state() override {
+    auto i = std::min<std::size_t>(state_calls++, states.size() - 1);
+    return states[i];
+  }
+  base::Result<std::vector<BootJob>> jobs() override {
+    return std::vector<BootJob>{{"upgrade-guard-boot-check.service", "running"}, {"slow.service", "running"}};
+  }
+  base::Result<std::string> unit_active_state(const std::string& unit) override {
+    auto it = active.find(unit);
+    return it == active.end() ? std::string("inactive") : it->second;
+  }
+  base::Result<std::vector<std::string>> failed_units() override { return failed; }
+  base::Result<void> reboot() override {
+    ++reboots;
+    return {};
+  }
+};
+
+class BootCheckTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    guard::testing::make_dirs(tmp_ / "root/etc");
+    write_file(tmp_ / "cmdline", "BOOT_IMAGE=/vmlinuz ro quiet\n");
+    options_.root = tmp_ / "root";
+    options_.state_dir = tmp_ / "state";
+    boot_.run_dir = tmp_ / "run";
+    boot_.cmdline_path = tmp_ / "cmdline";
+    boot_.poll = std::chrono::milliseconds(1);
+    policy_.required_services = {"app.service"};
+    bus_.active["app.service"] = "active";
+    auto db = StateStore::open(options_.state_dir);
+    ASSERT_TRUE(db);
+    run_ = *db->begin_run(options_.root, {"apt-get", "dist-upgrade"}, 1);
+    ASSERT_TRUE(db->finish_run(run_, RunOutcome::passed, 0, "passed"));
+    trial_ = *db->create_boot_trial(run_, "S");
+    // The fake root's findings (no /sbin/init...) are its accepted baseline.
+    CheckSessionOptions all;
+    all.check_ids = boot_check_ids();
+    auto baseline = run_check_session(options_, policy_, all);
+    ASSERT_TRUE(baseline);
+    std::vector<std::string> keys;
+    for (const auto& f : baseline->report.findings) keys.push_back(f.key());
+    ASSERT_TRUE(db->save_baseline(options_.root, keys));
+  }
+
+  BootTrialRecord trial() {
+    auto db = StateStore::open(options_.state_dir);
+    return **db->get_boot_trial(trial_);
+  }
+
+  TempDir tmp_;
+  GlobalOptions options_;
+  policies::Policy policy_;
+  BootCheckOptions boot_;
+  FakeBootBus bus_;
+  std::int64_t run_ = 0;
+  std::int64_t trial_ = 0;
+};
+
+TEST_F(BootCheckTest, NoTrialIsAQuickNoOp) {
+  GlobalOptions empty = options_;
+  empty.state_dir = tmp_ / "nothing";
+  auto s = run_boot_check(empty, policy_, bus_, boot_);
+  EXPECT_EQ(s.exit_code, kExitOk);
+  EXPECT_EQ(s.message, "no boot trial pending");
+  EXPECT_EQ(bus_.state_calls, 0);
+  EXPECT_FALSE(std::filesystem::exists(tmp_ / "nothing"));  // never creates the store
+}
+
+TEST_F(BootCheckTest, AHealthyBootIsBlessedAfterItSettles) {
+  auto s = run_boot_check(options_, policy_, bus_, boot_);
+  EXPECT_EQ(s.exit_code, kExitOk) << render_boot_check(s);
+  EXPECT_EQ(s.action, TrialAction::bless);
+  EXPECT_TRUE(s.problems.empty()) << render_boot_check(s);
+  EXPECT_EQ(bus_.state_calls, 2);  // "starting" with slow.service running, then "running"
+  EXPECT_EQ(trial().state, BootTrialState::blessed);
+  EXPECT_EQ(trial().attempts, 1);
+  // Later boots find nothing pending.
+  EXPECT_EQ(run_boot_check(options_, policy_, bus_, boot_).message, "no boot trial pending");
+}
+
+TEST_F(BootCheckTest, AFailedRequiredUnitClosesTheGateWhenRollbackIsOffOnTheCommandLine) {
+  bus_.active["app.service"] = "failed";
+  bus_.failed = {"app.service", "other.service"};
+  write_file(tmp_ / "cmdline", "BOOT_IMAGE=/vmlinuz ro upgrade-guard.rollback=0\n");
+  auto s = run_boot_check(options_, policy_, bus_, boot_);
+  EXPECT_EQ(s.exit_code, kExitChecksFailed) << render_boot_check(s);
+  EXPECT_EQ(s.action, TrialAction::close_gate);
+  EXPECT_THAT(s.problems, ElementsAre("required unit app.service is failed", "unit other.service failed"));
+  EXPECT_EQ(bus_.reboots, 0);
+  EXPECT_EQ(trial().state, BootTrialState::failed);
+  EXPECT_THAT(trial().message, HasSubstr("upgrade-guard.rollback=0"));
+  auto db = StateStore::open(options_.state_dir);
+  auto gate = db->get_gate();
+  ASSERT_TRUE(gate);
+  EXPECT_TRUE(gate->closed);
+  EXPECT_THAT(gate->reason, HasSubstr("required unit app.service is failed"));
+  EXPECT_EQ(read_file(gate_file_path(options_.state_dir)).substr(0, 7), "closed\n");
+}
+
+TEST_F(BootCheckTest, ASecondBootOfTheSameTrialNeverRollsBack) {
+  {
+    auto db = StateStore::open(options_.state_dir);
+    ASSERT_TRUE(db->record_boot_attempt(trial_));  // an earlier boot began checking and died
+  }
+  bus_.active["app.service"] = "failed";
+  auto s = run_boot_check(options_, policy_, bus_, boot_);
+  EXPECT_EQ(s.action, TrialAction::close_gate);
+  EXPECT_EQ(trial().attempts, 2);
+  EXPECT_EQ(bus_.reboots, 0);
+}
+
+TEST_F(BootCheckTest, AnUpgradeRolledBackOnceIsNotRolledBackAgain) {
+  {
+    auto db = StateStore::open(options_.state_dir);
+    ASSERT_TRUE(db->set_boot_trial_state(trial_, BootTrialState::rolled_back, "first trial failed"));
+    trial_ = *db->create_boot_trial(run_, "S");
+  }
+  bus_.active["app.service"] = "failed";
+  auto s = run_boot_check(options_, policy_, bus_, boot_);
+  EXPECT_EQ(s.action, TrialAction::close_gate);
+  EXPECT_THAT(s.message, HasSubstr("rolled back once already"));
+  EXPECT_EQ(trial().state, BootTrialState::failed);
+}
+
+TEST_F(BootCheckTest, ARollbackThatIsNotPossibleClosesTheGate) {
+  // The fake root is no btrfs subvolume: the copy backend has no snapshot "S".
+  bus_.active["app.service"] = "failed";
+  auto s = run_boot_check(options_, policy_, bus_, boot_);
+  EXPECT_EQ(s.action, TrialAction::close_gate) << render_boot_check(s);
+  EXPECT_EQ(s.exit_code, kExitChecksFailed);
+  EXPECT_EQ(bus_.reboots, 0);
+  EXPECT_EQ(trial().state, BootTrialState::failed);
+}
+
+}  // namespace
+}  // namespace guard
