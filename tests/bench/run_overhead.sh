@@ -42,12 +42,17 @@ btrfs subvolume create "$top/base" >/dev/null
 cp -a --reflink=auto "$src/." "$top/base/"
 echo "UUID=$(blkid -s UUID -o value "$loopdev") / btrfs subvol=@,defaults 0 0" >"$top/base/etc/fstab"
 
-# in_root ROOT CMD...: chrooted with /proc, /sys and /dev, in a private mount namespace (as
-# the guard runs its command).
+# in_root ROOT CMD...: chrooted with /proc, /sys and a private /dev, in a private mount
+# namespace (as the guard runs its command; a private /dev because a host /dev/null that is
+# not world-writable breaks apt's gpgv, which runs as _apt).
 in_root() {
   local r=$1; shift
   unshare -m --propagation private sh -c 'r=$1; shift; mount -t proc proc "$r/proc" && mount --rbind /sys "$r/sys" &&
-    mount --rbind /dev "$r/dev" && exec chroot "$r" "$@"' sh "$r" "$@"
+    mount -t tmpfs -o mode=0755 tmpfs "$r/dev" &&
+    for n in null:1:3 zero:1:5 full:1:7 random:1:8 urandom:1:9 tty:5:0; do
+      mknod -m 666 "$r/dev/${n%%:*}" c $(echo "${n#*:}" | tr : " ") || exit 1; done &&
+    mkdir "$r/dev/pts" && mount -t devpts -o newinstance,ptmxmode=0666 devpts "$r/dev/pts" &&
+    ln -s pts/ptmx "$r/dev/ptmx" && exec chroot "$r" "$@"' sh "$r" "$@"
 }
 export DEBIAN_FRONTEND=noninteractive
 in_root "$top/base" apt-get -q update >/dev/null
@@ -81,6 +86,7 @@ h = json.load(open(sys.argv[1]))
 p = h["phases"]
 print(" ".join(f'{a["phase"]}={(b["at_unix_ms"] - a["at_unix_ms"]) / 1000:.2f}' for a, b in zip(p, p[1:])))
 PY
+  [ -n "${KEEP_HISTORY:-}" ] && "$ug" --state-dir "$work/state" history --run 1 >"$KEEP_HISTORY" 2>&1
   for s in "$top"/@upgrade-guard/*; do [ -d "$s" ] && btrfs subvolume delete "$s" >/dev/null; done
   btrfs subvolume delete "$top/@" >/dev/null
 done
