@@ -33,6 +33,10 @@ struct CheckContext {
   bool live = false;                       // the root is the running system (devices, units)
   // Progress for long checks, may be empty: (check id, items done, items total or 0).
   std::function<void(std::string_view, std::uint64_t, std::uint64_t)> progress;
+  // A host file where the libraries check keeps which ELF object names which libraries, e.g.
+  // "/var/lib/upgrade-guard/runs/run-12.needed": a full run writes it; a scoped run reads it
+  // to load only the objects that name a changed library instead of opening every file.
+  std::string needed_index;
 };
 
 // What a check returns. `skipped` says why the check did not apply (a container without a

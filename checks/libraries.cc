@@ -7,8 +7,15 @@
 #include <algorithm>
 #include <execution>
 #include <fmt/format.h>
+#include <fstream>
 #include <mutex>
+#include <numeric>
+#include <optional>
+#include <set>
 #include <unordered_set>
+
+#include "base/atomic_file.h"
+#include "base/strings.h"
 
 namespace guard::checks {
 namespace {
@@ -151,6 +158,23 @@ std::vector<std::string> canonical_scan_paths(const base::Root& root, const std:
   return out;
 }
 
+namespace {
+
+// The ELF objects among `files` (symlinks and non-ELF files are left out), loaded in parallel.
+std::vector<LoadedElf> load_files(LibraryResolver& resolver, std::vector<std::string> files) {
+  std::vector<const ElfObject*> objs(files.size(), nullptr);
+  std::vector<std::size_t> idx(files.size());
+  std::iota(idx.begin(), idx.end(), std::size_t{0});
+  std::for_each(std::execution::par, idx.begin(), idx.end(),
+                [&](std::size_t i) { objs[i] = resolver.load(files[i], nullptr, base::Follow::no); });
+  std::vector<LoadedElf> out;
+  for (std::size_t i = 0; i < files.size(); ++i)
+    if (objs[i] != nullptr) out.push_back(LoadedElf{std::move(files[i]), objs[i]});
+  return out;
+}
+
+}  // namespace
+
 std::vector<LoadedElf> scan_elf_objects(LibraryResolver& resolver, const std::vector<std::string>& paths,
                                         std::uint64_t* items) {
   std::vector<std::string> files;
@@ -164,15 +188,7 @@ std::vector<LoadedElf> scan_elf_objects(LibraryResolver& resolver, const std::ve
     (void)walked;  // an unreadable scan path has nothing we could check
   }
   if (items != nullptr) *items = files.size();
-  std::vector<const ElfObject*> objs(files.size(), nullptr);
-  std::vector<std::size_t> idx(files.size());
-  for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = i;
-  std::for_each(std::execution::par, idx.begin(), idx.end(),
-                [&](std::size_t i) { objs[i] = resolver.load(files[i], nullptr, base::Follow::no); });
-  std::vector<LoadedElf> out;
-  for (std::size_t i = 0; i < files.size(); ++i)
-    if (objs[i] != nullptr) out.push_back(LoadedElf{std::move(files[i]), objs[i]});
-  return out;
+  return load_files(resolver, std::move(files));
 }
 
 std::vector<Finding> dependency_findings(const std::string& path, const std::vector<DependencyProblem>& problems,
@@ -191,6 +207,63 @@ std::vector<Finding> dependency_findings(const std::string& path, const std::vec
   return out;
 }
 
+namespace {
+
+// The needed-index (CheckContext::needed_index): one line per dynamic ELF object,
+// "PATH<TAB>NAME NAME...", the names being its DT_NEEDED entries and its interpreter's file
+// name, e.g. "/usr/bin/grep\tlibpcre2-8.so.0 libc.so.6 ld-linux-x86-64.so.2".
+void write_needed_index(const std::string& file, const std::vector<LoadedElf>& objects) {
+  std::string text;
+  for (const auto& o : objects) {
+    if (!o.elf->error.empty() || !o.elf->dynamic) continue;
+    text += o.path;
+    text += '\t';
+    for (const auto& n : o.elf->needed) text += n + " ";
+    if (o.elf->has_interp) text += std::string(base::basename(o.elf->interp));
+    text += '\n';
+  }
+  (void)base::write_file_atomic(file, text, 0600);  // without it the post-checks scan everything
+}
+
+// The paths of the index that name one of `names`; nullopt when the index is unreadable.
+std::optional<std::vector<std::string>> indexed_users(const std::string& file,
+                                                      const std::unordered_set<std::string>& names) {
+  std::ifstream in(file);
+  if (!in) return std::nullopt;
+  std::vector<std::string> out;
+  std::string line;
+  while (std::getline(in, line)) {
+    auto tab = line.find('\t');
+    if (tab == std::string::npos) return std::nullopt;  // not an index this program wrote
+    for (auto n : base::split_ws(std::string_view(line).substr(tab + 1))) {
+      if (names.count(std::string(n)) != 0) {
+        out.push_back(line.substr(0, tab));
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+// Loads the ELF objects among `files` (root paths) that lie in the scan paths, each under its
+// canonical path (the one the scan would give), once.
+std::vector<LoadedElf> load_listed(LibraryResolver& resolver, const std::vector<std::string>& scan_paths,
+                                   const std::set<std::string>& files) {
+  std::set<std::string> canonical;
+  for (const auto& f : files) {
+    auto dir = resolver.root().realpath(std::string(base::dirname(f)));
+    if (!dir) continue;
+    std::string path = (*dir == "/" ? "" : *dir) + "/" + std::string(base::basename(f));
+    bool scanned = std::any_of(scan_paths.begin(), scan_paths.end(), [&](const std::string& top) {
+      return path.size() > top.size() && path.compare(0, top.size(), top) == 0 && path[top.size()] == '/';
+    });
+    if (scanned) canonical.insert(std::move(path));
+  }
+  return load_files(resolver, std::vector<std::string>(canonical.begin(), canonical.end()));
+}
+
+}  // namespace
+
 base::Result<CheckOutput> LibrariesCheck::run(const CheckContext& ctx) const {
   const auto& configured = ctx.policy.check(std::string(id())).paths;
   auto paths = canonical_scan_paths(ctx.root, configured.empty() ? default_library_scan_paths() : configured);
@@ -206,9 +279,6 @@ base::Result<CheckOutput> LibrariesCheck::run(const CheckContext& ctx) const {
     out.findings.push_back(std::move(f));
   }
   if (ctx.progress) ctx.progress(id(), 0, 0);
-  auto objects = scan_elf_objects(resolver, paths);
-  out.items = objects.size();
-  if (ctx.progress) ctx.progress(id(), 0, objects.size());
 
   // A change-scoped run (after an upgrade) reports only objects that changed or that need a
   // changed library: by inode for what still exists, by file name for what is gone.
@@ -224,6 +294,23 @@ base::Result<CheckOutput> LibrariesCheck::run(const CheckContext& ctx) const {
       }
     }
   }
+  // With the baseline's needed-index, a scoped run loads only the changed files and the
+  // objects that named a changed library or interpreter before the change; opening every
+  // file of the lib dirs (most of a full check's time) is left to full runs.
+  std::vector<LoadedElf> objects;
+  bool indexed = false;
+  if (scoped && !ctx.needed_index.empty()) {
+    if (auto users = indexed_users(ctx.needed_index, changed_names)) {
+      std::set<std::string> files(ctx.scope.paths.begin(), ctx.scope.paths.end());
+      files.insert(users->begin(), users->end());
+      objects = load_listed(resolver, paths, files);
+      indexed = true;
+    }
+  }
+  if (!indexed) objects = scan_elf_objects(resolver, paths);
+  if (!scoped && !ctx.needed_index.empty()) write_needed_index(ctx.needed_index, objects);
+  out.items = objects.size();
+  if (ctx.progress) ctx.progress(id(), 0, objects.size());
   auto touches_change = [&](const LoadedElf& o, const std::vector<LoadedElf>& resolved) {
     if (changed_objects.count(o.elf) != 0) return true;
     for (std::size_t k = 0; k < o.elf->needed.size(); ++k) {
@@ -270,6 +357,17 @@ base::Result<CheckOutput> LibrariesCheck::run(const CheckContext& ctx) const {
   };
   // Only objects with a search path of their own can make a dependency work that fails alone.
   bool any_failed = std::any_of(problems.begin(), problems.end(), [](const auto& p) { return !p.empty(); });
+  // A failure is judged with every object at hand (which program links a failing plugin,
+  // which search path rescues a dependency): the indexed run hands over to a full scan.
+  bool scope_failed = false;
+  for (std::size_t i = 0; i < objects.size(); ++i) {
+    if (in_scope[i] != 0 && (!problems[i].empty() || !objects[i].elf->error.empty())) scope_failed = true;
+  }
+  if (indexed && scope_failed) {
+    CheckContext scan_all = ctx;
+    scan_all.needed_index.clear();
+    return run(scan_all);
+  }
   if (any_failed) {
     std::for_each(std::execution::par, idx.begin(), idx.end(), [&](std::size_t i) {
       const LoadedElf& o = objects[i];

@@ -83,7 +83,8 @@ tl::expected<CheckSessionOutcome, CheckSessionError> run_check_session(const Glo
   }
 
   base::SystemCommandRunner runner;
-  checks::CheckContext ctx{*root, policy, scope, &runner, root->is_host_root(), session.progress};
+  checks::CheckContext ctx{*root, policy, scope, &runner, root->is_host_root(), session.progress,
+                           session.needed_index};
   auto report = checks::run_checks(ctx, session.check_ids);
   if (!report) return fail(report.error(), kExitUsage);
   fill_owners(*root, *report);

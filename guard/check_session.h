@@ -27,6 +27,8 @@ struct CheckSessionOptions {
   // pre-upgrade file lists of the changed packages read from the snapshot (a removed
   // library's dependents are found by its old path).
   std::set<std::string> extra_paths;
+  // checks::CheckContext::needed_index: the baseline of a run writes it, its post-checks read it.
+  std::string needed_index;
   std::function<void(std::string_view, std::uint64_t, std::uint64_t)> progress;
 };
 

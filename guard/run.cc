@@ -3,7 +3,9 @@
 // run that recover() can finish.
 #include "guard/run.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <cinttypes>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -65,6 +67,30 @@ std::uint64_t free_bytes(int fd) {
   struct statvfs st {};
   if (::fstatvfs(fd, &st) != 0) return UINT64_MAX;
   return static_cast<std::uint64_t>(st.f_bavail) * st.f_frsize;
+}
+
+// Which ELF object names which library, written by the baseline's libraries check so that
+// the post-checks open only the dependents of what changed, e.g. ".../runs/run-12.needed".
+std::string needed_index_path(const std::string& state_dir, std::int64_t run_id) {
+  return state_dir + "/runs/run-" + std::to_string(run_id) + ".needed";
+}
+
+// Removes the needed-indexes of finished runs (about 100 bytes per ELF object each): only an
+// unfinished run's post-checks (or a hook run continued by the same apt) read one again.
+void prune_needed_indexes(const StateStore& db, const std::string& state_dir) {
+  std::string dir = state_dir + "/runs";
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return;
+  std::vector<std::string> stale;
+  while (struct dirent* e = ::readdir(d)) {
+    std::int64_t id = 0;
+    char tail[16] = {};
+    if (std::sscanf(e->d_name, "run-%" SCNd64 ".%15s", &id, tail) != 2 || std::string(tail) != "needed") continue;
+    auto run = db.get_run(id);
+    if (run && (!*run || (*run)->finished_unix)) stale.push_back(dir + "/" + e->d_name);
+  }
+  ::closedir(d);
+  for (const auto& f : stale) ::unlink(f.c_str());
 }
 
 void say(const GlobalOptions& o, const std::string& line) {
@@ -311,12 +337,14 @@ bool RunPipeline::begin(Context& ctx, std::int64_t owner_pid, Mode mode) {
   (void)db.set_phase(s.run_id, RunPhase::baseline);
   CheckSessionOptions baseline;
   baseline.check_ids = baseline_check_ids(policy_);
+  ::mkdir((paths_.state_dir + "/runs").c_str(), 0700);
+  prune_needed_indexes(db, paths_.state_dir);
+  baseline.needed_index = needed_index_path(paths_.state_dir, s.run_id);
   auto before = run_check_session(options_, policy_, baseline);
   if (!before) return stop("the baseline checks could not run: " + before.error().error.to_string());
   (void)db.save_report(s.run_id, ReportStage::baseline, before->report);
   auto status_before = ctx.root->read_file("/var/lib/dpkg/status");
   if (!status_before) return stop("cannot read the dpkg status: " + status_before.error().to_string());
-  ::mkdir((paths_.state_dir + "/runs").c_str(), 0700);
   ctx.status_file = paths_.state_dir + "/runs/run-" + std::to_string(s.run_id) + ".status";
   if (auto w = base::write_file_atomic(ctx.status_file, *status_before, 0600); !w)
     return stop(w.error().to_string());
@@ -444,6 +472,7 @@ RunSummary RunPipeline::finish_after_command(Context& ctx, policies::OnFail on_f
   CheckSessionOptions post;
   post.scope_changed = true;
   post.packages_from = ctx.status_file;
+  post.needed_index = needed_index_path(paths_.state_dir, s.run_id);
   // The changed packages' files before the command, from the snapshot: what a removed or
   // replaced library was called, so that whatever needed it is checked too.
   std::set<std::string> changed;

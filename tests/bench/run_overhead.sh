@@ -9,7 +9,7 @@
 # Targets: guarded / unguarded <= 1.3x; post-checks / full check <= 10%.
 #
 #   tests/bench/run_overhead.sh [BUILD_DIR]        # needs root (loop device, btrfs, chroot)
-#   RUNS=3 tests/bench/run_overhead.sh
+#   RUNS=3 VARIANT=server tests/bench/run_overhead.sh   # the server root (openssh, systemd, a kernel)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$here/build}
@@ -21,7 +21,8 @@ for tool in mkfs.btrfs btrfs losetup unshare python3; do
   command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 2; }
 done
 
-src=$("$here/scripts/test-root" minbase | tail -1)
+variant=${VARIANT:-minbase}
+src=$("$here/scripts/test-root" "$variant" | tail -1)
 work=$(mktemp -d /var/tmp/ug-bench-run.XXXXXX)
 top="$work/top"
 loopdev=""
@@ -95,7 +96,7 @@ best() { sort -n "$work/$1" | head -1; }
 plain=$(best plain); guarded=$(best guarded); full=$(best full)
 post=$(tail -1 "$work/phases" | tr ' ' '\n' | sed -n 's/^post-checks=//p')
 echo
-echo "== apt-get -y upgrade of $pending pending bookworm updates ($debs_mb MB of .debs), minbase root on btrfs, $(nproc) cores, best of $runs"
+echo "== apt-get -y upgrade of $pending pending bookworm updates ($debs_mb MB of .debs), $variant root on btrfs, $(nproc) cores, best of $runs"
 printf '%-34s %8.2f s\n' "unguarded (chroot apt-get)" "$plain"
 printf '%-34s %8.2f s\n' "guarded (upgrade-guard run)" "$guarded"
 printf '%-34s %8.2f s\n' "full check of the upgraded root" "$full"

@@ -51,7 +51,7 @@ Report check(const std::string& dir, const std::vector<std::string>& ids = kDpkg
   auto root = base::Root::open(dir);
   EXPECT_TRUE(root) << root.error().to_string();
   policies::Policy policy;
-  CheckContext ctx{*root, policy, std::move(scope), nullptr, false, {}};
+  CheckContext ctx{*root, policy, std::move(scope), nullptr, false, {}, {}};
   auto report = run_checks(ctx, ids);
   EXPECT_TRUE(report) << report.error().to_string();
   return report ? *report : Report{};

@@ -88,7 +88,7 @@ class FakeDpkgRoot {
     finish();
     auto root = base::Root::open(dir_.path());
     EXPECT_TRUE(root) << root.error().to_string();
-    CheckContext ctx{*root, policy_, std::move(scope), nullptr, false, {}};
+    CheckContext ctx{*root, policy_, std::move(scope), nullptr, false, {}, {}};
     auto out = check.run(ctx);
     EXPECT_TRUE(out) << out.error().to_string();
     return out ? *out : CheckOutput{};
@@ -177,7 +177,7 @@ TEST(DpkgStateCheck, MalformedStatusIsABlockingFindingWithTheLine) {
   write_file(r / "var/lib/dpkg/status", "Package: a\nStatus: install ok installed\n\nPackage: b\nStatus: garbage\n");
   auto root = base::Root::open(r / "");
   ASSERT_TRUE(root);
-  CheckContext ctx{*root, r.policy_, {}, nullptr, false, {}};
+  CheckContext ctx{*root, r.policy_, {}, nullptr, false, {}, {}};
   auto out = DpkgStateCheck().run(ctx);
   ASSERT_TRUE(out);
   ASSERT_EQ(out->findings.size(), 1u);
@@ -206,7 +206,7 @@ TEST(DpkgStateCheck, NoDatabaseIsSkipped) {
   auto root = base::Root::open(dir.path());
   ASSERT_TRUE(root);
   policies::Policy policy;
-  CheckContext ctx{*root, policy, {}, nullptr, false, {}};
+  CheckContext ctx{*root, policy, {}, nullptr, false, {}, {}};
   auto out = DpkgStateCheck().run(ctx);
   ASSERT_TRUE(out);
   EXPECT_FALSE(out->skipped.empty());

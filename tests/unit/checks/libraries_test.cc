@@ -229,6 +229,52 @@ TEST_F(LibrariesTest, AliasedScanPathsAreScannedOnce) {
   EXPECT_EQ(paths, (std::vector<std::string>{"/usr/bin", "/usr/lib"}));
 }
 
+// The baseline's full run writes the needed-index; the post-checks' scoped run then loads
+// only the changed files and their users, and hands a failure over to a full scan.
+TEST(LibrariesScope, ScopedRunWithTheNeededIndexLoadsOnlyTheUsersOfWhatChanged) {
+  TempDir dir;
+  std::string root = dir / "root", build = dir / "build", index = dir / "run-1.needed";
+  make_dirs(build);
+  make_base_root(root);
+  const std::string lib_dir = root + "/usr/lib/x86_64-linux-gnu";
+  build_lib(lib_dir + "/libx.so.1", "libx.so.1", "int x(void) { return 0; }\n");
+  build_lib(lib_dir + "/liby.so.1", "liby.so.1", "int y(void) { return 0; }\n");
+  build_exe(root + "/usr/bin/needs-x", "int x(void); int main(void) { return x(); }\n", {lib_dir + "/libx.so.1"});
+  build_exe(root + "/usr/bin/needs-y", "int y(void); int main(void) { return y(); }\n", {lib_dir + "/liby.so.1"});
+  auto r = base::Root::open(root);
+  ASSERT_TRUE(r);
+  policies::Policy policy;
+  CheckContext ctx{*r, policy, {}, nullptr, false, {}, index};
+  auto full = LibrariesCheck().run(ctx);
+  ASSERT_TRUE(full);
+  EXPECT_EQ(blocking(full->findings), 0u) << dump(full->findings);
+  std::string text = read_file(index);
+  EXPECT_NE(text.find("/usr/bin/needs-y\tliby.so.1 "), std::string::npos) << text;
+
+  // liby was upgraded: liby itself and needs-y are loaded, nothing else.
+  ctx.scope.full = false;
+  ctx.scope.paths = {"/usr/lib/x86_64-linux-gnu/liby.so.1"};
+  auto scoped = LibrariesCheck().run(ctx);
+  ASSERT_TRUE(scoped);
+  EXPECT_EQ(scoped->items, 2u);
+  EXPECT_LT(scoped->items, full->items);
+  EXPECT_EQ(blocking(scoped->findings), 0u) << dump(scoped->findings);
+
+  // libx was removed: needs-x is found through the index, and judged by a full scan.
+  ASSERT_EQ(::unlink((lib_dir + "/libx.so.1").c_str()), 0);
+  ctx.scope.paths = {"/usr/lib/x86_64-linux-gnu/libx.so.1"};
+  auto broken = LibrariesCheck().run(ctx);
+  ASSERT_TRUE(broken);
+  EXPECT_NE(find_finding(broken->findings, "/usr/bin/needs-x", "needed:libx.so.1"), nullptr) << dump(broken->findings);
+  EXPECT_EQ(find_finding(broken->findings, "/usr/bin/needs-y"), nullptr) << dump(broken->findings);
+
+  // An unreadable or foreign index means a full scan, never a missed dependent.
+  write_file(index, "not an index\n");
+  auto foreign = LibrariesCheck().run(ctx);
+  ASSERT_TRUE(foreign);
+  EXPECT_NE(find_finding(foreign->findings, "/usr/bin/needs-x", "needed:libx.so.1"), nullptr);
+}
+
 }  // namespace
 }  // namespace guard::checks
 
@@ -250,7 +296,7 @@ TEST(LibrariesScope, ChangeScopedRunReportsOnlyDependentsOfChangedFiles) {
   auto r = base::Root::open(root);
   ASSERT_TRUE(r);
   policies::Policy policy;
-  CheckContext ctx{*r, policy, {}, nullptr, false, {}};
+  CheckContext ctx{*r, policy, {}, nullptr, false, {}, {}};
   auto full = LibrariesCheck().run(ctx);
   ASSERT_TRUE(full);
   EXPECT_EQ(blocking(full->findings), 2u) << dump(full->findings);
