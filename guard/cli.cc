@@ -23,12 +23,6 @@ int report_error(const base::Error& error, int code) {
   return code;
 }
 
-int not_built_yet(const std::string& what) {
-  std::fprintf(stderr,
-               "upgrade-guard: %s is not built yet in this version; nothing was done.\n", what.c_str());
-  return kExitEnvironment;
-}
-
 namespace {
 
 constexpr const char* kFooter = R"(Exit codes:
@@ -36,7 +30,7 @@ constexpr const char* kFooter = R"(Exit codes:
   1  checks failed (blocking findings), or the reboot gate is closed
   2  usage or policy error
   3  the upgrade failed its checks and was rolled back
-  4  environment problem: not root, a lock held, no snapshot backend, or not built yet
+  4  environment problem: not root, a lock held, no snapshot backend, a guarded run in progress
 
 Global options (--root, --policy, --config-dir, --state-dir, --log-dir, --json, -v) are accepted before
 or after the subcommand. State lives in /var/lib/upgrade-guard/state.db, logs of guarded

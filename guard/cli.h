@@ -19,7 +19,7 @@ enum ExitCode : int {
   kExitChecksFailed = 1,  // blocking findings, or the gate is closed
   kExitUsage = 2,         // bad command line or policy
   kExitRolledBack = 3,    // the upgrade failed its checks and was rolled back
-  kExitEnvironment = 4,   // not root, a lock held, no snapshot backend, not built yet...
+  kExitEnvironment = 4,   // not root, a lock held, no snapshot backend, a run in progress...
 };
 
 // Options every subcommand understands.
@@ -44,9 +44,6 @@ struct CliContext {
 [[nodiscard]] base::Result<policies::Policy> load_cli_policy(const GlobalOptions& options);
 // Prints `error` once to stderr ("upgrade-guard: ...") and returns `code`.
 int report_error(const base::Error& error, int code);
-// Prints "<what> is not built yet" and returns kExitEnvironment: for subcommands whose
-// issue has not landed. Never fakes a result.
-int not_built_yet(const std::string& what);
 
 // Subcommand registration, one per file (guard/<name>_command.cc).
 void add_check_command(CLI::App& app, CliContext& ctx);
