@@ -203,11 +203,13 @@ fi
 std::string arm_boot_trial(StateStore& db, const base::Root& root, std::int64_t run_id,
                            const std::string& snapshot_id, snapshots::SnapshotBackend* backend) {
   if (!root.is_host_root()) return "";
-  // A run continued by a later dpkg invocation of the same apt process is armed once.
-  if (auto trials = db.boot_trials_of_run(run_id)) {
-    for (const auto& t : *trials) {
-      if (t.state == BootTrialState::pending) return "";
-    }
+  // One trial covers every upgrade since the last boot: its snapshot is the last root that
+  // booted. A second upgrade before the reboot (or a later dpkg run of the same apt) must not
+  // move the rollback target to a root that already holds the first upgrade.
+  if (auto pending = db.pending_boot_trial(); pending && *pending) {
+    const BootTrialRecord& t = **pending;
+    return fmt::format("the next boot is already trial {}: it covers this upgrade too and rolls back to {}", t.id,
+                       t.snapshot_id);
   }
   auto trial = db.create_boot_trial(run_id, snapshot_id);
   if (!trial) return "the next boot is not checked: " + trial.error().to_string();

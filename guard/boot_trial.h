@@ -115,7 +115,8 @@ bool disarm_grub_counter(checks::GrubEnv& env);
 
 // ---- Arming -------------------------------------------------------------------------------
 
-// After a guarded run passed on the live root: the next boot is a trial of it. Records the
+// After a guarded run passed on the live root: the next boot is a trial of it (unless a trial
+// is already pending: that one, from before the first upgrade since the boot, covers it). Records the
 // trial in `db` and arms the GRUB counter when the root boots with GRUB and GRUB can write
 // its environment block there. Returns a note for the run's report, "" when `root` is not the
 // live root (a --root run boots nothing). e.g. "the next boot is trial 3: boot-check blesses

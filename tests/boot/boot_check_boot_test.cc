@@ -168,6 +168,11 @@ TEST_F(BootCheckBootTest, AFailedRequiredUnitRollsBackExactlyOnce) {
   auto upgraded = box_->exec({"upgrade-guard", "run", "--", "/usr/local/sbin/ug-fake-upgrade"}, 900);
   ASSERT_EQ(upgraded.exit_code, 0) << upgraded.out << upgraded.err;
   EXPECT_NE(upgraded.out.find("the next boot is trial 1"), std::string::npos) << upgraded.err << upgraded.out;
+  // A second upgrade before the reboot is covered by the same trial: a failed boot must roll
+  // back past both, to the root that last booted (the marker of the first is then gone).
+  auto second = box_->exec({"upgrade-guard", "run", "--", "/bin/true"}, 900);
+  ASSERT_EQ(second.exit_code, 0) << second.out << second.err;
+  EXPECT_NE(second.out.find("the next boot is already trial 1"), std::string::npos) << second.out;
   ASSERT_NO_FATAL_FAILURE(reboot());
 
   // Boot 2, the trial: ug-app fails, boot-check rolls back and reboots, which ends nspawn.
