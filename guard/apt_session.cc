@@ -84,22 +84,23 @@ bool same_process_running(const AptProcess& apt) {
   return now && now->start_ticks == apt.start_ticks;
 }
 
-std::optional<HookSession> read_hook_session(const std::string& run_dir) {
+std::optional<HookSession> read_hook_session(const std::string& run_dir, const std::string& root_key,
+                                             const AptProcess& apt) {
   auto text = slurp(run_dir + kSessionFile);
   if (!text) return std::nullopt;
   auto j = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object()) return std::nullopt;
+  HookSession s;
   try {
-    HookSession s;
     s.apt.pid = j.at("apt_pid").get<int>();
     s.apt.start_ticks = j.at("apt_start_ticks").get<std::uint64_t>();
-    s.apt.command = j.at("apt_command").get<std::vector<std::string>>();
     s.run_id = j.at("run").get<std::int64_t>();
     s.root = j.at("root").get<std::string>();
-    return s;
   } catch (const nlohmann::json::exception&) {
     return std::nullopt;
   }
+  if (s.root != root_key || s.apt.pid != apt.pid || s.apt.start_ticks != apt.start_ticks) return std::nullopt;
+  return s;
 }
 
 base::Result<void> write_hook_session(const std::string& run_dir, const HookSession& s) {
@@ -107,7 +108,6 @@ base::Result<void> write_hook_session(const std::string& run_dir, const HookSess
     return base::fail_errno("mkdir", run_dir, errno, "cannot create the run directory");
   nlohmann::json j{{"apt_pid", s.apt.pid},
                    {"apt_start_ticks", s.apt.start_ticks},
-                   {"apt_command", s.apt.command},
                    {"run", s.run_id},
                    {"root", s.root}};
   return base::write_file_atomic(run_dir + kSessionFile, j.dump() + "\n", 0600);

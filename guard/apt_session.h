@@ -34,16 +34,18 @@ struct AptProcess {
 [[nodiscard]] bool same_process_running(const AptProcess& apt);
 
 // What the pre-invoke hook left for the next hook of the same apt process.
-// e.g. {apt={pid=4242, ...}, run_id=12, root="/"}.
+// e.g. {apt={pid=4242, start_ticks=918273}, run_id=12, root="/"}.
 struct HookSession {
   AptProcess apt;
   std::int64_t run_id = 0;
   std::string root;
 };
 
-// <run_dir>/hook-session; nullopt when there is none or it is unreadable (a stale or
-// corrupt file only means that no run is continued).
-[[nodiscard]] std::optional<HookSession> read_hook_session(const std::string& run_dir);
+// <run_dir>/hook-session when it was left by `apt` (same pid and start time) for the root
+// `root_key`; nullopt otherwise, also when it is missing or unreadable (a stale or corrupt
+// file only means that no run is continued). The session's apt.command is not stored.
+[[nodiscard]] std::optional<HookSession> read_hook_session(const std::string& run_dir, const std::string& root_key,
+                                                           const AptProcess& apt);
 // Written atomically (0600).
 [[nodiscard]] base::Result<void> write_hook_session(const std::string& run_dir, const HookSession& session);
 

@@ -32,6 +32,21 @@ base::Result<GuardLock> GuardLock::acquire(const std::string& run_dir) {
   return GuardLock(std::move(fd));
 }
 
+base::Result<GuardLock> GuardLock::acquire(const std::string& run_dir, std::chrono::seconds timeout,
+                                          const std::function<void(const std::string&)>& waiting) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto next_message = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  for (;;) {
+    auto lock = acquire(run_dir);
+    if (lock || lock.error().what != "locked" || std::chrono::steady_clock::now() >= deadline) return lock;
+    if (waiting && std::chrono::steady_clock::now() >= next_message) {
+      waiting(lock.error().to_string());
+      next_message += std::chrono::seconds(10);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+}
+
 base::Result<int> dpkg_lock_holder(const base::Root& root, const std::string& path) {
   auto fd = root.open(path, O_RDONLY | O_NOFOLLOW);
   if (!fd) {

@@ -18,6 +18,10 @@ class GuardLock {
  public:
   // Fails at once (what="locked") when another guard holds it, naming its pid.
   [[nodiscard]] static base::Result<GuardLock> acquire(const std::string& run_dir = "/run/upgrade-guard");
+  // Retries for up to `timeout` while another guard holds it, calling `waiting(why)` after 2 s
+  // and then every 10 s: apt's hooks must not give up because an audit runs for a minute.
+  [[nodiscard]] static base::Result<GuardLock> acquire(const std::string& run_dir, std::chrono::seconds timeout,
+                                                       const std::function<void(const std::string&)>& waiting);
 
  private:
   explicit GuardLock(base::UniqueFd fd) : fd_(std::move(fd)) {}

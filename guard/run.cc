@@ -15,7 +15,6 @@
 #include <cstdlib>
 #include <chrono>
 #include <set>
-#include <thread>
 #include <cstdio>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -109,27 +108,6 @@ RunPipeline::RunPipeline(const GlobalOptions& options, policies::Policy policy, 
                          base::CommandRunner& runner)
     : options_(options), policy_(std::move(policy)), paths_(std::move(paths)), runner_(runner) {}
 
-namespace {
-
-// Tries the guard's lock until `timeout`: a hook must not fail just because an audit or a
-// check holds it for a while. Says every 10 s what it waits for.
-base::Result<GuardLock> acquire_waiting(const std::string& run_dir, std::chrono::seconds timeout,
-                                        const GlobalOptions& o) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  auto next_message = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-  for (;;) {
-    auto lock = GuardLock::acquire(run_dir);
-    if (lock || lock.error().what != "locked" || std::chrono::steady_clock::now() >= deadline) return lock;
-    if (std::chrono::steady_clock::now() >= next_message) {
-      say(o, "waiting: " + lock.error().to_string());
-      next_message += std::chrono::seconds(10);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(250));
-  }
-}
-
-}  // namespace
-
 RunSummary RunPipeline::run(const std::vector<std::string>& argv) {
   Context ctx{options_};
   RunSummary& s = ctx.summary;
@@ -192,7 +170,8 @@ RunSummary RunPipeline::hook_pre() {
     s.message = (policy_.snapshot.required ? "refusing to let dpkg run: " : "this apt run is NOT guarded: ") + why;
     return s;
   };
-  auto lock = acquire_waiting(paths_.run_dir, policy_.preflight.lock_timeout, options_);
+  auto lock = GuardLock::acquire(paths_.run_dir, policy_.preflight.lock_timeout,
+                                 [&](const std::string& why) { say(options_, "waiting: " + why); });
   if (!lock) return unguarded(lock.error().to_string());
   auto root = base::Root::open(options_.root);
   if (!root) return unguarded(root.error().to_string());
@@ -201,9 +180,7 @@ RunSummary RunPipeline::hook_pre() {
   std::string key = root_key(*root);
 
   // A later dpkg invocation of the same apt process continues its run.
-  if (auto session = read_hook_session(paths_.run_dir);
-      session && session->root == key && session->apt.pid == apt->pid &&
-      session->apt.start_ticks == apt->start_ticks) {
+  if (auto session = read_hook_session(paths_.run_dir, key, *apt)) {
     auto state = StateStore::open(paths_.state_dir);
     if (!state) return unguarded(state.error().to_string());
     auto run = state->get_run(session->run_id);
@@ -249,15 +226,15 @@ RunSummary RunPipeline::hook_post() {
     s.message = "dpkg's changes were NOT checked: " + why;
     return s;
   };
-  auto lock = acquire_waiting(paths_.run_dir, policy_.preflight.lock_timeout, options_);
+  auto lock = GuardLock::acquire(paths_.run_dir, policy_.preflight.lock_timeout,
+                                 [&](const std::string& why) { say(options_, "waiting: " + why); });
   if (!lock) return unchecked(lock.error().to_string() + "; run `upgrade-guard recover` once apt has finished");
   auto root = base::Root::open(options_.root);
   if (!root) return unchecked(root.error().to_string());
   auto apt = find_apt_process(*root);
   if (!apt) return unchecked(apt.error().to_string());
-  auto session = read_hook_session(paths_.run_dir);
-  if (!session || session->root != root_key(*root) || session->apt.pid != apt->pid ||
-      session->apt.start_ticks != apt->start_ticks)
+  auto session = read_hook_session(paths_.run_dir, root_key(*root), *apt);
+  if (!session)
     return unchecked("no guarded run for " + apt_name(*apt) + " (the pre-invoke hook took none)");
   auto state = StateStore::open(paths_.state_dir);
   if (!state) return unchecked(state.error().to_string());

@@ -61,6 +61,37 @@ std::string GuardedRoot::copy_into_tmp(const std::string& host_file) {
   return inside;
 }
 
+void GuardedRootTest::SetUp() {
+  if (!is_root()) UG_SKIP_OR_FAIL("needs root: loop devices, btrfs, chroot");
+  root_ = std::make_unique<GuardedRoot>(dir_);
+  ASSERT_TRUE(root_->ok()) << root_->error();
+  make_dirs(dir_ / "pkgs");
+}
+
+std::string GuardedRootTest::deb_in_root(const DebSpec& spec) {
+  return root_->copy_into_tmp(build_deb(spec, dir_ / "pkgs"));
+}
+
+std::string GuardedRootTest::elf(const std::string& source, const std::vector<std::string>& flags) {
+  return compile_elf(dir_, source, flags);
+}
+
+std::string GuardedRootTest::install_ugdemo() {
+  std::string lib = elf("int ug_answer(void) { return 42; }", {"-shared", "-fPIC", "-Wl,-soname,libugdemo.so.1"});
+  write_file(dir_ / "libugdemo.so.1", lib, 0644);
+  std::string tool = elf("int ug_answer(void); int main(void) { return ug_answer() == 42 ? 0 : 1; }",
+                         {"-L" + dir_.path(), "-l:libugdemo.so.1"});
+  DebSpec lib_v1{"libugdemo1", "1.0", "", {{"/usr/lib/x86_64-linux-gnu/libugdemo.so.1", {lib, 0644}}}, "", ""};
+  DebSpec tool_pkg{"ugdemo-tool", "1.0", "", {{"/usr/bin/ugdemo-tool", {tool, 0755}}}, "", ""};
+  auto setup = root_->chroot({"dpkg", "-i", deb_in_root(lib_v1), deb_in_root(tool_pkg)});
+  EXPECT_TRUE(setup.ok()) << setup.out << setup.err;
+  return lib;
+}
+
+std::string GuardedRootTest::ugdemo_breaking_upgrade() {
+  return deb_in_root({"libugdemo1", "2.0", "", {{"/usr/share/doc/libugdemo1/README", {"gone\n", 0644}}}, "", ""});
+}
+
 std::string compile_elf(const TempDir& dir, const std::string& source, const std::vector<std::string>& flags) {
   static int n = 0;
   std::string out = dir / ("elf" + std::to_string(++n));

@@ -63,6 +63,24 @@ std::string build_deb(const DebSpec& spec, const std::string& out_dir);
 // failure when cc fails), e.g. compile_elf(dir, "int main(void){return 0;}", {}).
 std::string compile_elf(const TempDir& dir, const std::string& source, const std::vector<std::string>& flags);
 
+// A test on a GuardedRoot of the cached minbase root: skipped without root (failed in CI),
+// with a temp dir for packages and ELF files built at test time.
+class GuardedRootTest : public ::testing::Test {
+ protected:
+  void SetUp() override;
+  // Builds a package and copies it into the root's /tmp; returns the path inside the root.
+  std::string deb_in_root(const DebSpec& spec);
+  std::string elf(const std::string& source, const std::vector<std::string>& flags);
+  // Installs (dpkg -i) libugdemo1 1.0, shipping /usr/lib/x86_64-linux-gnu/libugdemo.so.1, and
+  // ugdemo-tool, whose /usr/bin/ugdemo-tool needs it. Returns the library's bytes.
+  std::string install_ugdemo();
+  // libugdemo1 2.0, which no longer ships the library the tool needs: the path in the root.
+  std::string ugdemo_breaking_upgrade();
+
+  TempDir dir_{"ug-sys"};
+  std::unique_ptr<GuardedRoot> root_;
+};
+
 // Reads a file's bytes, or "" when it does not exist.
 std::string slurp(const std::string& path);
 

@@ -12,33 +12,19 @@
 namespace guard {
 namespace {
 
-using guard::testing::build_deb;
-using guard::testing::DebSpec;
-using guard::testing::GuardedRoot;
 using guard::testing::slurp;
-using guard::testing::TempDir;
 
 constexpr const char* kLibDir = "/usr/lib/x86_64-linux-gnu";
 
-class HookTest : public ::testing::Test {
+class HookTest : public guard::testing::GuardedRootTest {
  protected:
   void SetUp() override {
-    if (!guard::testing::is_root()) UG_SKIP_OR_FAIL("needs root: loop devices, btrfs, chroot");
-    root_ = std::make_unique<GuardedRoot>(dir_);
-    ASSERT_TRUE(root_->ok()) << root_->error();
-    guard::testing::make_dirs(dir_ / "pkgs");
-    // A library and a tool that needs it, installed before the guard is.
-    std::string lib = elf("int ug_answer(void) { return 42; }", {"-shared", "-fPIC", "-Wl,-soname,libugdemo.so.1"});
-    guard::testing::write_file(dir_ / "libugdemo.so.1", lib, 0644);
-    std::string tool = elf("int ug_answer(void); int main(void) { return ug_answer() == 42 ? 0 : 1; }",
-                           {"-L" + dir_.path(), "-l:libugdemo.so.1"});
-    DebSpec lib_v1{"libugdemo1", "1.0", "", {{std::string(kLibDir) + "/libugdemo.so.1", {lib, 0644}}}, "", ""};
-    DebSpec tool_pkg{"ugdemo-tool", "1.0", "", {{"/usr/bin/ugdemo-tool", {tool, 0755}}}, "", ""};
-    auto setup = root_->chroot({"dpkg", "-i", deb_in_root(lib_v1), deb_in_root(tool_pkg)});
-    ASSERT_TRUE(setup.ok()) << setup.out << setup.err;
-    // v2 drops the library the tool needs; v1.1 is a harmless upgrade.
-    broken_ = deb_in_root(
-        {"libugdemo1", "2.0", "", {{"/usr/share/doc/libugdemo1/README", {"gone\n", 0644}}}, "", ""});
+    GuardedRootTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    // A library and a tool that needs it, installed before the guard is; the breaking
+    // upgrade drops the library, the harmless one adds a document.
+    install_ugdemo();
+    broken_ = ugdemo_breaking_upgrade();
     harmless_ = deb_in_root({"ugdemo-doc", "1.1", "", {{"/usr/share/doc/ugdemo-doc/README", {"hi\n", 0644}}}, "", ""});
   }
 
@@ -51,21 +37,6 @@ class HookTest : public ::testing::Test {
     for (auto at = conf.find("@UG_SBINDIR@"); at != std::string::npos; at = conf.find("@UG_SBINDIR@"))
       conf.replace(at, 12, "/usr/sbin");
     guard::testing::write_file(root_->path("/etc/apt/apt.conf.d/80upgrade-guard"), conf);
-  }
-
-  std::string deb_in_root(const DebSpec& spec) {
-    std::string deb = build_deb(spec, dir_ / "pkgs");
-    std::string inside = "/tmp/" + std::filesystem::path(deb).filename().string();
-    std::filesystem::copy_file(deb, root_->path(inside), std::filesystem::copy_options::overwrite_existing);
-    return inside;
-  }
-
-  std::string elf(const std::string& source, const std::vector<std::string>& flags) {
-    static int n = 0;
-    std::string out = dir_ / ("elf" + std::to_string(++n));
-    std::string log;
-    EXPECT_TRUE(guard::testing::compile_c(source, out, flags, &log)) << log;
-    return guard::testing::read_file(out);
   }
 
   // Takes dpkg's lock-frontend in the root as apt does for its whole run; returns the fd.
@@ -103,8 +74,6 @@ class HookTest : public ::testing::Test {
     }
   }
 
-  TempDir dir_{"ug-hook"};
-  std::unique_ptr<GuardedRoot> root_;
   std::string broken_;
   std::string harmless_;
 };

@@ -16,30 +16,13 @@
 namespace guard {
 namespace {
 
-using guard::testing::build_deb;
 using guard::testing::DebSpec;
-using guard::testing::GuardedRoot;
 using guard::testing::slurp;
-using guard::testing::TempDir;
 
 constexpr const char* kLibDir = "/usr/lib/x86_64-linux-gnu";
 
-class RunTest : public ::testing::Test {
+class RunTest : public guard::testing::GuardedRootTest {
  protected:
-  void SetUp() override {
-    if (!guard::testing::is_root()) UG_SKIP_OR_FAIL("needs root: loop devices, btrfs, chroot");
-    root_ = std::make_unique<GuardedRoot>(dir_);
-    ASSERT_TRUE(root_->ok()) << root_->error();
-    guard::testing::make_dirs(dir_ / "pkgs");
-  }
-
-  // Builds a package and copies it into the root's /tmp; returns the path inside the root.
-  std::string deb_in_root(const DebSpec& spec) { return root_->copy_into_tmp(build_deb(spec, dir_ / "pkgs")); }
-
-  std::string elf(const std::string& source, const std::vector<std::string>& flags) {
-    return guard::testing::compile_elf(dir_, source, flags);
-  }
-
   nlohmann::json run_json(const std::vector<std::string>& command, int* exit_code) {
     std::vector<std::string> args{"--json", "run", "--"};
     args.insert(args.end(), command.begin(), command.end());
@@ -72,8 +55,6 @@ class RunTest : public ::testing::Test {
     return false;
   }
 
-  TempDir dir_{"ug-run"};
-  std::unique_ptr<GuardedRoot> root_;
 };
 
 TEST_F(RunTest, RealPendingUpdatesPass) {
@@ -95,20 +76,13 @@ TEST_F(RunTest, RealPendingUpdatesPass) {
 }
 
 TEST_F(RunTest, UpgradeThatRemovesANeededLibraryIsRolledBack) {
-  std::string lib = elf("int ug_answer(void) { return 42; }", {"-shared", "-fPIC", "-Wl,-soname,libugdemo.so.1"});
-  guard::testing::write_file(dir_ / "libugdemo.so.1", lib, 0644);
-  std::string tool = elf("int ug_answer(void); int main(void) { return ug_answer() == 42 ? 0 : 1; }",
-                         {"-L" + dir_.path(), "-l:libugdemo.so.1"});
-  DebSpec lib_v1{"libugdemo1", "1.0", "", {{std::string(kLibDir) + "/libugdemo.so.1", {lib, 0644}}}, "", ""};
-  DebSpec tool_pkg{"ugdemo-tool", "1.0", "", {{"/usr/bin/ugdemo-tool", {tool, 0755}}}, "", ""};
-  DebSpec lib_v2{"libugdemo1", "2.0", "", {{"/usr/share/doc/libugdemo1/README", {"gone\n", 0644}}}, "", ""};
-  auto setup = root_->chroot({"dpkg", "-i", deb_in_root(lib_v1), deb_in_root(tool_pkg)});
-  ASSERT_TRUE(setup.ok()) << setup.out << setup.err;
+  std::string lib = install_ugdemo();
+  ASSERT_FALSE(HasFailure());
   ASSERT_TRUE(root_->chroot({"/usr/bin/ugdemo-tool"}).ok());
   std::string status_before = slurp(root_->path("/var/lib/dpkg/status"));
 
   int rc = -1;
-  auto j = run_json({"apt-get", "install", "-y", deb_in_root(lib_v2)}, &rc);
+  auto j = run_json({"apt-get", "install", "-y", ugdemo_breaking_upgrade()}, &rc);
   EXPECT_EQ(rc, 3) << j.dump(2);
   EXPECT_EQ(j["outcome"], "rolled-back");
   EXPECT_TRUE(has_finding(j["post"], "libraries", "/usr/bin/ugdemo-tool", "ugdemo-tool")) << j["post"].dump(2);

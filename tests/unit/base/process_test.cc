@@ -115,7 +115,7 @@ TEST(ProcessTest, TeeWritesTheLogAndKeepsTheTail) {
 }
 
 TEST(ProcessTest, ChrootGetsProcSysDevAndLeavesNoMount) {
-  if (!guard::testing::is_root()) GTEST_SKIP() << "chroot needs root";
+  if (!guard::testing::is_root()) UG_SKIP_OR_FAIL("chroot needs root");
   guard::testing::TempDir dir;
   for (const char* d : {"proc", "sys", "dev"}) guard::testing::make_dirs(dir / d);
   std::string log;

@@ -33,23 +33,26 @@ TEST(AptSession, AGoneProcessIsAnError) {
   EXPECT_FALSE(gone);
 }
 
-TEST(AptSession, SessionFileRoundTripsAndACorruptOneIsIgnored) {
+TEST(AptSession, SessionFileRoundTripsOnlyForItsAptProcessAndRootAndACorruptOneIsIgnored) {
   TempDir tmp;
   std::string run_dir = tmp / "run";
-  EXPECT_FALSE(read_hook_session(run_dir));
-  HookSession s{{4242, 918273, {"apt-get", "install", "./x.deb"}}, 12, "/"};
-  ASSERT_TRUE(write_hook_session(run_dir, s));
-  auto back = read_hook_session(run_dir);
+  AptProcess apt{4242, 918273, {"apt-get", "install", "./x.deb"}};
+  EXPECT_FALSE(read_hook_session(run_dir, "/", apt));
+  ASSERT_TRUE(write_hook_session(run_dir, HookSession{apt, 12, "/"}));
+  auto back = read_hook_session(run_dir, "/", apt);
   ASSERT_TRUE(back);
   EXPECT_EQ(back->apt.pid, 4242);
   EXPECT_EQ(back->apt.start_ticks, 918273u);
-  EXPECT_EQ(back->apt.command, s.apt.command);
   EXPECT_EQ(back->run_id, 12);
   EXPECT_EQ(back->root, "/");
+  AptProcess reused = apt;
+  reused.start_ticks += 1;  // the pid reused by another process
+  EXPECT_FALSE(read_hook_session(run_dir, "/", reused));
+  EXPECT_FALSE(read_hook_session(run_dir, "/srv/chroot", apt));
   guard::testing::write_file(run_dir + "/hook-session", "{\"apt_pid\": \"x\"");
-  EXPECT_FALSE(read_hook_session(run_dir));
+  EXPECT_FALSE(read_hook_session(run_dir, "/", apt));
   guard::testing::write_file(run_dir + "/hook-session", "{\"apt_pid\": 1}");
-  EXPECT_FALSE(read_hook_session(run_dir));
+  EXPECT_FALSE(read_hook_session(run_dir, "/", apt));
 }
 
 // Outside apt (no lock-frontend holder in a fresh root), the hook's grandparent is taken:
