@@ -112,6 +112,29 @@ base::Result<void> unrestore_boot(const std::string& boot_dir, const std::string
   return unrestore_contents(boot_dir, aside_name(tag));
 }
 
+
+namespace {
+
+// The entries of /boot a restore moves and copies: not our own aside directories, not a
+// mount point (the ESP on /boot/efi), which stays in place.
+base::Result<std::vector<std::string>> own_entries(int boot, const std::string& boot_dir) {
+  struct stat boot_st {};
+  if (::fstat(boot, &boot_st) != 0) return base::fail_errno("fstat", boot_dir);
+  auto names = names_in(boot, boot_dir);
+  if (!names) return base::fail(names.error());
+  std::vector<std::string> out;
+  for (const auto& n : *names) {
+    if (is_aside(n)) continue;
+    struct stat est {};
+    if (::fstatat(boot, n.c_str(), &est, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    if (S_ISDIR(est.st_mode) && est.st_dev != boot_st.st_dev) continue;
+    out.push_back(n);
+  }
+  return out;
+}
+
+}  // namespace
+
 base::Result<void> restore_contents(const std::string& boot_dir, const std::string& source_dir,
                                     const std::string& aside) {
   UniqueFd boot(::open(boot_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -126,15 +149,10 @@ base::Result<void> restore_contents(const std::string& boot_dir, const std::stri
     return base::fail_errno("mkdirat", boot_dir + "/" + aside);
   auto afd = open_dir_at(boot.get(), aside, boot_dir + "/" + aside);
   if (!afd) return base::fail(afd.error());
-  struct stat boot_st {};
-  (void)::fstat(boot.get(), &boot_st);
-  auto current = names_in(boot.get(), boot_dir);
+  auto current = own_entries(boot.get(), boot_dir);
   if (!current) return base::fail(current.error());
   for (const auto& n : *current) {
-    if (is_aside(n)) continue;
     struct stat est {};
-    if (::fstatat(boot.get(), n.c_str(), &est, AT_SYMLINK_NOFOLLOW) != 0) continue;
-    if (S_ISDIR(est.st_mode) && est.st_dev != boot_st.st_dev) continue;  // a mount point (the ESP)
     if (::fstatat(afd->get(), n.c_str(), &est, AT_SYMLINK_NOFOLLOW) == 0) {
       // Already moved aside by an earlier, interrupted run: what is here is our own copy.
       if (auto r = remove_tree(boot.get(), n); !r) return r;
@@ -160,15 +178,9 @@ base::Result<void> unrestore_contents(const std::string& boot_dir, const std::st
   if (!boot) return base::fail_errno("open", boot_dir);
   auto afd = open_dir_at(boot.get(), aside, boot_dir + "/" + aside);
   if (!afd) return {};  // nothing was moved
-  struct stat boot_st {};
-  (void)::fstat(boot.get(), &boot_st);
-  auto current = names_in(boot.get(), boot_dir);
+  auto current = own_entries(boot.get(), boot_dir);
   if (!current) return base::fail(current.error());
   for (const auto& n : *current) {
-    if (is_aside(n)) continue;
-    struct stat est {};
-    if (::fstatat(boot.get(), n.c_str(), &est, AT_SYMLINK_NOFOLLOW) != 0) continue;
-    if (S_ISDIR(est.st_mode) && est.st_dev != boot_st.st_dev) continue;
     if (auto r = remove_tree(boot.get(), n); !r) return r;  // a copy restore_boot made
   }
   auto moved = names_in(afd->get(), boot_dir + "/" + aside);
