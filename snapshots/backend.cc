@@ -1,5 +1,6 @@
 #include "snapshots/backend.h"
 
+#include <algorithm>
 #include <ctime>
 
 #include "snapshots/btrfs.h"
@@ -12,20 +13,37 @@ namespace guard::snapshots {
 base::Result<std::vector<std::string>> SnapshotBackend::prune(int keep, const std::vector<std::string>& protected_ids) {
   auto all = list();
   if (!all) return base::fail(all.error());
+  auto is_protected = [&](const std::string& id) {
+    return std::find(protected_ids.begin(), protected_ids.end(), id) != protected_ids.end();
+  };
   std::vector<std::string> removed;
+  // Incomplete snapshots first: they hold nothing a rollback can use.
+  for (const auto& s : *all) {
+    if (s.complete || is_protected(s.id)) continue;
+    if (auto r = remove(s.id); !r) {
+      if (is_refusal(r.error())) continue;
+      return base::fail(r.error());
+    }
+    removed.push_back(s.id);
+  }
+  // Kept broken roots are not counted and never pruned: deleting one is the operator's call.
+  std::vector<std::string> candidates;
+  for (const auto& s : *all) {
+    if (s.complete && s.kind != "broken") candidates.push_back(s.id);
+  }
   if (keep < 0) keep = 0;
-  if (all->size() <= static_cast<size_t>(keep)) return removed;
-  size_t excess = all->size() - static_cast<size_t>(keep);
-  for (size_t i = 0; i < all->size() && removed.size() < excess; ++i) {
-    const auto& id = (*all)[i].id;
-    bool prot = false;
-    for (const auto& p : protected_ids) prot = prot || p == id;
-    if (prot) continue;
+  if (candidates.size() <= static_cast<std::size_t>(keep)) return removed;
+  std::size_t excess = candidates.size() - static_cast<std::size_t>(keep);
+  std::size_t pruned = 0;
+  for (std::size_t i = 0; i < candidates.size() && pruned < excess; ++i) {
+    const auto& id = candidates[i];
+    if (is_protected(id)) continue;
     if (auto r = remove(id); !r) {
       if (is_refusal(r.error())) continue;  // a pending rollback refers to it
       return base::fail(r.error());
     }
     removed.push_back(id);
+    ++pruned;
   }
   return removed;
 }

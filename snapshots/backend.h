@@ -33,6 +33,8 @@ struct SnapshotInfo {
   std::string location;
   std::int64_t created_unix = 0;
   std::map<std::string, std::string> metadata;
+  bool complete = true;        // false: a snapshot whose creation was interrupted; never a rollback target
+  std::string kind = "snapshot";  // "snapshot", or "broken": a root a rollback replaced and kept
   bool boot_captured = false;  // /boot (a separate filesystem) was copied beside it
   std::string boot_location;   // e.g. ".../@upgrade-guard/<id>.boot"
   std::string esp_path;        // root-relative ESP captured beside it, e.g. "/boot/efi"; "" = none
@@ -63,6 +65,9 @@ enum class RollbackStep {
 struct RollbackOptions {
   // Paths carried from the current root into the restored one; unset = the policy's preserve.
   std::optional<std::vector<std::string>> preserve;
+  // Who asked, stored in the journal so that a journal found after a crash is matched to the
+  // record of whoever started it (find_rollback). e.g. "upgrade-guard rollback 3".
+  std::string owner;
   // Test hook (not a build flag): return an "interrupted" error right after this step is
   // recorded, leaving everything as a crash at that point would.
   std::optional<RollbackStep> stop_after;
@@ -81,12 +86,15 @@ struct RollbackResult {
   std::vector<std::string> notes;  // what the operator must know, e.g. "binaries were not restored"
 };
 
-// A rollback that did not finish, found by pending_rollbacks().
+// A rollback's journal: one that did not finish (pending_rollbacks()) or any one found by its
+// owner (find_rollback()).
 struct PendingRollback {
   std::string journal;
   std::string snapshot_id;
   RollbackStep last_step = RollbackStep::planned;
   bool can_revert = false;  // true until the swap: reverting leaves the old root untouched
+  std::string owner;        // RollbackOptions::owner, "" for a journal written without one
+  std::string state;        // "in-progress", "complete" or "reverted"
 };
 
 enum class ResumeMode { complete, revert };
@@ -115,11 +123,16 @@ class SnapshotBackend {
                                                               const RollbackOptions& options) = 0;
   // Journals of rollbacks that did not reach `done` (after a crash).
   [[nodiscard]] virtual base::Result<std::vector<PendingRollback>> pending_rollbacks() = 0;
-  // Finishes (complete) or undoes (revert; only before the swap) an interrupted rollback.
+  // The newest journal written for `owner` (RollbackOptions::owner), finished or not; nullopt
+  // when the backend never wrote one (it keeps none, or failed before writing it).
+  [[nodiscard]] virtual base::Result<std::optional<PendingRollback>> find_rollback(const std::string& owner) = 0;
+  // Finishes (complete) or undoes (revert; only before the swap) an interrupted rollback. A
+  // journal that already says complete or reverted gives its result again.
   [[nodiscard]] virtual base::Result<RollbackResult> resume_rollback(const std::string& journal, ResumeMode mode) = 0;
 
-  // Keeps the newest `keep` snapshots and every id in `protected_ids` (a pending rollback's,
-  // the last known-good); removes the rest, oldest first. Returns the ids removed.
+  // Removes incomplete snapshots, then keeps the newest `keep` complete ones and every id in
+  // `protected_ids` (a pending rollback's, the last known-good) and removes the rest, oldest
+  // first. Kept broken roots are neither counted nor removed. Returns the ids removed.
   [[nodiscard]] base::Result<std::vector<std::string>> prune(int keep, const std::vector<std::string>& protected_ids);
 };
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <set>
 #include <ctime>
 #include <nlohmann/json.hpp>
 
@@ -98,6 +99,8 @@ base::Result<SnapshotInfo> parse_info(const std::string& text, const std::string
     info.created_unix = j.value("created_unix", std::int64_t{0});
     info.location = store + "/" + info.id;
     if (j.contains("metadata")) info.metadata = j["metadata"].get<std::map<std::string, std::string>>();
+    info.complete = j.value("complete", true);
+    info.kind = j.value("kind", "snapshot");
     info.boot_captured = j.value("boot_captured", false);
     if (info.boot_captured) info.boot_location = store + "/" + info.id + ".boot";
     info.esp_path = j.value("esp_path", "");
@@ -129,6 +132,7 @@ struct Journal {
   std::vector<std::string> nested;
   RollbackStep step = RollbackStep::planned;
   std::string state = "in-progress";  // "complete", "reverted"
+  std::string owner;                  // RollbackOptions::owner
 
   [[nodiscard]] std::string replaced_dir() const { return ".upgrade-guard-replaced-" + ts; }
 
@@ -151,7 +155,8 @@ struct Journal {
            {"nested", nested},
            {"step", static_cast<int>(step)},
            {"step_name", to_string(step)},
-           {"state", state}};
+           {"state", state},
+           {"owner", owner}};
     return base::write_file_atomic(path, j.dump(2) + "\n", 0600);
   }
 
@@ -181,6 +186,7 @@ struct Journal {
       jl.nested = j.at("nested").get<std::vector<std::string>>();
       jl.step = static_cast<RollbackStep>(j.at("step").get<int>());
       jl.state = j.at("state");
+      jl.owner = j.value("owner", "");
       return jl;
     } catch (const json::exception& e) {
       return base::fail("json", path, std::string("bad rollback journal: ") + e.what());
@@ -228,6 +234,17 @@ base::Result<std::vector<std::string>> topmost_nested(const std::string& root_pa
     if (!covered) out.push_back(p);
   }
   return out;
+}
+
+// What a journal says of its rollback; "swapped" is also read off the filesystem, since a crash
+// may fall between the exchange and the journal write.
+PendingRollback describe_journal(const Journal& j, const std::string& top) {
+  bool swapped = j.step >= RollbackStep::swapped;
+  if (!swapped && j.exchange && j.new_root_id != 0) {
+    auto id = btrfs::subvolume_id(top + "/" + j.root_name);
+    swapped = id && *id == j.new_root_id;
+  }
+  return PendingRollback{j.path, j.snapshot_id, j.step, !swapped && j.state == "in-progress", j.owner, j.state};
 }
 
 }  // namespace
@@ -287,16 +304,32 @@ base::Result<SnapshotInfo> BtrfsBackend::create(const std::string& label,
 
   std::string source = layout_.subvol_path.empty() ? top() : top() + "/" + layout_.subvol_path;
   std::string dest = store() + "/" + id;
-  if (auto r = btrfs::create_snapshot(source, dest, true); !r) return base::fail(r.error());
+  const std::string meta_path = store() + "/" + id + ".json";
+  json j{{"id", id},
+         {"backend", "btrfs"},
+         {"label", label},
+         {"created_unix", static_cast<std::int64_t>(now)},
+         {"root_subvol_path", layout_.subvol_path},
+         {"root_subvol_id", layout_.subvol_id},
+         {"boot_captured", false},
+         {"esp_path", ""},
+         {"complete", false},
+         {"metadata", metadata}};
+  // The metadata first, marked incomplete: a process killed while the snapshot is made leaves
+  // something list() reports as an incomplete snapshot, with the metadata saying whose it is,
+  // and prune() removes it.
+  if (auto r = base::write_file_atomic(meta_path, j.dump(2) + "\n", 0600); !r) return base::fail(r.error());
   // From here on a failure removes what was made: no half-written snapshot stays.
   auto undo = [&](base::Error e) -> base::Result<SnapshotInfo> {
     for (const char* suffix : {".boot", ".esp"}) {
       if (auto fd = open_dir(store())) (void)remove_tree(fd->get(), id + suffix);
       (void)::unlink((store() + "/" + id + suffix + ".manifest").c_str());
     }
-    (void)btrfs::delete_subvolume(dest);
+    if (path_exists(dest)) (void)btrfs::delete_subvolume(dest);
+    (void)::unlink(meta_path.c_str());
     return base::fail(std::move(e));
   };
+  if (auto r = btrfs::create_snapshot(source, dest, true); !r) return undo(r.error());
 
   bool boot = false;
   if (layout_.boot_separate) {
@@ -312,37 +345,83 @@ base::Result<SnapshotInfo> BtrfsBackend::create(const std::string& label,
     if (!cap) return undo(cap.error());
     esp = layout_.esp_path;
   }
-  json j{{"id", id},
-         {"backend", "btrfs"},
-         {"label", label},
-         {"created_unix", static_cast<std::int64_t>(now)},
-         {"root_subvol_path", layout_.subvol_path},
-         {"root_subvol_id", layout_.subvol_id},
-         {"boot_captured", boot},
-         {"esp_path", esp},
-         {"metadata", metadata}};
-  if (auto r = base::write_file_atomic(store() + "/" + id + ".json", j.dump(2) + "\n", 0600); !r)
-    return undo(r.error());
+  j["boot_captured"] = boot;
+  j["esp_path"] = esp;
+  j["complete"] = true;
+  if (auto r = base::write_file_atomic(meta_path, j.dump(2) + "\n", 0600); !r) return undo(r.error());
   return info(id);
+}
+
+namespace {
+
+// Entries of the store that are not snapshots of their own: a snapshot's /boot and ESP copies,
+// a rollback's restore subvolume, journals, manifests, temporary files.
+bool snapshot_name(const std::string& n) {
+  auto ends = [&](std::string_view suffix) {
+    return n.size() > suffix.size() && n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  return !n.empty() && n[0] != '.' && !ends(".boot") && !ends(".esp") && !ends(".json") && !ends(".manifest") &&
+         !ends(".journal") && n.find(".restore-") == std::string::npos && n.find(".tmp") == std::string::npos;
+}
+
+bool broken_name(const std::string& n) {
+  return n.rfind("rollback-", 0) == 0 && n.size() > 16 && n.compare(n.size() - 7, 7, "-broken") == 0;
+}
+
+}  // namespace
+
+// A snapshot as the store shows it: its metadata when there is some (incomplete when the
+// subvolume is missing), else what the subvolume itself says: a kept broken root, or a snapshot
+// whose creation was interrupted before its metadata was written (older versions wrote it last).
+base::Result<SnapshotInfo> BtrfsBackend::describe(const std::string& id) {
+  const std::string meta = store() + "/" + id + ".json";
+  const bool has_subvolume = path_exists(store() + "/" + id);
+  if (path_exists(meta)) {
+    auto root = base::Root::open(store());
+    if (!root) return base::fail(root.error());
+    auto text = root->read_file(id + ".json", 1 << 20);
+    if (!text) return base::fail(text.error());
+    auto info = parse_info(*text, store());
+    if (!info) return base::fail(info.error());
+    if (!has_subvolume) info->complete = false;
+    return info;
+  }
+  if (!has_subvolume) return base::fail("snapshot", id, "no such snapshot (see `upgrade-guard snapshot list`)");
+  struct stat st {};
+  if (::lstat((store() + "/" + id).c_str(), &st) != 0) return base::fail_errno("lstat", store() + "/" + id);
+  SnapshotInfo info;
+  info.id = id;
+  info.backend = "btrfs";
+  info.location = store() + "/" + id;
+  info.created_unix = st.st_mtime;
+  if (broken_name(id)) {
+    info.kind = "broken";
+    info.label = "a root replaced by a rollback";
+  } else {
+    info.complete = false;
+    info.label = "(interrupted while it was taken)";
+  }
+  return info;
 }
 
 base::Result<std::vector<SnapshotInfo>> BtrfsBackend::list() {
   std::vector<SnapshotInfo> out;
   if (!path_exists(store())) return out;
-  auto root = base::Root::open(store());
-  if (!root) return base::fail(root.error());
   auto fd = open_dir(store());
   if (!fd) return base::fail(fd.error());
   std::unique_ptr<DIR, int (*)(DIR*)> dir(::fdopendir(fd->release()), &::closedir);
   if (!dir) return base::fail_errno("fdopendir", store());
+  std::set<std::string> ids;
   while (auto* e = ::readdir(dir.get())) {
     std::string n = e->d_name;
-    if (n.size() <= 5 || n.compare(n.size() - 5, 5, ".json") != 0) continue;
-    std::string id = n.substr(0, n.size() - 5);
-    if (!path_exists(store() + "/" + id)) continue;  // metadata without its subvolume: not a snapshot
-    auto text = root->read_file(n, 1 << 20);
-    if (!text) return base::fail(text.error());
-    auto info = parse_info(*text, store());
+    if (n.size() > 5 && n.compare(n.size() - 5, 5, ".json") == 0) {
+      ids.insert(n.substr(0, n.size() - 5));
+    } else if (snapshot_name(n) && e->d_type == DT_DIR) {
+      ids.insert(n);
+    }
+  }
+  for (const auto& id : ids) {
+    auto info = describe(id);
     if (!info) return base::fail(info.error());
     out.push_back(std::move(*info));
   }
@@ -353,13 +432,8 @@ base::Result<std::vector<SnapshotInfo>> BtrfsBackend::list() {
 }
 
 base::Result<SnapshotInfo> BtrfsBackend::info(const std::string& id) {
-  if (!valid_id(id) || !path_exists(store() + "/" + id))
-    return base::fail("snapshot", id, "no such snapshot (see `upgrade-guard snapshot list`)");
-  auto root = base::Root::open(store());
-  if (!root) return base::fail(root.error());
-  auto text = root->read_file(id + ".json", 1 << 20);
-  if (!text) return base::fail(text.error());
-  return parse_info(*text, store());
+  if (!valid_id(id)) return base::fail("snapshot", id, "no such snapshot (see `upgrade-guard snapshot list`)");
+  return describe(id);
 }
 
 base::Result<void> BtrfsBackend::remove(const std::string& id) {
@@ -371,7 +445,9 @@ base::Result<void> BtrfsBackend::remove(const std::string& id) {
     if (p.snapshot_id == id)
       return base::fail(kRefused, id,
                         "a rollback to this snapshot is unfinished (" + p.journal + "): run recover first");
-  if (auto r = btrfs::delete_subvolume(snap->location); !r) return r;
+  if (path_exists(snap->location)) {
+    if (auto r = btrfs::delete_subvolume(snap->location); !r) return r;
+  }
   for (const char* suffix : {".boot", ".esp"}) {
     if (auto fd = open_dir(store())) {
       if (auto r = remove_tree(fd->get(), id + suffix); !r) return r;
@@ -386,6 +462,8 @@ base::Result<void> BtrfsBackend::remove(const std::string& id) {
 base::Result<base::Root> BtrfsBackend::open(const std::string& id) {
   auto snap = info(id);
   if (!snap) return base::fail(snap.error());
+  if (!snap->complete)
+    return base::fail(kRefused, id, "snapshot " + id + " is incomplete (taking it was interrupted): it cannot be used");
   return base::Root::open(snap->location);
 }
 
@@ -539,6 +617,21 @@ base::Result<void> run_forward(Journal& j, const std::string& top, const std::st
     if (j.exchange && !j.live && path_exists(top + "/" + j.broken_name)) {
       if (auto r = btrfs::set_read_only(top + "/" + j.broken_name, true); !r) return r;
     }
+    // Described like a snapshot, so that `snapshot list` shows it and `snapshot delete` can
+    // remove it once nobody needs it.
+    if (j.exchange && path_exists(top + "/" + j.broken_name)) {
+      const std::string id = j.broken_name.substr(j.broken_name.rfind('/') + 1);
+      json meta{{"id", id},
+                {"backend", "btrfs"},
+                {"label", "root replaced by the rollback to " + j.snapshot_id},
+                {"created_unix", static_cast<std::int64_t>(std::time(nullptr))},
+                {"kind", "broken"},
+                {"complete", true},
+                {"boot_captured", false},
+                {"esp_path", ""},
+                {"metadata", {{"rollback", j.owner}, {"restored", j.snapshot_id}}}};
+      if (auto r = base::write_file_atomic(store + "/" + id + ".json", meta.dump(2) + "\n", 0600); !r) return r;
+    }
     if (auto x = finish(RollbackStep::broken_kept); !x) return x;
   }
   return finish(RollbackStep::done);
@@ -590,6 +683,8 @@ base::Result<RollbackResult> BtrfsBackend::rollback(const std::string& id, const
                       "cannot change which subvolume boots; pin it with subvol= instead");
   auto snap = info(id);
   if (!snap) return base::fail(snap.error());
+  if (!snap->complete)
+    return base::fail(kRefused, id, "snapshot " + id + " is incomplete (taking it was interrupted): no rollback to it");
   auto pending = pending_rollbacks();
   if (!pending) return base::fail(pending.error());
   if (!pending->empty())
@@ -598,10 +693,17 @@ base::Result<RollbackResult> BtrfsBackend::rollback(const std::string& id, const
 
   Journal j;
   std::time_t now = std::time(nullptr);
-  j.ts = utc_stamp(now);
-  for (int n = 2; path_exists(store() + "/rollback-" + j.ts + ".journal"); ++n)
-    j.ts = utc_stamp(now) + "-" + std::to_string(n);
-  j.path = store() + "/rollback-" + j.ts + ".journal";
+  // The journal's name is claimed with O_EXCL, so two rollbacks never share one (the guard's
+  // lock already keeps them apart; this holds without it too). An empty journal is a claim
+  // whose plan was never written: nothing was changed, pending_rollbacks() passes over it.
+  for (int n = 1;; ++n) {
+    j.ts = n == 1 ? utc_stamp(now) : utc_stamp(now) + "-" + std::to_string(n);
+    j.path = store() + "/rollback-" + j.ts + ".journal";
+    UniqueFd claim(::open(j.path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (claim) break;
+    if (errno != EEXIST) return base::fail_errno("open", j.path, errno, "cannot create the rollback journal");
+  }
+  j.owner = options.owner;
   j.snapshot_id = id;
   j.root_name = layout_.subvol_path;
   std::string old_root = j.root_name.empty() ? top() : top() + "/" + j.root_name;
@@ -645,17 +747,37 @@ base::Result<std::vector<PendingRollback>> BtrfsBackend::pending_rollbacks() {
   }
   std::sort(names.begin(), names.end());
   for (const auto& n : names) {
+    struct stat st {};
+    if (::stat((store() + "/" + n).c_str(), &st) == 0 && st.st_size == 0) continue;  // a claim, never planned
     auto j = Journal::load(store() + "/" + n);
     if (!j) return base::fail(j.error());
     if (j->state != "in-progress") continue;
-    bool swapped = j->step >= RollbackStep::swapped;
-    if (!swapped && j->exchange && j->new_root_id != 0) {
-      auto id = btrfs::subvolume_id(top() + "/" + j->root_name);
-      swapped = id && *id == j->new_root_id;
-    }
-    out.push_back(PendingRollback{j->path, j->snapshot_id, j->step, !swapped});
+    out.push_back(describe_journal(*j, top()));
   }
   return out;
+}
+
+base::Result<std::optional<PendingRollback>> BtrfsBackend::find_rollback(const std::string& owner) {
+  std::optional<PendingRollback> found;
+  if (owner.empty() || !path_exists(store())) return found;
+  auto fd = open_dir(store());
+  if (!fd) return base::fail(fd.error());
+  std::unique_ptr<DIR, int (*)(DIR*)> dir(::fdopendir(fd->release()), &::closedir);
+  if (!dir) return base::fail_errno("fdopendir", store());
+  std::vector<std::string> names;
+  while (auto* e = ::readdir(dir.get())) {
+    std::string n = e->d_name;
+    if (n.rfind("rollback-", 0) == 0 && n.size() > 8 && n.compare(n.size() - 8, 8, ".journal") == 0) names.push_back(n);
+  }
+  std::sort(names.begin(), names.end());
+  for (const auto& n : names) {
+    struct stat st {};
+    if (::stat((store() + "/" + n).c_str(), &st) == 0 && st.st_size == 0) continue;
+    auto j = Journal::load(store() + "/" + n);
+    if (!j) return base::fail(j.error());
+    if (j->owner == owner) found = describe_journal(*j, top());
+  }
+  return found;
 }
 
 base::Result<RollbackResult> BtrfsBackend::resume_rollback(const std::string& journal, ResumeMode mode) {

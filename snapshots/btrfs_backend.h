@@ -55,6 +55,7 @@ class BtrfsBackend final : public SnapshotBackend {
   [[nodiscard]] base::Result<base::Root> open(const std::string& id) override;
   [[nodiscard]] base::Result<RollbackResult> rollback(const std::string& id, const RollbackOptions& options) override;
   [[nodiscard]] base::Result<std::vector<PendingRollback>> pending_rollbacks() override;
+  [[nodiscard]] base::Result<std::optional<PendingRollback>> find_rollback(const std::string& owner) override;
   [[nodiscard]] base::Result<RollbackResult> resume_rollback(const std::string& journal, ResumeMode mode) override;
 
   // e.g. "/run/upgrade-guard/top"
@@ -73,6 +74,8 @@ class BtrfsBackend final : public SnapshotBackend {
   std::uint64_t min_free_ = 0;
   std::vector<std::string> preserve_;
   TopLevelMount top_;
+
+  [[nodiscard]] base::Result<SnapshotInfo> describe(const std::string& id);
 };
 
 }  // namespace guard::snapshots

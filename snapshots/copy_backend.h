@@ -35,6 +35,10 @@ class CopyBackend final : public SnapshotBackend {
   [[nodiscard]] base::Result<std::vector<PendingRollback>> pending_rollbacks() override {
     return std::vector<PendingRollback>{};
   }
+  // The copy backend keeps no journal: a rollback is simply run again.
+  [[nodiscard]] base::Result<std::optional<PendingRollback>> find_rollback(const std::string&) override {
+    return std::optional<PendingRollback>{};
+  }
   [[nodiscard]] base::Result<RollbackResult> resume_rollback(const std::string& journal, ResumeMode mode) override;
 
   // e.g. "/var/lib/upgrade-guard/snapshots"

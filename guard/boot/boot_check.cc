@@ -1,0 +1,282 @@
+#include "guard/boot/boot_check.h"
+
+
+#include <algorithm>
+#include <fmt/format.h>
+#include <thread>
+
+#include "base/log.h"
+#include "base/root.h"
+#include "base/strings.h"
+#include "guard/boot/grub_counter.h"
+#include "guard/core/check_session.h"
+#include "guard/core/locks.h"
+#include "guard/core/liveness.h"
+#include "guard/core/rollback.h"
+#include "guard/gate/gate.h"
+
+namespace guard::boot {
+namespace {
+
+using std::chrono::steady_clock;
+constexpr const char* kBootCheckMessageId = "2c9e7f41b8a34d6e9f0a1b2c3d4e5f67";
+
+using state::BootTrialRecord;
+using state::BootTrialState;
+using state::RunOutcome;
+using state::RunPhase;
+
+std::string join(const std::vector<std::string>& v) { return base::join(v, "; "); }
+
+std::chrono::milliseconds since(steady_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(steady_clock::now() - t);
+}
+
+// Polls the manager until the boot settled or the policy's timeout; a problem line when it did not.
+std::optional<std::string> wait_for_settle(BootBus& bus, const policies::Policy& policy, const BootCheckOptions& o) {
+  const auto deadline = steady_clock::now() + policy.boot_check.settle_timeout;
+  std::string state = "?";
+  for (;;) {
+    auto s = bus.system_state();
+    if (!s) return "cannot ask systemd how far the boot got: " + s.error().to_string();
+    state = *s;
+    auto jobs = bus.jobs();
+    if (jobs && boot_settled(state, *jobs, o.own_unit)) return std::nullopt;
+    if (steady_clock::now() >= deadline) break;
+    std::this_thread::sleep_for(o.poll);
+  }
+  return fmt::format("the boot did not settle within {} s (systemd state: {})",
+                     policy.boot_check.settle_timeout.count(), state);
+}
+
+// Required units not active and failed units, one problem line each.
+void check_units(BootBus& bus, const policies::Policy& policy, const BootCheckOptions& o,
+                 std::vector<std::string>& problems) {
+  for (const auto& unit : policy.required_services) {
+    auto state = bus.unit_active_state(unit);
+    if (!state) problems.push_back("cannot read the state of required unit " + unit + ": " + state.error().to_string());
+    else if (*state != "active") problems.push_back("required unit " + unit + " is " + *state);
+  }
+  auto failed = bus.failed_units();
+  if (!failed) {
+    problems.push_back("cannot list failed units: " + failed.error().to_string());
+    return;
+  }
+  for (const auto& unit : *failed) {
+    bool required = std::find(policy.required_services.begin(), policy.required_services.end(), unit) !=
+                    policy.required_services.end();
+    if (unit != o.own_unit && !required) problems.push_back("unit " + unit + " failed");
+  }
+}
+
+// The always-on checks against the root's accepted baseline; blocking findings become problems.
+std::optional<checks::Report> check_root(RunContext& ctx, const BootTrialRecord& trial, BootCheckSummary& s) {
+  CheckSessionOptions session;
+  session.check_ids = boot_check_ids();
+  auto report = run_checks({ctx.root, ctx.policy, ctx.runner, ctx.live}, session);
+  if (!report) {
+    s.problems.push_back("the checks could not run: " + report.error().to_string());
+    return std::nullopt;
+  }
+  auto compared = compare_with_baseline(ctx.store, ctx.root_key, *report);
+  if (!compared || !*compared)
+    s.notes.push_back("no accepted baseline for " + ctx.root_key + ": every finding counts");
+  if (auto w = ctx.store.save_report(trial.run_id, state::ReportStage::check, *report); !w)
+    s.notes.push_back("the report was not recorded (" + w.error().to_string() + "), ignoring: the verdict stands");
+  for (const auto& f : report->findings) {
+    if (checks::is_blocking(f)) s.problems.push_back(f.check + ": " + (f.path.empty() ? "" : f.path + ": ") + f.message);
+  }
+  return std::move(*report);
+}
+
+// True when the upgrade the trial belongs to was rolled back already: an earlier trial of its
+// run was, or the run itself rolled back (its record says so, or it stopped in the rollback
+// phase: the state directory was copied into the restored root during the rollback).
+bool upgrade_rolled_back(const state::StateStore& store, const BootTrialRecord& trial) {
+  if (!trial.run_id) return false;
+  if (auto trials = store.boot_trials_of_run(*trial.run_id)) {
+    for (const auto& t : *trials) {
+      if (t.id != trial.id && t.state == BootTrialState::rolled_back) return true;
+    }
+  }
+  auto run = store.get_run(*trial.run_id);
+  if (!run || !*run) return false;
+  return (*run)->outcome == RunOutcome::rolled_back || (!(*run)->outcome && (*run)->phase == RunPhase::rollback);
+}
+
+// The rollback that made this boot, recorded only up to the copy of the state directory: the
+// restored root has booted, so it is done (its journal says complete), and so is its run.
+void finish_rolled_back_run(RunContext& ctx, const BootTrialRecord& trial, BootCheckSummary& s) {
+  if (!trial.run_id) return;
+  if (auto rollbacks = ctx.store.rollbacks_of_run(*trial.run_id); rollbacks && !rollbacks->empty()) {
+    const state::RollbackRecord& rb = rollbacks->front();
+    if (rb.state == state::RollbackState::running && !rollback_process_alive(rb)) {
+      if (auto backend = ctx.snapshots.get()) {
+        auto journal = (*backend)->find_rollback(rb.owner());
+        if (journal && *journal && (*journal)->state == "complete") {
+          auto done = finish_rollback(ctx, **backend, rb);
+          s.notes.push_back(done ? "rollback " + std::to_string(rb.id) + " is recorded as done"
+                                 : "rollback " + std::to_string(rb.id) + " is not recorded: " +
+                                       done.error().to_string() + " (`upgrade-guard recover` records it)");
+        }
+      }
+    }
+  }
+  auto run = ctx.store.get_run(*trial.run_id);
+  if (!run || !*run || (*run)->finished_unix || (*run)->phase != RunPhase::rollback) return;
+  auto w = ctx.store.finish_run(*trial.run_id, RunOutcome::rolled_back, kExitRolledBack,
+                                "rolled back to " + trial.snapshot_id + "; the restored root booted (trial " +
+                                    std::to_string(trial.id) + ")");
+  s.notes.push_back(w ? "run " + std::to_string(*trial.run_id) + " is recorded as rolled back"
+                      : "run " + std::to_string(*trial.run_id) + " is not recorded as rolled back (" +
+                            w.error().to_string() + "): `upgrade-guard recover` records it");
+}
+
+void disarm(const base::Root& root, BootCheckSummary& s) {
+  if (auto n = disarm_boot_counter(root); !n.empty()) s.notes.push_back(n);
+}
+
+void bless(RunContext& ctx, const BootTrialRecord& trial, BootCheckSummary& s) {
+  s.message = "trial " + std::to_string(trial.id) + " blessed: the boot passed its checks";
+  s.exit_code = kExitOk;
+  auto written = ctx.store.transaction([&]() -> base::Result<void> {
+    if (auto w = ctx.store.set_boot_trial_state(trial.id, BootTrialState::blessed, s.message); !w) return w;
+    if (!trial.snapshot_id.empty()) return ctx.store.set_snapshot_known_good(trial.snapshot_id, true);
+    return {};
+  });
+  if (written) {
+    if (!trial.snapshot_id.empty()) s.notes.push_back("snapshot " + trial.snapshot_id + " is the last known-good");
+  } else {
+    s.notes.push_back("the blessing was not recorded (" + written.error().to_string() +
+                      "), ignoring: the trial stays pending and the next boot checks it again");
+  }
+  finish_rolled_back_run(ctx, trial, s);
+  disarm(ctx.root, s);
+}
+
+void close_gate(RunContext& ctx, const BootTrialRecord& trial, const std::string& why, BootCheckSummary& s) {
+  std::string problems = s.problems.empty() ? std::string("failed") : join(s.problems);
+  s.message = "trial " + std::to_string(trial.id) + " failed (" + problems + "): " + why + "; reboot gate closed";
+  s.exit_code = kExitChecksFailed;
+  state::GateState gate;
+  gate.closed = true;
+  gate.reason = "trial boot " + std::to_string(trial.id) + " failed: " + problems;
+  gate.run_id = trial.run_id;
+  gate.changed_by = "boot-check (trial " + std::to_string(trial.id) + ")";
+  std::optional<gate::Enforcement> enforce;
+  if (ctx.live) enforce.emplace(gate::Enforcement{ctx.root, ctx.gate_bus});
+  s.notes.push_back(gate::change_gate(ctx.store, ctx.paths.state_dir, gate, enforce).summary());
+  if (auto w = ctx.store.set_boot_trial_state(trial.id, BootTrialState::failed, s.message); !w)
+    s.notes.push_back("the failed trial was not recorded (" + w.error().to_string() +
+                      "), ignoring: the gate is closed, and the next boot does not roll back (attempt 2)");
+  finish_rolled_back_run(ctx, trial, s);
+  disarm(ctx.root, s);
+}
+
+// Rolls back to the trial's snapshot (the restored root starts at the next boot) and reboots.
+// False when no rollback happened (the caller closes the gate instead).
+bool roll_back(RunContext& ctx, BootBus& bus, const BootTrialRecord& trial, const BootCheckOptions& o,
+               BootCheckSummary& s) {
+  auto backend = ctx.snapshots.get();
+  if (!backend) {
+    s.notes.push_back("no rollback possible: " + backend.error().to_string());
+    return false;
+  }
+  std::string problems = join(s.problems);
+  // Recorded before the rollback copies the state directory into the restored root: the
+  // restored root must not find this trial pending. Unrecorded, no rollback (no loop).
+  s.message = "trial " + std::to_string(trial.id) + " failed (" + problems + "): rolled back to " + trial.snapshot_id;
+  if (auto w = ctx.store.set_boot_trial_state(trial.id, BootTrialState::rolled_back, s.message); !w) {
+    s.notes.push_back("no rollback: the trial's end could not be recorded first (" + w.error().to_string() + ")");
+    return false;
+  }
+  disarm(ctx.root, s);
+  auto rolled = guard::roll_back(ctx, **backend, trial.run_id, trial.snapshot_id);
+  if (!rolled) {
+    s.notes.push_back("the rollback to " + trial.snapshot_id + " failed: " + rolled.error().to_string());
+    return false;
+  }
+  s.notes.insert(s.notes.end(), rolled->result.notes.begin(), rolled->result.notes.end());
+  s.notes.insert(s.notes.end(), rolled->notes.begin(), rolled->notes.end());
+  s.notes.push_back("the broken root is kept as " + rolled->result.broken);
+  s.exit_code = kExitRolledBack;
+  if (!rolled->result.takes_effect_now && o.reboot) {
+    base::log(base::LogLevel::warning, kBootCheckMessageId, s.message + "; rebooting into the restored root",
+              {{"UG_BOOT_TRIAL", std::to_string(trial.id)}});
+    auto r = bus.reboot();
+    s.notes.push_back(r ? "rebooting into the restored root" : "the reboot failed: " + r.error().to_string());
+  }
+  return true;
+}
+
+}  // namespace
+
+const std::vector<std::string>& boot_check_ids() {
+  static const std::vector<std::string> ids{"dpkg-state", "boot", "mounts", "services", "critical"};
+  return ids;
+}
+
+BootCheckSummary run_boot_check(RunContext& ctx, BootBus& bus, const BootCheckOptions& o) {
+  BootCheckSummary s;
+  const policies::Policy& policy = ctx.policy;
+  auto fail = [&](const std::string& why) {
+    s.message = why;
+    s.exit_code = kExitEnvironment;
+    base::log(base::LogLevel::error, kBootCheckMessageId, why);
+    return s;
+  };
+  auto pending = ctx.store.pending_boot_trial();
+  if (!pending) return fail(pending.error().to_string());
+  if (!*pending) {
+    s.message = "no boot trial pending";
+    return s;
+  }
+  auto lock = GuardLock::acquire(ctx.paths.run_dir);
+  if (!lock) return fail(lock.error().to_string());
+  BootTrialRecord trial = **pending;
+  // The attempt is counted first: a check that dies half-way never rolls back on the next boot.
+  auto attempts = ctx.store.record_boot_attempt(trial.id);
+  if (!attempts) s.notes.push_back("the boot attempt was not counted (" + attempts.error().to_string() +
+                                   "): no automatic rollback this time (no reboot loop)");
+  trial.attempts = attempts ? *attempts : std::max(trial.attempts + 1, 2);
+  s.trial = trial;
+
+  auto start = steady_clock::now();
+  if (auto unsettled = wait_for_settle(bus, policy, o)) s.problems.push_back(*unsettled);
+  s.settle_time = since(start);
+  auto checks_start = steady_clock::now();
+  check_units(bus, policy, o, s.problems);
+  s.report = check_root(ctx, trial, s);
+  s.check_time = since(checks_start);
+
+  auto host = base::Root::open("/");
+  auto cmdline_text = host ? host->read_file(o.cmdline_path, 1 << 20) : base::Result<std::string>();
+  TrialFacts facts;
+  facts.healthy = s.problems.empty();
+  facts.policy_rollback = policy.boot_check.rollback;
+  facts.cmdline_allows_rollback = !cmdline_text || cmdline_allows_rollback(*cmdline_text);
+  facts.attempts = trial.attempts;
+  facts.upgrade_already_rolled_back = upgrade_rolled_back(ctx.store, trial);
+  facts.can_roll_back = !trial.snapshot_id.empty();
+  TrialDecision decision = decide_trial(facts);
+  s.action = decision.action;
+  if (decision.action == TrialAction::bless) {
+    bless(ctx, trial, s);
+  } else if (decision.action == TrialAction::roll_back) {
+    if (!roll_back(ctx, bus, trial, o, s)) {
+      s.action = TrialAction::close_gate;
+      close_gate(ctx, trial, "the rollback was not possible", s);
+    }
+  } else {
+    close_gate(ctx, trial, decision.why, s);
+  }
+  base::log(s.exit_code == kExitOk ? base::LogLevel::info : base::LogLevel::warning, kBootCheckMessageId, s.message,
+            {{"UG_BOOT_TRIAL", std::to_string(trial.id)},
+             {"UG_RUN_ID", trial.run_id ? std::to_string(*trial.run_id) : ""},
+             {"UG_ACTION", to_string(*s.action)},
+             {"UG_SETTLE_MS", std::to_string(s.settle_time.count())},
+             {"UG_CHECK_MS", std::to_string(s.check_time.count())}});
+  return s;
+}
+
+}  // namespace guard::boot

@@ -1,0 +1,158 @@
+#include "guard/boot/grub_counter.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/vfs.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "base/atomic_file.h"
+#include "base/strings.h"
+#include "snapshots/btrfs_backend.h"
+
+namespace guard::boot {
+namespace {
+
+const std::vector<std::string_view>& fallback_vars() {
+  static const std::vector<std::string_view> vars{"ug_fallback_uuid", "ug_fallback_linux", "ug_fallback_initrd",
+                                                  "ug_fallback_rootflags"};
+  return vars;
+}
+
+// The UUID the root's fstab mounts "/" by: "UUID=3f1c... / btrfs subvol=@ 0 0" -> "3f1c...".
+std::optional<std::string> fstab_root_uuid(std::string_view fstab) {
+  for (auto line : base::split(fstab, '\n')) {
+    auto fields = base::split_ws(line);
+    if (fields.size() < 2 || fields[0].empty() || fields[0].front() == '#' || fields[1] != "/") continue;
+    constexpr std::string_view prefix = "UUID=";
+    if (fields[0].substr(0, prefix.size()) == prefix) return std::string(fields[0].substr(prefix.size()));
+  }
+  return std::nullopt;
+}
+
+// File names in the host directory `dir` (a snapshot's /boot or the copy beside it).
+std::vector<std::string> list_names(const base::Root& dir) {
+  std::vector<std::string> names;
+  (void)dir.walk("/", [&](const base::WalkEntry& e) {
+    if (e.path.find('/', 1) == std::string_view::npos && !e.name.empty()) names.emplace_back(e.name);
+    return e.type == DT_DIR ? base::WalkAction::skip_subtree : base::WalkAction::next;
+  });
+  return names;
+}
+
+}  // namespace
+
+std::optional<std::string> newest_bootable_kernel(const std::vector<std::string>& names) {
+  std::optional<std::string> best;
+  for (const auto& n : names) {
+    constexpr std::string_view prefix = "vmlinuz-";
+    if (n.rfind(prefix, 0) != 0) continue;
+    std::string version = n.substr(prefix.size());
+    if (version.empty() || version.find(".dpkg-") != std::string::npos) continue;
+    if (std::find(names.begin(), names.end(), "initrd.img-" + version) == names.end()) continue;
+    if (!best || ::strverscmp(version.c_str(), best->c_str()) > 0) best = version;
+  }
+  return best;
+}
+
+FallbackBoot fallback_boot(const std::string& fs_uuid, const std::string& snapshot_id, bool boot_captured,
+                           const std::string& kernel_version) {
+  const std::string store = std::string("/") + snapshots::kStoreName + "/";
+  const std::string dir = boot_captured ? store + snapshot_id + ".boot" : store + snapshot_id + "/boot";
+  FallbackBoot f;
+  f.fs_uuid = fs_uuid;
+  f.linux_path = dir + "/vmlinuz-" + kernel_version;
+  f.initrd_path = dir + "/initrd.img-" + kernel_version;
+  f.rootflags = "subvol=" + std::string(snapshots::kStoreName) + "/" + snapshot_id;
+  return f;
+}
+
+void arm_grub_counter(checks::GrubEnv& env, std::int64_t trial_id, const FallbackBoot& fallback) {
+  env.set(kGrubTrialVar, std::to_string(trial_id));
+  env.set(kGrubBootsLeftVar, "1");
+  env.set("ug_fallback_uuid", fallback.fs_uuid);
+  env.set("ug_fallback_linux", fallback.linux_path);
+  env.set("ug_fallback_initrd", fallback.initrd_path);
+  env.set("ug_fallback_rootflags", fallback.rootflags);
+}
+
+bool disarm_grub_counter(checks::GrubEnv& env) {
+  bool any = env.erase(kGrubTrialVar);
+  any = env.erase(kGrubBootsLeftVar) || any;
+  for (auto v : fallback_vars()) any = env.erase(v) || any;
+  return any;
+}
+
+std::string render_grub_trial_script() {
+  // Variables from load_env are not seen inside a menu entry unless exported.
+  return R"grub(### upgrade-guard: the trial boot after a guarded upgrade ###
+# Only acts while `upgrade-guard` has armed a trial in grubenv (ug_trial). The trial boot sets
+# ug_boots_left to 0; upgrade-guard boot-check removes the variables when it runs. Still 0 at
+# the next boot means the trial boot never reached boot-check: boot the pre-upgrade snapshot
+# once (ug_trial is cleared, so the boot after that uses the normal default again).
+if [ -n "${ug_trial}" ]; then
+  export ug_trial
+  export ug_fallback_uuid
+  export ug_fallback_linux
+  export ug_fallback_initrd
+  export ug_fallback_rootflags
+  if [ "${ug_boots_left}" = "0" ]; then
+    set default="upgrade-guard-fallback"
+    set ug_trial=
+    save_env ug_trial
+  else
+    set ug_boots_left=0
+    save_env ug_boots_left
+  fi
+  menuentry "Pre-upgrade snapshot (upgrade-guard trial ${ug_trial})" --id upgrade-guard-fallback {
+    insmod btrfs
+    search --no-floppy --fs-uuid --set=root "${ug_fallback_uuid}"
+    linux "${ug_fallback_linux}" root=UUID=${ug_fallback_uuid} ro rootflags=${ug_fallback_rootflags} upgrade-guard.rollback=0
+    initrd "${ug_fallback_initrd}"
+  }
+fi
+)grub";
+}
+
+std::string arm_grub(const base::Root& root, std::int64_t trial_id, const snapshots::SnapshotInfo& snapshot) {
+  auto bytes = root.read_file(kGrubEnvPath, 64 << 10);
+  if (!bytes) return "no GRUB environment block (" + std::string(kGrubEnvPath) + "): no boot counter armed";
+  struct statfs sfs {};
+  auto dir = root.open("/boot/grub", O_PATH | O_DIRECTORY);
+  if (!dir || ::fstatfs(dir->get(), &sfs) != 0 || sfs.f_type == BTRFS_SUPER_MAGIC)
+    return "GRUB cannot write its environment block on btrfs: no boot counter armed (a trial boot that never "
+           "reaches boot-check is not caught)";
+  if (snapshot.backend != "btrfs") return "the snapshot is not a btrfs subvolume GRUB can boot: no boot counter armed";
+  auto fstab = root.read_file("/etc/fstab");
+  auto uuid = fstab ? fstab_root_uuid(*fstab) : std::nullopt;
+  if (!uuid) return "the root is not mounted by UUID= in /etc/fstab: no boot counter armed";
+  auto boot_dir = base::Root::open(snapshot.boot_captured ? snapshot.boot_location : snapshot.location + "/boot");
+  auto kernel = boot_dir ? newest_bootable_kernel(list_names(*boot_dir)) : std::nullopt;
+  if (!kernel) return "snapshot " + snapshot.id + " holds no kernel with its initrd: no boot counter armed";
+  auto env = checks::parse_grubenv(*bytes);
+  if (!env) return "cannot read " + std::string(kGrubEnvPath) + ": " + env.error().to_string();
+  arm_grub_counter(*env, trial_id, fallback_boot(*uuid, snapshot.id, snapshot.boot_captured, *kernel));
+  auto text = checks::render_grubenv(*env);
+  if (!text) return "no boot counter armed: " + text.error().to_string();
+  if (auto w = base::write_file_atomic(root.host_path(kGrubEnvPath), *text, 0644); !w)
+    return "no boot counter armed: " + w.error().to_string();
+  return "GRUB boot counter armed: a trial boot that never reaches boot-check is followed by one boot of the "
+         "pre-upgrade snapshot (kernel " + *kernel + ")";
+}
+
+std::string disarm_boot_counter(const base::Root& root) {
+  auto bytes = root.read_file(kGrubEnvPath, 64 << 10);
+  if (!bytes) return "";
+  auto env = checks::parse_grubenv(*bytes);
+  if (!env) return "the GRUB boot counter was not disarmed: " + env.error().to_string();
+  if (!disarm_grub_counter(*env)) return "";
+  auto text = checks::render_grubenv(*env);
+  if (!text) return "the GRUB boot counter was not disarmed: " + text.error().to_string();
+  if (auto w = base::write_file_atomic(root.host_path(kGrubEnvPath), *text, 0644); !w)
+    return "the GRUB boot counter was not disarmed: " + w.error().to_string();
+  return "GRUB boot counter disarmed";
+}
+
+}  // namespace guard::boot

@@ -1,0 +1,74 @@
+// The GRUB boot counter of a trial boot: a trial boot that never reaches boot-check (a kernel
+// panic, a broken initrd) is followed by one boot of the pre-upgrade snapshot. The counter lives
+// in GRUB's environment block (/boot/grub/grubenv) and packaging/grub/42_upgrade-guard reads it.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/root.h"
+#include "checks/grubenv.h"
+#include "snapshots/backend.h"
+
+namespace guard::boot {
+
+// The grubenv variables the counter uses (all removed again by disarm_grub_counter):
+//   ug_trial=12            a trial is pending (the trial's id)
+//   ug_boots_left=1        GRUB sets it to 0 when it boots the trial; still 0 at the next boot
+//                          means the trial boot never reached boot-check: boot the fallback
+//   ug_fallback_uuid, ug_fallback_linux, ug_fallback_initrd, ug_fallback_rootflags:
+//                          the pre-upgrade snapshot's kernel, initrd and root, for the menu
+//                          entry that packaging/grub/42_upgrade-guard adds
+inline constexpr std::string_view kGrubTrialVar = "ug_trial";
+inline constexpr std::string_view kGrubBootsLeftVar = "ug_boots_left";
+// Root-relative, where Debian keeps the block.
+inline constexpr std::string_view kGrubEnvPath = "/boot/grub/grubenv";
+// The menu entry id of the fallback, for `set default=`.
+inline constexpr std::string_view kGrubFallbackId = "upgrade-guard-fallback";
+
+// The pre-upgrade snapshot as GRUB boots it; paths relative to the btrfs top level, which
+// is what GRUB's btrfs driver resolves. e.g. {uuid="3f1c...", linux="/@upgrade-guard/S/boot/
+// vmlinuz-6.1.0-18-amd64", initrd="/@upgrade-guard/S/boot/initrd.img-6.1.0-18-amd64",
+// rootflags="subvol=@upgrade-guard/S"}.
+struct FallbackBoot {
+  std::string fs_uuid;
+  std::string linux_path;
+  std::string initrd_path;
+  std::string rootflags;
+};
+
+// The newest kernel version among the file names of a boot directory that has both
+// vmlinuz-VER and initrd.img-VER. e.g. {"vmlinuz-6.1.0-17-amd64", "initrd.img-6.1.0-17-amd64",
+// "vmlinuz-6.1.0-18-amd64"} -> "6.1.0-17-amd64" (18 has no initrd).
+[[nodiscard]] std::optional<std::string> newest_bootable_kernel(const std::vector<std::string>& names);
+
+// The fallback entry for snapshot `snapshot_id` of a btrfs layout: the kernel from the
+// snapshot's own /boot, or from the copy beside it (`<id>.boot`) when /boot was a separate
+// filesystem. e.g. fallback_boot("3f1c...", "20260122-101500-pre-run12", false, "6.1.0-18-amd64").
+[[nodiscard]] FallbackBoot fallback_boot(const std::string& fs_uuid, const std::string& snapshot_id,
+                                         bool boot_captured, const std::string& kernel_version);
+
+// Arms the counter for trial `trial_id` in `env`, keeping every other variable.
+void arm_grub_counter(checks::GrubEnv& env, std::int64_t trial_id, const FallbackBoot& fallback);
+// Removes the counter's variables; false when none was there.
+bool disarm_grub_counter(checks::GrubEnv& env);
+
+// The GRUB script packaging/grub/42_upgrade-guard prints into grub.cfg (via
+// `upgrade-guard boot-check --grub-script`): it counts the trial boot down and, when a trial
+// boot never reached boot-check, makes the fallback entry the default for this boot.
+[[nodiscard]] std::string render_grub_trial_script();
+
+// Arms the root's GRUB counter for trial `trial_id`, whose rollback target is `snapshot` (its
+// kernel and initrd are what the fallback boots). Returns a note saying what was done or why
+// not (no grubenv, /boot/grub on btrfs, a snapshot that is not a btrfs subvolume...).
+[[nodiscard]] std::string arm_grub(const base::Root& root, std::int64_t trial_id,
+                                   const snapshots::SnapshotInfo& snapshot);
+
+// Removes the counter from the root's grubenv; a note saying what was done ("" when there was
+// nothing to disarm).
+[[nodiscard]] std::string disarm_boot_counter(const base::Root& root);
+
+}  // namespace guard::boot

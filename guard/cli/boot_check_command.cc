@@ -1,0 +1,61 @@
+// upgrade-guard boot-check: the post-boot health check of a trial boot (guard/boot_check.h).
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include <sys/stat.h>
+
+#include "guard/boot/boot_check.h"
+#include "guard/boot/grub_counter.h"
+#include "guard/bus/system_bus.h"
+#include "guard/cli/cli.h"
+#include "guard/cli/invocation.h"
+#include "guard/cli/render.h"
+#include "guard/state/store.h"
+
+namespace guard::cli {
+
+void add_boot_check_command(CLI::App& app, CliContext& ctx) {
+  auto opts = std::make_shared<boot::BootCheckOptions>();
+  auto grub_script = std::make_shared<bool>(false);
+  CLI::App* sub = app.add_subcommand(
+      "boot-check",
+      "Check the trial boot after a guarded upgrade (run by upgrade-guard-boot-check.service): wait for the\n"
+      "boot to settle (policy boot_check.settle_timeout), require the policy's [services] required units active\n"
+      "and no failed unit, run the dpkg-state, boot, mounts, services and critical checks against the accepted\n"
+      "baseline. Pass: the trial is blessed, its snapshot is the last known-good, the GRUB counter disarmed.\n"
+      "Fail: roll back to the pre-upgrade snapshot and reboot, at most once per upgrade (policy\n"
+      "boot_check.rollback; upgrade-guard.rollback=0 on the kernel command line turns it off), otherwise close\n"
+      "the reboot gate. Exits 0 at once when no trial is pending; 0 blessed, 1 gate closed, 3 rolled back.");
+  sub->add_option("--unit", opts->own_unit, "The unit this runs as (its own job does not count as booting)")
+      ->capture_default_str();
+  sub->add_flag("--no-reboot", [opts](std::int64_t) { opts->reboot = false; },
+                "Roll back when the policy says so, but do not reboot");
+  sub->add_flag("--grub-script", *grub_script,
+                "Print the GRUB script /etc/grub.d/42_upgrade-guard adds to grub.cfg (the boot counter) and exit");
+  sub->add_flag("--json", ctx.options.json, "Print JSON (\"schema\": 1)");
+  sub->callback([&ctx, opts, grub_script] {
+    if (*grub_script) {
+      std::fputs(boot::render_grub_trial_script().c_str(), stdout);
+      ctx.exit_code = kExitOk;
+      return;
+    }
+    // The quick no-op of every ordinary boot: no database, so no trial.
+    struct stat st {};
+    boot::BootCheckSummary s;
+    if (::stat(state::StateStore::database_path(ctx.options.state_dir).c_str(), &st) != 0) {
+      s.message = "no boot trial pending";
+    } else {
+      auto run_ctx = ctx.invocation().context();
+      if (!run_ctx) {
+        ctx.exit_code = report_error(run_ctx.error().error, run_ctx.error().exit_code);
+        return;
+      }
+      auto system_bus = bus::make_system_boot_bus();
+      s = boot::run_boot_check(**run_ctx, *system_bus, *opts);
+    }
+    std::fputs((ctx.options.json ? render_boot_check_json(s) + "\n" : render_boot_check(s)).c_str(), stdout);
+    ctx.exit_code = s.exit_code;
+  });
+}
+
+}  // namespace guard::cli

@@ -1,0 +1,80 @@
+// upgrade-guard hook pre|post: apt's DPkg::Pre-Invoke and DPkg::Post-Invoke
+// (packaging/apt/80upgrade-guard), so that a plain `apt upgrade` or unattended-upgrades run
+// is guarded too.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstdlib>
+
+#include "guard/cli/cli.h"
+#include "guard/cli/invocation.h"
+#include "guard/cli/render.h"
+#include "guard/run/pipeline.h"
+
+namespace guard::cli {
+namespace {
+
+// apt shows the hooks' output between its own; everything goes to stderr, prefixed.
+void tell(const std::string& line) { std::fprintf(stderr, "upgrade-guard: %s\n", line.c_str()); }
+
+// A regression is shouted: apt's output scrolls by, and unattended-upgrades mails it.
+void shout(const run::RunSummary& s) {
+  const char* rule = "************************************************************************";
+  std::fprintf(stderr, "\n%s\n", rule);
+  std::fputs(render_run_summary(s, ::isatty(STDERR_FILENO) != 0).c_str(), stderr);
+  std::fprintf(stderr, "%s\n\n", rule);
+}
+
+int run_hook(CliContext& ctx, bool pre) {
+  // Inside `upgrade-guard run -- apt-get ...` the run guards apt: nothing to do or say.
+  if (std::getenv("UPGRADE_GUARD_RUN") != nullptr) return kExitOk;
+  if (::geteuid() != 0) {
+    tell("the apt hook must run as root; this apt run is not guarded");
+    return kExitOk;
+  }
+  auto policy = ctx.invocation().policy();
+  if (!policy) {
+    // A broken policy must not stop apt (it may be the fix); say it loudly.
+    tell("this apt run is NOT guarded: " + policy.error().error.to_string());
+    return kExitOk;
+  }
+  auto run_ctx = ctx.invocation().context();
+  if (!run_ctx) {
+    const bool required = (*policy)->snapshot.required;
+    tell(std::string(required ? "refusing to let dpkg run: " : "this apt run is NOT guarded: ") +
+         run_ctx.error().error.to_string());
+    return required && pre ? kExitChecksFailed : kExitOk;
+  }
+  run::RunPipeline pipeline(**run_ctx);
+  run::RunSummary s = pre ? pipeline.hook_pre() : pipeline.hook_post();
+  if (ctx.options.json) {
+    std::printf("%s\n", render_run_json(s).c_str());
+  } else if (!pre && s.post && s.outcome != state::RunOutcome::passed) {
+    shout(s);
+  } else {
+    for (const auto& note : s.notes) tell(note);
+    tell(s.message);
+  }
+  return s.exit_code;
+}
+
+}  // namespace
+
+void add_hook_command(CLI::App& app, CliContext& ctx) {
+  auto* hook = app.add_subcommand(
+      "hook",
+      "apt hook mode, called by /etc/apt/apt.conf.d/80upgrade-guard so that a plain `apt upgrade` or\n"
+      "unattended-upgrades is guarded too. `hook pre` (DPkg::Pre-Invoke) takes the baseline and the\n"
+      "snapshot once per apt process; `hook post` (DPkg::Post-Invoke) checks what dpkg changed and on a\n"
+      "regression applies the policy's hook.on_fail (default: close the reboot gate) and exits 1, which\n"
+      "makes apt fail. Both do nothing inside `upgrade-guard run`. Trouble of the guard's own is reported\n"
+      "and never fails apt; `pre` stops apt only when snapshot.required is set and no snapshot was taken.");
+  hook->require_subcommand(1);
+  auto* pre = hook->add_subcommand("pre", "Before dpkg runs: baseline and snapshot (once per apt process)");
+  pre->callback([&ctx] { ctx.exit_code = run_hook(ctx, /*pre=*/true); });
+  auto* post = hook->add_subcommand("post", "After dpkg ran: scoped post-checks and hook.on_fail on a regression");
+  post->callback([&ctx] { ctx.exit_code = run_hook(ctx, /*pre=*/false); });
+}
+
+}  // namespace guard::cli

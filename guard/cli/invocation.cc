@@ -1,0 +1,118 @@
+#include "guard/cli/invocation.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+
+#include "guard/bus/system_bus.h"
+#include "guard/core/liveness.h"
+#include "guard/run/pipeline.h"
+#include "policies/loader.h"
+#include "snapshots/layout.h"
+
+namespace guard::cli {
+
+CliResult<const policies::Policy*> Invocation::policy() {
+  if (!policy_) {
+    policies::LoadOptions load;
+    load.policy_file = options_.policy_file;
+    load.config_dir = options_.config_dir;
+    auto loaded = policies::load_policy(load);
+    if (!loaded) return tl::unexpected(CliError{loaded.error(), kExitUsage});
+    policy_.emplace(std::move(*loaded));
+  }
+  return &*policy_;
+}
+
+CliResult<const base::Root*> Invocation::root() {
+  if (!root_) {
+    auto opened = base::Root::open(options_.root);
+    if (!opened) return tl::unexpected(CliError{opened.error(), kExitEnvironment});
+    root_.emplace(std::move(*opened));
+  }
+  return &*root_;
+}
+
+CliResult<state::StateStore*> Invocation::store() {
+  if (!store_) {
+    auto opened = state::StateStore::open(options_.state_dir);
+    if (!opened) return tl::unexpected(CliError{opened.error(), kExitEnvironment});
+    store_.emplace(std::move(*opened));
+    print_notices();
+  }
+  return &*store_;
+}
+
+CliResult<state::StateStore*> Invocation::existing_store() {
+  if (store_) return &*store_;
+  struct stat st {};
+  const std::string path = state::StateStore::database_path(options_.state_dir);
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return nullptr;
+    return tl::unexpected(
+        CliError{base::Error{"stat", path, errno, "cannot read the state database"}, kExitEnvironment});
+  }
+  return store();
+}
+
+void Invocation::print_notices() {
+  if (!notices_) return;
+  notices_ = false;
+  for (const auto& work : run::open_work(*store_))
+    std::fprintf(stderr, "upgrade-guard: warning: %s\n", work.text.c_str());
+}
+
+std::optional<gate::Enforcement> Invocation::enforcement(const base::Root& root) {
+  if (!root.is_host_root()) return std::nullopt;
+  if (!gate_bus_) gate_bus_ = bus::make_system_gate_bus();
+  return gate::Enforcement{root, gate_bus_.get()};
+}
+
+CliResult<RunContext*> Invocation::context() {
+  if (context_) return context_.get();
+  auto p = policy();
+  if (!p) return tl::unexpected(p.error());
+  auto r = root();
+  if (!r) return tl::unexpected(r.error());
+  auto s = store();
+  if (!s) return tl::unexpected(s.error());
+  const policies::Policy& policy = **p;
+  const base::Root& root = **r;
+  const std::string state_dir = options_.state_dir;
+  const std::string root_dir = options_.root;
+  snapshots_ = std::make_unique<SnapshotSource>(
+      [&policy, state_dir, root_dir]() -> base::Result<std::unique_ptr<snapshots::SnapshotBackend>> {
+        auto layout = snapshots::detect_layout(root_dir);
+        if (!layout) return base::fail(layout.error());
+        return snapshots::make_backend(*layout, policy, state_dir);
+      });
+  const bool live = root.is_host_root();
+  if (live && !gate_bus_) gate_bus_ = bus::make_system_gate_bus();
+  GuardPaths paths;
+  paths.state_dir = options_.state_dir;
+  paths.log_dir = options_.log_dir;
+  paths.run_dir = options_.run_dir;
+  context_ = std::unique_ptr<RunContext>(new RunContext{.policy = policy,
+                                                        .root = root,
+                                                        .root_key = root_key(root),
+                                                        .live = live,
+                                                        .store = **s,
+                                                        .runner = runner_,
+                                                        .snapshots = *snapshots_,
+                                                        .gate_bus = gate_bus_.get(),
+                                                        .paths = paths,
+                                                        .pid = ::getpid(),
+                                                        .hostname = host_name(),
+                                                        .boot_id = current_boot_id(),
+                                                        .progress = {}});
+  context_->command_output_fd = options_.json ? STDERR_FILENO : STDOUT_FILENO;
+  const bool json = options_.json;
+  context_->progress = [json](std::string_view line) {
+    if (!json) std::fprintf(stderr, "upgrade-guard: %.*s\n", static_cast<int>(line.size()), line.data());
+  };
+  return context_.get();
+}
+
+}  // namespace guard::cli

@@ -1,0 +1,20 @@
+// How the engines' results look to the operator: the human report and the JSON ("schema": 1)
+// of a run, a recover, a manual rollback and a boot check.
+#pragma once
+
+#include <string>
+
+#include "guard/boot/boot_check.h"
+#include "guard/run/pipeline.h"
+
+namespace guard::cli {
+
+// The human report of a run: what changed, what broke, what was done, how to undo it.
+[[nodiscard]] std::string render_run_summary(const run::RunSummary& summary, bool color);
+// The same as JSON ("schema": 1).
+[[nodiscard]] std::string render_run_json(const run::RunSummary& summary);
+
+[[nodiscard]] std::string render_boot_check(const boot::BootCheckSummary& summary);
+[[nodiscard]] std::string render_boot_check_json(const boot::BootCheckSummary& summary);
+
+}  // namespace guard::cli

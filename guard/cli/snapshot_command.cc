@@ -1,0 +1,301 @@
+// upgrade-guard snapshot list|create|delete|prune, and upgrade-guard rollback.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+#include <nlohmann/json.hpp>
+
+#include "guard/cli/cli.h"
+#include "guard/cli/invocation.h"
+#include "guard/cli/render.h"
+#include "guard/core/locks.h"
+#include "guard/core/retention.h"
+#include "guard/run/pipeline.h"
+#include "snapshots/backend.h"
+#include "snapshots/layout.h"
+
+namespace guard::cli {
+namespace {
+
+std::string when(std::int64_t unix_time) {
+  std::time_t t = static_cast<std::time_t>(unix_time);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
+  return buf;
+}
+
+nlohmann::json info_json(const snapshots::SnapshotInfo& s) {
+  return {{"id", s.id},
+          {"backend", s.backend},
+          {"label", s.label},
+          {"location", s.location},
+          {"created_unix", s.created_unix},
+          {"kind", s.kind},
+          {"complete", s.complete},
+          {"boot_captured", s.boot_captured}};
+}
+
+// "incomplete", "broken", "pinned", "known-good", "" for what a snapshot is beyond a snapshot.
+std::string state_of(const snapshots::SnapshotInfo& s, const std::vector<state::SnapshotRecord>& recorded) {
+  if (!s.complete) return "incomplete";
+  if (s.kind == "broken") return "broken";
+  auto rec = std::find_if(recorded.begin(), recorded.end(), [&](const auto& r) { return r.id == s.id; });
+  if (rec == recorded.end()) return "";
+  if (rec->known_good) return "known-good";
+  if (rec->pinned_reason) return "pinned";
+  return "";
+}
+
+// The parts a snapshot subcommand needs (root only), or the exit code set.
+struct SnapshotParts {
+  RunContext* ctx = nullptr;
+  snapshots::SnapshotBackend* backend = nullptr;
+};
+std::optional<SnapshotParts> parts(CliContext& ctx, const char* what) {
+  if ((ctx.exit_code = require_root(what)) != kExitOk) return std::nullopt;
+  auto run_ctx = ctx.invocation().context();
+  if (!run_ctx) {
+    ctx.exit_code = report_error(run_ctx.error().error, run_ctx.error().exit_code);
+    return std::nullopt;
+  }
+  auto backend = (*run_ctx)->snapshots.get();
+  if (!backend) {
+    ctx.exit_code = report_error(backend.error(), kExitEnvironment);
+    return std::nullopt;
+  }
+  return SnapshotParts{*run_ctx, *backend};
+}
+
+// Changing snapshots while a guarded run works would pull its rollback target away: one
+// guard at a time, as for runs.
+std::optional<GuardLock> lock(CliContext& ctx, const RunContext& rc) {
+  auto held = GuardLock::acquire(rc.paths.run_dir);
+  if (!held) {
+    ctx.exit_code = report_error(held.error(), kExitEnvironment);
+    return std::nullopt;
+  }
+  return std::move(*held);
+}
+
+void list(CliContext& ctx) {
+  auto p = parts(ctx, "snapshot list");
+  if (!p) return;
+  auto all = p->backend->list();
+  if (!all) {
+    ctx.exit_code = report_error(all.error(), kExitEnvironment);
+    return;
+  }
+  auto recorded = p->ctx->store.list_snapshots(p->ctx->root_key);
+  if (!recorded) {
+    ctx.exit_code = report_error(recorded.error(), kExitEnvironment);
+    return;
+  }
+  auto open = p->ctx->store.open_rollbacks(p->ctx->root_key);
+  if (!open) {
+    ctx.exit_code = report_error(open.error(), kExitEnvironment);
+    return;
+  }
+  auto layout = snapshots::detect_layout(ctx.options.root);
+  if (ctx.options.json) {
+    nlohmann::json j{{"schema", 1}};
+    if (layout) j["layout"] = nlohmann::json::parse(snapshots::render_layout_json(*layout));
+    auto& arr = j["snapshots"] = nlohmann::json::array();
+    for (const auto& s : *all) {
+      auto sj = info_json(s);
+      sj["state"] = state_of(s, *recorded);
+      arr.push_back(sj);
+    }
+    auto& rj = j["unfinished_rollbacks"] = nlohmann::json::array();
+    for (const auto& r : *open)
+      rj.push_back({{"id", r.id}, {"snapshot", r.snapshot_id}, {"state", state::to_string(r.state)}, {"message", r.message}});
+    std::printf("%s\n", j.dump(2).c_str());
+  } else {
+    if (layout) std::fputs(snapshots::render_layout_text(*layout).c_str(), stdout);
+    std::printf("\n%-40s %-8s %-20s %-11s %s\n", "ID", "BACKEND", "CREATED", "STATE", "LABEL");
+    for (const auto& s : *all)
+      std::printf("%-40s %-8s %-20s %-11s %s\n", s.id.c_str(), s.backend.c_str(), when(s.created_unix).c_str(),
+                  state_of(s, *recorded).c_str(), s.label.c_str());
+    if (all->empty()) std::printf("(no snapshots yet)\n");
+    for (const auto& r : *open)
+      std::printf("unfinished rollback %lld to %s (%s)%s%s: `upgrade-guard recover` finishes it\n",
+                  static_cast<long long>(r.id), r.snapshot_id.c_str(), state::to_string(r.state),
+                  r.message.empty() ? "" : ": ", r.message.c_str());
+  }
+  ctx.exit_code = kExitOk;
+}
+
+void create(CliContext& ctx, const std::string& label) {
+  auto p = parts(ctx, "snapshot create");
+  if (!p) return;
+  auto held = lock(ctx, *p->ctx);
+  if (!held) return;
+  auto s = p->backend->create(label, {{"by", "snapshot create"}});
+  if (!s) {
+    ctx.exit_code = report_error(s.error(), kExitEnvironment);
+    return;
+  }
+  state::SnapshotRecord rec;
+  rec.id = s->id;
+  rec.backend = s->backend;
+  rec.label = s->label;
+  rec.location = s->location;
+  rec.root = p->ctx->root_key;
+  rec.created_unix = s->created_unix;
+  if (auto w = p->ctx->store.record_snapshot(rec); !w)
+    std::fprintf(stderr, "upgrade-guard: warning: snapshot %s is taken but not recorded (%s): `snapshot list` shows it\n",
+                 s->id.c_str(), w.error().to_string().c_str());
+  if (ctx.options.json) {
+    std::printf("%s\n", info_json(*s).dump(2).c_str());
+  } else {
+    std::printf("snapshot %s created (%s)\n", s->id.c_str(), s->location.c_str());
+  }
+  ctx.exit_code = kExitOk;
+}
+
+void remove(CliContext& ctx, const std::string& id) {
+  auto p = parts(ctx, "snapshot delete");
+  if (!p) return;
+  auto held = lock(ctx, *p->ctx);
+  if (!held) return;
+  auto prot = protected_snapshots(p->ctx->store, p->ctx->root_key);
+  if (!prot) {
+    ctx.exit_code = report_error(prot.error(), kExitEnvironment);
+    return;
+  }
+  if (std::find(prot->begin(), prot->end(), id) != prot->end()) {
+    std::fprintf(stderr,
+                 "upgrade-guard: snapshot %s is protected (pinned, last known-good, a pending boot trial's, an "
+                 "unfinished run's or an unfinished rollback's); not deleted\n",
+                 id.c_str());
+    ctx.exit_code = kExitEnvironment;
+    return;
+  }
+  if (auto r = p->backend->remove(id); !r) {
+    ctx.exit_code = report_error(r.error(), kExitEnvironment);
+    return;
+  }
+  if (auto w = p->ctx->store.set_snapshot_state(id, state::SnapshotState::deleted);
+      !w && w.error().message.find("not found") == std::string::npos)
+    std::fprintf(stderr, "upgrade-guard: warning: snapshot %s is deleted but that is not recorded: %s\n", id.c_str(),
+                 w.error().to_string().c_str());
+  std::printf("snapshot %s deleted\n", id.c_str());
+  ctx.exit_code = kExitOk;
+}
+
+void prune(CliContext& ctx) {
+  auto p = parts(ctx, "snapshot prune");
+  if (!p) return;
+  auto held = lock(ctx, *p->ctx);
+  if (!held) return;
+  auto prot = protected_snapshots(p->ctx->store, p->ctx->root_key);
+  if (!prot) {
+    ctx.exit_code = report_error(prot.error(), kExitEnvironment);
+    return;
+  }
+  auto removed = p->backend->prune(p->ctx->policy.snapshot.keep, *prot);
+  if (!removed) {
+    ctx.exit_code = report_error(removed.error(), kExitEnvironment);
+    return;
+  }
+  for (const auto& r : *removed) {
+    if (auto w = p->ctx->store.set_snapshot_state(r, state::SnapshotState::deleted);
+        !w && w.error().message.find("not found") == std::string::npos)
+      std::fprintf(stderr, "upgrade-guard: warning: %s is deleted but that is not recorded: %s\n", r.c_str(),
+                   w.error().to_string().c_str());
+    std::printf("deleted %s\n", r.c_str());
+  }
+  std::printf("%zu snapshots deleted\n", removed->size());
+  ctx.exit_code = kExitOk;
+}
+
+void rollback(CliContext& ctx, const std::string& to) {
+  auto p = parts(ctx, "rollback");
+  if (!p) return;
+  std::string target = to;
+  if (target.empty()) {
+    auto good = p->ctx->store.last_known_good(p->ctx->root_key);
+    if (!good) {
+      ctx.exit_code = report_error(good.error(), kExitEnvironment);
+      return;
+    }
+    if (*good) target = (*good)->id;
+  }
+  if (target.empty()) {
+    std::fprintf(stderr, "upgrade-guard: no known-good snapshot recorded: name one with --to ID "
+                         "(see `upgrade-guard snapshot list`)\n");
+    ctx.exit_code = kExitUsage;
+    return;
+  }
+  run::RunSummary s = run::RunPipeline(*p->ctx).roll_back_to(target);
+  if (!s.rollback) {
+    std::fprintf(stderr, "upgrade-guard: %s\n", s.message.c_str());
+    for (const auto& n : s.notes) std::fprintf(stderr, "  - %s\n", n.c_str());
+    ctx.exit_code = s.exit_code;
+    return;
+  }
+  const snapshots::RollbackResult& r = *s.rollback;
+  if (ctx.options.json) {
+    nlohmann::json j{{"schema", 1},          {"run", s.run_id},          {"snapshot", r.snapshot_id},
+                     {"method", r.method},   {"takes_effect_now", r.takes_effect_now},
+                     {"broken", r.broken},   {"preserved", r.preserved}, {"nested", r.nested},
+                     {"notes", s.notes}};
+    std::printf("%s\n", j.dump(2).c_str());
+  } else {
+    std::printf("rolled back to %s (%s); the previous root is kept as %s\n", r.snapshot_id.c_str(), r.method.c_str(),
+                r.broken.c_str());
+    std::printf(r.takes_effect_now ? "the root shows the restored tree now\n"
+                                   : "the restored root is used from the next boot on\n");
+    for (const auto& n : s.notes) std::printf("  - %s\n", n.c_str());
+  }
+  ctx.exit_code = s.exit_code;
+}
+
+}  // namespace
+
+void add_snapshot_commands(CLI::App& app, CliContext& ctx) {
+  auto* snap = app.add_subcommand("snapshot", "List, create, delete or prune snapshots of the root");
+  snap->require_subcommand(1);
+
+  auto* list_cmd = snap->add_subcommand(
+      "list",
+      "Show the root's layout (what a snapshot covers and what it does not), its snapshots (STATE:\n"
+      "known-good, pinned, broken: a root a rollback replaced and kept, incomplete: taking it was\n"
+      "interrupted) and unfinished rollbacks");
+  list_cmd->callback([&ctx] { list(ctx); });
+
+  auto label = std::make_shared<std::string>("manual");
+  auto* create_cmd =
+      snap->add_subcommand("create", "Take a snapshot now (refused, exit 4, when free space is short)");
+  create_cmd->add_option("--label", *label, "A label, part of the id")->capture_default_str();
+  create_cmd->callback([&ctx, label] { create(ctx, *label); });
+
+  auto id = std::make_shared<std::string>();
+  auto* del = snap->add_subcommand(
+      "delete",
+      "Delete a snapshot (refused, exit 4, for a pinned or last known-good one, a pending boot trial's, an\n"
+      "unfinished run's or rollback's, and while another upgrade-guard runs)");
+  del->add_option("id", *id, "The snapshot id")->required();
+  del->callback([&ctx, id] { remove(ctx, *id); });
+
+  auto* prune_cmd = snap->add_subcommand(
+      "prune",
+      "Delete incomplete snapshots, then keep the newest snapshot.keep (policy) and every protected\n"
+      "one and delete the rest; kept broken roots are left to `snapshot delete`");
+  prune_cmd->callback([&ctx] { prune(ctx); });
+
+  auto to = std::make_shared<std::string>();
+  auto* rollback_cmd = app.add_subcommand(
+      "rollback",
+      "Roll the root back to a snapshot (default: the newest known-good one): the policy's preserve\n"
+      "paths and nested subvolumes are carried over, /boot restored, the current root kept as a\n"
+      "snapshot. With --root DIR it takes effect at once; for the live root at the next boot. It is\n"
+      "recorded like a run: if it is interrupted, new runs are refused and `recover` completes it.");
+  rollback_cmd->add_option("--to", *to, "The snapshot id");
+  rollback_cmd->callback([&ctx, to] { rollback(ctx, *to); });
+}
+
+}  // namespace guard::cli

@@ -1,0 +1,29 @@
+#include "guard/core/retention.h"
+
+namespace guard {
+
+base::Result<std::vector<std::string>> protected_snapshots(const state::StateStore& store, const std::string& root_key) {
+  std::vector<std::string> ids;
+  auto good = store.last_known_good(root_key);
+  if (!good) return base::fail(good.error());
+  if (*good) ids.push_back((*good)->id);
+  auto all = store.list_snapshots(root_key);
+  if (!all) return base::fail(all.error());
+  for (const auto& s : *all) {
+    if (s.pinned_reason) ids.push_back(s.id);
+  }
+  auto trial = store.pending_boot_trial();
+  if (!trial) return base::fail(trial.error());
+  if (*trial) ids.push_back((*trial)->snapshot_id);
+  auto runs = store.unfinished_runs();
+  if (!runs) return base::fail(runs.error());
+  for (const auto& r : *runs) {
+    if (r.snapshot_id) ids.push_back(*r.snapshot_id);
+  }
+  auto rollbacks = store.open_rollbacks(root_key);
+  if (!rollbacks) return base::fail(rollbacks.error());
+  for (const auto& r : *rollbacks) ids.push_back(r.snapshot_id);
+  return ids;
+}
+
+}  // namespace guard

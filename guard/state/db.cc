@@ -1,0 +1,317 @@
+// The SQLite connection of the state store: open, checks of a file that is not ours, WAL,
+// migrations, transactions. The tables live in runs.cc, reports.cc, snapshots.cc, gate.cc,
+// boot_trials.cc and rollbacks.cc; the schema in schema.cc.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <vector>
+
+#include "base/unique_fd.h"
+#include "guard/state/db.h"
+
+namespace guard::state {
+
+using base::Error;
+using base::fail;
+using base::Result;
+
+void CloseDatabase::operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+void FinalizeStatement::operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
+
+std::int64_t now_unix() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::int64_t now_unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+namespace {
+
+constexpr int kBusyTimeoutMs = 5000;
+
+// mkdir -p with the last component 0700. e.g. ensure_state_dir("/var/lib/upgrade-guard").
+Result<void> ensure_state_dir(const std::string& dir) {
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) == 0) {
+    if (!S_ISDIR(st.st_mode)) return fail("stat", dir, "the state directory is not a directory");
+    return {};
+  }
+  if (errno != ENOENT) return base::fail_errno("stat", dir, errno, "cannot use the state directory");
+  for (std::size_t pos = dir.find('/', 1); pos != std::string::npos; pos = dir.find('/', pos + 1)) {
+    std::string parent = dir.substr(0, pos);
+    if (::mkdir(parent.c_str(), 0755) != 0 && errno != EEXIST) {
+      return base::fail_errno("mkdir", parent, errno, "cannot create the state directory");
+    }
+  }
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return base::fail_errno("mkdir", dir, errno, "cannot create the state directory");
+  }
+  return {};
+}
+
+// What to tell the operator about a file that SQLite cannot use. Nothing was written to it.
+std::string damaged_advice(const std::string& path) {
+  return fmt::format(
+      "it was left untouched: move it aside (mv {0} {0}.broken) and upgrade-guard starts a new, empty store "
+      "(run history, baselines and the gate state are lost), or restore it from a backup",
+      path);
+}
+
+}  // namespace
+
+// ---- open, migrate, settings --------------------------------------------------------------
+
+StateStore::StateStore(DbPtr db, std::string path) : db_(std::move(db)), path_(std::move(path)) {}
+StateStore::StateStore(StateStore&&) noexcept = default;
+StateStore& StateStore::operator=(StateStore&&) noexcept = default;
+StateStore::~StateStore() = default;
+
+std::string StateStore::database_path(const std::string& state_dir) {
+  std::string dir = state_dir;
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  return dir == "/" ? std::string("/") + kFileName : dir + "/" + kFileName;
+}
+
+Error StateStore::error(std::string_view call, std::string_view context) const {
+  sqlite3* db = db_.get();
+  std::string detail = db ? sqlite3_errmsg(db) : "out of memory";
+  return Error{std::string(call), path_, 0, fmt::format("{}: {}: {}", context, call, detail)};
+}
+
+Result<StateStore::Statement> StateStore::prepare(std::string_view sql, std::string_view context) const {
+  sqlite3_stmt* raw = nullptr;
+  int rc = sqlite3_prepare_v2(db_.get(), sql.data(), static_cast<int>(sql.size()), &raw, nullptr);
+  std::unique_ptr<sqlite3_stmt, FinalizeStatement> stmt(raw);
+  if (rc != SQLITE_OK) return fail(error("sqlite3_prepare_v2", context));
+  return Statement(*this, std::move(stmt), std::string(context));
+}
+
+Result<void> StateStore::exec(const char* sql, std::string_view context) const {
+  if (sqlite3_exec(db_.get(), sql, nullptr, nullptr, nullptr) != SQLITE_OK) {
+    return fail(error("sqlite3_exec", context));
+  }
+  return {};
+}
+
+Result<StateStore> StateStore::open(const std::string& state_dir) {
+  return open_impl(state_dir, kSchemaVersion);
+}
+
+Result<StateStore> StateStore::open_at_version_for_test(const std::string& state_dir, int version) {
+  if (version < 1 || version > kSchemaVersion) {
+    return fail("state", state_dir, fmt::format("no schema version {}", version));
+  }
+  return open_impl(state_dir, version);
+}
+
+Result<StateStore> StateStore::open_impl(const std::string& state_dir, int target_version) {
+  if (auto r = ensure_state_dir(state_dir); !r) return fail(r.error());
+  std::string path = database_path(state_dir);
+
+  // Create the file ourselves so that it is 0600 from the first byte; SQLite gives the
+  // -wal and -shm files the mode of the database. An empty file is an empty database.
+  {
+    base::UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!fd && errno != EEXIST) return base::fail_errno("open", path, errno, "cannot create the state database");
+  }
+
+  // SQLite would quietly fall back to read-only; say what is wrong instead.
+  if (::access(path.c_str(), R_OK | W_OK) != 0) {
+    return base::fail_errno("access", path, errno, "cannot open the state database for writing (run as root?)");
+  }
+
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_EXRESCODE,
+                           nullptr);
+  DbPtr db(raw);
+  if (rc != SQLITE_OK) {
+    int err = raw ? sqlite3_system_errno(raw) : 0;
+    std::string detail = raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc);
+    return fail(Error{"sqlite3_open_v2", path, err,
+                      fmt::format("cannot open the state database: sqlite3_open_v2: {}", detail)});
+  }
+  StateStore store(std::move(db), path);
+  sqlite3_busy_timeout(store.db_.get(), kBusyTimeoutMs);
+
+  // Read before anything writes: a file that is not ours, is damaged or is newer than this
+  // program must stay exactly as it is. (journal_mode=WAL would rewrite the header.)
+  auto version = [&]() -> Result<int> {
+    auto stmt = store.prepare("PRAGMA user_version", "cannot read the state database's schema version");
+    if (!stmt) return fail(stmt.error());
+    auto row = stmt->step();
+    if (!row) return fail(row.error());
+    return *row ? static_cast<int>(stmt->integer(0)) : 0;
+  }();
+  if (!version) {
+    int code = sqlite3_errcode(store.db_.get()) & 0xff;
+    if (code == SQLITE_NOTADB || code == SQLITE_CORRUPT) {
+      return fail(Error{"sqlite3_step", path, 0,
+                        fmt::format("the state database is not a usable SQLite database ({}); {}",
+                                    sqlite3_errmsg(store.db_.get()), damaged_advice(path))});
+    }
+    return fail(version.error());
+  }
+  if (*version > kSchemaVersion) {
+    return fail(Error{"user_version", path, 0,
+                      fmt::format("state.db has schema version {}, this upgrade-guard knows up to {}: upgrade "
+                                  "upgrade-guard",
+                                  *version, kSchemaVersion)});
+  }
+  if (auto r = store.quick_check(); !r) return fail(r.error());
+
+  if (auto r = store.enable_wal(); !r) return fail(r.error());
+  if (auto r = store.exec("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON", "cannot configure the state database");
+      !r) {
+    return fail(r.error());
+  }
+  if (auto r = store.migrate(target_version); !r) return fail(r.error());
+  return store;
+}
+
+Result<void> StateStore::enable_wal() {
+  // Switching a new database from rollback to WAL needs an exclusive lock, and SQLite does
+  // not run the busy handler for it: two guards opening a fresh store at once would see
+  // "database is locked". Retry for as long as the busy timeout.
+  const char* context = "cannot switch the state database to WAL";
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kBusyTimeoutMs);
+  for (;;) {
+    auto stmt = prepare("PRAGMA journal_mode=WAL", context);
+    if (!stmt) return fail(stmt.error());
+    auto row = stmt->step();
+    if (row) {
+      if (!*row || stmt->text(0) != "wal") {
+        return fail("journal_mode", path_, fmt::format("{} (is it on a filesystem without shared memory?)", context));
+      }
+      return {};
+    }
+    int code = sqlite3_errcode(db_.get()) & 0xff;
+    if ((code != SQLITE_BUSY && code != SQLITE_LOCKED) || std::chrono::steady_clock::now() >= deadline) {
+      return fail(row.error());
+    }
+    stmt->close();
+    ::usleep(10'000);
+  }
+}
+
+Result<void> StateStore::migrate(int target_version) {
+  for (const Migration& m : migrations()) {
+    if (m.version > target_version) break;
+    std::string context = fmt::format("cannot migrate the state database to schema version {}", m.version);
+    auto txn = TransactionGuard::begin(*this, context);
+    if (!txn) return fail(txn.error());
+    // Read again inside the write lock: another upgrade-guard may have migrated meanwhile.
+    auto stmt = prepare("PRAGMA user_version", context);
+    if (!stmt) return fail(stmt.error());
+    auto row = stmt->step();
+    if (!row) return fail(row.error());
+    int current = *row ? static_cast<int>(stmt->integer(0)) : 0;
+    stmt->close();
+    if (current >= m.version) continue;  // the guard rolls back the empty transaction
+    if (current != m.version - 1) {
+      return fail("user_version", path_, fmt::format("{}: the database is at version {}", context, current));
+    }
+    if (auto r = exec(m.sql, context); !r) return r;
+    std::string set_version = fmt::format("PRAGMA user_version = {}", m.version);
+    if (auto r = exec(set_version.c_str(), context); !r) return r;
+    if (auto r = txn->commit(); !r) return r;
+  }
+  return {};
+}
+
+Result<StoreSettings> StateStore::settings() const {
+  StoreSettings s;
+  auto pragma = [&](const char* sql) -> Result<Statement> {
+    auto stmt = prepare(sql, "cannot read the state database's settings");
+    if (!stmt) return fail(stmt.error());
+    auto row = stmt->step();
+    if (!row) return fail(row.error());
+    if (!*row) return fail("sqlite3_step", path_, std::string(sql) + " returned nothing");
+    return stmt;
+  };
+  auto j = pragma("PRAGMA journal_mode");
+  if (!j) return fail(j.error());
+  s.journal_mode = j->text(0);
+  auto sync = pragma("PRAGMA synchronous");
+  if (!sync) return fail(sync.error());
+  s.synchronous = static_cast<int>(sync->integer(0));
+  auto fk = pragma("PRAGMA foreign_keys");
+  if (!fk) return fail(fk.error());
+  s.foreign_keys = fk->integer(0) != 0;
+  auto busy = pragma("PRAGMA busy_timeout");
+  if (!busy) return fail(busy.error());
+  s.busy_timeout_ms = static_cast<int>(busy->integer(0));
+  auto version = pragma("PRAGMA user_version");
+  if (!version) return fail(version.error());
+  s.schema_version = static_cast<int>(version->integer(0));
+  return s;
+}
+
+Result<void> StateStore::quick_check() const {
+  const char* context = "cannot check the state database";
+  auto stmt = prepare("PRAGMA quick_check", context);
+  if (!stmt) return fail(stmt.error());
+  std::vector<std::string> problems;
+  for (;;) {
+    auto row = stmt->step();
+    if (!row) {
+      int code = sqlite3_errcode(db_.get()) & 0xff;
+      if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) {
+        return fail(Error{
+            "quick_check", path_, 0,
+            fmt::format("the state database is damaged ({}); {}", sqlite3_errmsg(db_.get()), damaged_advice(path_))});
+      }
+      return fail(row.error());
+    }
+    if (!*row) break;
+    std::string line = stmt->text(0);
+    if (line != "ok" && problems.size() < 3) problems.push_back(std::move(line));
+  }
+  if (!problems.empty()) {
+    std::string joined;
+    for (const auto& p : problems) joined += (joined.empty() ? "" : "; ") + p;
+    return fail(Error{
+        "quick_check", path_, 0,
+        fmt::format("the state database is damaged (PRAGMA quick_check: {}); {}", joined, damaged_advice(path_))});
+  }
+  return {};
+}
+
+Result<void> StateStore::transaction(const std::function<Result<void>()>& body) {
+  auto txn = TransactionGuard::begin(*this, "cannot begin a state database transaction");
+  if (!txn) return fail(txn.error());
+  if (auto r = body(); !r) return r;
+  return txn->commit();
+}
+
+int StateStore::changes() const { return sqlite3_changes(db_.get()); }
+std::int64_t StateStore::last_insert_id() const { return sqlite3_last_insert_rowid(db_.get()); }
+
+Result<void> StateStore::update_one(std::string_view sql, const std::string& context,
+                                    const std::function<void(Statement&)>& bind) {
+  auto txn = TransactionGuard::begin(*this, context);
+  if (!txn) return fail(txn.error());
+  auto stmt = prepare(sql, context);
+  if (!stmt) return fail(stmt.error());
+  bind(*stmt);
+  if (auto r = stmt->run(); !r) return r;
+  if (changes() != 1) return fail("state", path_, context + ": not found");
+  return txn->commit();
+}
+
+Result<void> StateStore::write(std::string_view sql, const std::string& context,
+                               const std::function<void(Statement&)>& bind) {
+  auto txn = TransactionGuard::begin(*this, context);
+  if (!txn) return fail(txn.error());
+  auto stmt = prepare(sql, context);
+  if (!stmt) return fail(stmt.error());
+  bind(*stmt);
+  if (auto r = stmt->run(); !r) return r;
+  return txn->commit();
+}
+
+}  // namespace guard::state
