@@ -139,16 +139,13 @@ void disarm(const base::Root& root, BootCheckSummary& s) {
 void bless(RunContext& ctx, const BootTrialRecord& trial, BootCheckSummary& s) {
   s.message = "trial " + std::to_string(trial.id) + " blessed: the boot passed its checks";
   s.exit_code = kExitOk;
-  auto written = ctx.store.transaction([&]() -> base::Result<void> {
-    if (auto w = ctx.store.set_boot_trial_state(trial.id, BootTrialState::blessed, s.message); !w) return w;
-    if (!trial.snapshot_id.empty()) return ctx.store.set_snapshot_known_good(trial.snapshot_id, true);
-    return {};
-  });
-  if (written) {
-    if (!trial.snapshot_id.empty()) s.notes.push_back("snapshot " + trial.snapshot_id + " is the last known-good");
-  } else {
-    s.notes.push_back("the blessing was not recorded (" + written.error().to_string() +
+  if (auto w = ctx.store.set_boot_trial_state(trial.id, BootTrialState::blessed, s.message); !w)
+    s.notes.push_back("the blessing was not recorded (" + w.error().to_string() +
                       "), ignoring: the trial stays pending and the next boot checks it again");
+  if (!trial.snapshot_id.empty()) {
+    auto good = ctx.store.set_snapshot_known_good(trial.snapshot_id, true);
+    s.notes.push_back(good ? "snapshot " + trial.snapshot_id + " is the last known-good"
+                           : "snapshot " + trial.snapshot_id + " is not marked known-good: " + good.error().to_string());
   }
   finish_rolled_back_run(ctx, trial, s);
   disarm(ctx.root, s);

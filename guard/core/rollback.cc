@@ -113,9 +113,9 @@ base::Result<RollbackOutcome> roll_back(RunContext& ctx, snapshots::SnapshotBack
                                         std::optional<std::int64_t> run_id, const std::string& snapshot_id) {
   auto id = ctx.store.begin_rollback(run_id, ctx.root_key, snapshot_id, ctx.pid, ctx.boot_id);
   if (!id)
-    return base::fail(base::Error{id.error().what, id.error().path, id.error().err,
+    return base::fail(base::Error{kRollbackUnrecorded, id.error().path, id.error().err,
                                   "nothing was rolled back: the rollback could not be recorded first (" +
-                                      id.error().to_string() + ")"});
+                                      id.error().message + ")"});
   RollbackOutcome out;
   out.record.id = *id;
   out.record.run_id = run_id;

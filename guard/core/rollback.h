@@ -17,6 +17,10 @@
 
 namespace guard {
 
+// `Error::what` of a rollback that never started because its record could not be written (the
+// state store failed): nothing was changed, and the caller stops as for any failed state write.
+inline constexpr const char* kRollbackUnrecorded = "rollback-unrecorded";
+
 struct RollbackOutcome {
   state::RollbackRecord record;           // as last recorded
   snapshots::RollbackResult result;       // what the backend did

@@ -79,6 +79,15 @@ state::GateState effective_gate(const state::GateState& row, const GateFile& fil
   return g;
 }
 
+base::Result<bool> closed_by_run(const state::StateStore& store, const std::string& state_dir, std::int64_t run_id) {
+  auto row = store.get_gate();
+  if (!row) return base::fail(row.error());
+  if (row->closed && row->run_id == run_id) return true;
+  auto file = read_gate_file(gate_file_path(state_dir));
+  if (!file) return base::fail(file.error());
+  return !row->closed && file->closed && file->run_id == run_id;
+}
+
 std::string invoking_user() {
   const char* sudo = std::getenv("SUDO_USER");
   if (sudo != nullptr && *sudo != '\0') return std::string(sudo) + " via sudo";

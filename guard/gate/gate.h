@@ -56,6 +56,11 @@ struct GateChange {
 // reason saying so.
 [[nodiscard]] state::GateState effective_gate(const state::GateState& row, const GateFile& file);
 
+// True when run `run_id` closed the gate, by the database row or by the gate file alone (a
+// close whose row could not be written): a run that ends well opens what it closed.
+[[nodiscard]] base::Result<bool> closed_by_run(const state::StateStore& store, const std::string& state_dir,
+                                               std::int64_t run_id);
+
 // Who is asking, for the record: "alice via sudo", "root".
 [[nodiscard]] std::string invoking_user();
 

@@ -176,26 +176,30 @@ RunSummary RunPipeline::hook_post() {
 namespace {
 
 // The end of run `run` once its rollback is done: recorded (an unfinished run), or amended (a
-// run that ended gated because its rollback failed, now done by recover: the gate it closed
-// opens, since the broken root is gone or goes at the next boot).
+// run that ended gated because its rollback failed, now done by recover); the gate it closed
+// opens, since the broken root is gone or goes at the next boot.
 void record_rolled_back_run(RunContext& ctx, const state::RunRecord& run, const std::string& snapshot_id,
                             RunSummary& s) {
   const bool manual = run.kind == RunKind::rollback;
   const int code = manual ? kExitOk : kExitRolledBack;
   if (!run.finished_unix) {
     std::string message = "rolled back to " + snapshot_id + " (recorded by `upgrade-guard recover`)";
-    if (auto w = ctx.store.finish_run(run.id, RunOutcome::rolled_back, code, message); !w)
+    if (auto w = ctx.store.finish_run(run.id, RunOutcome::rolled_back, code, message); !w) {
       s.notes.push_back("recording the end of run " + std::to_string(run.id) + " failed: " + w.error().to_string());
+      return;
+    }
+  } else if (run.outcome == RunOutcome::gated) {
+    std::string message = "rolled back to " + snapshot_id + " by `upgrade-guard recover` after: " + run.message;
+    if (auto w = ctx.store.amend_run(run.id, RunOutcome::rolled_back, code, message); !w) {
+      s.notes.push_back("recording run " + std::to_string(run.id) + " as rolled back failed: " + w.error().to_string());
+      return;
+    }
+  } else {
     return;
   }
-  if (run.outcome != RunOutcome::gated) return;
-  std::string message = "rolled back to " + snapshot_id + " by `upgrade-guard recover` after: " + run.message;
-  if (auto w = ctx.store.amend_run(run.id, RunOutcome::rolled_back, code, message); !w) {
-    s.notes.push_back("recording run " + std::to_string(run.id) + " as rolled back failed: " + w.error().to_string());
-    return;
-  }
-  auto gate = ctx.store.get_gate();
-  if (gate && gate->closed && gate->run_id == run.id) {
+  // The gate the run closed opens: the broken root is gone (or goes at the next boot).
+  auto closed = gate::closed_by_run(ctx.store, ctx.paths.state_dir, run.id);
+  if (closed && *closed) {
     state::GateState open;
     open.reason = "run " + std::to_string(run.id) + " was rolled back by recover";
     open.run_id = run.id;

@@ -101,7 +101,7 @@ std::string quoted_command(const std::vector<std::string>& command) { return "`"
 bool Run::begin(state::RunKind kind, std::int64_t owner_pid) {
   state::RunStart start{ctx_.root_key, s_.command, owner_pid, kind, ctx_.hostname, ctx_.boot_id};
   auto id = ctx_.store.begin_run(start);
-  if (!id) return refuse("the run could not be recorded, so it is not started: " + id.error().to_string(),
+  if (!id) return refuse("the run is not started: the state database could not record it (" + id.error().to_string() + ")",
                          kExitEnvironment);
   s_.run_id = *id;
   return true;
@@ -488,11 +488,11 @@ void Run::keep(const RunDecision& decision) {
         if (auto w = ctx_.store.set_snapshot_known_good(*s_.snapshot, true); !w) return w;
       }
       if (auto w = ctx_.store.save_baseline(ctx_.root_key, finding_keys(*s_.post), s_.run_id); !w) return w;
-      // A gate this run closed (an earlier dpkg invocation of the same apt process) opens
-      // again once the run as a whole passes.
-      auto gate = ctx_.store.get_gate();
-      if (!gate) return base::fail(gate.error());
-      if (gate->closed && gate->run_id == s_.run_id) {
+      // A gate this run closed (an earlier dpkg invocation of the same apt process, or the run
+      // stopping on a state write before recover finished it) opens again once it passes.
+      auto closed = gate::closed_by_run(ctx_.store, ctx_.paths.state_dir, s_.run_id);
+      if (!closed) return base::fail(closed.error());
+      if (*closed) {
         if (auto w = ctx_.store.set_gate(open); !w) return w;
         gate_opened = true;
       }
@@ -519,7 +519,8 @@ void Run::keep(const RunDecision& decision) {
     s_.notes.push_back(grub);
     boot::log_trial(base::LogLevel::info, *trial, trial_note + "; " + grub);
   }
-  if (decision.known_good) prune_snapshots();
+  if (!decision.known_good) return;
+  prune_snapshots();
   if (s_.snapshot)
     s_.notes.push_back("to undo this upgrade: upgrade-guard rollback --to " + *s_.snapshot +
                        (ctx_.root.is_host_root() ? "" : " --root " + ctx_.root.path()));
@@ -549,6 +550,16 @@ void Run::prune_snapshots() {
   if (!pruned->empty()) s_.notes.push_back("pruned " + std::to_string(pruned->size()) + " old snapshots");
 }
 
+void Run::reopen_own_gate(const std::string& why) {
+  auto closed = gate::closed_by_run(ctx_.store, ctx_.paths.state_dir, s_.run_id);
+  if (!closed || !*closed) return;
+  state::GateState open;
+  open.reason = why;
+  open.run_id = s_.run_id;
+  open.changed_by = "run " + std::to_string(s_.run_id);
+  s_.notes.push_back(gate::change_gate(ctx_.store, ctx_.paths.state_dir, open, enforcement(ctx_)).summary());
+}
+
 void Run::close_gate(const RunDecision& decision, RunOutcome outcome, int exit_code) {
   state::GateState g;
   g.closed = true;
@@ -569,6 +580,10 @@ void Run::close_gate(const RunDecision& decision, RunOutcome outcome, int exit_c
 void Run::roll_back(const RunDecision& decision, const VerdictFacts& facts, const std::vector<std::string>& keys) {
   if (!step(RunPhase::rollback, [] { return true; })) return;
   auto rolled = guard::roll_back(ctx_, *backend(), s_.run_id, *s_.snapshot);
+  if (!rolled && rolled.error().what == kRollbackUnrecorded) {
+    stop_unrecorded(rolled.error());
+    return;
+  }
   if (!rolled) {
     RunDecision gated = rollback_failed(facts, rolled.error().to_string());
     s_.notes.insert(s_.notes.end(), gated.notes.begin(), gated.notes.end());
@@ -606,6 +621,7 @@ void Run::roll_back(const RunDecision& decision, const VerdictFacts& facts, cons
     s_.notes.push_back("recording the end of run " + std::to_string(s_.run_id) + " failed (" + w.error().to_string() +
                        "): `upgrade-guard recover` records it; the rollback itself is done");
   ended(s_, decision.outcome, decision.exit_code, decision.message);
+  reopen_own_gate("run " + std::to_string(s_.run_id) + " was rolled back");
 }
 
 }  // namespace guard::run

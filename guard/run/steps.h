@@ -57,6 +57,8 @@ class Run {
   // it the reboot gate closes (gate file and reboot block first, the database if it can) and
   // the run stays unfinished for `recover`. Always false.
   bool stop_unrecorded(const base::Error& error);
+  // Opens the gate when this run closed it (it was rolled back, or passed after all).
+  void reopen_own_gate(const std::string& why);
   // Closes the reboot gate for `decision.message` and ends the run with `outcome`.
   void close_gate(const RunDecision& decision, state::RunOutcome outcome, int exit_code);
 

@@ -14,7 +14,7 @@ Result<void> StateStore::record_snapshot(const SnapshotRecord& s) {
   auto txn = TransactionGuard::begin(*this, context);
   if (!txn) return fail(txn.error());
   auto stmt = prepare(
-      "INSERT OR IGNORE INTO snapshots (id, backend, label, location, root, created_unix, run_id, state, known_good, "
+      "INSERT INTO snapshots (id, backend, label, location, root, created_unix, run_id, state, known_good, "
       "pinned_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       context);
   if (!stmt) return fail(stmt.error());

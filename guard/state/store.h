@@ -123,7 +123,7 @@ class StateStore {
   [[nodiscard]] base::Result<std::optional<std::vector<std::string>>> load_baseline(const std::string& root) const;
 
   // ---- snapshots (snapshots.cc) ----
-  // Records a snapshot; recording one already known (same id) changes nothing.
+  // Records a snapshot; an id recorded already is an error.
   [[nodiscard]] base::Result<void> record_snapshot(const SnapshotRecord& snapshot);
   [[nodiscard]] base::Result<std::optional<SnapshotRecord>> get_snapshot(const std::string& id) const;
   // Newest first; an empty root lists every root's snapshots.

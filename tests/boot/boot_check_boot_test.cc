@@ -16,7 +16,7 @@
 #include <thread>
 
 #include "base/strings.h"
-#include "guard/state.h"
+#include "guard/state/store.h"
 #include "tests/boot/nspawn.h"
 #include "tests/common/test_env.h"
 #include "tests/system/loop_image.h"
@@ -25,6 +25,7 @@ namespace guard::testing {
 namespace {
 
 namespace fs = std::filesystem;
+using namespace guard::state;
 using std::chrono::milliseconds;
 
 std::string machine_name() {

@@ -10,7 +10,7 @@
 
 #include "base/root.h"
 #include "base/strings.h"
-#include "guard/gate_enforcement.h"
+#include "guard/gate/enforcement.h"
 #include "tests/boot/nspawn.h"
 #include "tests/common/test_env.h"
 
@@ -18,6 +18,10 @@ namespace guard::testing {
 namespace {
 
 namespace fs = std::filesystem;
+using gate::apply_reboot_block;
+using gate::remove_reboot_block;
+using gate::reboot_block_targets;
+using gate::kRebootBlockDropIn;
 
 std::string machine_name() {
   static std::atomic<int> counter{0};

@@ -9,11 +9,13 @@
 
 #include "base/root.h"
 #include "base/strings.h"
-#include "guard/gate_enforcement.h"
+#include "guard/gate/enforcement.h"
 #include "tests/common/test_env.h"
 
 namespace guard::testing {
 namespace {
+
+using gate::apply_reboot_block;
 
 TEST(BootedContainerTest, EndsTheContainerOnDestructionEvenWithTheRebootBlocked) {
   if (!is_root()) UG_SKIP_OR_FAIL("needs root to boot a container with systemd-nspawn");

@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "guard/state.h"
+#include "guard/state/store.h"
 #include "tests/system/guarded_root.h"
 
 namespace guard {
@@ -18,6 +18,7 @@ namespace {
 
 using guard::testing::DebSpec;
 using guard::testing::slurp;
+using namespace guard::state;
 
 constexpr const char* kLibDir = "/usr/lib/x86_64-linux-gnu";
 

@@ -1,4 +1,4 @@
-#include "guard/apt_session.h"
+#include "guard/run/apt_session.h"
 
 #include <gtest/gtest.h>
 #include <sys/wait.h>
@@ -6,7 +6,7 @@
 
 #include "tests/common/test_env.h"
 
-namespace guard {
+namespace guard::run {
 namespace {
 
 using guard::testing::TempDir;
@@ -72,4 +72,4 @@ TEST(AptSession, WithoutADpkgLockHolderTheGrandparentIsApt) {
 }
 
 }  // namespace
-}  // namespace guard
+}  // namespace guard::run

@@ -9,7 +9,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "guard/state.h"
+#include "guard/state/store.h"
 #include "policies/policy.h"
 #include "tests/common/test_env.h"
 
@@ -22,6 +22,7 @@ using guard::testing::read_file;
 using guard::testing::TempDir;
 using guard::testing::write_file;
 using ::testing::HasSubstr;
+using namespace guard::state;
 
 class AuditTest : public ::testing::Test {
  protected:
@@ -114,7 +115,7 @@ TEST_F(AuditTest, ANewBlockingFindingFailsTheAuditAndClosesTheGate) {
   // The gate file the molly-guard hook and the gate holder read.
   EXPECT_THAT(read_file(state_ / "gate"), HasSubstr("closed\n"));
   // The report is recorded as an audit.
-  auto store = StateStore::open(state_.path());
+  auto store = state::StateStore::open(state_.path());
   ASSERT_TRUE(store) << store.error().to_string();
   auto last = store->latest_report(root_.path(), ReportStage::audit);
   ASSERT_TRUE(last && *last);
@@ -134,7 +135,7 @@ TEST_F(AuditTest, CloseGateFalseReportsButLeavesTheGateOpen) {
 TEST_F(AuditTest, AGateAlreadyClosedKeepsItsReason) {
   {
     // Closed by a run before (not `gate close`, which would enforce it on this host).
-    auto store = StateStore::open(state_.path());
+    auto store = state::StateStore::open(state_.path());
     ASSERT_TRUE(store) << store.error().to_string();
     GateState g;
     g.closed = true;
@@ -222,10 +223,10 @@ TEST_F(AuditTest, PrometheusOptionalSkipsAMissingDirectoryButPlainPrometheusFail
 
 TEST_F(AuditTest, RefusedWhileAGuardedRunIsChangingTheRoot) {
   {
-    auto store = StateStore::open(state_.path());
+    auto store = state::StateStore::open(state_.path());
     ASSERT_TRUE(store) << store.error().to_string();
     // This test process stands in for a live guard of the same root.
-    ASSERT_TRUE(store->begin_run(root_.path(), {"apt-get", "dist-upgrade"}, ::getpid()));
+    ASSERT_TRUE(store->begin_run(RunStart{root_.path(), {"apt-get", "dist-upgrade"}, ::getpid(), RunKind::run, "", ""}));
   }
   auto r = guard({"audit"});
   EXPECT_EQ(r.exit_code, 4) << r.out << r.err;

@@ -232,7 +232,7 @@ void fail_every_commit(bool regression, bool disk_full) {
     PipelineWorld w;
     const std::string before = w.dpkg_status();
     w.runner.edit = [&](const std::string&) { w.set_dpkg_status(upgraded(regression)); };
-    RunContext& ctx = w.context(::getpid());
+    RunContext& ctx = w.context(testing::dead_pid());  // the process is gone once it stopped
     vfs.fail_commit(n, disk_full);
     auto s = run::RunPipeline(ctx).run(kUpgrade);
     ASSERT_TRUE(vfs.fired());
@@ -245,7 +245,9 @@ void fail_every_commit(bool regression, bool disk_full) {
     }
     if (s.exit_code == kExitEnvironment) {
       EXPECT_THAT(said(s), HasSubstr("state database")) << said(s);
-      if (ran) EXPECT_TRUE(w.gate_closed()) << said(s);
+      if (ran) {
+        EXPECT_TRUE(w.gate_closed()) << said(s);
+      }
     }
     auto record = w.run_record(1);
     if (!w.backend->created.empty() && w.known_good(w.backend->created.front())) {
@@ -259,12 +261,16 @@ void fail_every_commit(bool regression, bool disk_full) {
     ASSERT_TRUE(record->outcome) << "recover leaves no unfinished run";
     if (regression) {
       EXPECT_EQ(w.dpkg_status(), before) << "the broken upgrade is gone";
-      if (ran) EXPECT_EQ(*record->outcome, state::RunOutcome::rolled_back);
+      if (ran) {
+        EXPECT_EQ(*record->outcome, state::RunOutcome::rolled_back);
+      }
     } else if (ran) {
       EXPECT_EQ(*record->outcome, state::RunOutcome::passed);
       EXPECT_TRUE(w.known_good(w.backend->created.front()));
     }
-    if (ran && *record->outcome != state::RunOutcome::gated) EXPECT_FALSE(w.gate_closed());
+    if (ran && *record->outcome != state::RunOutcome::gated) {
+      EXPECT_FALSE(w.gate_closed());
+    }
     EXPECT_TRUE(run::open_work(*w.store).empty());
   }
 }

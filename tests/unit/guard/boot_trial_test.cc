@@ -1,18 +1,26 @@
 // The trial boot: decisions, the GRUB counter in a real 1024-byte grubenv block, and
 // run_boot_check end to end on a fake root with a fake systemd that records what it was asked.
-#include "guard/boot_trial.h"
+#include "guard/boot/trial.h"
 
 #include <gmock/gmock.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <gtest/gtest.h>
 
-#include "guard/boot_check.h"
-#include "guard/check_session.h"
-#include "guard/gate.h"
+#include "guard/boot/boot_check.h"
+#include "guard/boot/grub_counter.h"
+#include "guard/core/check_session.h"
+#include "guard/core/liveness.h"
+#include "guard/core/rollback.h"
+#include "guard/gate/gate_file.h"
 #include "tests/common/test_env.h"
+#include "tests/unit/guard/pipeline_fixture.h"
 
-namespace guard {
+namespace guard::boot {
 namespace {
+
+using namespace guard::state;
 
 using guard::testing::read_file;
 using guard::testing::TempDir;
@@ -177,17 +185,18 @@ TEST(BootTrialGrub, ScriptCountsDownAndFallsBackOnlyWhileATrialIsArmed) {
 // ---- Rollback options -----------------------------------------------------------------------
 
 TEST(BootTrialRollback, TheLiveRootCarriesTheStateDirectory) {
-  policies::Policy policy;
-  policy.preserve = {"/home", "/var/log"};
-  auto live = base::Root::open("/");
-  ASSERT_TRUE(live);
-  auto opts = rollback_keeping_state(policy, *live, "/var/lib/upgrade-guard");
+  testing::PipelineWorld w;
+  w.policy.preserve = {"/home", "/var/log"};
+  RollbackRecord record;
+  record.id = 3;
+  RunContext& live = w.context(::getpid(), /*live=*/true);
+  live.paths.state_dir = "/var/lib/upgrade-guard";
+  auto opts = rollback_options(live, record);
   ASSERT_TRUE(opts.preserve);
   EXPECT_THAT(*opts.preserve, ElementsAre("/home", "/var/log", "/var/lib/upgrade-guard"));
-  TempDir tmp;
-  auto other = base::Root::open(tmp.path());
-  ASSERT_TRUE(other);
-  EXPECT_THAT(*rollback_keeping_state(policy, *other, tmp / "state").preserve, ElementsAre("/home", "/var/log"));
+  EXPECT_EQ(opts.owner, "upgrade-guard rollback 3");
+  RunContext& other = w.context(::getpid(), /*live=*/false);
+  EXPECT_THAT(*rollback_options(other, record).preserve, ElementsAre("/home", "/var/log"));
 }
 
 // ---- State: trials of a run -----------------------------------------------------------------
@@ -196,7 +205,7 @@ TEST(BootTrialState, TrialsOfARunNewestFirstWithTheirTransitions) {
   TempDir tmp;
   auto db = StateStore::open(tmp / "state");
   ASSERT_TRUE(db);
-  auto run = db->begin_run("/", {"apt-get", "dist-upgrade"}, 1);
+  auto run = db->begin_run(RunStart{"/", {"apt-get", "dist-upgrade"}, 1, RunKind::run, "", ""});
   ASSERT_TRUE(run);
   auto first = db->create_boot_trial(*run, "S");
   ASSERT_TRUE(first);
@@ -204,7 +213,7 @@ TEST(BootTrialState, TrialsOfARunNewestFirstWithTheirTransitions) {
   ASSERT_TRUE(db->set_boot_trial_state(*first, BootTrialState::rolled_back, "app.service failed"));
   auto second = db->create_boot_trial(*run, "S");
   ASSERT_TRUE(second);
-  auto other_run = db->begin_run("/", {"apt-get", "upgrade"}, 1);
+  auto other_run = db->begin_run(RunStart{"/", {"apt-get", "upgrade"}, 1, RunKind::run, "", ""});
   ASSERT_TRUE(db->create_boot_trial(*other_run, "T"));
   auto trials = db->boot_trials_of_run(*run);
   ASSERT_TRUE(trials);
@@ -248,38 +257,28 @@ class FakeBootBus final : public BootBus {
 class BootCheckTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    guard::testing::make_dirs(tmp_ / "root/etc");
-    write_file(tmp_ / "cmdline", "BOOT_IMAGE=/vmlinuz ro quiet\n");
-    options_.root = tmp_ / "root";
-    options_.state_dir = tmp_ / "state";
-    boot_.run_dir = tmp_ / "run";
-    boot_.cmdline_path = tmp_ / "cmdline";
+    write_file(w_.dir / "cmdline", "BOOT_IMAGE=/vmlinuz ro quiet\n");
+    boot_.cmdline_path = w_.dir / "cmdline";
     boot_.poll = std::chrono::milliseconds(1);
-    policy_.required_services = {"app.service"};
+    w_.policy = policies::Policy{};
+    w_.policy.required_services = {"app.service"};
     bus_.active["app.service"] = "active";
-    auto db = StateStore::open(options_.state_dir);
-    ASSERT_TRUE(db);
-    run_ = *db->begin_run(options_.root, {"apt-get", "dist-upgrade"}, 1);
-    ASSERT_TRUE(db->finish_run(run_, RunOutcome::passed, 0, "passed"));
-    trial_ = *db->create_boot_trial(run_, "S");
+    RunContext& ctx = w_.context(::getpid());
+    run_ = *ctx.store.begin_run(RunStart{ctx.root_key, {"apt-get", "dist-upgrade"}, 1, RunKind::run, "", ""});
+    ASSERT_TRUE(ctx.store.finish_run(run_, RunOutcome::passed, 0, "passed"));
+    trial_ = *ctx.store.create_boot_trial(run_, "S");
     // The fake root's findings (no /sbin/init...) are its accepted baseline.
     CheckSessionOptions all;
     all.check_ids = boot_check_ids();
-    auto baseline = run_check_session(options_, policy_, all);
+    auto baseline = run_checks({ctx.root, ctx.policy, ctx.runner, ctx.live}, all);
     ASSERT_TRUE(baseline);
-    std::vector<std::string> keys;
-    for (const auto& f : baseline->report.findings) keys.push_back(f.key());
-    ASSERT_TRUE(db->save_baseline(options_.root, keys));
+    ASSERT_TRUE(ctx.store.save_baseline(ctx.root_key, finding_keys(*baseline)));
   }
 
-  BootTrialRecord trial() {
-    auto db = StateStore::open(options_.state_dir);
-    return **db->get_boot_trial(trial_);
-  }
+  BootTrialRecord trial() { return **w_.store->get_boot_trial(trial_); }
+  BootCheckSummary check() { return run_boot_check(w_.context(::getpid()), bus_, boot_); }
 
-  TempDir tmp_;
-  GlobalOptions options_;
-  policies::Policy policy_;
+  testing::PipelineWorld w_;
   BootCheckOptions boot_;
   FakeBootBus bus_;
   std::int64_t run_ = 0;
@@ -287,80 +286,89 @@ class BootCheckTest : public ::testing::Test {
 };
 
 TEST_F(BootCheckTest, NoTrialIsAQuickNoOp) {
-  GlobalOptions empty = options_;
-  empty.state_dir = tmp_ / "nothing";
-  auto s = run_boot_check(empty, policy_, bus_, boot_);
+  ASSERT_TRUE(w_.store->set_boot_trial_state(trial_, BootTrialState::blessed, "earlier"));
+  auto s = check();
   EXPECT_EQ(s.exit_code, kExitOk);
   EXPECT_EQ(s.message, "no boot trial pending");
   EXPECT_EQ(bus_.state_calls, 0);
-  EXPECT_FALSE(std::filesystem::exists(tmp_ / "nothing"));  // never creates the store
 }
 
 TEST_F(BootCheckTest, AHealthyBootIsBlessedAfterItSettles) {
-  auto s = run_boot_check(options_, policy_, bus_, boot_);
-  EXPECT_EQ(s.exit_code, kExitOk) << render_boot_check(s);
+  auto s = check();
+  EXPECT_EQ(s.exit_code, kExitOk) << s.message;
   EXPECT_EQ(s.action, TrialAction::bless);
-  EXPECT_TRUE(s.problems.empty()) << render_boot_check(s);
+  EXPECT_TRUE(s.problems.empty()) << s.message;
   EXPECT_EQ(bus_.state_calls, 2);  // "starting" with slow.service running, then "running"
   EXPECT_EQ(trial().state, BootTrialState::blessed);
   EXPECT_EQ(trial().attempts, 1);
   // Later boots find nothing pending.
-  EXPECT_EQ(run_boot_check(options_, policy_, bus_, boot_).message, "no boot trial pending");
+  EXPECT_EQ(check().message, "no boot trial pending");
 }
 
 TEST_F(BootCheckTest, AFailedRequiredUnitClosesTheGateWhenRollbackIsOffOnTheCommandLine) {
   bus_.active["app.service"] = "failed";
   bus_.failed = {"app.service", "other.service"};
-  write_file(tmp_ / "cmdline", "BOOT_IMAGE=/vmlinuz ro upgrade-guard.rollback=0\n");
-  auto s = run_boot_check(options_, policy_, bus_, boot_);
-  EXPECT_EQ(s.exit_code, kExitChecksFailed) << render_boot_check(s);
+  write_file(w_.dir / "cmdline", "BOOT_IMAGE=/vmlinuz ro upgrade-guard.rollback=0\n");
+  auto s = check();
+  EXPECT_EQ(s.exit_code, kExitChecksFailed) << s.message;
   EXPECT_EQ(s.action, TrialAction::close_gate);
   EXPECT_THAT(s.problems, ElementsAre("required unit app.service is failed", "unit other.service failed"));
   EXPECT_EQ(bus_.reboots, 0);
   EXPECT_EQ(trial().state, BootTrialState::failed);
   EXPECT_THAT(trial().message, HasSubstr("upgrade-guard.rollback=0"));
-  auto db = StateStore::open(options_.state_dir);
-  auto gate = db->get_gate();
+  auto gate = w_.store->get_gate();
   ASSERT_TRUE(gate);
   EXPECT_TRUE(gate->closed);
   EXPECT_THAT(gate->reason, HasSubstr("required unit app.service is failed"));
-  EXPECT_EQ(read_file(gate_file_path(options_.state_dir)).substr(0, 7), "closed\n");
+  EXPECT_EQ(read_file(gate::gate_file_path(w_.state_dir)).substr(0, 7), "closed\n");
 }
 
 TEST_F(BootCheckTest, ASecondBootOfTheSameTrialNeverRollsBack) {
-  {
-    auto db = StateStore::open(options_.state_dir);
-    ASSERT_TRUE(db->record_boot_attempt(trial_));  // an earlier boot began checking and died
-  }
+  ASSERT_TRUE(w_.store->record_boot_attempt(trial_));  // an earlier boot began checking and died
   bus_.active["app.service"] = "failed";
-  auto s = run_boot_check(options_, policy_, bus_, boot_);
+  auto s = check();
   EXPECT_EQ(s.action, TrialAction::close_gate);
   EXPECT_EQ(trial().attempts, 2);
   EXPECT_EQ(bus_.reboots, 0);
 }
 
 TEST_F(BootCheckTest, AnUpgradeRolledBackOnceIsNotRolledBackAgain) {
-  {
-    auto db = StateStore::open(options_.state_dir);
-    ASSERT_TRUE(db->set_boot_trial_state(trial_, BootTrialState::rolled_back, "first trial failed"));
-    trial_ = *db->create_boot_trial(run_, "S");
-  }
+  ASSERT_TRUE(w_.store->set_boot_trial_state(trial_, BootTrialState::rolled_back, "first trial failed"));
+  trial_ = *w_.store->create_boot_trial(run_, "S");
   bus_.active["app.service"] = "failed";
-  auto s = run_boot_check(options_, policy_, bus_, boot_);
+  auto s = check();
   EXPECT_EQ(s.action, TrialAction::close_gate);
   EXPECT_THAT(s.message, HasSubstr("rolled back once already"));
   EXPECT_EQ(trial().state, BootTrialState::failed);
 }
 
 TEST_F(BootCheckTest, ARollbackThatIsNotPossibleClosesTheGate) {
-  // The fake root is no btrfs subvolume: the copy backend has no snapshot "S".
+  // The backend has no snapshot "S".
   bus_.active["app.service"] = "failed";
-  auto s = run_boot_check(options_, policy_, bus_, boot_);
-  EXPECT_EQ(s.action, TrialAction::close_gate) << render_boot_check(s);
+  auto s = check();
+  EXPECT_EQ(s.action, TrialAction::close_gate) << s.message;
   EXPECT_EQ(s.exit_code, kExitChecksFailed);
   EXPECT_EQ(bus_.reboots, 0);
   EXPECT_EQ(trial().state, BootTrialState::failed);
 }
 
+TEST_F(BootCheckTest, AFailedTrialRollsBackRecordedAndReboots) {
+  auto snap = w_.backend->create("pre-run1", {});
+  ASSERT_TRUE(snap);
+  trial_ = *w_.store->create_boot_trial(run_, snap->id);  // the newest pending trial
+  w_.backend->takes_effect_now = false;                    // the live root's: at the next boot
+  bus_.active["app.service"] = "failed";
+  auto s = check();
+  EXPECT_EQ(s.action, TrialAction::roll_back) << s.message;
+  EXPECT_EQ(s.exit_code, kExitRolledBack);
+  EXPECT_EQ(bus_.reboots, 1);
+  EXPECT_EQ(trial().state, BootTrialState::rolled_back);
+  auto rollbacks = w_.store->rollbacks_of_run(run_);
+  ASSERT_TRUE(rollbacks);
+  ASSERT_EQ(rollbacks->size(), 1u);
+  EXPECT_EQ(rollbacks->front().state, RollbackState::done);
+  EXPECT_EQ(rollbacks->front().snapshot_id, snap->id);
+}
+
 }  // namespace
-}  // namespace guard
+}  // namespace guard::boot

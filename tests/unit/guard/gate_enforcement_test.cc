@@ -1,4 +1,6 @@
-#include "guard/gate_enforcement.h"
+#include "guard/gate/enforcement.h"
+#include "guard/gate/gate.h"
+#include "guard/gate/gate_file.h"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -13,7 +15,7 @@
 #include "base/atomic_file.h"
 #include "tests/common/test_env.h"
 
-namespace guard {
+namespace guard::gate {
 namespace {
 
 using guard::testing::TempDir;
@@ -293,4 +295,4 @@ TEST(GateHoldCliTest, HoldIsHiddenFromTheGateHelp) {
 }
 
 }  // namespace
-}  // namespace guard
+}  // namespace guard::gate

@@ -75,7 +75,7 @@ base::Result<snapshots::RollbackResult> FakeBackend::swap_in(Journal& j) {
   snapshots::RollbackResult r;
   r.snapshot_id = j.snapshot_id;
   r.method = "exchange";
-  r.takes_effect_now = true;
+  r.takes_effect_now = takes_effect_now;
   r.broken = j.broken;
   r.journal = j.id;
   return r;

@@ -32,6 +32,7 @@ struct GuardKilled {};
 // `result`. Records every command it was given.
 class FakeRunner final : public base::CommandRunner {
  public:
+  FakeRunner() { result.exit_code = 0; }
   std::function<void(const std::string& root)> edit;  // e.g. make a package half-configured
   base::ProcessResult result;                          // exit 0 unless told otherwise
   bool die_after_edit = false;                         // throw GuardKilled after the edit
@@ -49,6 +50,8 @@ class FakeBackend final : public snapshots::SnapshotBackend {
  public:
   FakeBackend(std::string root_dir, std::string store_dir) : root_(std::move(root_dir)), store_(std::move(store_dir)) {}
 
+  // A live root's rollback takes effect at the next boot; a --root one at once.
+  bool takes_effect_now = true;
   // Faults to inject.
   std::optional<base::Error> create_fails;
   // The rollback fails before anything changed (no journal), e.g. no space for the restore copy.

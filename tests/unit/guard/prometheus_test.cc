@@ -1,5 +1,5 @@
 // The node-exporter textfile the audit writes: exact text, escaping, zeros, atomic replace.
-#include "guard/prometheus.h"
+#include "guard/audit/prometheus.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -9,7 +9,7 @@
 
 #include "tests/common/test_env.h"
 
-namespace guard {
+namespace guard::audit {
 namespace {
 
 using guard::testing::read_file;
@@ -132,4 +132,4 @@ TEST(PrometheusTest, WriteIntoAMissingDirectoryNamesTheFile) {
 }
 
 }  // namespace
-}  // namespace guard
+}  // namespace guard::audit

@@ -1,4 +1,8 @@
-#include "guard/state.h"
+#include "guard/state/store.h"
+
+#include "guard/core/liveness.h"
+
+#include <sqlite3.h>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -20,6 +24,13 @@ using guard::testing::read_file;
 using guard::testing::TempDir;
 using guard::testing::write_file;
 using ::testing::HasSubstr;
+using namespace guard::state;
+
+// A run as the pipeline begins one: this host's name and boot.
+base::Result<std::int64_t> begin(StateStore& store, const std::string& root, const std::vector<std::string>& argv,
+                                 std::int64_t pid) {
+  return store.begin_run(RunStart{root, argv, pid, RunKind::run, host_name(), current_boot_id()});
+}
 
 mode_t mode_of(const std::string& path) {
   struct stat st {};
@@ -83,7 +94,7 @@ TEST_F(StateStoreTest, OpenCreatesPrivateDirAndFileWithTheCurrentSchema) {
   EXPECT_EQ(settings->busy_timeout_ms, 5000);
   EXPECT_EQ(settings->schema_version, StateStore::kSchemaVersion);
   // The WAL files carry the database's mode, not the umask's.
-  ASSERT_TRUE(store.begin_run("/", {"true"}, 1));
+  ASSERT_TRUE(begin(store, "/", {"true"}, 1));
   EXPECT_EQ(mode_of(db_ + "-wal"), 0600u);
   EXPECT_TRUE(store.quick_check());
 }
@@ -91,7 +102,7 @@ TEST_F(StateStoreTest, OpenCreatesPrivateDirAndFileWithTheCurrentSchema) {
 TEST_F(StateStoreTest, ReopeningKeepsDataAndSchema) {
   {
     auto store = must_open(dir_);
-    ASSERT_TRUE(store.begin_run("/", {"apt-get", "dist-upgrade"}, 42));
+    ASSERT_TRUE(begin(store, "/", {"apt-get", "dist-upgrade"}, 42));
   }
   auto store = must_open(dir_);
   auto runs = store.list_runs(0);
@@ -111,7 +122,7 @@ TEST_F(StateStoreTest, StateDirThatIsAFileIsAnError) {
 TEST_F(StateStoreTest, RunLifecycleRoundTrip) {
   auto store = must_open(dir_);
   std::vector<std::string> argv{"apt-get", "-y", "install", "./with \"quotes\" and spaces.deb"};
-  auto id = store.begin_run("/srv/chroot", argv, 4242);
+  auto id = begin(store, "/srv/chroot", argv, 4242);
   ASSERT_TRUE(id) << id.error().to_string();
 
   auto run = store.get_run(*id);
@@ -174,7 +185,7 @@ TEST_F(StateStoreTest, RunLifecycleRoundTrip) {
 
 TEST_F(StateStoreTest, PackageChangesRoundTrip) {
   auto store = must_open(dir_);
-  auto id = store.begin_run("/", {"apt-get", "upgrade"}, 1);
+  auto id = begin(store, "/", {"apt-get", "upgrade"}, 1);
   ASSERT_TRUE(id);
   ASSERT_TRUE(store.save_package_changes(*id, {{"openssl", "3.0.11-1~deb12u1", "3.0.11-1~deb12u2"},
                                                {"libc6:amd64", "2.36-9+deb12u3", "2.36-9+deb12u4"},
@@ -197,7 +208,7 @@ TEST_F(StateStoreTest, PackageChangesRoundTrip) {
 
 TEST_F(StateStoreTest, ListRunsIsNewestFirstWithLimit) {
   auto store = must_open(dir_);
-  for (int i = 0; i < 5; ++i) ASSERT_TRUE(store.begin_run("/r" + std::to_string(i), {"true"}, i));
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(begin(store, "/r" + std::to_string(i), {"true"}, i));
   auto all = store.list_runs(0);
   ASSERT_TRUE(all);
   ASSERT_EQ(all->size(), 5u);
@@ -215,7 +226,7 @@ TEST_F(StateStoreTest, ListRunsIsNewestFirstWithLimit) {
 
 TEST_F(StateStoreTest, MarkInterruptedKeepsThePhaseItDiedIn) {
   auto store = must_open(dir_);
-  auto id = store.begin_run("/", {"apt-get", "upgrade"}, 7);
+  auto id = begin(store, "/", {"apt-get", "upgrade"}, 7);
   ASSERT_TRUE(id);
   ASSERT_TRUE(store.set_phase(*id, RunPhase::command));
   ASSERT_TRUE(store.mark_interrupted(*id));
@@ -231,7 +242,7 @@ TEST_F(StateStoreTest, MarkInterruptedKeepsThePhaseItDiedIn) {
 
 TEST_F(StateStoreTest, ReportsAndFindingsRoundTrip) {
   auto store = must_open(dir_);
-  auto id = store.begin_run("/", {"apt-get", "upgrade"}, 1);
+  auto id = begin(store, "/", {"apt-get", "upgrade"}, 1);
   ASSERT_TRUE(id);
   auto baseline = sample_report("/");
   baseline.findings.pop_back();
@@ -323,7 +334,7 @@ TEST_F(StateStoreTest, BaselineRoundTrip) {
 
 TEST_F(StateStoreTest, SnapshotsRoundTrip) {
   auto store = must_open(dir_);
-  auto run = store.begin_run("/", {"apt-get", "upgrade"}, 1);
+  auto run = begin(store, "/", {"apt-get", "upgrade"}, 1);
   ASSERT_TRUE(run);
   SnapshotRecord a{"snap-a", "btrfs",     "pre run 1", "/.snapshots/ug/snap-a", "/", 1000, *run, SnapshotState::present,
                    false,    std::nullopt};
@@ -337,7 +348,7 @@ TEST_F(StateStoreTest, SnapshotsRoundTrip) {
   ASSERT_TRUE(store.record_snapshot(b));
   ASSERT_TRUE(store.record_snapshot(c));
   auto dup = store.record_snapshot(a);
-  ASSERT_FALSE(dup);
+  ASSERT_FALSE(dup);  // an id recorded twice is a bug worth hearing of
   EXPECT_THAT(dup.error().to_string(), HasSubstr("snap-a"));
 
   auto got = store.get_snapshot("snap-a");
@@ -398,7 +409,7 @@ TEST_F(StateStoreTest, GateRoundTripAndHistory) {
     auto gate = store.get_gate();
     ASSERT_TRUE(gate);
     EXPECT_FALSE(gate->closed);
-    auto id = store.begin_run("/", {"apt-get", "upgrade"}, 1);
+    auto id = begin(store, "/", {"apt-get", "upgrade"}, 1);
     ASSERT_TRUE(id);
     ASSERT_TRUE(store.set_gate(GateState{true, "post-checks failed", *id, 0, "run 1"}));
   }
@@ -435,7 +446,7 @@ TEST_F(StateStoreTest, BootTrialCountsAttempts) {
   auto none = store.pending_boot_trial();
   ASSERT_TRUE(none);
   EXPECT_FALSE(*none);
-  auto run = store.begin_run("/", {"apt-get", "upgrade"}, 1);
+  auto run = begin(store, "/", {"apt-get", "upgrade"}, 1);
   ASSERT_TRUE(run);
   auto id = store.create_boot_trial(*run, "snap-a");
   ASSERT_TRUE(id) << id.error().to_string();
@@ -468,10 +479,10 @@ TEST_F(StateStoreTest, BootTrialCountsAttempts) {
 
 TEST_F(StateStoreTest, TransactionCommitsAllOrNothing) {
   auto store = must_open(dir_);
-  auto kept = store.begin_run("/", {"true"}, 1);
+  auto kept = begin(store, "/", {"true"}, 1);
   ASSERT_TRUE(kept);
   auto failed = store.transaction([&]() -> base::Result<void> {
-    auto id = store.begin_run("/", {"false"}, 2);
+    auto id = begin(store, "/", {"false"}, 2);
     if (!id) return base::fail(id.error());
     if (auto r = store.set_phase(*id, RunPhase::command); !r) return r;
     if (auto r = store.set_phase(*kept, RunPhase::verdict); !r) return r;
@@ -496,26 +507,46 @@ TEST_F(StateStoreTest, TransactionCommitsAllOrNothing) {
   ASSERT_TRUE(run && *run);
   EXPECT_EQ((*run)->outcome, RunOutcome::passed);
   // Usable again after both.
-  EXPECT_TRUE(store.begin_run("/", {"true"}, 3));
+  EXPECT_TRUE(begin(store, "/", {"true"}, 3));
+}
+
+// Runs SQL on the database file directly, as an older upgrade-guard would have written it.
+void exec_sql(const std::string& db_path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(db_path.c_str(), &db), SQLITE_OK);
+  char* err = nullptr;
+  EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
+  sqlite3_free(err);
+  sqlite3_close(db);
 }
 
 TEST_F(StateStoreTest, MigratesAnOlderDatabaseKeepingItsData) {
-  std::int64_t run_id = 0;
+  std::int64_t run_id = 1;
   {
     auto v1 = StateStore::open_at_version_for_test(dir_, 1);
     ASSERT_TRUE(v1) << v1.error().to_string();
     auto settings = v1->settings();
     ASSERT_TRUE(settings);
     EXPECT_EQ(settings->schema_version, 1);
-    auto id = v1->begin_run("/", {"apt-get", "dist-upgrade"}, 99);
-    ASSERT_TRUE(id);
-    run_id = *id;
-    ASSERT_TRUE(v1->set_phase(run_id, RunPhase::command));
+  }
+  exec_sql(db_, "INSERT INTO runs (started_unix, root, command, phase, phase_changed_unix, pid, hostname, boot_id) "
+                "VALUES (1, '/', '[\"apt-get\",\"dist-upgrade\"]', 'command', 1, 99, 'h', '')");
+  {
+    auto v1 = StateStore::open_at_version_for_test(dir_, 1);
+    ASSERT_TRUE(v1) << v1.error().to_string();
     ASSERT_TRUE(v1->save_report(run_id, ReportStage::post, sample_report("/")));
     ASSERT_TRUE(v1->save_baseline("/", {"k1", "k2"}));
     // Version 1 has no gate history yet: the gate API of version 2 cannot work on it.
     EXPECT_FALSE(v1->set_gate(GateState{true, "x", std::nullopt, 0, "test"}));
   }
+  {
+    // Version 2 told hook runs apart by their command status only.
+    auto v2 = StateStore::open_at_version_for_test(dir_, 2);
+    ASSERT_TRUE(v2) << v2.error().to_string();
+  }
+  exec_sql(db_, "INSERT INTO runs (started_unix, root, command, phase, phase_changed_unix, pid, hostname, boot_id, "
+                "command_status) VALUES (2, '/', '[\"apt\"]', 'command', 2, 7, 'h', '', "
+                "'hook: dpkg running under apt pid 7')");
   auto store = must_open(dir_);
   auto settings = store.settings();
   ASSERT_TRUE(settings);
@@ -530,7 +561,12 @@ TEST_F(StateStoreTest, MigratesAnOlderDatabaseKeepingItsData) {
   auto keys = store.load_baseline("/");
   ASSERT_TRUE(keys && *keys);
   EXPECT_EQ(**keys, (std::vector<std::string>{"k1", "k2"}));
-  // What version 2 added works.
+  EXPECT_EQ((*run)->kind, RunKind::run);
+  auto hook = store.get_run(2);
+  ASSERT_TRUE(hook && *hook);
+  EXPECT_EQ((*hook)->kind, RunKind::hook) << "version 3 tells hook runs by their kind";
+  // What versions 2 and 3 added works.
+  ASSERT_TRUE(store.begin_rollback(run_id, "/", "s", 1, ""));
   ASSERT_TRUE(store.set_gate(GateState{true, "x", run_id, 0, "test"}));
   ASSERT_TRUE(store.record_snapshot(
       SnapshotRecord{"s", "btrfs", "", "", "/", 1, run_id, SnapshotState::present, false, "pinned"}));
@@ -578,7 +614,7 @@ TEST_F(StateStoreTest, ATruncatedDatabaseIsRefusedAndTheFileUntouched) {
   {
     auto store = must_open(dir_);
     for (int i = 0; i < 50; ++i) {
-      auto id = store.begin_run("/", {"apt-get", "upgrade"}, i);
+      auto id = begin(store, "/", {"apt-get", "upgrade"}, i);
       ASSERT_TRUE(id);
       ASSERT_TRUE(store.save_report(*id, ReportStage::post, sample_report("/")));
     }
@@ -600,7 +636,7 @@ TEST_F(StateStoreTest, ADamagedPageIsFoundByQuickCheck) {
   {
     auto store = must_open(dir_);
     for (int i = 0; i < 50; ++i) {
-      auto id = store.begin_run("/", {"apt-get", "upgrade"}, i);
+      auto id = begin(store, "/", {"apt-get", "upgrade"}, i);
       ASSERT_TRUE(id);
       ASSERT_TRUE(store.save_report(*id, ReportStage::post, sample_report("/")));
     }
@@ -627,7 +663,7 @@ TEST_F(StateStoreTest, ReopenAfterKillFindsTheLastCommittedPhase) {
   if (child == 0) {
     auto store = StateStore::open(dir_);
     if (!store) ::_exit(10);
-    auto id = store->begin_run("/", {"apt-get", "dist-upgrade"}, ::getpid());
+    auto id = begin(*store, "/", {"apt-get", "dist-upgrade"}, ::getpid());
     if (!id) ::_exit(11);
     if (!store->set_phase(*id, RunPhase::command)) ::_exit(12);
     (void)store->transaction([&]() -> base::Result<void> {
@@ -679,7 +715,7 @@ TEST_F(StateStoreTest, TwoProcessesWritingConcurrentlyBothSucceed) {
         ::_exit(1);
       }
       for (int i = 0; i < kRunsPerWriter; ++i) {
-        auto id = store->begin_run("/w" + std::to_string(w), {"true"}, ::getpid());
+        auto id = begin(*store, "/w" + std::to_string(w), {"true"}, ::getpid());
         base::Result<void> r = id ? store->set_phase(*id, RunPhase::command) : base::fail(id.error());
         if (r) r = store->set_gate(GateState{i % 2 == 0, "writer " + std::to_string(w), *id, 0, "test"});
         if (r) r = store->finish_run(*id, RunOutcome::passed, 0, "ok");
@@ -713,7 +749,7 @@ TEST_F(StateStoreTest, TwoProcessesWritingConcurrentlyBothSucceed) {
 
 TEST_F(StateStoreTest, ReopenedRunIsUnfinishedInPhaseCommandOwnedByTheNewPid) {
   auto store = must_open(dir_);
-  auto id = store.begin_run("/", {"apt-get", "upgrade"}, 4242);
+  auto id = begin(store, "/", {"apt-get", "upgrade"}, 4242);
   ASSERT_TRUE(id);
   EXPECT_FALSE(store.reopen_run(*id, 4343)) << "an unfinished run is not reopened";
   ASSERT_TRUE(store.finish_run(*id, RunOutcome::gated, 1, "1 new blocking finding"));

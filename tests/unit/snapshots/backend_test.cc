@@ -54,6 +54,9 @@ class FakeBackend : public SnapshotBackend {
     return base::fail("rollback", id, "fake");
   }
   base::Result<std::vector<PendingRollback>> pending_rollbacks() override { return std::vector<PendingRollback>{}; }
+  base::Result<std::optional<PendingRollback>> find_rollback(const std::string&) override {
+    return std::optional<PendingRollback>{};
+  }
   base::Result<RollbackResult> resume_rollback(const std::string& j, ResumeMode) override {
     return base::fail("resume", j, "fake");
   }
@@ -69,6 +72,20 @@ TEST(Prune, KeepsNewestProtectedAndRefused) {
   // 6 snapshots, keep 2 -> 4 to remove; ids[0] protected, ids[1] refused (pending rollback).
   EXPECT_EQ(*removed, (std::vector<std::string>{ids[2], ids[3], ids[4], ids[5]}));
   EXPECT_EQ(b.snaps.size(), 2u);
+}
+
+TEST(Prune, IncompleteOnesGoFirstAndKeptBrokenRootsAreNeitherCountedNorRemoved) {
+  FakeBackend b;
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) ids.push_back(b.create("s" + std::to_string(i), {})->id);
+  b.snaps[1].complete = false;  // taking it was interrupted
+  b.snaps[0].kind = "broken";   // a root a rollback replaced
+  auto removed = b.prune(2, {});
+  ASSERT_TRUE(removed) << removed.error().to_string();
+  // The incomplete one, then of the three complete snapshots the oldest beyond the newest two.
+  EXPECT_EQ(*removed, (std::vector<std::string>{ids[1], ids[2]}));
+  ASSERT_EQ(b.snaps.size(), 3u);
+  EXPECT_EQ(b.snaps[0].id, ids[0]) << "the broken root stays";
 }
 
 TEST(Prune, NothingToDoUnderTheLimit) {
