@@ -83,7 +83,8 @@ const std::vector<Key>& table() {
       field("snapshot.keep", Count{.min = 0}, member(&Policy::snapshot, &SnapshotPolicy::keep),
             "guard snapshots kept; older ones are pruned after a successful run"),
 
-      field("preflight.lock_timeout", Duration{.zero_ok = true}, member(&Policy::preflight, &PreflightPolicy::lock_timeout),
+      field("preflight.lock_timeout", Duration{.zero_ok = true},
+            member(&Policy::preflight, &PreflightPolicy::lock_timeout),
             "how long to wait for the apt/dpkg locks (0 = do not wait)"),
       field("preflight.min_free_root", Size{}, member(&Policy::preflight, &PreflightPolicy::min_free_root),
             "free space required on / before an upgrade"),

@@ -140,9 +140,7 @@ struct Optional {
     if (!v) return tl::unexpected(v.error());
     return Value(std::move(*v));
   }
-  [[nodiscard]] std::optional<std::string> show(const Value& v) const {
-    return v ? kind.show(*v) : std::nullopt;
-  }
+  [[nodiscard]] std::optional<std::string> show(const Value& v) const { return v ? kind.show(*v) : std::nullopt; }
 };
 
 // ---- the table's rows ---------------------------------------------------------------------
@@ -185,7 +183,9 @@ struct Default {
 // e.g. member(&Policy::snapshot, &SnapshotPolicy::keep)
 template <typename... Members>
 [[nodiscard]] auto member(Members... members) {
-  return [=](auto& record, std::string_view) -> auto& { return (record .* ... .* members); };
+  return [=](auto& record, std::string_view) -> auto& {
+    return (record.*....*members);  // a fold over .*: record.*m1.*m2
+  };
 }
 
 // A member of checks[id], for keys under [checks.<id>]: per_check(&CheckPolicy::paths).

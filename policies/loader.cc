@@ -128,9 +128,11 @@ class Layer {
       for (auto&& [name_node, value] : *tbl) {
         std::string name(name_node.str());
         const Site field_site{file_, fmt::format("{}.{}", entry_site.key, name)};
-        auto f = std::find_if(fields.begin(), fields.end(), [&](const auto& candidate) { return candidate.name() == name; });
+        auto f =
+            std::find_if(fields.begin(), fields.end(), [&](const auto& candidate) { return candidate.name() == name; });
         if (f == fields.end()) {
-          return field_site.fail(name_node.source(), fmt::format("unknown key (expected one of: {})", join(names, ", ")));
+          return field_site.fail(name_node.source(),
+                                 fmt::format("unknown key (expected one of: {})", join(names, ", ")));
         }
         if (auto r = f->read(entry, "", field_site, value); !r) return r;
         if (name == "name" && seen.count(entry.name)) {
