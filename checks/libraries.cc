@@ -134,9 +134,7 @@ void simulate_load(LibraryResolver& resolver, const LoadedElf& top, std::mutex& 
 }  // namespace
 
 const std::vector<std::string>& default_library_scan_paths() {
-  static const std::vector<std::string> paths = {"/usr/bin", "/usr/sbin",      "/usr/lib", "/usr/libexec",
-                                                 "/usr/local/bin", "/opt", "/usr/local/lib"};
-  return paths;
+  return policies::default_check_paths("libraries");
 }
 
 std::vector<std::string> canonical_scan_paths(const base::Root& root, const std::vector<std::string>& paths) {

@@ -1,4 +1,6 @@
-// The list of every check, in report order. Each check file adds one factory here.
+// The list of every check, in report order: the order of policies::known_check_ids(), which
+// `policy show` follows too (tests/unit/checks/registry_test.cc keeps the two equal). Each
+// check file adds one factory here.
 #include "checks/boot.h"
 #include "checks/check.h"
 #include "checks/critical.h"
@@ -20,10 +22,10 @@ std::vector<std::unique_ptr<Check>> make_all_checks() {
   all.push_back(std::make_unique<PackageHashesCheck>());
   all.push_back(std::make_unique<LibrariesCheck>());
   all.push_back(std::make_unique<SymlinksCheck>());
-  all.push_back(std::make_unique<CriticalCheck>());
   all.push_back(std::make_unique<BootCheck>());
   all.push_back(std::make_unique<MountsCheck>());
   all.push_back(std::make_unique<ServicesCheck>());
+  all.push_back(std::make_unique<CriticalCheck>());
   // The system around the packages, last.
   all.push_back(std::make_unique<SpaceCheck>());
   all.push_back(std::make_unique<FilesystemCheck>());

@@ -73,9 +73,7 @@ std::string read_link_at(int dir_fd, std::string_view name) {
 }  // namespace
 
 const std::vector<std::string>& default_symlink_scan_paths() {
-  static const std::vector<std::string> paths = {"/usr/bin", "/usr/sbin", "/usr/lib", "/usr/libexec",
-                                                 "/etc",     "/boot",     "/usr/local/bin", "/opt"};
-  return paths;
+  return policies::default_check_paths("symlinks");
 }
 
 std::vector<Finding> check_usrmerge(const base::Root& root) {

@@ -4,6 +4,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/error.h"
 #include "policies/policy.h"
@@ -16,8 +17,14 @@ struct LoadOptions {
   bool check_permissions = true;               // refuse files/dirs writable by group/other or not root's
 };
 
-// The built-in defaults (the values documented in policies/default.toml).
+// The built-in defaults (the values documented in policies/default.toml): the key table's
+// defaults over Policy's initializers, every value's origin "built-in".
 [[nodiscard]] Policy default_policy();
+
+// Every key a policy file may set, in `policy show` order: check keys once per known check id,
+// the fields of [[custom]] entries as "custom[].FIELD". e.g. {"on_fail", "command_timeout",
+// "checks.dpkg-state.severity", ..., "backup.max_age", ..., "custom[].name", ...}.
+[[nodiscard]] std::vector<std::string> policy_keys();
 
 // Loads the layered policy: defaults < <config_dir>/policy.toml (optional) <
 // <config_dir>/policy.d/*.toml (optional; non-hidden names ending in .toml, in byte order);

@@ -2,12 +2,51 @@
 
 namespace guard::policies {
 
-const std::vector<std::string>& known_check_ids() {
-  static const std::vector<std::string> ids = {
-      "dpkg-state", "package-files", "package-hashes", "libraries", "symlinks", "boot", "mounts",
-      "services",   "critical",      "space",          "filesystem", "backup", "custom",
+namespace {
+
+struct KnownCheck {
+  std::string id;
+  std::vector<std::string> default_paths;
+};
+
+// Every check, in report order, with its built-in paths.
+const std::vector<KnownCheck>& known_checks() {
+  static const std::vector<KnownCheck> checks = {
+      {"dpkg-state", {}},
+      {"package-files", {}},
+      {"package-hashes", {}},
+      {"libraries", {"/usr/bin", "/usr/sbin", "/usr/lib", "/usr/libexec", "/usr/local/bin", "/usr/local/lib", "/opt"}},
+      {"symlinks", {"/usr/bin", "/usr/sbin", "/usr/lib", "/usr/libexec", "/etc", "/boot", "/usr/local/bin", "/opt"}},
+      {"boot", {}},
+      {"mounts", {}},
+      {"services", {}},
+      {"critical",
+       {"/sbin/init", "/bin/sh", "/usr/bin/dpkg", "/usr/bin/apt-get", "/bin/mount", "/bin/login", "/usr/sbin/sshd"}},
+      {"space", {}},
+      {"filesystem", {}},
+      {"backup", {}},
+      {"custom", {}},
   };
+  return checks;
+}
+
+}  // namespace
+
+const std::vector<std::string>& known_check_ids() {
+  static const std::vector<std::string> ids = [] {
+    std::vector<std::string> out;
+    for (const auto& c : known_checks()) out.push_back(c.id);
+    return out;
+  }();
   return ids;
+}
+
+const std::vector<std::string>& default_check_paths(std::string_view id) {
+  static const std::vector<std::string> none;
+  for (const auto& c : known_checks()) {
+    if (c.id == id) return c.default_paths;
+  }
+  return none;
 }
 
 const CheckPolicy& Policy::check(const std::string& id) const {

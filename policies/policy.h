@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace guard::policies {
@@ -99,8 +100,14 @@ struct Policy {
   [[nodiscard]] const CheckPolicy& check(const std::string& id) const;
 };
 
-// The ids of every check a policy may name, in the order reports list them.
+// The ids of every check a policy may name, in the order reports list them; the registry
+// (checks::make_all_checks) and `policy show` follow it.
 [[nodiscard]] const std::vector<std::string>& known_check_ids();
+
+// The built-in `paths` of check `id`: where it scans, or for `critical` the files that must
+// work; empty for checks without paths and for unknown ids. Checks fall back to these when a
+// policy lists none, e.g. default_check_paths("symlinks") -> {"/usr/bin", "/usr/sbin", ...}.
+[[nodiscard]] const std::vector<std::string>& default_check_paths(std::string_view id);
 
 [[nodiscard]] const char* to_string(Severity s);
 [[nodiscard]] const char* to_string(OnFail f);

@@ -4,6 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fstream>
+#include <regex>
+#include <set>
 #include <sstream>
 
 #include "tests/common/test_env.h"
@@ -56,6 +59,39 @@ void expect_same_settings(const Policy& a, const Policy& b) {
 
 std::string default_toml_path() {
   return std::string(UG_SOURCE_DIR) + "/policies/default.toml";
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// The dotted keys that `text` (a policy file) sets, in the names policy_keys() uses
+// ("checks.symlinks.paths", "custom[].name"); with `commented`, also those of lines commented out
+// with "# " ("# max_age = ..." below "[backup]" is "backup.max_age"; a commented "# [[custom]]"
+// opens that table). Prose comments are not "KEY = " lines and count for nothing.
+std::set<std::string> keys_in(const std::string& text, bool commented) {
+  static const std::regex header(R"(^(\[\[?)([A-Za-z0-9_.-]+)\]\]?$)");
+  static const std::regex assignment(R"(^([A-Za-z0-9_-]+) = .*$)");
+  std::set<std::string> keys;
+  std::string table;
+  std::istringstream lines(text);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.rfind("# ", 0) == 0) {
+      if (!commented) continue;
+      line.erase(0, 2);
+    }
+    std::smatch m;
+    if (std::regex_match(line, m, header)) {
+      table = m[2].str() + (m[1] == "[[" ? "[]" : "");
+    } else if (std::regex_match(line, m, assignment)) {
+      keys.insert(table.empty() ? m[1].str() : table + "." + m[1].str());
+    }
+  }
+  return keys;
 }
 
 // A config dir <tmp>/etc with 0755 directories, as an administrator would have it.
@@ -123,6 +159,33 @@ TEST(DefaultPolicy, ShippedDefaultTomlIsExactlyTheBuiltInDefaults) {
     EXPECT_EQ(loaded->origins.at(key).rfind(default_toml_path() + ":", 0), 0u)
         << key << " is not set in default.toml (origin " << loaded->origins.at(key) << ")";
   }
+}
+
+// A key added to the table without its documentation in default.toml fails here, and so does a
+// key documented there that the table no longer has. Keys without a built-in value (backup.max_age,
+// the fields of [[custom]]) are documented by a commented-out example.
+TEST(DefaultPolicy, ShippedDefaultTomlDocumentsEveryKeyOfTheTable) {
+  const std::vector<std::string> keys = policy_keys();
+  const std::set<std::string> table(keys.begin(), keys.end());
+  ASSERT_EQ(table.size(), keys.size()) << "a key is in the table twice";
+  const std::string text = read_text(default_toml_path());
+  ASSERT_FALSE(text.empty());
+  const std::set<std::string> documented = keys_in(text, /*commented=*/true);
+  for (const auto& key : keys) EXPECT_TRUE(documented.count(key)) << key << " is not documented in default.toml";
+  for (const auto& key : documented) EXPECT_TRUE(table.count(key)) << key << " in default.toml is no key of the table";
+  // What default.toml sets is exactly what has a built-in value.
+  const std::set<std::string> set = keys_in(text, /*commented=*/false);
+  const Policy defaults = default_policy();
+  for (const auto& [key, origin] : defaults.origins) EXPECT_TRUE(set.count(key)) << key << " is only commented out";
+  for (const auto& key : set) EXPECT_TRUE(defaults.origins.count(key)) << key << " is set but has no built-in value";
+}
+
+TEST(DefaultPolicy, CheckPathsAreTheChecksOwnFallbacks) {
+  const Policy p = default_policy();
+  for (const auto& id : known_check_ids()) EXPECT_EQ(p.check(id).paths, default_check_paths(id)) << id;
+  EXPECT_FALSE(default_check_paths("symlinks").empty());
+  EXPECT_FALSE(default_check_paths("libraries").empty());
+  EXPECT_TRUE(default_check_paths("no-such-check").empty());
 }
 
 TEST_F(ConfigDir, MissingConfigDirGivesTheDefaults) {
@@ -351,6 +414,28 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"negative_keep", "[snapshot]\nkeep = -1\n", "FILE:2:8: snapshot.keep: must be 0 or more, got -1"},
         ErrorCase{"bad_backend", "[snapshot]\nbackend = \"zfs\"\n",
                   "FILE:2:11: snapshot.backend: unknown backend 'zfs' (expected auto, btrfs, copy or none)"},
+        ErrorCase{"checks_not_a_table", "checks = 5\n", "FILE:1:10: checks: expected a table, got an integer"},
+        ErrorCase{"check_not_a_table", "checks = { symlinks = 3 }\n",
+                  "FILE:1:23: checks.symlinks: expected a table, got an integer"},
+        ErrorCase{"custom_not_an_array", "custom = 5\n",
+                  "FILE:1:10: custom: expected an array of tables ([[custom]]), got an integer"},
+        ErrorCase{"custom_entry_not_a_table", "custom = [1]\n",
+                  "FILE:1:11: custom[0]: expected a table, got an integer"},
+        ErrorCase{"custom_missing_name", "[[custom]]\ncommand = [\"/bin/true\"]\n",
+                  "FILE:1:1: custom[0]: missing required key 'name'"},
+        ErrorCase{"custom_bad_name", "[[custom]]\nname = \"a b\"\n",
+                  "FILE:2:8: custom[0].name: bad name 'a b' (1 to 64 letters, digits, '-', '_' or '.')"},
+        ErrorCase{"custom_bad_severity", "[[custom]]\nname = \"x\"\ncommand = [\"/bin/true\"]\nseverity = \"fatal\"\n",
+                  "FILE:4:12: custom[0].severity: unknown severity 'fatal' (expected off, info, warn or block)"},
+        ErrorCase{"conffiles_bad_severity", "[checks.package-hashes]\nconffiles = \"ignore\"\n",
+                  "FILE:2:13: checks.package-hashes.conffiles: unknown severity 'ignore' (expected off, info, warn or "
+                  "block)"},
+        ErrorCase{"ignore_prefix_elsewhere", "[preserve]\npaths = [\"/srv/\"]\n",
+                  "FILE:2:10: preserve.paths: entry 1: '/srv/' ends with '/': write '/srv'"},
+        ErrorCase{"bad_marker", "[backup]\nmarker = \"last-backup\"\n",
+                  "FILE:2:10: backup.marker: 'last-backup' is not an absolute path (it must start with '/')"},
+        ErrorCase{"keep_not_integer", "[snapshot]\nkeep = \"5\"\n",
+                  "FILE:2:8: snapshot.keep: expected an integer, got a string"},
         ErrorCase{"bad_unit", "[services]\nrequired = [\"nginx\"]\n",
                   "FILE:2:13: services.required: entry 1: 'nginx' is not a systemd unit name with its type suffix "
                   "(e.g. \"nginx.service\")"}),
@@ -462,6 +547,29 @@ TEST(Render, DefaultsRoundTrip) {
   expect_same_settings(reloaded, default_policy());
   EXPECT_NE(text.find("keep = 5  # built-in\n"), std::string::npos) << text;
   EXPECT_NE(text.find("# max_age is not set"), std::string::npos) << text;
+}
+
+// `policy show` lists every key of the table as a value line (the fields of [[custom]] once an
+// entry exists, backup.max_age once set), each check's keys under its [checks.<id>], in
+// known_check_ids() order.
+TEST(Render, ShowsEveryKeyOfTheTable) {
+  Policy p = default_policy();
+  const std::string unset = render_policy(p);
+  EXPECT_NE(unset.find("# max_age is not set: the backup check is not configured\n"), std::string::npos) << unset;
+  ASSERT_TRUE(apply_policy_toml(p,
+                                "[backup]\nmax_age = \"1d\"\n"
+                                "[[custom]]\nname = \"c\"\ncommand = [\"/bin/true\"]\n",
+                                "extra.toml"));
+  const std::string text = render_policy(p);
+  const std::vector<std::string> keys = policy_keys();
+  EXPECT_EQ(keys_in(text, /*commented=*/false), std::set<std::string>(keys.begin(), keys.end())) << text;
+  std::size_t last = 0;
+  for (const auto& id : known_check_ids()) {
+    std::size_t at = text.find("\n[checks." + id + "]\n");
+    ASSERT_NE(at, std::string::npos) << id;
+    EXPECT_GT(at, last) << id << " is out of known_check_ids() order";
+    last = at;
+  }
 }
 
 TEST_F(ConfigDir, LayeredPolicyRoundTripsWithOrigins) {
