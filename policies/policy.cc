@@ -1,5 +1,7 @@
 #include "policies/policy.h"
 
+#include "base/string_table.h"
+
 namespace guard::policies {
 
 namespace {
@@ -55,33 +57,32 @@ const CheckPolicy& Policy::check(const std::string& id) const {
   return it == checks.end() ? fallback : it->second;
 }
 
-const char* to_string(Severity s) {
-  switch (s) {
-    case Severity::off: return "off";
-    case Severity::info: return "info";
-    case Severity::warn: return "warn";
-    case Severity::block: return "block";
-  }
-  return "?";
-}
+namespace {
 
-const char* to_string(OnFail f) {
-  switch (f) {
-    case OnFail::rollback: return "rollback";
-    case OnFail::block_reboot: return "block-reboot";
-    case OnFail::warn: return "warn";
-  }
-  return "?";
-}
+constexpr base::StringTable<Severity, 4> kSeverities{{{
+    {Severity::off, "off"},
+    {Severity::info, "info"},
+    {Severity::warn, "warn"},
+    {Severity::block, "block"},
+}}};
 
-const char* to_string(SnapshotBackendKind k) {
-  switch (k) {
-    case SnapshotBackendKind::automatic: return "auto";
-    case SnapshotBackendKind::btrfs: return "btrfs";
-    case SnapshotBackendKind::copy: return "copy";
-    case SnapshotBackendKind::none: return "none";
-  }
-  return "?";
-}
+constexpr base::StringTable<OnFail, 3> kOnFail{{{
+    {OnFail::rollback, "rollback"},
+    {OnFail::block_reboot, "block-reboot"},
+    {OnFail::warn, "warn"},
+}}};
+
+constexpr base::StringTable<SnapshotBackendKind, 4> kBackends{{{
+    {SnapshotBackendKind::automatic, "auto"},
+    {SnapshotBackendKind::btrfs, "btrfs"},
+    {SnapshotBackendKind::copy, "copy"},
+    {SnapshotBackendKind::none, "none"},
+}}};
+
+}  // namespace
+
+const char* to_string(Severity s) { return kSeverities.name(s); }
+const char* to_string(OnFail f) { return kOnFail.name(f); }
+const char* to_string(SnapshotBackendKind k) { return kBackends.name(k); }
 
 }  // namespace guard::policies

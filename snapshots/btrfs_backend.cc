@@ -14,6 +14,7 @@
 
 #include "base/atomic_file.h"
 #include "base/root.h"
+#include "base/string_table.h"
 #include "base/unique_fd.h"
 #include "snapshots/boot_capture.h"
 #include "snapshots/btrfs.h"
@@ -194,6 +195,18 @@ struct Journal {
   }
 };
 
+constexpr base::StringTable<RollbackStep, 9> kSteps{{{
+    {RollbackStep::planned, "planned"},
+    {RollbackStep::restore_created, "restore_created"},
+    {RollbackStep::preserved, "preserved"},
+    {RollbackStep::nested_moved, "nested_moved"},
+    {RollbackStep::boot_restored, "boot_restored"},
+    {RollbackStep::swapped, "swapped"},
+    {RollbackStep::default_set, "default_set"},
+    {RollbackStep::broken_kept, "broken_kept"},
+    {RollbackStep::done, "done"},
+}}};
+
 RollbackResult result_of(const Journal& j) {
   RollbackResult r;
   r.snapshot_id = j.snapshot_id;
@@ -247,31 +260,34 @@ PendingRollback describe_journal(const Journal& j, const std::string& top) {
   return PendingRollback{j.path, j.snapshot_id, j.step, !swapped && j.state == "in-progress", j.owner, j.state};
 }
 
+// Every journal in the store, oldest first; an empty one (a claimed name whose plan was never
+// written: nothing changed) is passed over.
+base::Result<std::vector<Journal>> load_journals(const std::string& store) {
+  std::vector<Journal> out;
+  if (!path_exists(store)) return out;
+  auto fd = open_dir(store);
+  if (!fd) return base::fail(fd.error());
+  std::unique_ptr<DIR, int (*)(DIR*)> dir(::fdopendir(fd->release()), &::closedir);
+  if (!dir) return base::fail_errno("fdopendir", store);
+  std::vector<std::string> names;
+  while (auto* e = ::readdir(dir.get())) {
+    std::string n = e->d_name;
+    if (n.rfind("rollback-", 0) == 0 && n.size() > 8 && n.compare(n.size() - 8, 8, ".journal") == 0) names.push_back(n);
+  }
+  std::sort(names.begin(), names.end());
+  for (const auto& n : names) {
+    struct stat st {};
+    if (::stat((store + "/" + n).c_str(), &st) == 0 && st.st_size == 0) continue;
+    auto j = Journal::load(store + "/" + n);
+    if (!j) return base::fail(j.error());
+    out.push_back(std::move(*j));
+  }
+  return out;
+}
+
 }  // namespace
 
-const char* to_string(RollbackStep step) {
-  switch (step) {
-    case RollbackStep::planned:
-      return "planned";
-    case RollbackStep::restore_created:
-      return "restore_created";
-    case RollbackStep::preserved:
-      return "preserved";
-    case RollbackStep::nested_moved:
-      return "nested_moved";
-    case RollbackStep::boot_restored:
-      return "boot_restored";
-    case RollbackStep::swapped:
-      return "swapped";
-    case RollbackStep::default_set:
-      return "default_set";
-    case RollbackStep::broken_kept:
-      return "broken_kept";
-    case RollbackStep::done:
-      return "done";
-  }
-  return "?";
-}
+const char* to_string(RollbackStep step) { return kSteps.name(step); }
 
 base::Result<std::unique_ptr<BtrfsBackend>> BtrfsBackend::create(const Layout& layout, const policies::Policy& policy,
                                                                  TopLevelMount top) {
@@ -734,48 +750,22 @@ base::Result<RollbackResult> BtrfsBackend::rollback(const std::string& id, const
 }
 
 base::Result<std::vector<PendingRollback>> BtrfsBackend::pending_rollbacks() {
+  auto all = load_journals(store());
+  if (!all) return base::fail(all.error());
   std::vector<PendingRollback> out;
-  if (!path_exists(store())) return out;
-  auto fd = open_dir(store());
-  if (!fd) return base::fail(fd.error());
-  std::unique_ptr<DIR, int (*)(DIR*)> dir(::fdopendir(fd->release()), &::closedir);
-  if (!dir) return base::fail_errno("fdopendir", store());
-  std::vector<std::string> names;
-  while (auto* e = ::readdir(dir.get())) {
-    std::string n = e->d_name;
-    if (n.rfind("rollback-", 0) == 0 && n.size() > 8 && n.compare(n.size() - 8, 8, ".journal") == 0) names.push_back(n);
-  }
-  std::sort(names.begin(), names.end());
-  for (const auto& n : names) {
-    struct stat st {};
-    if (::stat((store() + "/" + n).c_str(), &st) == 0 && st.st_size == 0) continue;  // a claim, never planned
-    auto j = Journal::load(store() + "/" + n);
-    if (!j) return base::fail(j.error());
-    if (j->state != "in-progress") continue;
-    out.push_back(describe_journal(*j, top()));
+  for (const auto& j : *all) {
+    if (j.state == "in-progress") out.push_back(describe_journal(j, top()));
   }
   return out;
 }
 
 base::Result<std::optional<PendingRollback>> BtrfsBackend::find_rollback(const std::string& owner) {
   std::optional<PendingRollback> found;
-  if (owner.empty() || !path_exists(store())) return found;
-  auto fd = open_dir(store());
-  if (!fd) return base::fail(fd.error());
-  std::unique_ptr<DIR, int (*)(DIR*)> dir(::fdopendir(fd->release()), &::closedir);
-  if (!dir) return base::fail_errno("fdopendir", store());
-  std::vector<std::string> names;
-  while (auto* e = ::readdir(dir.get())) {
-    std::string n = e->d_name;
-    if (n.rfind("rollback-", 0) == 0 && n.size() > 8 && n.compare(n.size() - 8, 8, ".journal") == 0) names.push_back(n);
-  }
-  std::sort(names.begin(), names.end());
-  for (const auto& n : names) {
-    struct stat st {};
-    if (::stat((store() + "/" + n).c_str(), &st) == 0 && st.st_size == 0) continue;
-    auto j = Journal::load(store() + "/" + n);
-    if (!j) return base::fail(j.error());
-    if (j->owner == owner) found = describe_journal(*j, top());
+  if (owner.empty()) return found;
+  auto all = load_journals(store());
+  if (!all) return base::fail(all.error());
+  for (const auto& j : *all) {
+    if (j.owner == owner) found = describe_journal(j, top());
   }
   return found;
 }

@@ -32,13 +32,15 @@ std::optional<std::string> fstab_root_uuid(std::string_view fstab) {
   return std::nullopt;
 }
 
-// File names in the host directory `dir` (a snapshot's /boot or the copy beside it).
+// File names in the host directory `dir` (a snapshot's /boot or the copy beside it); none when
+// it cannot be read (the caller then finds no kernel and arms no counter).
 std::vector<std::string> list_names(const base::Root& dir) {
   std::vector<std::string> names;
-  (void)dir.walk("/", [&](const base::WalkEntry& e) {
+  auto walked = dir.walk("/", [&](const base::WalkEntry& e) {
     if (e.path.find('/', 1) == std::string_view::npos && !e.name.empty()) names.emplace_back(e.name);
     return e.type == DT_DIR ? base::WalkAction::skip_subtree : base::WalkAction::next;
   });
+  if (!walked) names.clear();
   return names;
 }
 

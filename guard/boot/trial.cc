@@ -3,12 +3,19 @@
 #include <algorithm>
 #include <fmt/format.h>
 
+#include "base/string_table.h"
 #include "base/strings.h"
 
 namespace guard::boot {
 namespace {
 
 constexpr const char* kTrialMessageId = "8d3a51c2e6f74b09a1c5d7e2f3b4a690";
+
+constexpr base::StringTable<TrialAction, 3> kTrialActions{{{
+    {TrialAction::bless, "bless"},
+    {TrialAction::roll_back, "roll-back"},
+    {TrialAction::close_gate, "close-gate"},
+}}};
 
 }  // namespace
 
@@ -27,17 +34,7 @@ bool cmdline_allows_rollback(std::string_view cmdline) {
   return allowed;
 }
 
-const char* to_string(TrialAction a) {
-  switch (a) {
-    case TrialAction::bless:
-      return "bless";
-    case TrialAction::roll_back:
-      return "roll-back";
-    case TrialAction::close_gate:
-      return "close-gate";
-  }
-  return "?";
-}
+const char* to_string(TrialAction a) { return kTrialActions.name(a); }
 
 TrialDecision decide_trial(const TrialFacts& f) {
   if (f.healthy) return {TrialAction::bless, "the trial boot passed its checks"};

@@ -9,21 +9,13 @@
 
 #include "guard/cli/cli.h"
 #include "guard/cli/invocation.h"
+#include "guard/cli/render.h"
 #include "guard/core/check_session.h"
 #include "guard/gate/gate.h"
 #include "guard/run/pipeline.h"
 
 namespace guard::cli {
 namespace {
-
-std::string format_time(std::int64_t unix_time) {
-  std::time_t t = static_cast<std::time_t>(unix_time);
-  std::tm tm{};
-  localtime_r(&t, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
-  return buf;
-}
 
 // One finding the gate status shows. e.g. {"libraries", "/usr/bin/curl", "curl", "needs libcurl.so.4..."}.
 struct GateFinding {
@@ -108,7 +100,7 @@ int gate_status(CliContext& ctx) {
     std::printf("gate open: a reboot is safe as far as upgrade-guard knows\n");
   } else {
     std::printf("gate CLOSED%s by %s: %s\n",
-                gate.changed_unix ? (" since " + format_time(gate.changed_unix)).c_str() : "",
+                gate.changed_unix ? (" since " + local_time(gate.changed_unix)).c_str() : "",
                 gate.changed_by.c_str(), gate.reason.c_str());
     for (const auto& f : findings)
       std::printf("  %s %s: %s%s\n", f.check.c_str(), f.path.c_str(), f.message.c_str(),

@@ -58,7 +58,7 @@ int run_gate_hold(const CliContext& ctx, int recheck_seconds) {
   }
   std::printf("holding a logind %s inhibitor for %s while the reboot gate is closed (%s)\n", request.mode.c_str(),
               request.what.c_str(), gate_path.c_str());
-  (void)std::fflush(stdout);
+  std::fflush(stdout);
   auto ended = gate::hold_inhibitor(*system_bus, request, until);
   if (!ended) return report_error(ended.error(), kExitEnvironment);
   if (*ended == HoldEnd::signalled) {

@@ -12,6 +12,7 @@
 
 #include "guard/cli/cli.h"
 #include "guard/cli/invocation.h"
+#include "guard/cli/render.h"
 #include "guard/core/liveness.h"
 #include "guard/state/store.h"
 
@@ -26,25 +27,6 @@ struct HistoryOptions {
   int limit = 20;
   std::int64_t run_id = 0;  // 0: list
 };
-
-// "2026-01-22 10:15:00" in local time (like journalctl) or "2026-01-22T10:15:00Z" in UTC.
-std::string format_time(std::int64_t seconds, bool utc) {
-  std::time_t t = static_cast<std::time_t>(seconds);
-  std::tm tm{};
-  if ((utc ? gmtime_r(&t, &tm) : localtime_r(&t, &tm)) == nullptr) return std::to_string(seconds);
-  char buf[32];
-  if (std::strftime(buf, sizeof(buf), utc ? "%Y-%m-%dT%H:%M:%SZ" : "%Y-%m-%d %H:%M:%S", &tm) == 0) {
-    return std::to_string(seconds);
-  }
-  return buf;
-}
-
-std::string local_time(std::int64_t seconds) {
-  return format_time(seconds, false);
-}
-std::string iso_utc(std::int64_t seconds) {
-  return format_time(seconds, true);
-}
 
 // argv as a shell user would type it: apt-get install './a b.deb'
 std::string shell_join(const std::vector<std::string>& argv) {

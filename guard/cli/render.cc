@@ -2,11 +2,31 @@
 
 #include <fmt/format.h>
 
+#include <ctime>
+
 #include <nlohmann/json.hpp>
 
 #include "base/strings.h"
 
 namespace guard::cli {
+
+namespace {
+
+std::string format_time(std::int64_t seconds, bool utc) {
+  std::time_t t = static_cast<std::time_t>(seconds);
+  std::tm tm{};
+  if ((utc ? gmtime_r(&t, &tm) : localtime_r(&t, &tm)) == nullptr) return std::to_string(seconds);
+  char buf[32];
+  if (std::strftime(buf, sizeof(buf), utc ? "%Y-%m-%dT%H:%M:%SZ" : "%Y-%m-%d %H:%M:%S", &tm) == 0) {
+    return std::to_string(seconds);
+  }
+  return buf;
+}
+
+}  // namespace
+
+std::string local_time(std::int64_t seconds) { return format_time(seconds, false); }
+std::string iso_utc(std::int64_t seconds) { return format_time(seconds, true); }
 
 std::string render_run_summary(const run::RunSummary& s, bool color) {
   auto bold = [color](const std::string& t) { return color ? "\x1b[1m" + t + "\x1b[0m" : t; };

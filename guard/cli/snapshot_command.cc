@@ -19,15 +19,6 @@
 namespace guard::cli {
 namespace {
 
-std::string when(std::int64_t unix_time) {
-  std::time_t t = static_cast<std::time_t>(unix_time);
-  std::tm tm{};
-  localtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
-  return buf;
-}
-
 nlohmann::json info_json(const snapshots::SnapshotInfo& s) {
   return {{"id", s.id},
           {"backend", s.backend},
@@ -48,6 +39,14 @@ std::string state_of(const snapshots::SnapshotInfo& s, const std::vector<state::
   if (rec->known_good) return "known-good";
   if (rec->pinned_reason) return "pinned";
   return "";
+}
+
+// Records that snapshot `id` is gone; one the store never knew of is fine.
+void record_deleted(state::StateStore& store, const std::string& id) {
+  auto w = store.set_snapshot_state(id, state::SnapshotState::deleted);
+  if (!w && w.error().message.find("not found") == std::string::npos)
+    std::fprintf(stderr, "upgrade-guard: warning: snapshot %s is deleted but that is not recorded: %s\n", id.c_str(),
+                 w.error().to_string().c_str());
 }
 
 // The parts a snapshot subcommand needs (root only), or the exit code set.
@@ -117,7 +116,7 @@ void list(CliContext& ctx) {
     if (layout) std::fputs(snapshots::render_layout_text(*layout).c_str(), stdout);
     std::printf("\n%-40s %-8s %-20s %-11s %s\n", "ID", "BACKEND", "CREATED", "STATE", "LABEL");
     for (const auto& s : *all)
-      std::printf("%-40s %-8s %-20s %-11s %s\n", s.id.c_str(), s.backend.c_str(), when(s.created_unix).c_str(),
+      std::printf("%-40s %-8s %-20s %-11s %s\n", s.id.c_str(), s.backend.c_str(), local_time(s.created_unix).c_str(),
                   state_of(s, *recorded).c_str(), s.label.c_str());
     if (all->empty()) std::printf("(no snapshots yet)\n");
     for (const auto& r : *open)
@@ -178,10 +177,7 @@ void remove(CliContext& ctx, const std::string& id) {
     ctx.exit_code = report_error(r.error(), kExitEnvironment);
     return;
   }
-  if (auto w = p->ctx->store.set_snapshot_state(id, state::SnapshotState::deleted);
-      !w && w.error().message.find("not found") == std::string::npos)
-    std::fprintf(stderr, "upgrade-guard: warning: snapshot %s is deleted but that is not recorded: %s\n", id.c_str(),
-                 w.error().to_string().c_str());
+  record_deleted(p->ctx->store, id);
   std::printf("snapshot %s deleted\n", id.c_str());
   ctx.exit_code = kExitOk;
 }
@@ -202,10 +198,7 @@ void prune(CliContext& ctx) {
     return;
   }
   for (const auto& r : *removed) {
-    if (auto w = p->ctx->store.set_snapshot_state(r, state::SnapshotState::deleted);
-        !w && w.error().message.find("not found") == std::string::npos)
-      std::fprintf(stderr, "upgrade-guard: warning: %s is deleted but that is not recorded: %s\n", r.c_str(),
-                   w.error().to_string().c_str());
+    record_deleted(p->ctx->store, r);
     std::printf("deleted %s\n", r.c_str());
   }
   std::printf("%zu snapshots deleted\n", removed->size());

@@ -2,37 +2,31 @@
 
 #include <fmt/format.h>
 
+#include "base/string_table.h"
 #include "guard/core/exit_code.h"
 
 namespace guard::run {
 
-const char* to_string(CommandEnd end) {
-  switch (end) {
-    case CommandEnd::ok:
-      return "ok";
-    case CommandEnd::failed:
-      return "failed";
-    case CommandEnd::killed:
-      return "killed";
-    case CommandEnd::unknown:
-      return "unknown";
-  }
-  return "?";
-}
+namespace {
 
-const char* to_string(RunAction action) {
-  switch (action) {
-    case RunAction::keep:
-      return "keep";
-    case RunAction::roll_back:
-      return "roll-back";
-    case RunAction::close_gate:
-      return "close-gate";
-    case RunAction::warn:
-      return "warn";
-  }
-  return "?";
-}
+constexpr base::StringTable<CommandEnd, 4> kCommandEnds{{{
+    {CommandEnd::ok, "ok"},
+    {CommandEnd::failed, "failed"},
+    {CommandEnd::killed, "killed"},
+    {CommandEnd::unknown, "unknown"},
+}}};
+
+constexpr base::StringTable<RunAction, 4> kActions{{{
+    {RunAction::keep, "keep"},
+    {RunAction::roll_back, "roll-back"},
+    {RunAction::close_gate, "close-gate"},
+    {RunAction::warn, "warn"},
+}}};
+
+}  // namespace
+
+const char* to_string(CommandEnd end) { return kCommandEnds.name(end); }
+const char* to_string(RunAction action) { return kActions.name(action); }
 
 CommandEnd command_end(const base::ProcessResult& result) {
   if (result.timed_out || result.signal != 0) return CommandEnd::killed;

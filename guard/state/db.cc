@@ -303,15 +303,4 @@ Result<void> StateStore::update_one(std::string_view sql, const std::string& con
   return txn->commit();
 }
 
-Result<void> StateStore::write(std::string_view sql, const std::string& context,
-                               const std::function<void(Statement&)>& bind) {
-  auto txn = TransactionGuard::begin(*this, context);
-  if (!txn) return fail(txn.error());
-  auto stmt = prepare(sql, context);
-  if (!stmt) return fail(stmt.error());
-  bind(*stmt);
-  if (auto r = stmt->run(); !r) return r;
-  return txn->commit();
-}
-
 }  // namespace guard::state

@@ -1,12 +1,12 @@
 // The text every stored enum is written as, one table each.
 #include "guard/state/records.h"
 
-#include "guard/state/string_table.h"
+#include "base/string_table.h"
 
 namespace guard::state {
 namespace {
 
-constexpr StringTable<RunPhase, 9> kPhases{{{
+constexpr base::StringTable<RunPhase, 9> kPhases{{{
     {RunPhase::preflight, "preflight"},
     {RunPhase::baseline, "baseline"},
     {RunPhase::snapshot, "snapshot"},
@@ -18,7 +18,7 @@ constexpr StringTable<RunPhase, 9> kPhases{{{
     {RunPhase::done, "done"},
 }}};
 
-constexpr StringTable<RunOutcome, 8> kOutcomes{{{
+constexpr base::StringTable<RunOutcome, 8> kOutcomes{{{
     {RunOutcome::passed, "passed"},
     {RunOutcome::rolled_back, "rolled-back"},
     {RunOutcome::gated, "gated"},
@@ -29,13 +29,13 @@ constexpr StringTable<RunOutcome, 8> kOutcomes{{{
     {RunOutcome::command_failed, "command-failed"},
 }}};
 
-constexpr StringTable<RunKind, 3> kKinds{{{
+constexpr base::StringTable<RunKind, 3> kKinds{{{
     {RunKind::run, "run"},
     {RunKind::hook, "hook"},
     {RunKind::rollback, "rollback"},
 }}};
 
-constexpr StringTable<ReportStage, 5> kStages{{{
+constexpr base::StringTable<ReportStage, 5> kStages{{{
     {ReportStage::baseline, "baseline"},
     {ReportStage::post, "post"},
     {ReportStage::check, "check"},
@@ -43,20 +43,20 @@ constexpr StringTable<ReportStage, 5> kStages{{{
     {ReportStage::restored, "restored"},
 }}};
 
-constexpr StringTable<SnapshotState, 3> kSnapshotStates{{{
+constexpr base::StringTable<SnapshotState, 3> kSnapshotStates{{{
     {SnapshotState::present, "present"},
     {SnapshotState::deleting, "deleting"},
     {SnapshotState::deleted, "deleted"},
 }}};
 
-constexpr StringTable<BootTrialState, 4> kTrialStates{{{
+constexpr base::StringTable<BootTrialState, 4> kTrialStates{{{
     {BootTrialState::pending, "pending"},
     {BootTrialState::blessed, "blessed"},
     {BootTrialState::rolled_back, "rolled-back"},
     {BootTrialState::failed, "failed"},
 }}};
 
-constexpr StringTable<RollbackState, 4> kRollbackStates{{{
+constexpr base::StringTable<RollbackState, 4> kRollbackStates{{{
     {RollbackState::running, "running"},
     {RollbackState::done, "done"},
     {RollbackState::failed, "failed"},

@@ -191,9 +191,6 @@ class StateStore {
   // Runs one UPDATE that must change exactly one row, in its own transaction.
   [[nodiscard]] base::Result<void> update_one(std::string_view sql, const std::string& context,
                                               const std::function<void(Statement&)>& bind);
-  // Runs one statement that returns no rows, in its own transaction.
-  [[nodiscard]] base::Result<void> write(std::string_view sql, const std::string& context,
-                                         const std::function<void(Statement&)>& bind);
   [[nodiscard]] base::Result<void> log_phase(std::int64_t run_id, RunPhase phase, const std::string& context);
   [[nodiscard]] base::Result<void> finish_impl(std::int64_t run_id, RunOutcome outcome, std::optional<int> exit_code,
                                                const std::string& message);

@@ -1,6 +1,8 @@
 #include "tests/system/guarded_root.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 
@@ -101,7 +103,8 @@ std::string compile_elf(const TempDir& dir, const std::string& source, const std
 }
 
 std::vector<std::string> GuardedRoot::guard_args(const std::vector<std::string>& args) const {
-  std::vector<std::string> all{"--root", root_, "--state-dir", state_dir(), "--log-dir", log_dir()};
+  std::vector<std::string> all{"--root",    root_,     "--state-dir", state_dir(), "--log-dir",
+                               log_dir(),   "--run-dir", dir_ + "/run"};
   all.insert(all.end(), args.begin(), args.end());
   return all;
 }
@@ -111,6 +114,38 @@ base::ProcessResult GuardedRoot::guard(const std::vector<std::string>& args, int
   auto all = guard_args(args);
   argv.insert(argv.end(), all.begin(), all.end());
   return run(argv, timeout_seconds, {{"DEBIAN_FRONTEND", "noninteractive"}});
+}
+
+pid_t GuardedRoot::guard_in_background(const std::vector<std::string>& args) const {
+  std::vector<std::string> argv{binary()};
+  auto all = guard_args(args);
+  argv.insert(argv.end(), all.begin(), all.end());
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    std::vector<char*> c;
+    for (auto& a : argv) c.push_back(a.data());
+    c.push_back(nullptr);
+    int devnull = ::open("/dev/null", O_RDWR);
+    ::dup2(devnull, 1);
+    ::dup2(devnull, 2);
+    ::execv(c[0], c.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+bool GuardedRoot::guard_killed_at(const std::string& function, const std::vector<std::string>& args,
+                                  bool after_return) {
+  std::vector<std::string> argv{"gdb", "-q", "-batch", "-ex", "set pagination off", "-ex", "set confirm off",
+                                "-ex", "break " + function, "-ex", "run"};
+  if (after_return) argv.insert(argv.end(), {"-ex", "finish"});
+  argv.insert(argv.end(), {"-ex", "kill", "--args", binary()});
+  auto all = guard_args(args);
+  argv.insert(argv.end(), all.begin(), all.end());
+  auto r = run(argv, 1800, {{"DEBIAN_FRONTEND", "noninteractive"}});
+  bool hit = r.out.find("Breakpoint 1, ") != std::string::npos && r.out.find("killed]") != std::string::npos;
+  EXPECT_TRUE(hit) << "the guard never reached " << function << ":\n" << r.out << r.err;
+  return hit;
 }
 
 std::string build_deb(const DebSpec& spec, const std::string& out_dir) {

@@ -3,6 +3,8 @@
 // for end-to-end tests of `upgrade-guard run`. Everything is released by RAII.
 #pragma once
 
+#include <sys/types.h>
+
 #include <map>
 #include <string>
 #include <vector>
@@ -34,6 +36,15 @@ class GuardedRoot {
   std::string copy_into_tmp(const std::string& host_file);
   // Runs the built upgrade-guard with --root, --state-dir and --log-dir of this root.
   base::ProcessResult guard(const std::vector<std::string>& args, int timeout_seconds = 1800);
+  // Starts the built upgrade-guard with --root, --state-dir, --log-dir and --run-dir of this
+  // root and `args` in the background (output to /dev/null); returns its pid for waitpid/kill.
+  pid_t guard_in_background(const std::vector<std::string>& args) const;
+  // Runs the built upgrade-guard with `args` under gdb and kills it (SIGKILL) the first time it
+  // enters `function` (with `after_return`, once that call returned): exactly what kill -9 at
+  // that moment leaves, with no test hook in the program. e.g.
+  // guard_killed_at("guard::state::StateStore::set_rollback_state", {"run", "--", ...}).
+  // True when the program was killed there; false (and a test failure) when it never got there.
+  bool guard_killed_at(const std::string& function, const std::vector<std::string>& args, bool after_return = false);
   // The guard's arguments for this root, before the subcommand's own.
   [[nodiscard]] std::vector<std::string> guard_args(const std::vector<std::string>& args) const;
 

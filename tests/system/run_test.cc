@@ -170,24 +170,6 @@ TEST_F(RunTest, DpkgKilledHalfwayIsRolledBack) {
   EXPECT_TRUE(std::filesystem::is_empty(root_->path("/var/lib/dpkg/updates")));
 }
 
-// Starts the guard in the background and returns its pid.
-pid_t spawn_guard(const std::vector<std::string>& args) {
-  std::vector<std::string> argv{guard::testing::binary()};
-  argv.insert(argv.end(), args.begin(), args.end());
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    std::vector<char*> c;
-    for (auto& a : argv) c.push_back(a.data());
-    c.push_back(nullptr);
-    int devnull = ::open("/dev/null", O_RDWR);
-    ::dup2(devnull, 1);
-    ::dup2(devnull, 2);
-    ::execv(c[0], c.data());
-    ::_exit(127);
-  }
-  return pid;
-}
-
 // Waits until the newest run is in `phase` (up to a minute).
 bool wait_for_phase(const std::string& state_dir, RunPhase phase) {
   for (int i = 0; i < 600; ++i) {
@@ -202,7 +184,7 @@ bool wait_for_phase(const std::string& state_dir, RunPhase phase) {
 TEST_F(RunTest, GuardKilledDuringTheCommandIsRecovered) {
   DebSpec ok{"ug-fine", "1.0", "", {{"/usr/share/doc/ug-fine/README", {"fine\n", 0644}}}, "", ""};
   std::string deb = deb_in_root(ok);
-  pid_t pid = spawn_guard(root_->guard_args({"run", "--", "/bin/sh", "-c", "sleep 4; dpkg -i " + deb}));
+  pid_t pid = root_->guard_in_background({"run", "--", "/bin/sh", "-c", "sleep 4; dpkg -i " + deb});
   ASSERT_TRUE(wait_for_phase(root_->state_dir(), RunPhase::command));
   ::kill(pid, SIGKILL);
   ::waitpid(pid, nullptr, 0);
@@ -230,7 +212,7 @@ TEST_F(RunTest, GuardKilledDuringThePostChecksIsRecovered) {
                              "[[custom]]\nname = \"slow\"\ncommand = [\"/bin/sh\", \"-c\", \"test -e /ug-slow && "
                              "sleep 30; true\"]\ntimeout = \"60s\"\n",
                              0644);
-  pid_t pid = spawn_guard(root_->guard_args({"--policy", policy, "run", "--", "/bin/sh", "-c", "touch /ug-slow"}));
+  pid_t pid = root_->guard_in_background({"--policy", policy, "run", "--", "/bin/sh", "-c", "touch /ug-slow"});
   ASSERT_TRUE(wait_for_phase(root_->state_dir(), RunPhase::post_checks));
   ::kill(pid, SIGKILL);
   ::waitpid(pid, nullptr, 0);

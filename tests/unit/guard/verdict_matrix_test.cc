@@ -33,8 +33,7 @@ struct Case {
   bool rollback_ok = true;
 };
 
-std::string case_name(const ::testing::TestParamInfo<Case>& info) {
-  const Case& c = info.param;
+std::string describe(const Case& c) {
   std::string n = c.mode == Mode::run ? "Run" : c.mode == Mode::hook ? "Hook" : "Recover";
   n += c.cmd == Cmd::ok ? "_CmdOk" : c.cmd == Cmd::failed ? "_CmdFailed" : "_CmdKilled";
   n += c.regression ? "_Regression" : "_Clean";
@@ -43,6 +42,11 @@ std::string case_name(const ::testing::TestParamInfo<Case>& info) {
   if (c.regression && c.on_fail == OnFail::rollback && c.snapshot) n += c.rollback_ok ? "_RollbackOk" : "_RollbackFails";
   return n;
 }
+
+std::string case_name(const ::testing::TestParamInfo<Case>& info) { return describe(info.param); }
+
+// gtest prints a parameter with this instead of its bytes.
+void PrintTo(const Case& c, std::ostream* os) { *os << describe(c); }
 
 std::vector<Case> all_cases() {
   std::vector<Case> out;

@@ -14,7 +14,7 @@
 
 #include "base/error.h"
 
-namespace guard::state {
+namespace guard::base {
 
 template <typename Enum, std::size_t N>
 struct StringTable {
@@ -39,4 +39,4 @@ struct StringTable {
   }
 };
 
-}  // namespace guard::state
+}  // namespace guard::base
