@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "base/dir.h"
 #include "base/strings.h"
 #include "checks/bls.h"
 #include "checks/boot_layout.h"
@@ -79,7 +80,7 @@ class BootRun {
     std::vector<std::string> out;
     if (layout_.esp.empty()) return out;
     std::string dir = layout_.esp + "/EFI/Linux";
-    auto names = list_dir(root_, dir);
+    auto names = base::list_dir(root_, dir);
     if (!names) return base::fail(names.error());
     for (const auto& n : *names) {
       std::string path = base::join_path(dir, n);
@@ -100,7 +101,7 @@ class BootRun {
     std::vector<std::pair<std::string, std::string>> candidates{{"/boot/loader/entries", layout_.boot_fs_dir()}};
     if (!layout_.esp.empty()) candidates.emplace_back(layout_.esp + "/loader/entries", layout_.esp);
     for (auto& c : candidates) {
-      auto names = list_dir(root_, c.first);
+      auto names = base::list_dir(root_, c.first);
       if (!names) return base::fail(names.error());
       bool any = std::any_of(names->begin(), names->end(), [](const std::string& n) { return n.ends_with(".conf"); });
       if (any) out.push_back(std::move(c));
@@ -140,7 +141,7 @@ class BootRun {
       add(Severity::block, initrd, fmt::format("the initrd of {} is empty (0 bytes)", what),
           fmt::format("update-initramfs -u -k {}", v));
     }
-    auto names = list_dir(root_, "/boot");
+    auto names = base::list_dir(root_, "/boot");
     if (names) {
       std::string prefix = "initrd.img-" + v + ".";
       for (const auto& n : *names) {
@@ -352,7 +353,7 @@ class BootRun {
   }
 
   void check_bls_dir(const std::string& dir, const std::string& base) {
-    auto names = list_dir(root_, dir);
+    auto names = base::list_dir(root_, dir);
     if (!names) return;
     for (const auto& n : *names) {
       if (!n.ends_with(".conf")) continue;

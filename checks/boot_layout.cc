@@ -1,36 +1,6 @@
 #include "checks/boot_layout.h"
 
-#include <dirent.h>
-#include <fcntl.h>
-
-#include <algorithm>
-#include <memory>
-
 namespace guard::checks {
-namespace {
-struct DirCloser {
-  void operator()(DIR* d) const { ::closedir(d); }
-};
-}  // namespace
-
-base::Result<std::vector<std::string>> list_dir(const base::Root& root, std::string_view dir) {
-  std::vector<std::string> names;
-  auto fd = root.open(dir, O_RDONLY | O_DIRECTORY);
-  if (!fd) {
-    if (fd.error().err == ENOENT || fd.error().err == ENOTDIR) return names;
-    return base::fail(fd.error());
-  }
-  DIR* d = ::fdopendir(fd->get());
-  if (d == nullptr) return base::fail_errno("fdopendir", std::string(dir));
-  fd->release();
-  std::unique_ptr<DIR, DirCloser> closer(d);
-  while (struct dirent* de = ::readdir(d)) {
-    std::string_view name = de->d_name;
-    if (name != "." && name != "..") names.emplace_back(name);
-  }
-  std::sort(names.begin(), names.end());
-  return names;
-}
 
 base::Result<BootLayout> read_boot_layout(const base::Root& root) {
   BootLayout layout;

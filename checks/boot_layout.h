@@ -31,7 +31,4 @@ struct BootLayout {
 // Reads the root's fstab (a missing fstab is an empty one) and looks at /boot and the ESP.
 [[nodiscard]] base::Result<BootLayout> read_boot_layout(const base::Root& root);
 
-// The names in the root's directory `dir`, sorted; empty when it does not exist.
-[[nodiscard]] base::Result<std::vector<std::string>> list_dir(const base::Root& root, std::string_view dir);
-
 }  // namespace guard::checks

@@ -1,23 +1,17 @@
 #include "checks/dpkg_state_check.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <memory>
 #include <set>
 
+#include "base/dir.h"
 #include "checks/dpkg_db.h"
 
 namespace guard::checks {
 namespace {
-
-struct DirCloser {
-  void operator()(DIR* d) const { ::closedir(d); }
-};
-using DirPtr = std::unique_ptr<DIR, DirCloser>;
 
 bool all_digits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
@@ -25,24 +19,6 @@ bool all_digits(std::string_view s) {
 
 bool ends_with(std::string_view s, std::string_view suffix) {
   return s.size() > suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
-// The names in a root directory, or an error (ENOENT when it does not exist).
-base::Result<std::vector<std::string>> list_dir(const base::Root& root, std::string_view dir,
-                                                struct stat* st = nullptr) {
-  auto fd = root.open(dir, O_RDONLY | O_DIRECTORY);
-  if (!fd) return tl::unexpected(fd.error());
-  if (st != nullptr && ::fstat(fd->get(), st) != 0) return base::fail_errno("fstat", std::string(dir));
-  DirPtr d(::fdopendir(fd->get()));
-  if (!d) return base::fail_errno("fdopendir", std::string(dir));
-  fd->release();
-  std::vector<std::string> names;
-  while (struct dirent* de = ::readdir(d.get())) {
-    std::string_view n = de->d_name;
-    if (n != "." && n != "..") names.emplace_back(n);
-  }
-  std::sort(names.begin(), names.end());
-  return names;
 }
 
 Finding package_finding(const base::Root& root, const PackageRecord& p) {
@@ -117,9 +93,12 @@ void find_leftovers(const base::Root& root, const DpkgDb& db, std::vector<Findin
   std::set<std::pair<dev_t, ino_t>> seen;
   std::vector<std::string> leftovers;
   for (const auto& dir : dirs) {
+    // Each directory once, however many spellings (/bin, /usr/bin) the lists give it.
+    auto fd = root.open(dir, O_PATH | O_DIRECTORY);
     struct stat st {};
-    auto names = list_dir(root, dir, &st);
-    if (!names || !seen.emplace(st.st_dev, st.st_ino).second) continue;
+    if (!fd || ::fstat(fd->get(), &st) != 0 || !seen.emplace(st.st_dev, st.st_ino).second) continue;
+    auto names = base::list_dir(fd->get(), dir);
+    if (!names) continue;
     for (const auto& n : *names) {
       if (ends_with(n, ".dpkg-new") || ends_with(n, ".dpkg-tmp")) leftovers.push_back(base::join_path(dir, n));
     }
@@ -170,19 +149,17 @@ base::Result<CheckOutput> DpkgStateCheck::run(const CheckContext& ctx) const {
     if (needs_attention(p)) out.findings.push_back(package_finding(ctx.root, p));
   }
 
-  auto journal = list_dir(ctx.root, "/var/lib/dpkg/updates");
-  if (!journal && journal.error().err != ENOENT) return tl::unexpected(journal.error());
-  if (journal) {
-    for (const auto& name : *journal) {
-      if (!all_digits(name)) continue;
-      Finding f;
-      f.severity = Severity::block;
-      f.path = "/var/lib/dpkg/updates/" + name;
-      f.message = "dpkg's update journal is not empty: a dpkg run was interrupted before it recorded its changes";
-      f.hint = repair_command(ctx.root, "dpkg --configure -a");
-      f.id = "journal";
-      out.findings.push_back(std::move(f));
-    }
+  auto journal = base::list_dir(ctx.root, "/var/lib/dpkg/updates");
+  if (!journal) return tl::unexpected(journal.error());
+  for (const auto& name : *journal) {
+    if (!all_digits(name)) continue;
+    Finding f;
+    f.severity = Severity::block;
+    f.path = "/var/lib/dpkg/updates/" + name;
+    f.message = "dpkg's update journal is not empty: a dpkg run was interrupted before it recorded its changes";
+    f.hint = repair_command(ctx.root, "dpkg --configure -a");
+    f.id = "journal";
+    out.findings.push_back(std::move(f));
   }
   find_leftovers(ctx.root, *db, out.findings);
   return out;

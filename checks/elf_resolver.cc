@@ -1,6 +1,5 @@
 #include "checks/elf_resolver.h"
 
-#include <dirent.h>
 #include <elf.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -10,16 +9,12 @@
 #include <cstring>
 #include <functional>
 
+#include "base/dir.h"
 #include "base/strings.h"
 #include "checks/ld_so_conf.h"
 
 namespace guard::checks {
 namespace {
-
-struct DirCloser {
-  void operator()(DIR* d) const { ::closedir(d); }
-};
-using DirPtr = std::unique_ptr<DIR, DirCloser>;
 
 // Debian multiarch tuples by ELF class and machine.
 std::string tuple_of(const ElfIdent& id, bool arm_hf) {
@@ -187,16 +182,8 @@ const LibraryResolver::DirListing& LibraryResolver::listing(const std::string& d
     if (auto it = s.dirs.find(dir); it != s.dirs.end()) return *it->second;
   }
   auto l = std::make_unique<DirListing>();
-  if (auto fd = root_.open(dir, O_RDONLY | O_DIRECTORY)) {
-    DirPtr d(::fdopendir(fd->get()));
-    if (d) {
-      fd->release();
-      while (struct dirent* de = ::readdir(d.get())) {
-        if (de->d_name[0] == '.' && (de->d_name[1] == '\0' || (de->d_name[1] == '.' && de->d_name[2] == '\0'))) continue;
-        l->names.emplace(de->d_name);
-      }
-    }
-  }
+  // An unreadable directory is searched like an empty one, as ld.so does.
+  if (auto names = base::list_dir(root_, dir)) l->names.insert(names->begin(), names->end());
   std::lock_guard lock(s.mu);
   auto [it, inserted] = s.dirs.emplace(dir, std::move(l));
   return *it->second;

@@ -1,6 +1,5 @@
 #include "snapshots/btrfs_backend.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <sys/stat.h>
@@ -12,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/atomic_file.h"
+#include "base/dir.h"
 #include "base/root.h"
 #include "base/unique_fd.h"
 #include "snapshots/boot_capture.h"
@@ -333,10 +333,9 @@ base::Result<std::vector<SnapshotInfo>> BtrfsBackend::list() {
   if (!root) return base::fail(root.error());
   auto fd = open_dir(store());
   if (!fd) return base::fail(fd.error());
-  std::unique_ptr<DIR, int (*)(DIR*)> dir(::fdopendir(fd->release()), &::closedir);
-  if (!dir) return base::fail_errno("fdopendir", store());
-  while (auto* e = ::readdir(dir.get())) {
-    std::string n = e->d_name;
+  auto names = base::list_dir(fd->get(), store());
+  if (!names) return base::fail(names.error());
+  for (const auto& n : *names) {
     if (n.size() <= 5 || n.compare(n.size() - 5, 5, ".json") != 0) continue;
     std::string id = n.substr(0, n.size() - 5);
     if (!path_exists(store() + "/" + id)) continue;  // metadata without its subvolume: not a snapshot
@@ -636,15 +635,10 @@ base::Result<std::vector<PendingRollback>> BtrfsBackend::pending_rollbacks() {
   if (!path_exists(store())) return out;
   auto fd = open_dir(store());
   if (!fd) return base::fail(fd.error());
-  std::unique_ptr<DIR, int (*)(DIR*)> dir(::fdopendir(fd->release()), &::closedir);
-  if (!dir) return base::fail_errno("fdopendir", store());
-  std::vector<std::string> names;
-  while (auto* e = ::readdir(dir.get())) {
-    std::string n = e->d_name;
-    if (n.rfind("rollback-", 0) == 0 && n.size() > 8 && n.compare(n.size() - 8, 8, ".journal") == 0) names.push_back(n);
-  }
-  std::sort(names.begin(), names.end());
-  for (const auto& n : names) {
+  auto names = base::list_dir(fd->get(), store());
+  if (!names) return base::fail(names.error());
+  for (const auto& n : *names) {
+    if (n.rfind("rollback-", 0) != 0 || n.size() <= 8 || n.compare(n.size() - 8, 8, ".journal") != 0) continue;
     auto j = Journal::load(store() + "/" + n);
     if (!j) return base::fail(j.error());
     if (j->state != "in-progress") continue;
