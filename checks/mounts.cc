@@ -11,8 +11,8 @@
 
 #include "base/strings.h"
 #include "checks/block_devices.h"
-#include "checks/fstab.h"
 #include "checks/kernels.h"
+#include "formats/fstab.h"
 
 namespace guard::checks {
 namespace {
@@ -121,7 +121,7 @@ base::Result<CheckOutput> MountsCheck::run(const CheckContext& ctx) const {
     }
     return base::fail(bytes.error());
   }
-  auto fstab = parse_fstab(*bytes);
+  auto fstab = formats::parse_fstab(*bytes);
   if (!fstab) return base::fail(fstab.error());
   out.items = fstab->entries.size();
 
@@ -148,7 +148,7 @@ base::Result<CheckOutput> MountsCheck::run(const CheckContext& ctx) const {
   bool machine_owned = ctx.live;
   std::string not_owned_why;
   if (!machine_owned) {
-    const FstabEntry* slash = fstab->find_target("/");
+    const formats::MountEntry* slash = fstab->find_target("/");
     if (slash == nullptr) {
       not_owned_why = "the fstab has no / entry";
     } else if (!is_device_spec(slash->source)) {

@@ -1,6 +1,13 @@
-#include "checks/boot_layout.h"
+#include "formats/boot_layout.h"
 
-namespace guard::checks {
+#include "formats/mount_table.h"
+
+namespace guard::formats {
+namespace {
+
+constexpr const char* kEspDirs[] = {"/boot/efi", "/efi"};
+
+}  // namespace
 
 base::Result<BootLayout> read_boot_layout(const base::Root& root) {
   BootLayout layout;
@@ -18,11 +25,22 @@ base::Result<BootLayout> read_boot_layout(const base::Root& root) {
     layout.mounts_by_source[e.source] = base::normalize_path(e.target);
     if (base::normalize_path(e.target) == "/boot") layout.boot_in_fstab = true;
   }
-  auto root_st = root.stat("/");
-  auto boot_st = root.stat("/boot");
-  layout.boot_mounted = root_st && boot_st && root_st->st_dev != boot_st->st_dev;
-  layout.boot_separate = layout.boot_in_fstab || layout.boot_mounted;
-  for (const char* esp : {"/boot/efi", "/efi"}) {
+
+  // A root whose mounts cannot be listed (no /proc) has none that we know of.
+  if (auto mounts = MountTable::mountinfo()) {
+    if (auto boot = mounts->find_target(root.host_path("/boot"))) {
+      layout.boot_mounted = true;
+      layout.boot_fstype = boot->fstype;
+    }
+    for (const char* esp : kEspDirs) {
+      if (mounts->find_target(root.host_path(esp))) {
+        layout.esp_mount = esp;
+        break;
+      }
+    }
+  }
+
+  for (const char* esp : kEspDirs) {
     auto efi = root.exists(std::string(esp) + "/EFI");
     auto loader = root.exists(std::string(esp) + "/loader");
     if ((efi && *efi) || (loader && *loader)) {
@@ -33,4 +51,4 @@ base::Result<BootLayout> read_boot_layout(const base::Root& root) {
   return layout;
 }
 
-}  // namespace guard::checks
+}  // namespace guard::formats
