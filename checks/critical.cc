@@ -56,45 +56,25 @@ Finding make(const std::string& path, Severity s, std::string message, std::stri
   return f;
 }
 
-// Loads `top`'s whole dependency tree breadth-first like ld.so and reports every problem in it.
+// Loads `top`'s whole dependency tree like ld.so and reports every problem in it.
 void check_tree(LibraryResolver& resolver, const LoadedElf& top, const std::string& shown, std::vector<Finding>& out) {
-  constexpr std::size_t kMaxObjects = 4096;
-  struct Node {
-    LoadedElf le;
-    int parent;
-  };
-  std::vector<Node> nodes{{top, -1}};
-  std::unordered_map<std::string, LoadedElf> loaded;
-  std::unordered_set<const ElfObject*> seen{top.elf};
-  for (std::size_t k = 0; k < nodes.size() && nodes.size() < kMaxObjects; ++k) {
-    std::vector<LoadedElf> chain;
-    for (int p = nodes[k].parent; p >= 0; p = nodes[static_cast<std::size_t>(p)].parent)
-      chain.push_back(nodes[static_cast<std::size_t>(p)].le);
-    const LoadedElf who = nodes[k].le;
+  resolver.load_tree(top, [&](const TreeObject& t) {
+    const LoadedElf& who = t.object;
     if (!who.elf->error.empty()) {
       out.push_back(make(shown, Severity::block,
                          fmt::format("loads {}, which is not a well-formed ELF object: {}", who.path, who.elf->error),
                          fmt::format("reinstall the package that ships {} (dpkg -S {})", who.path, who.path),
                          who.path + ":malformed-elf"));
-      continue;
+      return;
     }
-    std::vector<LoadedElf> resolved;
-    auto problems = resolver.check_direct(who, chain, &loaded, &resolved);
-    for (auto& f : dependency_findings(shown, problems, Severity::block, "critical")) {
-      if (k != 0) {
+    for (auto& f : dependency_findings(shown, t.problems, Severity::block, "critical")) {
+      if (!t.top) {
         f.message = fmt::format("loads {}, which {}", who.path, f.message);
         f.id = who.path + ":" + f.id;
       }
       out.push_back(std::move(f));
     }
-    for (std::size_t i = 0; i < resolved.size(); ++i) {
-      const LoadedElf& r = resolved[i];
-      if (r.elf == nullptr) continue;
-      loaded.emplace(who.elf->needed[i], r);
-      if (!r.elf->soname.empty()) loaded.emplace(r.elf->soname, r);
-      if (seen.insert(r.elf).second) nodes.push_back(Node{r, static_cast<int>(k)});
-    }
-  }
+  });
 }
 
 }  // namespace

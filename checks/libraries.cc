@@ -97,36 +97,23 @@ struct RescueHash {
   }
 };
 
-// Loads the dependency tree of `top` breadth-first as ld.so does (already-loaded sonames are
-// reused, DT_RPATH inherited down the loader chain) and records every (object, need) pair
-// that resolves completely in this context. A library that only works when loaded by a
-// program with an RPATH/RUNPATH (e.g. /usr/lib/foo/libbar.so needing a sibling found through
-// the program's $ORIGIN) is not a finding.
+// Loads the dependency tree of `top` as ld.so does and records every (object, need) pair that
+// resolves completely in this context. A library that only works when loaded by a program with
+// an RPATH/RUNPATH (e.g. /usr/lib/foo/libbar.so needing a sibling found through the program's
+// $ORIGIN) is not a finding.
 void simulate_load(LibraryResolver& resolver, const LoadedElf& top, std::mutex& mu,
                    std::unordered_set<RescueKey, RescueHash>& rescued) {
-  constexpr std::size_t kMaxObjects = 4096;
-  struct Node {
-    LoadedElf le;
-    int parent;
-  };
-  std::vector<Node> nodes{{top, -1}};
-  std::unordered_map<std::string, LoadedElf> loaded;
-  std::unordered_set<const ElfObject*> seen{top.elf};
   std::vector<RescueKey> ok;
-  for (std::size_t k = 0; k < nodes.size() && nodes.size() < kMaxObjects; ++k) {
-    std::vector<LoadedElf> chain;
-    for (int p = nodes[k].parent; p >= 0; p = nodes[static_cast<std::size_t>(p)].parent)
-      chain.push_back(nodes[static_cast<std::size_t>(p)].le);
-    const LoadedElf who = nodes[k].le;
-    for (const auto& n : who.elf->needed) {
-      auto r = resolver.resolve(who, n, chain, &loaded);
-      if (!r) continue;
-      if (LibraryResolver::missing_versions(*who.elf, n, *r).empty()) ok.emplace_back(who.elf, n);
-      loaded.emplace(n, *r);
-      if (!r->elf->soname.empty()) loaded.emplace(r->elf->soname, *r);
-      if (seen.insert(r->elf).second) nodes.push_back(Node{*r, static_cast<int>(k)});
+  resolver.load_tree(top, [&](const TreeObject& t) {
+    for (std::size_t i = 0; i < t.resolved.size(); ++i) {
+      if (t.resolved[i].elf == nullptr) continue;
+      const std::string& need = t.object.elf->needed[i];
+      bool versions_ok = std::none_of(t.problems.begin(), t.problems.end(), [&](const DependencyProblem& p) {
+        return p.kind == DependencyProblem::Kind::version_missing && p.name == need;
+      });
+      if (versions_ok) ok.emplace_back(t.object.elf, need);
     }
-  }
+  });
   std::lock_guard lock(mu);
   for (auto& k : ok) rescued.insert(std::move(k));
 }
