@@ -45,26 +45,16 @@ bool has_kernel(const base::Root& root) {
   return !glob_in_root(root, "/boot/vmlinuz-*").empty() || !glob_in_root(root, "/usr/lib/modules/*").empty();
 }
 
-Finding make(const std::string& path, Severity s, std::string message, std::string hint, std::string id) {
-  Finding f;
-  f.check = "critical";
-  f.severity = s;
-  f.path = path;
-  f.message = std::move(message);
-  f.hint = std::move(hint);
-  f.id = std::move(id);
-  return f;
-}
-
 // Loads `top`'s whole dependency tree like ld.so and reports every problem in it.
 void check_tree(LibraryResolver& resolver, const LoadedElf& top, const std::string& shown, std::vector<Finding>& out) {
   resolver.load_tree(top, [&](const TreeObject& t) {
     const LoadedElf& who = t.object;
     if (!who.elf->error.empty()) {
-      out.push_back(make(shown, Severity::block,
-                         fmt::format("loads {}, which is not a well-formed ELF object: {}", who.path, who.elf->error),
-                         fmt::format("reinstall the package that ships {} (dpkg -S {})", who.path, who.path),
-                         who.path + ":malformed-elf"));
+      out.push_back(
+          make_finding("critical", Severity::block, shown,
+                       fmt::format("loads {}, which is not a well-formed ELF object: {}", who.path, who.elf->error),
+                       fmt::format("reinstall the package that ships {} (dpkg -S {})", who.path, who.path),
+                       who.path + ":malformed-elf"));
       return;
     }
     for (auto& f : dependency_findings(shown, t.problems, Severity::block, "critical")) {
@@ -102,33 +92,38 @@ base::Result<CheckOutput> CriticalCheck::run(const CheckContext& ctx) const {
     if (!st) {
       int err = st.error().err;
       if (err == ELOOP) {
-        out.findings.push_back(make(path, Severity::block, "is a link loop",
-                                    fmt::format("reinstall the package that ships it (dpkg -S {})", path), "loop"));
+        out.findings.push_back(make_finding("critical", Severity::block, path, "is a link loop",
+                                            fmt::format("reinstall the package that ships it (dpkg -S {})", path),
+                                            "loop"));
         continue;
       }
       if (err != ENOENT && err != ENOTDIR) {
-        out.findings.push_back(make(path, Severity::block, "cannot be examined: " + st.error().to_string(), "", "unreadable"));
+        out.findings.push_back(make_finding("critical", Severity::block, path,
+                                            "cannot be examined: " + st.error().to_string(), "", "unreadable"));
         continue;
       }
       bool init = merged(path) == "/usr/sbin/init";
       bool required = always_required(path) || is_shipped(path) || (init && has_kernel(ctx.root));
       if (required) {
-        out.findings.push_back(make(path, Severity::block,
-                                    init ? "is missing: the system cannot boot without an init" : "is missing",
-                                    fmt::format("reinstall the package that ships it (dpkg -S {})", path), "missing"));
+        out.findings.push_back(make_finding("critical", Severity::block, path,
+                                            init ? "is missing: the system cannot boot without an init" : "is missing",
+                                            fmt::format("reinstall the package that ships it (dpkg -S {})", path),
+                                            "missing"));
       } else if (init) {
-        out.findings.push_back(make(path, Severity::info, "no init is installed (a container or chroot root)", "",
-                                    "no-init"));
+        out.findings.push_back(make_finding("critical", Severity::info, path,
+                                            "no init is installed (a container or chroot root)", "", "no-init"));
       }
       continue;
     }
     if (!S_ISREG(st->st_mode)) {
-      out.findings.push_back(make(path, Severity::block, "is not a regular file", "", "not-regular"));
+      out.findings.push_back(
+          make_finding("critical", Severity::block, path, "is not a regular file", "", "not-regular"));
       continue;
     }
     if ((st->st_mode & 0111) == 0) {
-      out.findings.push_back(make(path, Severity::block, "is not executable",
-                                  fmt::format("chmod 755 {} (in the root), or reinstall its package", path), "not-executable"));
+      out.findings.push_back(make_finding("critical", Severity::block, path, "is not executable",
+                                          fmt::format("chmod 755 {} (in the root), or reinstall its package", path),
+                                          "not-executable"));
       continue;
     }
     int err = 0;
@@ -142,9 +137,10 @@ base::Result<CheckOutput> CriticalCheck::run(const CheckContext& ctx) const {
         if (!words.empty()) {
           auto ok = ctx.root.stat(words[0]);
           if (!ok)
-            out.findings.push_back(make(path, Severity::block,
-                                        fmt::format("is a script whose interpreter {} does not exist", words[0]),
-                                        fmt::format("install the package that ships {}", words[0]), "interpreter"));
+            out.findings.push_back(
+                make_finding("critical", Severity::block, path,
+                             fmt::format("is a script whose interpreter {} does not exist", words[0]),
+                             fmt::format("install the package that ships {}", words[0]), "interpreter"));
         }
       }
       continue;
@@ -152,7 +148,6 @@ base::Result<CheckOutput> CriticalCheck::run(const CheckContext& ctx) const {
     auto real = ctx.root.realpath(path);
     check_tree(resolver, LoadedElf{real ? *real : path, elf}, path, out.findings);
   }
-  for (auto& f : out.findings) f.check = "critical";
   return out;
 }
 

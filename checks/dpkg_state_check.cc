@@ -22,46 +22,39 @@ bool ends_with(std::string_view s, std::string_view suffix) {
 }
 
 Finding package_finding(const base::Root& root, const PackageRecord& p) {
-  Finding f;
-  f.severity = Severity::block;
-  f.package = p.key();
   std::string version = p.version.empty() ? "" : " (version " + p.version + ")";
-  if (p.flag == DpkgFlag::reinstreq && p.state != DpkgState::half_installed) {
-    f.message = fmt::format("package {} is marked reinst-required{}: dpkg refuses to touch it until it is "
-                            "reinstalled",
-                            p.key(), version);
-    f.hint = repair_command(root, "apt-get install --reinstall " + p.key());
-    f.id = "reinst-required " + p.key();
-    return f;
-  }
-  f.id = std::string(to_string(p.state)) + " " + p.key();
+  auto finding = [&](std::string message, std::string repair, std::string id) {
+    return make_package_finding("dpkg-state", Severity::block, p.key(), "", std::move(message),
+                                repair_command(root, repair), std::move(id));
+  };
+  if (p.flag == DpkgFlag::reinstreq && p.state != DpkgState::half_installed)
+    return finding(fmt::format("package {} is marked reinst-required{}: dpkg refuses to touch it until it is "
+                               "reinstalled",
+                               p.key(), version),
+                   "apt-get install --reinstall " + p.key(), "reinst-required " + p.key());
+  std::string id = std::string(to_string(p.state)) + " " + p.key();
   switch (p.state) {
     case DpkgState::half_installed:
-      f.message = fmt::format("package {} is half-installed{}: its unpacking stopped midway", p.key(), version);
-      f.hint = repair_command(root, "apt-get install --reinstall " + p.key());
-      break;
+      return finding(fmt::format("package {} is half-installed{}: its unpacking stopped midway", p.key(), version),
+                     "apt-get install --reinstall " + p.key(), id);
     case DpkgState::unpacked:
-      f.message = fmt::format("package {} is unpacked but not configured{}", p.key(), version);
-      f.hint = repair_command(root, "dpkg --configure -a");
-      break;
+      return finding(fmt::format("package {} is unpacked but not configured{}", p.key(), version),
+                     "dpkg --configure -a", id);
     case DpkgState::half_configured:
-      f.message = fmt::format("package {} is half-configured{}: its configuration failed or was interrupted",
-                              p.key(), version);
-      f.hint = repair_command(root, "dpkg --configure -a");
-      break;
+      return finding(
+          fmt::format("package {} is half-configured{}: its configuration failed or was interrupted", p.key(), version),
+          "dpkg --configure -a", id);
     case DpkgState::triggers_awaited:
-      f.message = fmt::format("package {} is triggers-awaited{}: it waits for another package's triggers",
-                              p.key(), version);
-      f.hint = repair_command(root, "dpkg --triggers-only -a");
-      break;
+      return finding(
+          fmt::format("package {} is triggers-awaited{}: it waits for another package's triggers", p.key(), version),
+          "dpkg --triggers-only -a", id);
     case DpkgState::triggers_pending:
-      f.message = fmt::format("package {} is triggers-pending{}: its triggers never ran", p.key(), version);
-      f.hint = repair_command(root, "dpkg --triggers-only -a");
-      break;
+      return finding(fmt::format("package {} is triggers-pending{}: its triggers never ran", p.key(), version),
+                     "dpkg --triggers-only -a", id);
     default:
-      break;
+      // needs_attention() lets no other state through
+      return make_package_finding("dpkg-state", Severity::block, p.key(), "", "", "", id);
   }
-  return f;
 }
 
 bool needs_attention(const PackageRecord& p) {
@@ -107,16 +100,13 @@ void find_leftovers(const base::Root& root, const DpkgDb& db, std::vector<Findin
   PackageOwners owners = PackageOwners::build(db);
   for (const auto& path : leftovers) {
     std::string_view stem = std::string_view(path).substr(0, path.size() - 9);
-    Finding f;
-    f.severity = Severity::warn;
-    f.path = path;
-    f.package = owners.owner(stem);
-    f.message = fmt::format("leftover from an interrupted dpkg run next to {}", stem);
-    f.hint = f.package.empty() ? "remove it once dpkg has finished"
-                               : repair_command(root, "apt-get install --reinstall " + f.package) +
-                                     ", then remove the leftover";
-    f.id = "leftover";
-    out.push_back(std::move(f));
+    std::string package = owners.owner(stem);
+    std::string hint =
+        package.empty() ? "remove it once dpkg has finished"
+                        : repair_command(root, "apt-get install --reinstall " + package) + ", then remove the leftover";
+    out.push_back(make_package_finding("dpkg-state", Severity::warn, std::move(package), path,
+                                       fmt::format("leftover from an interrupted dpkg run next to {}", stem),
+                                       std::move(hint), "leftover"));
   }
 }
 
@@ -133,15 +123,12 @@ base::Result<CheckOutput> DpkgStateCheck::run(const CheckContext& ctx) const {
   if (!db) {
     const base::Error& e = db.error();
     if (e.what.rfind("dpkg", 0) != 0) return tl::unexpected(e);  // not a parse error: cannot run
-    Finding f;
-    f.severity = Severity::block;
-    f.path = e.path;
-    f.message = "the dpkg database is corrupt: " + e.message;
-    f.hint = e.path == "/var/lib/dpkg/status"
-                 ? "compare with /var/lib/dpkg/status-old and /var/backups/dpkg.status.0, restore the last good one"
-                 : "repair the file by hand; dpkg cannot work until it parses";
-    f.id = "corrupt";
-    out.findings.push_back(std::move(f));
+    out.findings.push_back(make_finding(
+        "dpkg-state", Severity::block, e.path, "the dpkg database is corrupt: " + e.message,
+        e.path == "/var/lib/dpkg/status"
+            ? "compare with /var/lib/dpkg/status-old and /var/backups/dpkg.status.0, restore the last good one"
+            : "repair the file by hand; dpkg cannot work until it parses",
+        "corrupt"));
     return out;
   }
   out.items = db->packages().size();
@@ -153,13 +140,10 @@ base::Result<CheckOutput> DpkgStateCheck::run(const CheckContext& ctx) const {
   if (!journal) return tl::unexpected(journal.error());
   for (const auto& name : *journal) {
     if (!all_digits(name)) continue;
-    Finding f;
-    f.severity = Severity::block;
-    f.path = "/var/lib/dpkg/updates/" + name;
-    f.message = "dpkg's update journal is not empty: a dpkg run was interrupted before it recorded its changes";
-    f.hint = repair_command(ctx.root, "dpkg --configure -a");
-    f.id = "journal";
-    out.findings.push_back(std::move(f));
+    out.findings.push_back(
+        make_finding("dpkg-state", Severity::block, "/var/lib/dpkg/updates/" + name,
+                     "dpkg's update journal is not empty: a dpkg run was interrupted before it recorded its changes",
+                     repair_command(ctx.root, "dpkg --configure -a"), "journal"));
   }
   find_leftovers(ctx.root, *db, out.findings);
   return out;

@@ -182,14 +182,9 @@ std::vector<Finding> dependency_findings(const std::string& path, const std::vec
                                          Severity missing_severity, const std::string& check) {
   std::vector<Finding> out;
   for (const auto& p : problems) {
-    Finding f;
-    f.check = check;
-    f.severity = p.kind == DependencyProblem::Kind::needed_missing ? missing_severity : Severity::block;
-    f.path = path;
-    f.message = problem_message(p);
-    f.hint = problem_hint(p);
-    f.id = problem_id(p);
-    out.push_back(std::move(f));
+    out.push_back(make_finding(check,
+                               p.kind == DependencyProblem::Kind::needed_missing ? missing_severity : Severity::block,
+                               path, problem_message(p), problem_hint(p), problem_id(p)));
   }
   return out;
 }
@@ -257,13 +252,9 @@ base::Result<CheckOutput> LibrariesCheck::run(const CheckContext& ctx) const {
   LibraryResolver resolver(ctx.root);
   CheckOutput out;
   for (const auto& e : resolver.setup_problems()) {
-    Finding f;
-    f.severity = Severity::warn;
-    f.path = e.path;
-    f.message = "cannot use the dynamic linker configuration: " + e.to_string();
-    f.hint = "run ldconfig in the root to rebuild /etc/ld.so.cache; fix the named file";
-    f.id = "ld-config";
-    out.findings.push_back(std::move(f));
+    out.findings.push_back(make_finding(
+        "libraries", Severity::warn, e.path, "cannot use the dynamic linker configuration: " + e.to_string(),
+        "run ldconfig in the root to rebuild /etc/ld.so.cache; fix the named file", "ld-config"));
   }
   if (ctx.progress) ctx.progress(id(), 0, 0);
 
@@ -368,13 +359,9 @@ base::Result<CheckOutput> LibrariesCheck::run(const CheckContext& ctx) const {
     const LoadedElf& o = objects[i];
     if (in_scope[i] == 0) continue;
     if (!o.elf->error.empty()) {
-      Finding f;
-      f.severity = Severity::warn;
-      f.path = o.path;
-      f.message = "is not a well-formed ELF object: " + o.elf->error;
-      f.hint = "reinstall the package that ships it (dpkg -S " + o.path + ")";
-      f.id = "malformed-elf";
-      out.findings.push_back(std::move(f));
+      out.findings.push_back(
+          make_finding("libraries", Severity::warn, o.path, "is not a well-formed ELF object: " + o.elf->error,
+                       "reinstall the package that ships it (dpkg -S " + o.path + ")", "malformed-elf"));
       continue;
     }
     std::vector<DependencyProblem> kept;

@@ -126,14 +126,7 @@ base::Result<CheckOutput> MountsCheck::run(const CheckContext& ctx) const {
   out.items = fstab->entries.size();
 
   auto add = [&](Severity s, std::string message, std::string hint, std::string id) {
-    Finding f;
-    f.check = "mounts";
-    f.severity = s;
-    f.path = path;
-    f.message = std::move(message);
-    f.hint = std::move(hint);
-    f.id = std::move(id);
-    out.findings.push_back(std::move(f));
+    out.findings.push_back(make_finding("mounts", s, path, std::move(message), std::move(hint), std::move(id)));
   };
 
   std::vector<std::string_view> lines = base::split(*bytes, '\n');
