@@ -1,6 +1,5 @@
 #include "base/root.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <sys/syscall.h>
@@ -8,6 +7,8 @@
 
 #include <cstring>
 #include <vector>
+
+#include "base/dir.h"
 
 namespace guard::base {
 namespace {
@@ -151,52 +152,43 @@ Result<void> Root::walk(std::string_view dir, const WalkVisitor& visit, WalkOpti
   if (::fstat(top->get(), &top_st) != 0) return fail_errno("fstat", std::string(dir));
 
   struct Frame {
-    DIR* dir;
+    Dir dir;
     std::string path;
   };
   std::vector<Frame> stack;
   auto push = [&stack](UniqueFd fd, std::string path) -> int {
-    DIR* d = ::fdopendir(fd.get());
-    if (d == nullptr) return errno;
-    fd.release();
-    stack.push_back(Frame{d, std::move(path)});
+    auto d = Dir::adopt(std::move(fd), path);
+    if (!d) return d.error().err;
+    stack.push_back(Frame{std::move(*d), std::move(path)});
     return 0;
-  };
-  auto cleanup = [&stack] {
-    for (auto& f : stack) ::closedir(f.dir);
-    stack.clear();
   };
   if (int e = push(std::move(*top), normalize_path(dir)); e != 0) return fail_errno("fdopendir", std::string(dir), e);
 
   while (!stack.empty()) {
     Frame& frame = stack.back();
-    errno = 0;
-    struct dirent* de = ::readdir(frame.dir);
-    if (de == nullptr) {
-      int e = errno;
-      if (e != 0) {
-        WalkEntry err_entry{frame.path, basename(frame.path), -1, DT_DIR, e};
-        if (visit(err_entry) == WalkAction::stop) return cleanup(), Result<void>();
+    auto next = frame.dir.next();
+    if (!next || !*next) {
+      if (!next) {
+        WalkEntry err_entry{frame.path, basename(frame.path), -1, DT_DIR, next.error().err};
+        if (visit(err_entry) == WalkAction::stop) return {};
       }
-      ::closedir(frame.dir);
       stack.pop_back();
       continue;
     }
-    std::string_view name = de->d_name;
-    if (name == "." || name == "..") continue;
-    int dfd = ::dirfd(frame.dir);
-    unsigned char type = de->d_type;
+    std::string_view name = (*next)->name;
+    int dfd = frame.dir.fd();
+    unsigned char type = (*next)->type;
     if (type == DT_UNKNOWN) {
       struct stat st {};
-      if (::fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0) type = mode_to_dt(st.st_mode);
+      if (::fstatat(dfd, name.data(), &st, AT_SYMLINK_NOFOLLOW) == 0) type = mode_to_dt(st.st_mode);
     }
     std::string child = join_path(frame.path, name);
     WalkEntry entry{child, basename(child), dfd, type, 0};
     WalkAction action = visit(entry);
-    if (action == WalkAction::stop) return cleanup(), Result<void>();
+    if (action == WalkAction::stop) return {};
     if (type != DT_DIR || action == WalkAction::skip_subtree) continue;
 
-    UniqueFd sub(::openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    UniqueFd sub(::openat(dfd, name.data(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     int e = sub ? 0 : errno;
     if (sub && options.same_filesystem) {
       struct stat st {};
@@ -209,7 +201,7 @@ Result<void> Root::walk(std::string_view dir, const WalkVisitor& visit, WalkOpti
     if (e == 0) e = push(std::move(sub), child);  // may reallocate: `frame` is not used after this
     if (e != 0) {
       WalkEntry err_entry{child, basename(child), dfd, DT_DIR, e};
-      if (visit(err_entry) == WalkAction::stop) return cleanup(), Result<void>();
+      if (visit(err_entry) == WalkAction::stop) return {};
     }
   }
   return {};

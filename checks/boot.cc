@@ -10,15 +10,22 @@
 
 #include <fmt/format.h>
 
+#include "base/dir.h"
 #include "base/strings.h"
 #include "checks/bls.h"
-#include "checks/boot_layout.h"
-#include "checks/grub_cfg.h"
 #include "checks/grubenv.h"
 #include "checks/kernels.h"
+#include "formats/boot_layout.h"
+#include "formats/grub_cfg.h"
 
 namespace guard::checks {
 namespace {
+
+using formats::BootLayout;
+using formats::GrubConfig;
+using formats::GrubEntry;
+using formats::GrubPath;
+using formats::GrubRoot;
 
 constexpr std::size_t kImageHead = std::size_t{64} << 10;
 constexpr std::size_t kUkiHead = std::size_t{4} << 20;
@@ -37,7 +44,7 @@ class BootRun {
     kernels_ = std::move(*kernels);
     auto ukis = list_ukis();
     if (!ukis) return base::fail(ukis.error());
-    auto grub_cfg = find_grub_cfg();
+    auto grub_cfg = formats::find_grub_cfg(root_);
     auto bls = bls_dirs();
     if (!bls) return base::fail(bls.error());
     // Debian's /vmlinuz links stay when every kernel was removed: that root must not be skipped.
@@ -79,7 +86,7 @@ class BootRun {
     std::vector<std::string> out;
     if (layout_.esp.empty()) return out;
     std::string dir = layout_.esp + "/EFI/Linux";
-    auto names = list_dir(root_, dir);
+    auto names = base::list_dir(root_, dir);
     if (!names) return base::fail(names.error());
     for (const auto& n : *names) {
       std::string path = base::join_path(dir, n);
@@ -88,19 +95,13 @@ class BootRun {
     return out;
   }
 
-  std::string find_grub_cfg() const {
-    for (const char* p : {"/boot/grub/grub.cfg", "/boot/grub2/grub.cfg"})
-      if (is_file(p)) return p;
-    return {};
-  }
-
   // (entries dir, dir its paths are relative to)
   base::Result<std::vector<std::pair<std::string, std::string>>> bls_dirs() const {
     std::vector<std::pair<std::string, std::string>> out;
     std::vector<std::pair<std::string, std::string>> candidates{{"/boot/loader/entries", layout_.boot_fs_dir()}};
     if (!layout_.esp.empty()) candidates.emplace_back(layout_.esp + "/loader/entries", layout_.esp);
     for (auto& c : candidates) {
-      auto names = list_dir(root_, c.first);
+      auto names = base::list_dir(root_, c.first);
       if (!names) return base::fail(names.error());
       bool any = std::any_of(names->begin(), names->end(), [](const std::string& n) { return n.ends_with(".conf"); });
       if (any) out.push_back(std::move(c));
@@ -140,7 +141,7 @@ class BootRun {
       add(Severity::block, initrd, fmt::format("the initrd of {} is empty (0 bytes)", what),
           fmt::format("update-initramfs -u -k {}", v));
     }
-    auto names = list_dir(root_, "/boot");
+    auto names = base::list_dir(root_, "/boot");
     if (names) {
       std::string prefix = "initrd.img-" + v + ".";
       for (const auto& n : *names) {
@@ -229,13 +230,13 @@ class BootRun {
   bool exists_on_fs(const std::string& base, std::string_view p) const {
     auto exists = [&](std::string_view rel) {
       std::string full = base::normalize_path(base + "/" + std::string(rel));
-      if (base == "/" && layout_.boot_separate && full.starts_with("/boot/")) return false;
+      if (base == "/" && layout_.boot_separate() && full.starts_with("/boot/")) return false;
       return is_file(full);
     };
     if (exists(p)) return true;
     std::string norm = base::normalize_path(p);
     std::vector<std::string> prefixes;
-    if (const FstabEntry* e = layout_.fstab.find_target(base)) {
+    if (const formats::MountEntry* e = layout_.fstab.find_target(base)) {
       for (auto opt : base::split(e->options, ','))
         if (opt.starts_with("subvol=")) prefixes.push_back(base::normalize_path(opt.substr(7)));
     }
@@ -274,7 +275,7 @@ class BootRun {
           "update-grub", "unreadable");
       return;
     }
-    GrubConfig cfg = parse_grub_cfg(*bytes);
+    GrubConfig cfg = formats::parse_grub_cfg(*bytes);
     struct Missing {
       std::string first_entry;
       std::size_t line = 0;
@@ -352,7 +353,7 @@ class BootRun {
   }
 
   void check_bls_dir(const std::string& dir, const std::string& base) {
-    auto names = list_dir(root_, dir);
+    auto names = base::list_dir(root_, dir);
     if (!names) return;
     for (const auto& n : *names) {
       if (!n.ends_with(".conf")) continue;
@@ -452,7 +453,7 @@ class BootRun {
 }  // namespace
 
 base::Result<CheckOutput> BootCheck::run(const CheckContext& ctx) const {
-  auto layout = read_boot_layout(ctx.root);
+  auto layout = formats::read_boot_layout(ctx.root);
   if (!layout) return base::fail(layout.error());
   return BootRun(ctx, std::move(*layout)).run();
 }

@@ -45,65 +45,31 @@ bool has_kernel(const base::Root& root) {
   return !glob_in_root(root, "/boot/vmlinuz-*").empty() || !glob_in_root(root, "/usr/lib/modules/*").empty();
 }
 
-Finding make(const std::string& path, Severity s, std::string message, std::string hint, std::string id) {
-  Finding f;
-  f.check = "critical";
-  f.severity = s;
-  f.path = path;
-  f.message = std::move(message);
-  f.hint = std::move(hint);
-  f.id = std::move(id);
-  return f;
-}
-
-// Loads `top`'s whole dependency tree breadth-first like ld.so and reports every problem in it.
+// Loads `top`'s whole dependency tree like ld.so and reports every problem in it.
 void check_tree(LibraryResolver& resolver, const LoadedElf& top, const std::string& shown, std::vector<Finding>& out) {
-  constexpr std::size_t kMaxObjects = 4096;
-  struct Node {
-    LoadedElf le;
-    int parent;
-  };
-  std::vector<Node> nodes{{top, -1}};
-  std::unordered_map<std::string, LoadedElf> loaded;
-  std::unordered_set<const ElfObject*> seen{top.elf};
-  for (std::size_t k = 0; k < nodes.size() && nodes.size() < kMaxObjects; ++k) {
-    std::vector<LoadedElf> chain;
-    for (int p = nodes[k].parent; p >= 0; p = nodes[static_cast<std::size_t>(p)].parent)
-      chain.push_back(nodes[static_cast<std::size_t>(p)].le);
-    const LoadedElf who = nodes[k].le;
+  resolver.load_tree(top, [&](const TreeObject& t) {
+    const LoadedElf& who = t.object;
     if (!who.elf->error.empty()) {
-      out.push_back(make(shown, Severity::block,
-                         fmt::format("loads {}, which is not a well-formed ELF object: {}", who.path, who.elf->error),
-                         fmt::format("reinstall the package that ships {} (dpkg -S {})", who.path, who.path),
-                         who.path + ":malformed-elf"));
-      continue;
+      out.push_back(
+          make_finding("critical", Severity::block, shown,
+                       fmt::format("loads {}, which is not a well-formed ELF object: {}", who.path, who.elf->error),
+                       fmt::format("reinstall the package that ships {} (dpkg -S {})", who.path, who.path),
+                       who.path + ":malformed-elf"));
+      return;
     }
-    std::vector<LoadedElf> resolved;
-    auto problems = resolver.check_direct(who, chain, &loaded, &resolved);
-    for (auto& f : dependency_findings(shown, problems, Severity::block, "critical")) {
-      if (k != 0) {
+    for (auto& f : dependency_findings(shown, t.problems, Severity::block, "critical")) {
+      if (!t.top) {
         f.message = fmt::format("loads {}, which {}", who.path, f.message);
         f.id = who.path + ":" + f.id;
       }
       out.push_back(std::move(f));
     }
-    for (std::size_t i = 0; i < resolved.size(); ++i) {
-      const LoadedElf& r = resolved[i];
-      if (r.elf == nullptr) continue;
-      loaded.emplace(who.elf->needed[i], r);
-      if (!r.elf->soname.empty()) loaded.emplace(r.elf->soname, r);
-      if (seen.insert(r.elf).second) nodes.push_back(Node{r, static_cast<int>(k)});
-    }
-  }
+  });
 }
 
 }  // namespace
 
-const std::vector<std::string>& default_critical_paths() {
-  static const std::vector<std::string> paths = {"/sbin/init", "/bin/sh",    "/usr/bin/dpkg",  "/usr/bin/apt-get",
-                                                 "/bin/mount", "/bin/login", "/usr/sbin/sshd"};
-  return paths;
-}
+const std::vector<std::string>& default_critical_paths() { return policies::default_check_paths("critical"); }
 
 base::Result<CheckOutput> CriticalCheck::run(const CheckContext& ctx) const {
   const auto& configured = ctx.policy.check(std::string(id())).paths;
@@ -122,33 +88,38 @@ base::Result<CheckOutput> CriticalCheck::run(const CheckContext& ctx) const {
     if (!st) {
       int err = st.error().err;
       if (err == ELOOP) {
-        out.findings.push_back(make(path, Severity::block, "is a link loop",
-                                    fmt::format("reinstall the package that ships it (dpkg -S {})", path), "loop"));
+        out.findings.push_back(make_finding("critical", Severity::block, path, "is a link loop",
+                                            fmt::format("reinstall the package that ships it (dpkg -S {})", path),
+                                            "loop"));
         continue;
       }
       if (err != ENOENT && err != ENOTDIR) {
-        out.findings.push_back(make(path, Severity::block, "cannot be examined: " + st.error().to_string(), "", "unreadable"));
+        out.findings.push_back(make_finding("critical", Severity::block, path,
+                                            "cannot be examined: " + st.error().to_string(), "", "unreadable"));
         continue;
       }
       bool init = merged(path) == "/usr/sbin/init";
       bool required = always_required(path) || is_shipped(path) || (init && has_kernel(ctx.root));
       if (required) {
-        out.findings.push_back(make(path, Severity::block,
-                                    init ? "is missing: the system cannot boot without an init" : "is missing",
-                                    fmt::format("reinstall the package that ships it (dpkg -S {})", path), "missing"));
+        out.findings.push_back(make_finding("critical", Severity::block, path,
+                                            init ? "is missing: the system cannot boot without an init" : "is missing",
+                                            fmt::format("reinstall the package that ships it (dpkg -S {})", path),
+                                            "missing"));
       } else if (init) {
-        out.findings.push_back(make(path, Severity::info, "no init is installed (a container or chroot root)", "",
-                                    "no-init"));
+        out.findings.push_back(make_finding("critical", Severity::info, path,
+                                            "no init is installed (a container or chroot root)", "", "no-init"));
       }
       continue;
     }
     if (!S_ISREG(st->st_mode)) {
-      out.findings.push_back(make(path, Severity::block, "is not a regular file", "", "not-regular"));
+      out.findings.push_back(
+          make_finding("critical", Severity::block, path, "is not a regular file", "", "not-regular"));
       continue;
     }
     if ((st->st_mode & 0111) == 0) {
-      out.findings.push_back(make(path, Severity::block, "is not executable",
-                                  fmt::format("chmod 755 {} (in the root), or reinstall its package", path), "not-executable"));
+      out.findings.push_back(make_finding("critical", Severity::block, path, "is not executable",
+                                          fmt::format("chmod 755 {} (in the root), or reinstall its package", path),
+                                          "not-executable"));
       continue;
     }
     int err = 0;
@@ -162,9 +133,10 @@ base::Result<CheckOutput> CriticalCheck::run(const CheckContext& ctx) const {
         if (!words.empty()) {
           auto ok = ctx.root.stat(words[0]);
           if (!ok)
-            out.findings.push_back(make(path, Severity::block,
-                                        fmt::format("is a script whose interpreter {} does not exist", words[0]),
-                                        fmt::format("install the package that ships {}", words[0]), "interpreter"));
+            out.findings.push_back(
+                make_finding("critical", Severity::block, path,
+                             fmt::format("is a script whose interpreter {} does not exist", words[0]),
+                             fmt::format("install the package that ships {}", words[0]), "interpreter"));
         }
       }
       continue;
@@ -172,7 +144,6 @@ base::Result<CheckOutput> CriticalCheck::run(const CheckContext& ctx) const {
     auto real = ctx.root.realpath(path);
     check_tree(resolver, LoadedElf{real ? *real : path, elf}, path, out.findings);
   }
-  for (auto& f : out.findings) f.check = "critical";
   return out;
 }
 

@@ -1,12 +1,9 @@
 #include "checks/dpkg_db.h"
 
-#include <dirent.h>
-#include <fcntl.h>
-
 #include <algorithm>
 #include <array>
-#include <memory>
 
+#include "base/dir.h"
 #include "base/strings.h"
 
 namespace guard::checks {
@@ -27,11 +24,6 @@ std::string_view aliased_top(std::string_view path) {
 }
 
 constexpr const char* kInfoDir = "/var/lib/dpkg/info/";
-
-struct DirCloser {
-  void operator()(DIR* d) const { ::closedir(d); }
-};
-using DirPtr = std::unique_ptr<DIR, DirCloser>;
 
 }  // namespace
 
@@ -97,18 +89,10 @@ base::Result<DpkgDb> DpkgDb::load(const base::Root& root) {
   }
 
   if (auto cfg = root.read_file("/etc/dpkg/dpkg.cfg")) db.filter_.add_config(*cfg);
-  if (auto dir = root.open("/etc/dpkg/dpkg.cfg.d", O_RDONLY | O_DIRECTORY)) {
-    DirPtr d(::fdopendir(dir->get()));
-    if (d) {
-      dir->release();
-      std::vector<std::string> names;
-      while (struct dirent* de = ::readdir(d.get())) {
-        if (is_dpkg_config_name(de->d_name)) names.emplace_back(de->d_name);
-      }
-      std::sort(names.begin(), names.end());
-      for (const auto& n : names) {
-        if (auto cfg = root.read_file("/etc/dpkg/dpkg.cfg.d/" + n)) db.filter_.add_config(*cfg);
-      }
+  if (auto names = base::list_dir(root, "/etc/dpkg/dpkg.cfg.d")) {
+    for (const auto& n : *names) {
+      if (!is_dpkg_config_name(n)) continue;
+      if (auto cfg = root.read_file("/etc/dpkg/dpkg.cfg.d/" + n)) db.filter_.add_config(*cfg);
     }
   }
   return db;

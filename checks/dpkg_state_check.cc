@@ -1,23 +1,17 @@
 #include "checks/dpkg_state_check.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <memory>
 #include <set>
 
+#include "base/dir.h"
 #include "checks/dpkg_db.h"
 
 namespace guard::checks {
 namespace {
-
-struct DirCloser {
-  void operator()(DIR* d) const { ::closedir(d); }
-};
-using DirPtr = std::unique_ptr<DIR, DirCloser>;
 
 bool all_digits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
@@ -27,65 +21,40 @@ bool ends_with(std::string_view s, std::string_view suffix) {
   return s.size() > suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
 
-// The names in a root directory, or an error (ENOENT when it does not exist).
-base::Result<std::vector<std::string>> list_dir(const base::Root& root, std::string_view dir,
-                                                struct stat* st = nullptr) {
-  auto fd = root.open(dir, O_RDONLY | O_DIRECTORY);
-  if (!fd) return tl::unexpected(fd.error());
-  if (st != nullptr && ::fstat(fd->get(), st) != 0) return base::fail_errno("fstat", std::string(dir));
-  DirPtr d(::fdopendir(fd->get()));
-  if (!d) return base::fail_errno("fdopendir", std::string(dir));
-  fd->release();
-  std::vector<std::string> names;
-  while (struct dirent* de = ::readdir(d.get())) {
-    std::string_view n = de->d_name;
-    if (n != "." && n != "..") names.emplace_back(n);
-  }
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
 Finding package_finding(const base::Root& root, const PackageRecord& p) {
-  Finding f;
-  f.severity = Severity::block;
-  f.package = p.key();
   std::string version = p.version.empty() ? "" : " (version " + p.version + ")";
-  if (p.flag == DpkgFlag::reinstreq && p.state != DpkgState::half_installed) {
-    f.message = fmt::format("package {} is marked reinst-required{}: dpkg refuses to touch it until it is "
-                            "reinstalled",
-                            p.key(), version);
-    f.hint = repair_command(root, "apt-get install --reinstall " + p.key());
-    f.id = "reinst-required " + p.key();
-    return f;
-  }
-  f.id = std::string(to_string(p.state)) + " " + p.key();
+  auto finding = [&](std::string message, std::string repair, std::string id) {
+    return make_package_finding("dpkg-state", Severity::block, p.key(), "", std::move(message),
+                                repair_command(root, repair), std::move(id));
+  };
+  if (p.flag == DpkgFlag::reinstreq && p.state != DpkgState::half_installed)
+    return finding(fmt::format("package {} is marked reinst-required{}: dpkg refuses to touch it until it is "
+                               "reinstalled",
+                               p.key(), version),
+                   "apt-get install --reinstall " + p.key(), "reinst-required " + p.key());
+  std::string id = std::string(to_string(p.state)) + " " + p.key();
   switch (p.state) {
     case DpkgState::half_installed:
-      f.message = fmt::format("package {} is half-installed{}: its unpacking stopped midway", p.key(), version);
-      f.hint = repair_command(root, "apt-get install --reinstall " + p.key());
-      break;
+      return finding(fmt::format("package {} is half-installed{}: its unpacking stopped midway", p.key(), version),
+                     "apt-get install --reinstall " + p.key(), id);
     case DpkgState::unpacked:
-      f.message = fmt::format("package {} is unpacked but not configured{}", p.key(), version);
-      f.hint = repair_command(root, "dpkg --configure -a");
-      break;
+      return finding(fmt::format("package {} is unpacked but not configured{}", p.key(), version),
+                     "dpkg --configure -a", id);
     case DpkgState::half_configured:
-      f.message = fmt::format("package {} is half-configured{}: its configuration failed or was interrupted",
-                              p.key(), version);
-      f.hint = repair_command(root, "dpkg --configure -a");
-      break;
+      return finding(
+          fmt::format("package {} is half-configured{}: its configuration failed or was interrupted", p.key(), version),
+          "dpkg --configure -a", id);
     case DpkgState::triggers_awaited:
-      f.message = fmt::format("package {} is triggers-awaited{}: it waits for another package's triggers",
-                              p.key(), version);
-      f.hint = repair_command(root, "dpkg --triggers-only -a");
-      break;
+      return finding(
+          fmt::format("package {} is triggers-awaited{}: it waits for another package's triggers", p.key(), version),
+          "dpkg --triggers-only -a", id);
     case DpkgState::triggers_pending:
-      f.message = fmt::format("package {} is triggers-pending{}: its triggers never ran", p.key(), version);
-      f.hint = repair_command(root, "dpkg --triggers-only -a");
-      break;
+      return finding(fmt::format("package {} is triggers-pending{}: its triggers never ran", p.key(), version),
+                     "dpkg --triggers-only -a", id);
     default:
-      break;
+      // needs_attention() lets no other state through
+      return make_package_finding("dpkg-state", Severity::block, p.key(), "", "", "", id);
   }
-  return f;
 }
 
 bool needs_attention(const PackageRecord& p) {
@@ -117,9 +86,12 @@ void find_leftovers(const base::Root& root, const DpkgDb& db, std::vector<Findin
   std::set<std::pair<dev_t, ino_t>> seen;
   std::vector<std::string> leftovers;
   for (const auto& dir : dirs) {
+    // Each directory once, however many spellings (/bin, /usr/bin) the lists give it.
+    auto fd = root.open(dir, O_PATH | O_DIRECTORY);
     struct stat st {};
-    auto names = list_dir(root, dir, &st);
-    if (!names || !seen.emplace(st.st_dev, st.st_ino).second) continue;
+    if (!fd || ::fstat(fd->get(), &st) != 0 || !seen.emplace(st.st_dev, st.st_ino).second) continue;
+    auto names = base::list_dir(fd->get(), dir);
+    if (!names) continue;
     for (const auto& n : *names) {
       if (ends_with(n, ".dpkg-new") || ends_with(n, ".dpkg-tmp")) leftovers.push_back(base::join_path(dir, n));
     }
@@ -128,16 +100,13 @@ void find_leftovers(const base::Root& root, const DpkgDb& db, std::vector<Findin
   PackageOwners owners = PackageOwners::build(db);
   for (const auto& path : leftovers) {
     std::string_view stem = std::string_view(path).substr(0, path.size() - 9);
-    Finding f;
-    f.severity = Severity::warn;
-    f.path = path;
-    f.package = owners.owner(stem);
-    f.message = fmt::format("leftover from an interrupted dpkg run next to {}", stem);
-    f.hint = f.package.empty() ? "remove it once dpkg has finished"
-                               : repair_command(root, "apt-get install --reinstall " + f.package) +
-                                     ", then remove the leftover";
-    f.id = "leftover";
-    out.push_back(std::move(f));
+    std::string package = owners.owner(stem);
+    std::string hint =
+        package.empty() ? "remove it once dpkg has finished"
+                        : repair_command(root, "apt-get install --reinstall " + package) + ", then remove the leftover";
+    out.push_back(make_package_finding("dpkg-state", Severity::warn, std::move(package), path,
+                                       fmt::format("leftover from an interrupted dpkg run next to {}", stem),
+                                       std::move(hint), "leftover"));
   }
 }
 
@@ -154,15 +123,12 @@ base::Result<CheckOutput> DpkgStateCheck::run(const CheckContext& ctx) const {
   if (!db) {
     const base::Error& e = db.error();
     if (e.what.rfind("dpkg", 0) != 0) return tl::unexpected(e);  // not a parse error: cannot run
-    Finding f;
-    f.severity = Severity::block;
-    f.path = e.path;
-    f.message = "the dpkg database is corrupt: " + e.message;
-    f.hint = e.path == "/var/lib/dpkg/status"
-                 ? "compare with /var/lib/dpkg/status-old and /var/backups/dpkg.status.0, restore the last good one"
-                 : "repair the file by hand; dpkg cannot work until it parses";
-    f.id = "corrupt";
-    out.findings.push_back(std::move(f));
+    out.findings.push_back(make_finding(
+        "dpkg-state", Severity::block, e.path, "the dpkg database is corrupt: " + e.message,
+        e.path == "/var/lib/dpkg/status"
+            ? "compare with /var/lib/dpkg/status-old and /var/backups/dpkg.status.0, restore the last good one"
+            : "repair the file by hand; dpkg cannot work until it parses",
+        "corrupt"));
     return out;
   }
   out.items = db->packages().size();
@@ -170,19 +136,14 @@ base::Result<CheckOutput> DpkgStateCheck::run(const CheckContext& ctx) const {
     if (needs_attention(p)) out.findings.push_back(package_finding(ctx.root, p));
   }
 
-  auto journal = list_dir(ctx.root, "/var/lib/dpkg/updates");
-  if (!journal && journal.error().err != ENOENT) return tl::unexpected(journal.error());
-  if (journal) {
-    for (const auto& name : *journal) {
-      if (!all_digits(name)) continue;
-      Finding f;
-      f.severity = Severity::block;
-      f.path = "/var/lib/dpkg/updates/" + name;
-      f.message = "dpkg's update journal is not empty: a dpkg run was interrupted before it recorded its changes";
-      f.hint = repair_command(ctx.root, "dpkg --configure -a");
-      f.id = "journal";
-      out.findings.push_back(std::move(f));
-    }
+  auto journal = base::list_dir(ctx.root, "/var/lib/dpkg/updates");
+  if (!journal) return tl::unexpected(journal.error());
+  for (const auto& name : *journal) {
+    if (!all_digits(name)) continue;
+    out.findings.push_back(
+        make_finding("dpkg-state", Severity::block, "/var/lib/dpkg/updates/" + name,
+                     "dpkg's update journal is not empty: a dpkg run was interrupted before it recorded its changes",
+                     repair_command(ctx.root, "dpkg --configure -a"), "journal"));
   }
   find_leftovers(ctx.root, *db, out.findings);
   return out;

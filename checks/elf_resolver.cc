@@ -1,6 +1,5 @@
 #include "checks/elf_resolver.h"
 
-#include <dirent.h>
 #include <elf.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -10,16 +9,12 @@
 #include <cstring>
 #include <functional>
 
+#include "base/dir.h"
 #include "base/strings.h"
 #include "checks/ld_so_conf.h"
 
 namespace guard::checks {
 namespace {
-
-struct DirCloser {
-  void operator()(DIR* d) const { ::closedir(d); }
-};
-using DirPtr = std::unique_ptr<DIR, DirCloser>;
 
 // Debian multiarch tuples by ELF class and machine.
 std::string tuple_of(const ElfIdent& id, bool arm_hf) {
@@ -187,16 +182,8 @@ const LibraryResolver::DirListing& LibraryResolver::listing(const std::string& d
     if (auto it = s.dirs.find(dir); it != s.dirs.end()) return *it->second;
   }
   auto l = std::make_unique<DirListing>();
-  if (auto fd = root_.open(dir, O_RDONLY | O_DIRECTORY)) {
-    DirPtr d(::fdopendir(fd->get()));
-    if (d) {
-      fd->release();
-      while (struct dirent* de = ::readdir(d.get())) {
-        if (de->d_name[0] == '.' && (de->d_name[1] == '\0' || (de->d_name[1] == '.' && de->d_name[2] == '\0'))) continue;
-        l->names.emplace(de->d_name);
-      }
-    }
-  }
+  // An unreadable directory is searched like an empty one, as ld.so does.
+  if (auto names = base::list_dir(root_, dir)) l->names.insert(names->begin(), names->end());
   std::lock_guard lock(s.mu);
   auto [it, inserted] = s.dirs.emplace(dir, std::move(l));
   return *it->second;
@@ -368,26 +355,67 @@ std::vector<DependencyProblem> LibraryResolver::missing_versions(const ElfObject
   return out;
 }
 
+void LibraryResolver::check_interp(const ElfObject& w, std::vector<DependencyProblem>& out) {
+  if (w.has_interp && !w.interp.empty() && load(w.interp) == nullptr)
+    out.push_back(DependencyProblem{DependencyProblem::Kind::interp_missing, w.interp, {}, {}, {}});
+}
+
+std::optional<LoadedElf> LibraryResolver::check_need(const LoadedElf& who, const std::string& name,
+                                                     std::span<const LoadedElf> loaders,
+                                                     const std::unordered_map<std::string, LoadedElf>* loaded,
+                                                     std::vector<DependencyProblem>& out) {
+  auto r = resolve(who, name, loaders, loaded);
+  if (!r) {
+    out.push_back(DependencyProblem{DependencyProblem::Kind::needed_missing, name, {}, {}, {}});
+    return std::nullopt;
+  }
+  for (auto& p : missing_versions(*who.elf, name, *r)) out.push_back(std::move(p));
+  return r;
+}
+
 std::vector<DependencyProblem> LibraryResolver::check_direct(const LoadedElf& who, std::span<const LoadedElf> loaders,
                                                              const std::unordered_map<std::string, LoadedElf>* loaded,
                                                              std::vector<LoadedElf>* resolved) {
   std::vector<DependencyProblem> out;
-  const ElfObject& w = *who.elf;
-  if (w.has_interp && !w.interp.empty()) {
-    if (load(w.interp) == nullptr)
-      out.push_back(DependencyProblem{DependencyProblem::Kind::interp_missing, w.interp, {}, {}, {}});
-  }
-  for (const auto& n : w.needed) {
-    auto r = resolve(who, n, loaders, loaded);
-    if (!r) {
-      out.push_back(DependencyProblem{DependencyProblem::Kind::needed_missing, n, {}, {}, {}});
-      if (resolved != nullptr) resolved->push_back(LoadedElf{});
-      continue;
-    }
-    for (auto& p : missing_versions(w, n, *r)) out.push_back(std::move(p));
-    if (resolved != nullptr) resolved->push_back(std::move(*r));
+  check_interp(*who.elf, out);
+  for (const auto& n : who.elf->needed) {
+    auto r = check_need(who, n, loaders, loaded, out);
+    if (resolved != nullptr) resolved->push_back(r ? std::move(*r) : LoadedElf{});
   }
   return out;
+}
+
+void LibraryResolver::load_tree(const LoadedElf& top, const std::function<void(const TreeObject&)>& visit) {
+  constexpr std::size_t kMaxObjects = 4096;
+  struct Node {
+    LoadedElf le;
+    int parent;  // index into nodes; -1 for the top
+  };
+  std::vector<Node> nodes{{top, -1}};
+  std::unordered_map<std::string, LoadedElf> loaded;  // need names and sonames mapped so far
+  std::unordered_set<const ElfObject*> seen{top.elf};
+  for (std::size_t k = 0; k < nodes.size() && nodes.size() < kMaxObjects; ++k) {
+    std::vector<LoadedElf> chain;  // the loaders of this object, nearest first
+    for (int p = nodes[k].parent; p >= 0; p = nodes[static_cast<std::size_t>(p)].parent)
+      chain.push_back(nodes[static_cast<std::size_t>(p)].le);
+    const LoadedElf who = nodes[k].le;  // a copy: nodes grows below
+    std::vector<DependencyProblem> problems;
+    std::vector<LoadedElf> resolved;
+    if (who.elf->error.empty()) {
+      check_interp(*who.elf, problems);
+      for (const auto& n : who.elf->needed) {
+        auto r = check_need(who, n, chain, &loaded, problems);
+        if (r) {
+          // Known at once: a later need of the same object finds it loaded, as in ld.so.
+          loaded.emplace(n, *r);
+          if (!r->elf->soname.empty()) loaded.emplace(r->elf->soname, *r);
+          if (seen.insert(r->elf).second) nodes.push_back(Node{*r, static_cast<int>(k)});
+        }
+        resolved.push_back(r ? std::move(*r) : LoadedElf{});
+      }
+    }
+    visit(TreeObject{who, k == 0, problems, resolved});
+  }
 }
 
 }  // namespace guard::checks

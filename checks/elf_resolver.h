@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -35,6 +36,15 @@ struct DependencyProblem {
   std::string version;   // for version_missing, e.g. "GLIBC_2.38"
   std::string lib_path;  // for version_missing, the library that was found
   std::string defined;   // for version_missing, the highest version of that family it defines, or ""
+};
+
+// One object of a dependency tree as LibraryResolver::load_tree meets it. e.g. {object=
+// {"/usr/lib/x86_64-linux-gnu/libcurl.so.4", …}, top=false, problems={needed_missing "libnghttp2.so.14"}}.
+struct TreeObject {
+  const LoadedElf& object;
+  bool top = false;                                // the object the tree is loaded for
+  const std::vector<DependencyProblem>& problems;  // its direct ones (see check_direct); none when malformed
+  const std::vector<LoadedElf>& resolved;          // per DT_NEEDED, in order; elf == nullptr: not found
 };
 
 class LibraryResolver {
@@ -77,6 +87,13 @@ class LibraryResolver {
                                                             const std::unordered_map<std::string, LoadedElf>* loaded,
                                                             std::vector<LoadedElf>* resolved);
 
+  // Loads the dependency tree of `top` breadth-first the way ld.so maps it: each object's
+  // DT_NEEDED in order, a name already loaded (as a need or a soname) reused, DT_RPATH inherited
+  // down the loader chain. Calls `visit` once per object, `top` first, e.g. for /usr/bin/dpkg:
+  // dpkg, libmd.so.0, libc.so.6… An object that is not well-formed (ElfObject::error) is
+  // visited with no problems and nothing is loaded for it. At most 4096 objects.
+  void load_tree(const LoadedElf& top, const std::function<void(const TreeObject&)>& visit);
+
   // $ORIGIN/$LIB/$PLATFORM expansion of one search-path list (colon-separated), for `who` at
   // `path`, e.g. "$ORIGIN/../lib" at /opt/x/bin/tool -> {"/opt/x/lib"}.
   [[nodiscard]] std::vector<std::string> expand_search_path(std::string_view list, std::string_view path,
@@ -87,6 +104,12 @@ class LibraryResolver {
     std::unordered_set<std::string> names;
   };
   const DirListing& listing(const std::string& dir);
+  // Appends interp_missing when `w` has a program interpreter that does not load.
+  void check_interp(const ElfObject& w, std::vector<DependencyProblem>& out);
+  // Resolves one need of `who`, appending needed_missing or version_missing to `out`.
+  std::optional<LoadedElf> check_need(const LoadedElf& who, const std::string& name, std::span<const LoadedElf> loaders,
+                                      const std::unordered_map<std::string, LoadedElf>* loaded,
+                                      std::vector<DependencyProblem>& out);
   std::optional<LoadedElf> try_dir(const std::string& dir, std::string_view name, const ElfIdent& want);
   std::optional<LoadedElf> try_path(const std::string& path, const ElfIdent& want);
   [[nodiscard]] std::string tuple_for(const ElfIdent& ident) const;

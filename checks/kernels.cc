@@ -1,6 +1,5 @@
 #include "checks/kernels.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -8,14 +7,10 @@
 
 #include <algorithm>
 #include <cstring>
-#include <memory>
+
+#include "base/dir.h"
 
 namespace guard::checks {
-namespace {
-struct DirCloser {
-  void operator()(DIR* d) const { ::closedir(d); }
-};
-}  // namespace
 namespace {
 
 std::uint32_t le16(std::string_view b, std::size_t off) {
@@ -35,17 +30,9 @@ bool is_leftover(std::string_view version) {
 
 base::Result<std::vector<InstalledKernel>> installed_kernels(const base::Root& root) {
   std::vector<InstalledKernel> out;
-  auto boot = root.open("/boot", O_RDONLY | O_DIRECTORY);
-  if (!boot) {
-    if (boot.error().err == ENOENT || boot.error().err == ENOTDIR) return out;
-    return base::fail(boot.error());
-  }
-  DIR* dir = ::fdopendir(boot->get());
-  if (dir == nullptr) return base::fail_errno("fdopendir", "/boot");
-  boot->release();
-  std::unique_ptr<DIR, DirCloser> closer(dir);
-  while (struct dirent* de = ::readdir(dir)) {
-    std::string_view name = de->d_name;
+  auto names = base::list_dir(root, "/boot");
+  if (!names) return base::fail(names.error());
+  for (std::string_view name : *names) {
     if (!name.starts_with("vmlinuz-")) continue;
     std::string version(name.substr(8));
     if (is_leftover(version)) continue;

@@ -1,22 +1,15 @@
 #include "checks/ld_so_conf.h"
 
-#include <dirent.h>
-#include <fcntl.h>
 #include <fnmatch.h>
 
-#include <algorithm>
 #include <fmt/format.h>
-#include <memory>
+#include <algorithm>
 
+#include "base/dir.h"
 #include "base/strings.h"
 
 namespace guard::checks {
 namespace {
-
-struct DirCloser {
-  void operator()(DIR* d) const { ::closedir(d); }
-};
-using DirPtr = std::unique_ptr<DIR, DirCloser>;
 
 bool has_magic(std::string_view s) { return s.find_first_of("*?[") != std::string_view::npos; }
 
@@ -95,20 +88,11 @@ std::vector<std::string> glob_in_root(const base::Root& root, std::string_view p
         next.push_back(std::move(p));
         continue;
       }
-      auto fd = root.open(dir, O_RDONLY | O_DIRECTORY);
-      if (!fd) continue;
-      DirPtr d(::fdopendir(fd->get()));
-      if (!d) continue;
-      fd->release();
+      auto names = base::list_dir(root, dir);
+      if (!names) continue;
       std::string pat(part);
-      std::vector<std::string> names;
-      while (struct dirent* de = ::readdir(d.get())) {
-        std::string_view name = de->d_name;
-        if (name == "." || name == "..") continue;
-        if (::fnmatch(pat.c_str(), de->d_name, FNM_PERIOD) == 0) names.emplace_back(name);
-      }
-      std::sort(names.begin(), names.end());
-      for (const auto& n : names) next.push_back(base::join_path(dir, n));
+      for (const auto& n : *names)
+        if (::fnmatch(pat.c_str(), n.c_str(), FNM_PERIOD) == 0) next.push_back(base::join_path(dir, n));
     }
     current = std::move(next);
   }

@@ -97,36 +97,23 @@ struct RescueHash {
   }
 };
 
-// Loads the dependency tree of `top` breadth-first as ld.so does (already-loaded sonames are
-// reused, DT_RPATH inherited down the loader chain) and records every (object, need) pair
-// that resolves completely in this context. A library that only works when loaded by a
-// program with an RPATH/RUNPATH (e.g. /usr/lib/foo/libbar.so needing a sibling found through
-// the program's $ORIGIN) is not a finding.
+// Loads the dependency tree of `top` as ld.so does and records every (object, need) pair that
+// resolves completely in this context. A library that only works when loaded by a program with
+// an RPATH/RUNPATH (e.g. /usr/lib/foo/libbar.so needing a sibling found through the program's
+// $ORIGIN) is not a finding.
 void simulate_load(LibraryResolver& resolver, const LoadedElf& top, std::mutex& mu,
                    std::unordered_set<RescueKey, RescueHash>& rescued) {
-  constexpr std::size_t kMaxObjects = 4096;
-  struct Node {
-    LoadedElf le;
-    int parent;
-  };
-  std::vector<Node> nodes{{top, -1}};
-  std::unordered_map<std::string, LoadedElf> loaded;
-  std::unordered_set<const ElfObject*> seen{top.elf};
   std::vector<RescueKey> ok;
-  for (std::size_t k = 0; k < nodes.size() && nodes.size() < kMaxObjects; ++k) {
-    std::vector<LoadedElf> chain;
-    for (int p = nodes[k].parent; p >= 0; p = nodes[static_cast<std::size_t>(p)].parent)
-      chain.push_back(nodes[static_cast<std::size_t>(p)].le);
-    const LoadedElf who = nodes[k].le;
-    for (const auto& n : who.elf->needed) {
-      auto r = resolver.resolve(who, n, chain, &loaded);
-      if (!r) continue;
-      if (LibraryResolver::missing_versions(*who.elf, n, *r).empty()) ok.emplace_back(who.elf, n);
-      loaded.emplace(n, *r);
-      if (!r->elf->soname.empty()) loaded.emplace(r->elf->soname, *r);
-      if (seen.insert(r->elf).second) nodes.push_back(Node{*r, static_cast<int>(k)});
+  resolver.load_tree(top, [&](const TreeObject& t) {
+    for (std::size_t i = 0; i < t.resolved.size(); ++i) {
+      if (t.resolved[i].elf == nullptr) continue;
+      const std::string& need = t.object.elf->needed[i];
+      bool versions_ok = std::none_of(t.problems.begin(), t.problems.end(), [&](const DependencyProblem& p) {
+        return p.kind == DependencyProblem::Kind::version_missing && p.name == need;
+      });
+      if (versions_ok) ok.emplace_back(t.object.elf, need);
     }
-  }
+  });
   std::lock_guard lock(mu);
   for (auto& k : ok) rescued.insert(std::move(k));
 }
@@ -193,14 +180,9 @@ std::vector<Finding> dependency_findings(const std::string& path, const std::vec
                                          Severity missing_severity, const std::string& check) {
   std::vector<Finding> out;
   for (const auto& p : problems) {
-    Finding f;
-    f.check = check;
-    f.severity = p.kind == DependencyProblem::Kind::needed_missing ? missing_severity : Severity::block;
-    f.path = path;
-    f.message = problem_message(p);
-    f.hint = problem_hint(p);
-    f.id = problem_id(p);
-    out.push_back(std::move(f));
+    out.push_back(make_finding(check,
+                               p.kind == DependencyProblem::Kind::needed_missing ? missing_severity : Severity::block,
+                               path, problem_message(p), problem_hint(p), problem_id(p)));
   }
   return out;
 }
@@ -268,13 +250,9 @@ base::Result<CheckOutput> LibrariesCheck::run(const CheckContext& ctx) const {
   LibraryResolver resolver(ctx.root);
   CheckOutput out;
   for (const auto& e : resolver.setup_problems()) {
-    Finding f;
-    f.severity = Severity::warn;
-    f.path = e.path;
-    f.message = "cannot use the dynamic linker configuration: " + e.to_string();
-    f.hint = "run ldconfig in the root to rebuild /etc/ld.so.cache; fix the named file";
-    f.id = "ld-config";
-    out.findings.push_back(std::move(f));
+    out.findings.push_back(make_finding(
+        "libraries", Severity::warn, e.path, "cannot use the dynamic linker configuration: " + e.to_string(),
+        "run ldconfig in the root to rebuild /etc/ld.so.cache; fix the named file", "ld-config"));
   }
   if (ctx.progress) ctx.progress(id(), 0, 0);
 
@@ -379,13 +357,9 @@ base::Result<CheckOutput> LibrariesCheck::run(const CheckContext& ctx) const {
     const LoadedElf& o = objects[i];
     if (in_scope[i] == 0) continue;
     if (!o.elf->error.empty()) {
-      Finding f;
-      f.severity = Severity::warn;
-      f.path = o.path;
-      f.message = "is not a well-formed ELF object: " + o.elf->error;
-      f.hint = "reinstall the package that ships it (dpkg -S " + o.path + ")";
-      f.id = "malformed-elf";
-      out.findings.push_back(std::move(f));
+      out.findings.push_back(
+          make_finding("libraries", Severity::warn, o.path, "is not a well-formed ELF object: " + o.elf->error,
+                       "reinstall the package that ships it (dpkg -S " + o.path + ")", "malformed-elf"));
       continue;
     }
     std::vector<DependencyProblem> kept;

@@ -11,8 +11,8 @@
 
 #include "base/strings.h"
 #include "checks/block_devices.h"
-#include "checks/fstab.h"
 #include "checks/kernels.h"
+#include "formats/fstab.h"
 
 namespace guard::checks {
 namespace {
@@ -121,19 +121,12 @@ base::Result<CheckOutput> MountsCheck::run(const CheckContext& ctx) const {
     }
     return base::fail(bytes.error());
   }
-  auto fstab = parse_fstab(*bytes);
+  auto fstab = formats::parse_fstab(*bytes);
   if (!fstab) return base::fail(fstab.error());
   out.items = fstab->entries.size();
 
   auto add = [&](Severity s, std::string message, std::string hint, std::string id) {
-    Finding f;
-    f.check = "mounts";
-    f.severity = s;
-    f.path = path;
-    f.message = std::move(message);
-    f.hint = std::move(hint);
-    f.id = std::move(id);
-    out.findings.push_back(std::move(f));
+    out.findings.push_back(make_finding("mounts", s, path, std::move(message), std::move(hint), std::move(id)));
   };
 
   std::vector<std::string_view> lines = base::split(*bytes, '\n');
@@ -148,7 +141,7 @@ base::Result<CheckOutput> MountsCheck::run(const CheckContext& ctx) const {
   bool machine_owned = ctx.live;
   std::string not_owned_why;
   if (!machine_owned) {
-    const FstabEntry* slash = fstab->find_target("/");
+    const formats::MountEntry* slash = fstab->find_target("/");
     if (slash == nullptr) {
       not_owned_why = "the fstab has no / entry";
     } else if (!is_device_spec(slash->source)) {

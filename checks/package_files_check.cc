@@ -40,15 +40,11 @@ void check_package(const CheckContext& ctx, const DpkgDb& db, const PackageRecor
   auto listed = db.list(pkg);
   if (!listed) {
     if (!wanted) return;
-    Finding f;
-    f.severity = Severity::warn;
-    f.path = db.info_path(pkg, ".list");
-    f.package = pkg.key();
-    f.message = fmt::format("package {} has no readable file list ({}): its files cannot be checked", pkg.key(),
-                            listed.error().to_string());
-    f.hint = repair_command(ctx.root, "apt-get install --reinstall " + pkg.key());
-    f.id = "no-list";
-    result.findings.push_back(std::move(f));
+    result.findings.push_back(
+        make_package_finding("package-files", Severity::warn, pkg.key(), db.info_path(pkg, ".list"),
+                             fmt::format("package {} has no readable file list ({}): its files cannot be checked",
+                                         pkg.key(), listed.error().to_string()),
+                             repair_command(ctx.root, "apt-get install --reinstall " + pkg.key()), "no-list"));
     return;
   }
   // Directories are the listed paths that other listed paths are inside.
@@ -69,41 +65,36 @@ void check_package(const CheckContext& ctx, const DpkgDb& db, const PackageRecor
     if (st && target_ok && *target_ok) continue;
     const std::string& shown = where;
     std::string diverted = where == path ? "" : fmt::format(" (diverted from {})", path);
-    Finding f;
-    f.path = shown;
-    f.package = pkg.key();
-    f.hint = repair_command(ctx.root, "apt-get install --reinstall " + pkg.key());
+    auto add = [&](Severity severity, std::string message, std::string id) {
+      result.findings.push_back(
+          make_package_finding("package-files", severity, pkg.key(), shown, std::move(message),
+                               repair_command(ctx.root, "apt-get install --reinstall " + pkg.key()), std::move(id)));
+    };
     if (!st) {
       int err = st.error().err;
       if (err != ENOENT && err != ENOTDIR) {
-        f.severity = Severity::warn;
-        f.message = fmt::format("cannot look at {}{}: {}", shown, diverted, st.error().to_string());
-        f.id = "unreadable";
+        add(Severity::warn, fmt::format("cannot look at {}{}: {}", shown, diverted, st.error().to_string()),
+            "unreadable");
       } else if (dirs.count(path) > 0) {
-        f.severity = Severity::warn;
-        f.message = fmt::format("directory {} of package {} is missing{}", shown, pkg.key(), diverted);
-        f.id = "missing-dir";
+        add(Severity::warn, fmt::format("directory {} of package {} is missing{}", shown, pkg.key(), diverted),
+            "missing-dir");
       } else if (conffiles.count(path) > 0) {
         if (conffile_severity == Severity::off) continue;
-        f.severity = conffile_severity;
-        f.message = fmt::format("conffile {} of package {} is missing{} (deleted on purpose?)", shown, pkg.key(),
-                                diverted);
-        f.id = "missing-conffile";
+        add(conffile_severity,
+            fmt::format("conffile {} of package {} is missing{} (deleted on purpose?)", shown, pkg.key(), diverted),
+            "missing-conffile");
       } else {
-        f.severity = is_system_path(where) ? Severity::block : Severity::warn;
-        f.message = fmt::format("{} of package {} is missing{}", shown, pkg.key(), diverted);
-        f.id = "missing";
+        add(is_system_path(where) ? Severity::block : Severity::warn,
+            fmt::format("{} of package {} is missing{}", shown, pkg.key(), diverted), "missing");
       }
-      result.findings.push_back(std::move(f));
       continue;
     }
     auto target = ctx.root.readlink(where);
     std::string why = target_ok ? "does not exist" : target_ok.error().err == ELOOP ? "is a link loop" : "cannot be resolved";
-    f.severity = is_system_path(where) ? Severity::block : Severity::warn;
-    f.message = fmt::format("link {} of package {} is dangling{}: its target {} {}", shown, pkg.key(), diverted,
-                            target ? *target : std::string("?"), why);
-    f.id = "dangling";
-    result.findings.push_back(std::move(f));
+    add(is_system_path(where) ? Severity::block : Severity::warn,
+        fmt::format("link {} of package {} is dangling{}: its target {} {}", shown, pkg.key(), diverted,
+                    target ? *target : std::string("?"), why),
+        "dangling");
   }
 }
 

@@ -68,14 +68,10 @@ void collect(const CheckContext& ctx, const DpkgDb& db, const PackageRecord& pkg
   auto sums = db.md5sums(pkg);
   if (!sums) {
     if (!everything) return;
-    Finding f;
-    f.severity = Severity::warn;
-    f.path = db.info_path(pkg, ".md5sums");
-    f.package = pkg.key();
-    f.message = "the package's md5sums cannot be used: " + sums.error().to_string();
-    f.hint = repair_command(ctx.root, "apt-get install --reinstall " + pkg.key());
-    f.id = "bad-md5sums";
-    findings.push_back(std::move(f));
+    findings.push_back(make_package_finding("package-hashes", Severity::warn, pkg.key(), db.info_path(pkg, ".md5sums"),
+                                            "the package's md5sums cannot be used: " + sums.error().to_string(),
+                                            repair_command(ctx.root, "apt-get install --reinstall " + pkg.key()),
+                                            "bad-md5sums"));
     return;
   }
   if (!*sums) return;
@@ -92,12 +88,11 @@ void collect(const CheckContext& ctx, const DpkgDb& db, const PackageRecord& pkg
   }
 }
 
-Finding job_finding(const CheckContext& ctx, const Job& j) {
-  Finding f;
-  f.path = j.location();
-  f.package = j.package->key();
-  f.hint = repair_command(ctx.root, "apt-get install --reinstall " + f.package);
-  return f;
+// A finding about the file of job `j`; the hint reinstalls its package.
+Finding job_finding(const CheckContext& ctx, const Job& j, Severity severity, std::string message, std::string id) {
+  const std::string package = j.package->key();
+  return make_package_finding("package-hashes", severity, package, j.location(), std::move(message),
+                              repair_command(ctx.root, "apt-get install --reinstall " + package), std::move(id));
 }
 
 std::string diverted_note(const Job& j) {
@@ -109,28 +104,27 @@ void hash_one(const CheckContext& ctx, Job& j) {
   if (!fd && fd.error().err == ENOENT) return;  // removed since the size pass
   auto digest = fd ? md5_fd(fd->get(), j.location()) : base::Result<FileDigest>(tl::unexpected(fd.error()));
   if (digest && digest->md5 == j.md5) return;
-  Finding f = job_finding(ctx, j);
+  const std::string package = j.package->key();
   if (!digest) {
-    f.severity = Severity::warn;
-    f.message = fmt::format("cannot read {}{}: {}", j.location(), diverted_note(j), digest.error().to_string());
-    f.id = "unreadable";
+    j.finding = std::make_unique<Finding>(job_finding(
+        ctx, j, Severity::warn,
+        fmt::format("cannot read {}{}: {}", j.location(), diverted_note(j), digest.error().to_string()), "unreadable"));
   } else if (j.conffile) {
-    f.severity = ctx.policy.conffiles;
-    f.message = fmt::format("conffile {} of package {} differs from the version installed{} (edited by the "
-                            "administrator?)",
-                            j.location(), f.package, diverted_note(j));
-    f.hint = "if the edit is not intended: " +
-             repair_command(ctx.root, "apt-get install --reinstall -o Dpkg::Options::=--force-confask " + f.package);
-    f.id = "conffile-changed";
+    j.finding = std::make_unique<Finding>(make_package_finding(
+        "package-hashes", ctx.policy.conffiles, package, j.location(),
+        fmt::format("conffile {} of package {} differs from the version installed{} (edited by the administrator?)",
+                    j.location(), package, diverted_note(j)),
+        "if the edit is not intended: " +
+            repair_command(ctx.root, "apt-get install --reinstall -o Dpkg::Options::=--force-confask " + package),
+        "conffile-changed"));
   } else {
     bool system = digest->elf || is_system_path(j.location());
-    f.severity = system ? Severity::block : Severity::warn;
-    f.message = fmt::format("{} {} of package {} has changed since it was installed{} (md5 {}, package says {})",
-                            digest->elf ? "ELF file" : "file", j.location(), f.package, diverted_note(j),
-                            digest->md5, j.md5);
-    f.id = "changed";
+    j.finding = std::make_unique<Finding>(job_finding(
+        ctx, j, system ? Severity::block : Severity::warn,
+        fmt::format("{} {} of package {} has changed since it was installed{} (md5 {}, package says {})",
+                    digest->elf ? "ELF file" : "file", j.location(), package, diverted_note(j), digest->md5, j.md5),
+        "changed"));
   }
-  j.finding = std::make_unique<Finding>(std::move(f));
 }
 
 }  // namespace
@@ -165,11 +159,12 @@ base::Result<CheckOutput> PackageHashesCheck::run(const CheckContext& ctx) const
   for (auto& j : jobs) {
     if (!j.present) continue;
     if (!j.regular) {
-      Finding f = job_finding(ctx, j);
-      f.severity = j.conffile ? ctx.policy.conffiles : is_system_path(j.location()) ? Severity::block : Severity::warn;
-      f.message = fmt::format("{} of package {} is no longer a regular file", j.location(), f.package);
-      f.id = "not-regular";
-      out.findings.push_back(std::move(f));
+      Severity severity = j.conffile                     ? ctx.policy.conffiles
+                          : is_system_path(j.location()) ? Severity::block
+                                                         : Severity::warn;
+      out.findings.push_back(job_finding(
+          ctx, j, severity, fmt::format("{} of package {} is no longer a regular file", j.location(), j.package->key()),
+          "not-regular"));
       continue;
     }
     order.push_back(&j);

@@ -23,6 +23,14 @@ Finding make_finding(std::string check, Severity severity, std::string path, std
   return f;
 }
 
+Finding make_package_finding(std::string check, Severity severity, std::string package, std::string path,
+                             std::string message, std::string hint, std::string id) {
+  Finding f =
+      make_finding(std::move(check), severity, std::move(path), std::move(message), std::move(hint), std::move(id));
+  f.package = std::move(package);
+  return f;
+}
+
 bool is_blocking(const Finding& f) { return f.severity == Severity::block && !f.known; }
 
 std::size_t Report::blocking_count() const {
@@ -146,14 +154,9 @@ base::Result<Report> report_from_json(const nlohmann::json& j) {
     for (const auto& fj : j.at("findings")) {
       auto sev = parse_severity(fj.at("severity").get<std::string>());
       if (!sev) return base::fail(sev.error());
-      Finding f;
-      f.check = fj.at("check").get<std::string>();
-      f.severity = *sev;
-      f.path = fj.value("path", std::string());
-      f.message = fj.value("message", std::string());
-      f.package = fj.value("package", std::string());
-      f.hint = fj.value("hint", std::string());
-      f.id = fj.value("id", std::string());
+      Finding f = make_package_finding(fj.at("check").get<std::string>(), *sev, fj.value("package", std::string()),
+                                       fj.value("path", std::string()), fj.value("message", std::string()),
+                                       fj.value("hint", std::string()), fj.value("id", std::string()));
       f.known = fj.value("known", false);
       r.findings.push_back(std::move(f));
     }

@@ -36,6 +36,12 @@ struct Finding {
 [[nodiscard]] Finding make_finding(std::string check, Severity severity, std::string path, std::string message,
                                    std::string hint = {}, std::string id = {});
 
+// The same about a dpkg package's file or state: `package` is the package key, e.g.
+// make_package_finding("package-files", Severity::block, "curl", "/usr/bin/curl",
+// "/usr/bin/curl of package curl is missing", "apt-get install --reinstall curl", "missing").
+[[nodiscard]] Finding make_package_finding(std::string check, Severity severity, std::string package, std::string path,
+                                           std::string message, std::string hint = {}, std::string id = {});
+
 enum class CheckStatus { passed, warned, failed, skipped, error };
 
 // How one check went. `note` says why it was skipped or what the error was.

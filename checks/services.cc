@@ -8,8 +8,8 @@
 
 #include <fmt/format.h>
 
+#include "base/dir.h"
 #include "base/strings.h"
-#include "checks/boot_layout.h"
 #include "checks/unit_file.h"
 
 namespace guard::checks {
@@ -39,7 +39,7 @@ class ServicesRun {
       out_.skipped = "not a systemd root (no /lib/systemd/systemd)";
       return std::move(out_);
     }
-    auto names = list_dir(root_, kEtc);
+    auto names = base::list_dir(root_, kEtc);
     if (!names) return base::fail(names.error());
     std::map<std::string, std::string> enabled;  // unit name -> the link that enables it
     for (const auto& n : *names) {
@@ -47,7 +47,7 @@ class ServicesRun {
       auto lst = root_.stat(path, base::Follow::no);
       if (!lst) continue;
       if (S_ISDIR(lst->st_mode) && (n.ends_with(".wants") || n.ends_with(".requires"))) {
-        auto links = list_dir(root_, path);
+        auto links = base::list_dir(root_, path);
         if (!links) return base::fail(links.error());
         for (const auto& l : *links)
           if (std::string link = base::join_path(path, l); check_link(link, Severity::block)) enabled.emplace(l, link);
@@ -152,7 +152,7 @@ class ServicesRun {
     for (const auto& dir : lookup_) {
       for (const auto& sub : subdirs) {
         std::string d = dir + "/" + sub;
-        auto names = list_dir(root_, d);
+        auto names = base::list_dir(root_, d);
         if (!names) continue;
         for (const auto& n : *names)
           if (n.ends_with(".conf")) by_name.emplace(n, d + "/" + n);
@@ -181,7 +181,7 @@ class ServicesRun {
         if (ok && k == "ConditionPathIsDirectory") ok = S_ISDIR(st->st_mode);
         if (ok && k == "ConditionFileNotEmpty") ok = S_ISREG(st->st_mode) && st->st_size > 0;
         if (ok && k == "ConditionDirectoryNotEmpty") {
-          auto names = list_dir(root_, v);
+          auto names = base::list_dir(root_, v);
           ok = S_ISDIR(st->st_mode) && names && !names->empty();
         }
         if (negate) ok = !ok;

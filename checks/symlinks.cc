@@ -83,14 +83,7 @@ std::vector<Finding> check_usrmerge(const base::Root& root) {
   if (bin && S_ISDIR(bin->st_mode)) return out;  // an unmerged root: fine
   if (!usr_bin || !S_ISDIR(usr_bin->st_mode)) return out;  // no /usr at all: not a Debian layout we judge
   auto add = [&](const std::string& path, std::string message, std::string hint) {
-    Finding f;
-    f.check = "symlinks";
-    f.severity = Severity::block;
-    f.path = path;
-    f.message = std::move(message);
-    f.hint = std::move(hint);
-    f.id = "usrmerge";
-    out.push_back(std::move(f));
+    out.push_back(make_finding("symlinks", Severity::block, path, std::move(message), std::move(hint), "usrmerge"));
   };
   auto exists = [&](const std::string& p) {
     auto st = root.stat(p, base::Follow::no);
@@ -184,26 +177,23 @@ base::Result<CheckOutput> SymlinksCheck::run(const CheckContext& ctx) const {
   };
   for (const auto& b : broken) {
     if (!in_scope(b)) continue;
-    Finding f;
-    f.check = "symlinks";
-    f.path = b.path;
     if (starts_with_dir(b.path, "/etc/alternatives")) {
       std::string name(base::basename(b.path));
       bool used = used_alternatives.count(b.path) != 0;
-      f.severity = used ? Severity::block : Severity::warn;
-      f.message = fmt::format("alternative '{}' points to {}, which {}{}", name, b.target,
-                              b.loop ? "is a link loop" : "does not exist",
-                              used ? "; programs in /usr/bin or /usr/sbin go through it" : "");
-      f.hint = fmt::format("update-alternatives --auto {} (or --config {})", name, name);
-      f.id = b.loop ? "alternative-loop" : "alternative-dangling";
+      out.findings.push_back(make_finding("symlinks", used ? Severity::block : Severity::warn, b.path,
+                                          fmt::format("alternative '{}' points to {}, which {}{}", name, b.target,
+                                                      b.loop ? "is a link loop" : "does not exist",
+                                                      used ? "; programs in /usr/bin or /usr/sbin go through it" : ""),
+                                          fmt::format("update-alternatives --auto {} (or --config {})", name, name),
+                                          b.loop ? "alternative-loop" : "alternative-dangling"));
     } else {
-      f.severity = link_severity(b.path);
-      f.message = b.loop ? fmt::format("is a link loop (-> {})", b.target)
-                         : fmt::format("is a dangling link: {} does not exist", b.target);
-      f.hint = fmt::format("reinstall the package that ships it (dpkg -S {}), or remove the link", b.path);
-      f.id = b.loop ? "loop" : "dangling";
+      out.findings.push_back(
+          make_finding("symlinks", link_severity(b.path), b.path,
+                       b.loop ? fmt::format("is a link loop (-> {})", b.target)
+                              : fmt::format("is a dangling link: {} does not exist", b.target),
+                       fmt::format("reinstall the package that ships it (dpkg -S {}), or remove the link", b.path),
+                       b.loop ? "loop" : "dangling"));
     }
-    out.findings.push_back(std::move(f));
   }
   return out;
 }

@@ -55,23 +55,20 @@ base::Result<CheckOutput> SpaceCheck::run(const CheckContext& ctx) const {
     ++out.items;
     std::uint64_t free = static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize;
     bool inodes_known = vfs.f_files > 0;  // btrfs reports 0: inodes are not a limit there
-    Finding f;
-    f.path = t.path;
     if (free < (1ULL << 20) || (inodes_known && vfs.f_favail == 0)) {
-      f.severity = Severity::block;
-      f.id = "full";
-      f.message = fmt::format("the filesystem holding {} is full ({} free, {} inodes free)", t.path, base::human_bytes(free),
-                              inodes_known ? std::to_string(vfs.f_favail) : "unlimited");
-      f.hint = "free space before anything else writes to it";
-      out.findings.push_back(std::move(f));
+      out.findings.push_back(
+          make_finding("space", Severity::block, t.path,
+                       fmt::format("the filesystem holding {} is full ({} free, {} inodes free)", t.path,
+                                   base::human_bytes(free), inodes_known ? std::to_string(vfs.f_favail) : "unlimited"),
+                       "free space before anything else writes to it", "full"));
     } else if (free < t.want) {
-      f.severity = Severity::warn;
-      f.id = "low";
-      f.message = fmt::format("only {} free on the filesystem holding {} (an upgrade needs {})", base::human_bytes(free),
-                              t.path, base::human_bytes(t.want));
-      f.hint = std::string_view(t.path) == "/boot" ? "remove old kernels: apt-get autoremove --purge"
-                                                   : "apt-get clean; look at /var/log and /var/cache";
-      out.findings.push_back(std::move(f));
+      out.findings.push_back(make_finding("space", Severity::warn, t.path,
+                                          fmt::format("only {} free on the filesystem holding {} (an upgrade needs {})",
+                                                      base::human_bytes(free), t.path, base::human_bytes(t.want)),
+                                          std::string_view(t.path) == "/boot"
+                                              ? "remove old kernels: apt-get autoremove --purge"
+                                              : "apt-get clean; look at /var/log and /var/cache",
+                                          "low"));
     }
   }
   return out;
@@ -83,13 +80,10 @@ base::Result<CheckOutput> FilesystemCheck::run(const CheckContext& ctx) const {
   struct statvfs vfs {};
   if (::fstatvfs(ctx.root.fd(), &vfs) != 0) return base::fail_errno("fstatvfs", ctx.root.path());
   if (vfs.f_flag & ST_RDONLY) {
-    Finding f;
-    f.severity = Severity::block;
-    f.path = "/";
-    f.id = "read-only";
-    f.message = "the root filesystem is mounted read-only (often the kernel's reaction to I/O or filesystem errors)";
-    f.hint = "read the kernel log (journalctl -k) before remounting it read-write";
-    out.findings.push_back(std::move(f));
+    out.findings.push_back(make_finding(
+        "filesystem", Severity::block, "/",
+        "the root filesystem is mounted read-only (often the kernel's reaction to I/O or filesystem errors)",
+        "read the kernel log (journalctl -k) before remounting it read-write", "read-only"));
   }
   if (ctx.live) {
     struct stat st {};
@@ -103,13 +97,10 @@ base::Result<CheckOutput> FilesystemCheck::run(const CheckContext& ctx) const {
             if (line.rfind("DEVNAME=", 0) != 0) continue;
             auto count = host->read_file("/sys/fs/ext4/" + std::string(line.substr(8)) + "/errors_count");
             if (count && base::trim(*count) != "0") {
-              Finding f;
-              f.severity = Severity::block;
-              f.path = "/";
-              f.id = "ext4-errors";
-              f.message = "the root ext4 filesystem has recorded " + std::string(base::trim(*count)) + " errors";
-              f.hint = "schedule fsck (touch /forcefsck) and check the disk before upgrading";
-              out.findings.push_back(std::move(f));
+              out.findings.push_back(
+                  make_finding("filesystem", Severity::block, "/",
+                               "the root ext4 filesystem has recorded " + std::string(base::trim(*count)) + " errors",
+                               "schedule fsck (touch /forcefsck) and check the disk before upgrading", "ext4-errors"));
             }
           }
         }
@@ -128,43 +119,36 @@ base::Result<CheckOutput> BackupCheck::run(const CheckContext& ctx) const {
   }
   out.items = 1;
   if (b.marker.empty() && b.command.empty()) {
-    Finding f;
-    f.severity = Severity::block;
-    f.message = "[backup] max_age is set but neither marker nor command says when the last backup was";
-    f.hint = "set backup.marker or backup.command in the policy";
-    out.findings.push_back(std::move(f));
+    out.findings.push_back(make_finding("backup", Severity::block, "",
+                                        "[backup] max_age is set but neither marker nor command says when the last "
+                                        "backup was",
+                                        "set backup.marker or backup.command in the policy"));
     return out;
   }
   if (!b.marker.empty()) {
     auto st = ctx.root.stat(b.marker);
-    Finding f;
-    f.severity = Severity::block;
-    f.path = b.marker;
-    f.id = "stale";
-    f.hint = "run the backup, or check why it did not touch " + b.marker;
+    auto stale = [&](std::string message) {
+      out.findings.push_back(make_finding("backup", Severity::block, b.marker, std::move(message),
+                                          "run the backup, or check why it did not touch " + b.marker, "stale"));
+    };
     if (!st) {
-      f.message = "no backup marker: " + st.error().to_string();
-      out.findings.push_back(std::move(f));
+      stale("no backup marker: " + st.error().to_string());
     } else {
       auto age = std::chrono::system_clock::now() - std::chrono::system_clock::from_time_t(st->st_mtime);
       auto hours = std::chrono::duration_cast<std::chrono::hours>(age).count();
-      if (age > *b.max_age) {
-        f.message = fmt::format("the last backup is {} hours old (the policy allows {} hours)", hours,
-                                std::chrono::duration_cast<std::chrono::hours>(*b.max_age).count());
-        out.findings.push_back(std::move(f));
-      }
+      if (age > *b.max_age)
+        stale(fmt::format("the last backup is {} hours old (the policy allows {} hours)", hours,
+                          std::chrono::duration_cast<std::chrono::hours>(*b.max_age).count()));
     }
   }
   if (!b.command.empty()) {
     auto r = run_in_root(ctx, b.command, std::chrono::seconds(120));
     if (!r || !r->ok()) {
-      Finding f;
-      f.severity = Severity::block;
-      f.path = b.command.front();
-      f.id = "command";
-      f.message = "the backup freshness command failed: " +
-                  (r ? r->describe() + (r->err.empty() ? "" : ": " + last_lines(r->err, 3)) : r.error().to_string());
-      out.findings.push_back(std::move(f));
+      out.findings.push_back(make_finding(
+          "backup", Severity::block, b.command.front(),
+          "the backup freshness command failed: " +
+              (r ? r->describe() + (r->err.empty() ? "" : ": " + last_lines(r->err, 3)) : r.error().to_string()),
+          "", "command"));
     }
   }
   return out;
@@ -180,17 +164,13 @@ base::Result<CheckOutput> CustomCheck::run(const CheckContext& ctx) const {
     ++out.items;
     auto r = run_in_root(ctx, c.command, c.timeout);
     if (r && r->ok()) continue;
-    Finding f;
-    f.severity = c.severity;
-    f.path = c.command.front();
-    f.id = c.name;
     std::string detail = r ? r->describe() : r.error().to_string();
     if (r) {
       std::string tail = last_lines(r->err.empty() ? r->out : r->err, 3);
       if (!tail.empty()) detail += ": " + tail;
     }
-    f.message = "custom check '" + c.name + "' failed: " + detail;
-    out.findings.push_back(std::move(f));
+    out.findings.push_back(make_finding("custom", c.severity, c.command.front(),
+                                        "custom check '" + c.name + "' failed: " + detail, "", c.name));
   }
   return out;
 }

@@ -3,7 +3,6 @@
 // lists the table's keys with their origins. Also the files: layering, StrictModes permissions.
 #include "policies/loader.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
@@ -14,6 +13,7 @@
 #include <memory>
 #include <set>
 
+#include "base/dir.h"
 #include "base/unique_fd.h"
 #include "policies/keys.h"
 
@@ -221,11 +221,6 @@ std::string value_line(const Policy& p, const keys::Field<Record>& field, const 
 
 // ---- files and permissions ----------------------------------------------------------------
 
-struct DirCloser {
-  void operator()(DIR* d) const { ::closedir(d); }
-};
-using UniqueDir = std::unique_ptr<DIR, DirCloser>;
-
 // The StrictModes rule on an already opened file's stat.
 Result<void> check_mode(const struct stat& st, const std::string& path, const std::vector<uid_t>& owners) {
   if (std::find(owners.begin(), owners.end(), st.st_uid) == owners.end()) {
@@ -387,24 +382,11 @@ Result<Policy> load_policy(const LoadOptions& options) {
 
   // Like systemd drop-ins: regular files ending in .toml, not hidden, in byte order of name.
   std::vector<std::string> names;
-  {
-    int listing = ::fcntl(d_fd->get(), F_DUPFD_CLOEXEC, 0);
-    if (listing < 0) return base::fail_errno("fcntl", drop_in_dir);
-    UniqueDir d(::fdopendir(listing));
-    if (!d) {
-      int err = errno;
-      ::close(listing);
-      return base::fail_errno("fdopendir", drop_in_dir, err);
-    }
-    errno = 0;
-    while (const dirent* entry = ::readdir(d.get())) {
-      std::string_view name(entry->d_name);
-      if (name.size() > 5 && name.front() != '.' && name.substr(name.size() - 5) == ".toml") names.emplace_back(name);
-      errno = 0;
-    }
-    if (errno != 0) return base::fail_errno("readdir", drop_in_dir);
+  auto listed = base::list_dir(d_fd->get(), drop_in_dir);  // sorted
+  if (!listed) return tl::unexpected(listed.error());
+  for (const auto& name : *listed) {
+    if (name.size() > 5 && name.front() != '.' && name.substr(name.size() - 5) == ".toml") names.push_back(name);
   }
-  std::sort(names.begin(), names.end());
   for (const auto& name : names) {
     std::string shown = join_path(drop_in_dir, name);
     auto fd = open_at(d_fd->get(), name, shown, 0, /*missing_ok=*/true);

@@ -10,7 +10,11 @@
 #include <string_view>
 #include <vector>
 
+#include "base/strings.h"
+
 namespace guard::policies {
+
+using base::join;
 
 // Beyond this a duration is a typo, not a policy.
 inline constexpr std::int64_t kMaxDurationDays = 3650;
@@ -46,7 +50,5 @@ inline constexpr std::int64_t kMaxDurationDays = 3650;
 // A TOML array of basic strings: {"/a", "/b"} -> "[\"/a\", \"/b\"]".
 [[nodiscard]] std::string toml_strings(const std::vector<std::string>& items);
 
-// {"a", "b", "c"} joined by `sep`: join(items, ", ") -> "a, b, c".
-[[nodiscard]] std::string join(const std::vector<std::string>& items, std::string_view sep);
 
 }  // namespace guard::policies

@@ -1,15 +1,14 @@
 #include "snapshots/boot_capture.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <memory>
 #include <vector>
 
 #include "base/atomic_file.h"
+#include "base/dir.h"
 #include "base/unique_fd.h"
 #include "snapshots/tree_copy.h"
 
@@ -24,27 +23,8 @@ base::Result<UniqueFd> open_dir_at(int dir, const std::string& name, const std::
   return fd;
 }
 
-base::Result<std::vector<std::string>> names_in(int fd, const std::string& display) {
-  // A fresh open, not a dup: btrfs readdir on an open file does not show entries added after
-  // it was opened, and a dup would share that file.
-  int dup = ::openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dup < 0) return base::fail_errno("openat .", display);
-  std::unique_ptr<DIR, int (*)(DIR*)> dir(::fdopendir(dup), &::closedir);
-  if (!dir) {
-    ::close(dup);
-    return base::fail_errno("fdopendir", display);
-  }
-  std::vector<std::string> out;
-  while (auto* e = ::readdir(dir.get())) {
-    std::string n = e->d_name;
-    if (n != "." && n != "..") out.push_back(n);
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
 void manifest_of(int dir, const std::string& prefix, std::string& out) {
-  auto names = names_in(dir, prefix);
+  auto names = base::list_dir(dir, prefix);
   if (!names) return;
   for (const auto& n : *names) {
     struct stat st {};
@@ -81,7 +61,7 @@ base::Result<void> capture_boot(const std::string& boot_dir, const std::string& 
   };
   auto dfd = open_dir_at(st.get(), dest, store + "/" + dest);
   if (!dfd) return cleanup(dfd.error());
-  auto names = names_in(boot.get(), boot_dir);
+  auto names = base::list_dir(boot.get(), boot_dir);
   if (!names) return cleanup(names.error());
   struct stat boot_st {};
   (void)::fstat(boot.get(), &boot_st);
@@ -120,7 +100,7 @@ namespace {
 base::Result<std::vector<std::string>> own_entries(int boot, const std::string& boot_dir) {
   struct stat boot_st {};
   if (::fstat(boot, &boot_st) != 0) return base::fail_errno("fstat", boot_dir);
-  auto names = names_in(boot, boot_dir);
+  auto names = base::list_dir(boot, boot_dir);
   if (!names) return base::fail(names.error());
   std::vector<std::string> out;
   for (const auto& n : *names) {
@@ -161,7 +141,7 @@ base::Result<void> restore_contents(const std::string& boot_dir, const std::stri
     if (::renameat(boot.get(), n.c_str(), afd->get(), n.c_str()) != 0)
       return base::fail_errno("renameat", boot_dir + "/" + n, errno, "cannot move the current /boot file aside");
   }
-  auto names = names_in(captured->get(), source_dir);
+  auto names = base::list_dir(captured->get(), source_dir);
   if (!names) return base::fail(names.error());
   for (const auto& n : *names) {
     struct stat est {};
@@ -183,7 +163,7 @@ base::Result<void> unrestore_contents(const std::string& boot_dir, const std::st
   for (const auto& n : *current) {
     if (auto r = remove_tree(boot.get(), n); !r) return r;  // a copy restore_boot made
   }
-  auto moved = names_in(afd->get(), boot_dir + "/" + aside);
+  auto moved = base::list_dir(afd->get(), boot_dir + "/" + aside);
   if (!moved) return base::fail(moved.error());
   for (const auto& n : *moved) {
     if (::renameat(afd->get(), n.c_str(), boot.get(), n.c_str()) != 0)

@@ -1,6 +1,5 @@
 #include "snapshots/btrfs_backend.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <sys/stat.h>
@@ -13,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/atomic_file.h"
+#include "base/dir.h"
 #include "base/root.h"
 #include "base/string_table.h"
 #include "base/unique_fd.h"
@@ -267,15 +267,10 @@ base::Result<std::vector<Journal>> load_journals(const std::string& store) {
   if (!path_exists(store)) return out;
   auto fd = open_dir(store);
   if (!fd) return base::fail(fd.error());
-  std::unique_ptr<DIR, int (*)(DIR*)> dir(::fdopendir(fd->release()), &::closedir);
-  if (!dir) return base::fail_errno("fdopendir", store);
-  std::vector<std::string> names;
-  while (auto* e = ::readdir(dir.get())) {
-    std::string n = e->d_name;
-    if (n.rfind("rollback-", 0) == 0 && n.size() > 8 && n.compare(n.size() - 8, 8, ".journal") == 0) names.push_back(n);
-  }
-  std::sort(names.begin(), names.end());
-  for (const auto& n : names) {
+  auto names = base::list_dir(fd->get(), store);  // sorted: oldest first
+  if (!names) return base::fail(names.error());
+  for (const auto& n : *names) {
+    if (n.rfind("rollback-", 0) != 0 || n.size() <= 8 || n.compare(n.size() - 8, 8, ".journal") != 0) continue;
     struct stat st {};
     if (::stat((store + "/" + n).c_str(), &st) == 0 && st.st_size == 0) continue;
     auto j = Journal::load(store + "/" + n);
@@ -425,14 +420,15 @@ base::Result<std::vector<SnapshotInfo>> BtrfsBackend::list() {
   if (!path_exists(store())) return out;
   auto fd = open_dir(store());
   if (!fd) return base::fail(fd.error());
-  std::unique_ptr<DIR, int (*)(DIR*)> dir(::fdopendir(fd->release()), &::closedir);
-  if (!dir) return base::fail_errno("fdopendir", store());
+  auto names = base::list_dir(fd->get(), store());
+  if (!names) return base::fail(names.error());
   std::set<std::string> ids;
-  while (auto* e = ::readdir(dir.get())) {
-    std::string n = e->d_name;
+  for (const auto& n : *names) {
+    struct stat st {};
     if (n.size() > 5 && n.compare(n.size() - 5, 5, ".json") == 0) {
       ids.insert(n.substr(0, n.size() - 5));
-    } else if (snapshot_name(n) && e->d_type == DT_DIR) {
+    } else if (snapshot_name(n) && ::fstatat(fd->get(), n.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+               S_ISDIR(st.st_mode)) {
       ids.insert(n);
     }
   }

@@ -1,6 +1,5 @@
 #include "snapshots/copy_backend.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -11,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/atomic_file.h"
+#include "base/dir.h"
 #include "base/root.h"
 #include "base/unique_fd.h"
 #include "snapshots/boot_capture.h"
@@ -118,15 +118,13 @@ base::Result<SnapshotInfo> CopyBackend::create(const std::string& label,
 base::Result<std::vector<SnapshotInfo>> CopyBackend::list() {
   std::vector<SnapshotInfo> out;
   if (!path_exists(store_)) return out;
-  UniqueFd fd(::open(store_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  UniqueFd fd(::open(store_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!fd) return base::fail_errno("open", store_);
-  std::unique_ptr<DIR, int (*)(DIR*)> dir(::fdopendir(fd.release()), &::closedir);
-  if (!dir) return base::fail_errno("fdopendir", store_);
+  auto names = base::list_dir(fd.get(), store_);
+  if (!names) return base::fail(names.error());
   std::vector<std::string> ids;
-  while (auto* e = ::readdir(dir.get())) {
-    std::string n = e->d_name;
+  for (const auto& n : *names)
     if (n.size() > 5 && n.compare(n.size() - 5, 5, ".json") == 0) ids.push_back(n.substr(0, n.size() - 5));
-  }
   for (const auto& id : ids) {
     auto i = info(id);
     if (i) out.push_back(std::move(*i));

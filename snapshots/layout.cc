@@ -10,8 +10,10 @@
 
 #include "base/root.h"
 #include "base/strings.h"
+#include "formats/boot_layout.h"
+#include "formats/grub_cfg.h"
+#include "formats/mount_table.h"
 #include "snapshots/btrfs.h"
-#include "snapshots/mounts.h"
 
 namespace guard::snapshots {
 namespace {
@@ -19,13 +21,22 @@ namespace {
 // Appends the subvol=/subvolid= options of one option string.
 void add_option_pins(const std::string& options, const std::string& source, std::vector<SubvolPin>& pins) {
   for (const char* name : {"subvol", "subvolid"}) {
-    auto v = mounts::get_option(options, name);
+    auto v = formats::get_option(options, name);
     if (!v) continue;
     SubvolPin pin{source, name, *v};
     bool dup = false;
     for (const auto& p : pins) dup = dup || (p.source == pin.source && p.option == pin.option && p.value == pin.value);
     if (!dup) pins.push_back(std::move(pin));
   }
+}
+
+// Appends the pins of one kernel command-line word: rootflags=subvol=@,... (quotes allowed).
+void add_rootflags_pins(std::string_view word, const std::string& source, std::vector<SubvolPin>& pins) {
+  constexpr std::string_view key = "rootflags=";
+  if (word.substr(0, key.size()) != key) return;
+  std::string opts(word.substr(key.size()));
+  if (opts.size() >= 2 && (opts.front() == '"' || opts.front() == '\'')) opts = opts.substr(1, opts.size() - 2);
+  add_option_pins(opts, source, pins);
 }
 
 std::string strip_slashes(std::string_view s) {
@@ -50,27 +61,14 @@ bool Layout::pinned_by_id() const {
 
 std::vector<SubvolPin> parse_cmdline_pins(std::string_view cmdline, const std::string& source) {
   std::vector<SubvolPin> pins;
-  for (auto word : base::split_ws(cmdline)) {
-    constexpr std::string_view key = "rootflags=";
-    if (word.substr(0, key.size()) != key) continue;
-    std::string opts(word.substr(key.size()));
-    if (opts.size() >= 2 && (opts.front() == '"' || opts.front() == '\'')) opts = opts.substr(1, opts.size() - 2);
-    add_option_pins(opts, source, pins);
-  }
+  for (auto word : base::split_ws(cmdline)) add_rootflags_pins(word, source, pins);
   return pins;
 }
 
 std::vector<SubvolPin> parse_grub_pins(std::string_view grub_cfg) {
   std::vector<SubvolPin> pins;
-  for (auto line : base::split(grub_cfg, '\n')) {
-    auto words = base::split_ws(line);
-    if (words.empty() || (words[0] != "linux" && words[0] != "linux16" && words[0] != "linuxefi")) continue;
-    for (const auto& p : parse_cmdline_pins(line, "grub.cfg")) {
-      bool dup = false;
-      for (const auto& q : pins) dup = dup || (q.option == p.option && q.value == p.value);
-      if (!dup) pins.push_back(p);
-    }
-  }
+  for (const auto& entry : formats::parse_grub_cfg(grub_cfg).entries)
+    for (const auto& word : entry.kernel_args) add_rootflags_pins(word, "grub.cfg", pins);
   return pins;
 }
 
@@ -85,8 +83,10 @@ base::Result<Layout> detect_layout(const std::string& root_dir, DetectOptions op
   if (!root) return base::fail(root.error());
   layout.live = root->is_host_root();
 
-  auto mount = mounts::mount_containing(real);
-  if (!mount) return base::fail(mount.error());
+  auto mounts = formats::MountTable::mountinfo();
+  if (!mounts) return base::fail(mounts.error());
+  auto mount = mounts->find_mountpoint(real);
+  if (!mount) return base::fail("mnt_table_find_mountpoint", real, "no mount contains this path");
   layout.fstype = mount->fstype;
   layout.mount_point = mount->target;
   layout.device = mount->source;
@@ -119,13 +119,17 @@ base::Result<Layout> detect_layout(const std::string& root_dir, DetectOptions op
     }
   }
 
+  // /boot and the ESP, and the root's fstab they come from.
+  auto boot = formats::read_boot_layout(*root);
+  if (!boot) return base::fail(boot.error());
+  layout.boot_separate = boot->boot_mounted;
+  layout.boot_fstype = boot->boot_fstype;
+  layout.esp_separate = !boot->esp_mount.empty();
+  layout.esp_path = boot->esp_mount;
+
   // Pins: the root's own fstab, the live kernel command line, the root's grub.cfg.
-  if (auto text = root->read_file("/etc/fstab", 4 << 20)) {
-    auto entries = mounts::parse_fstab(*text);
-    if (!entries) return base::fail(entries.error());
-    for (const auto& e : *entries)
-      if (e.target == "/") add_option_pins(e.options, "fstab", layout.pins);
-  }
+  for (const auto& e : boot->fstab.entries)
+    if (e.target == "/") add_option_pins(e.options, "fstab", layout.pins);
   bool cmdline = options.cmdline == DetectOptions::Cmdline::yes ||
                  (options.cmdline == DetectOptions::Cmdline::detect && layout.live);
   if (cmdline) {
@@ -136,25 +140,13 @@ base::Result<Layout> detect_layout(const std::string& root_dir, DetectOptions op
       }
     }
   }
-  if (auto text = root->read_file("/boot/grub/grub.cfg", 16 << 20)) {
-    for (auto& p : parse_grub_pins(*text)) layout.pins.push_back(std::move(p));
+  if (std::string grub_cfg = formats::find_grub_cfg(*root); !grub_cfg.empty()) {
+    if (auto text = root->read_file(grub_cfg, 16 << 20))
+      for (auto& p : parse_grub_pins(*text)) layout.pins.push_back(std::move(p));
   }
 
   auto snapper = root->exists("/.snapshots", base::Follow::no);
   layout.snapper = snapper && *snapper;
-
-  std::string prefix = real == "/" ? "" : real;
-  if (auto boot = mounts::mount_at(prefix + "/boot"); boot && *boot) {
-    layout.boot_separate = true;
-    layout.boot_fstype = (*boot)->fstype;
-  }
-  for (const char* esp : {"/boot/efi", "/efi"}) {
-    if (auto m = mounts::mount_at(prefix + esp); m && *m) {
-      layout.esp_separate = true;
-      layout.esp_path = esp;
-      break;
-    }
-  }
   return layout;
 }
 

@@ -1,6 +1,5 @@
 #include "snapshots/tree_copy.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
@@ -9,9 +8,9 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#include <memory>
 #include <vector>
 
+#include "base/dir.h"
 #include "base/strings.h"
 #include "base/unique_fd.h"
 
@@ -19,33 +18,6 @@ namespace guard::snapshots {
 namespace {
 
 using base::UniqueFd;
-
-struct DirDeleter {
-  void operator()(DIR* d) const { ::closedir(d); }
-};
-using DirPtr = std::unique_ptr<DIR, DirDeleter>;
-
-// The names in an open directory, read through a duplicate so `fd` stays usable.
-base::Result<std::vector<std::string>> list_dir(int fd, const std::string& display) {
-  // A fresh open, not a dup: btrfs readdir on an open file does not show entries added after
-  // it was opened, and a dup would share that file.
-  int dup = ::openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dup < 0) return base::fail_errno("openat .", display);
-  DirPtr dir(::fdopendir(dup));
-  if (!dir) {
-    ::close(dup);
-    return base::fail_errno("fdopendir", display);
-  }
-  ::rewinddir(dir.get());
-  std::vector<std::string> names;
-  errno = 0;
-  while (auto* e = ::readdir(dir.get())) {
-    std::string n = e->d_name;
-    if (n != "." && n != "..") names.push_back(std::move(n));
-  }
-  if (errno != 0) return base::fail_errno("readdir", display);
-  return names;
-}
 
 void copy_xattrs(int src, int dst) {
   std::vector<char> names(4096);
@@ -134,7 +106,7 @@ base::Result<void> copy_entry(int src_dir, const std::string& src_name, int dst_
       }
       UniqueFd in(::openat(src_dir, src_name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
       if (!in) return base::fail_errno("openat", display);
-      auto names = list_dir(in.get(), display);
+      auto names = base::list_dir(in.get(), display);
       if (!names) return base::fail(names.error());
       for (const auto& n : *names) {
         if (auto r = copy_entry(in.get(), n, out.get(), n, top_dev, options, stats, display + "/" + n); !r) return r;
@@ -200,7 +172,7 @@ base::Result<void> remove_tree(int dir_fd, const std::string& name) {
   struct stat parent {};
   if (::fstat(dir_fd, &parent) == 0 && parent.st_dev != dst.st_dev)
     return base::fail_errno("remove_tree", name, EXDEV, "refusing to remove another filesystem or subvolume");
-  auto names = list_dir(d.get(), name);
+  auto names = base::list_dir(d.get(), name);
   if (!names) return base::fail(names.error());
   for (const auto& n : *names) {
     if (auto r = remove_tree(d.get(), n); !r) return r;

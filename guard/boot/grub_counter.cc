@@ -10,6 +10,7 @@
 
 #include "base/atomic_file.h"
 #include "base/strings.h"
+#include "formats/fstab.h"
 #include "snapshots/btrfs_backend.h"
 
 namespace guard::boot {
@@ -19,17 +20,6 @@ const std::vector<std::string_view>& fallback_vars() {
   static const std::vector<std::string_view> vars{"ug_fallback_uuid", "ug_fallback_linux", "ug_fallback_initrd",
                                                   "ug_fallback_rootflags"};
   return vars;
-}
-
-// The UUID the root's fstab mounts "/" by: "UUID=3f1c... / btrfs subvol=@ 0 0" -> "3f1c...".
-std::optional<std::string> fstab_root_uuid(std::string_view fstab) {
-  for (auto line : base::split(fstab, '\n')) {
-    auto fields = base::split_ws(line);
-    if (fields.size() < 2 || fields[0].empty() || fields[0].front() == '#' || fields[1] != "/") continue;
-    constexpr std::string_view prefix = "UUID=";
-    if (fields[0].substr(0, prefix.size()) == prefix) return std::string(fields[0].substr(prefix.size()));
-  }
-  return std::nullopt;
 }
 
 // File names in the host directory `dir` (a snapshot's /boot or the copy beside it); none when
@@ -127,8 +117,10 @@ std::string arm_grub(const base::Root& root, std::int64_t trial_id, const snapsh
     return "GRUB cannot write its environment block on btrfs: no boot counter armed (a trial boot that never "
            "reaches boot-check is not caught)";
   if (snapshot.backend != "btrfs") return "the snapshot is not a btrfs subvolume GRUB can boot: no boot counter armed";
-  auto fstab = root.read_file("/etc/fstab");
-  auto uuid = fstab ? fstab_root_uuid(*fstab) : std::nullopt;
+  std::optional<std::string> uuid;
+  if (auto bytes = root.read_file("/etc/fstab")) {
+    if (auto fstab = formats::parse_fstab(*bytes)) uuid = fstab->root_uuid();
+  }
   if (!uuid) return "the root is not mounted by UUID= in /etc/fstab: no boot counter armed";
   auto boot_dir = base::Root::open(snapshot.boot_captured ? snapshot.boot_location : snapshot.location + "/boot");
   auto kernel = boot_dir ? newest_bootable_kernel(list_names(*boot_dir)) : std::nullopt;

@@ -1,6 +1,5 @@
 #include "guard/run/steps.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -13,6 +12,7 @@
 #include <set>
 
 #include "base/atomic_file.h"
+#include "base/dir.h"
 #include "base/log.h"
 #include "base/strings.h"
 #include "checks/check.h"
@@ -64,26 +64,25 @@ std::string needed_index_path(const std::string& state_dir, std::int64_t run_id)
 // unfinished run's post-checks (or a hook run continued by the same apt) read one again.
 // Housekeeping: a file that stays is only disk space.
 void prune_needed_indexes(const state::StateStore& store, const std::string& state_dir) {
-  std::string dir = state_dir + "/runs";
-  std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir.c_str()), &::closedir);
-  if (!d) return;
-  std::vector<std::string> stale;
-  while (struct dirent* e = ::readdir(d.get())) {
-    std::string_view name = e->d_name;
+  const std::string dir = state_dir + "/runs";
+  base::UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) return;
+  auto names = base::list_dir(fd.get(), dir);
+  if (!names) return;
+  for (const std::string& name : *names) {
     constexpr std::string_view prefix = "run-", suffix = ".needed";
-    if (name.size() <= prefix.size() + suffix.size() || name.substr(0, prefix.size()) != prefix ||
-        name.substr(name.size() - suffix.size()) != suffix)
+    std::string_view n = name;
+    if (n.size() <= prefix.size() + suffix.size() || n.substr(0, prefix.size()) != prefix ||
+        n.substr(n.size() - suffix.size()) != suffix)
       continue;
-    std::string_view digits = name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
+    std::string_view digits = n.substr(prefix.size(), n.size() - prefix.size() - suffix.size());
     std::int64_t id = 0;
     auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), id);
     if (ec != std::errc() || end != digits.data() + digits.size()) continue;
     auto run = store.get_run(id);
-    if (run && (!*run || (*run)->finished_unix)) stale.push_back(dir + "/" + std::string(name));
-  }
-  for (const auto& f : stale) {
-    if (::unlink(f.c_str()) != 0 && errno != ENOENT)
-      base::log(base::LogLevel::info, "", "cannot remove " + f + ", ignoring: it only takes space");
+    if (!run || (*run && !(*run)->finished_unix)) continue;
+    if (::unlinkat(fd.get(), name.c_str(), 0) != 0 && errno != ENOENT)
+      base::log(base::LogLevel::info, "", "cannot remove " + dir + "/" + name + ", ignoring: it only takes space");
   }
 }
 

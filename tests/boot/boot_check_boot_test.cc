@@ -189,7 +189,7 @@ TEST_F(BootCheckBootTest, AFailedRequiredUnitRollsBackExactlyOnce) {
   // What boot-check decided, from the trial boot's persistent journal, kept in the broken root.
   std::string trial_journal;
   for (const auto& e : fs::directory_iterator(top + "/@upgrade-guard")) {
-    if (e.path().filename().string().find("broken") == std::string::npos) continue;
+    if (e.path().filename().string().find("broken") == std::string::npos || !e.is_directory()) continue;
     trial_journal = run({"journalctl", "--directory=" + e.path().string() + "/var/log/journal", "--no-pager", "-o",
                          "cat"},
                         60)

@@ -193,11 +193,15 @@ TEST_F(BtrfsRoot, PinnedRollbackRestoresRootAndKeepsNewData) {
   auto bro = btrfs::read_only(broken);
   ASSERT_TRUE(bro);
   EXPECT_TRUE(*bro);
-  // The snapshot stays listed; nothing is pending.
+  // The snapshot stays listed, and the kept broken root beside it; nothing is pending.
   auto list = b->list();
   ASSERT_TRUE(list);
-  ASSERT_EQ(list->size(), 1u);
+  ASSERT_EQ(list->size(), 2u);
   EXPECT_EQ((*list)[0].id, snap->id);
+  EXPECT_EQ((*list)[0].kind, "snapshot");
+  EXPECT_EQ((*list)[1].kind, "broken");
+  EXPECT_EQ(top_ + "/" + res->broken, (*list)[1].location);
+  EXPECT_TRUE((*list)[1].complete);
   auto pending = b->pending_rollbacks();
   ASSERT_TRUE(pending);
   EXPECT_TRUE(pending->empty());

@@ -18,6 +18,17 @@ TEST(StringsTest, TrimSplit) {
   EXPECT_EQ(human_bytes(3ULL << 30), "3.0 GiB");
 }
 
+TEST(StringsTest, JoinPutsTheSeparatorBetweenEachTwoItems) {
+  EXPECT_EQ(join({}, ", "), "");
+  EXPECT_EQ(join({"apt-get"}, " "), "apt-get");
+  EXPECT_EQ(join({"apt-get", "dist-upgrade", "-y"}, " "), "apt-get dist-upgrade -y");
+  // Empty items keep their place: nothing is dropped or merged.
+  EXPECT_EQ(join({"", "b"}, ","), ",b");
+  EXPECT_EQ(join({"a", "", "b"}, ", "), "a, , b");
+  EXPECT_EQ(join({"a", "b"}, ""), "ab");
+  EXPECT_EQ(join({"x", "y"}, " or "), "x or y");
+}
+
 TEST(ErrorTest, ToStringNamesPathAndCall) {
   Error e{"openat2", "/etc/fstab", ENOENT, "cannot read the fstab"};
   EXPECT_EQ(e.to_string(), "cannot read the fstab: /etc/fstab: openat2: No such file or directory");

@@ -4,7 +4,6 @@
 
 #include <set>
 
-#include "checks/fstab.h"
 #include "tests/common/test_env.h"
 #include "tests/unit/checks/single_check_fixture.h"
 
@@ -17,47 +16,6 @@ using test::count_at_least;
 using test::dump;
 using test::find;
 using test::run_on;
-
-TEST(Fstab, ParsesEntriesKeepingTags) {
-  auto t = parse_fstab(
-      "# /etc/fstab: static file system information.\n"
-      "UUID=1b2c-aaaa /               ext4    errors=remount-ro 0       1\n"
-      "LABEL=data     /srv\\040data    xfs     defaults,nofail   0       2\n"
-      "/dev/sdb1      /mnt/usb        vfat    noauto,user       0       0\n"
-      "UUID=5555      none            swap    sw                0       0\n"
-      "tmpfs          /tmp            tmpfs   mode=1777         0       0\n");
-  ASSERT_TRUE(t) << t.error().to_string();
-  EXPECT_TRUE(t->bad_lines.empty());
-  ASSERT_EQ(t->entries.size(), 5U);
-  EXPECT_EQ(t->entries[0].source, "UUID=1b2c-aaaa");
-  EXPECT_EQ(t->entries[0].target, "/");
-  EXPECT_EQ(t->entries[0].fstype, "ext4");
-  EXPECT_FALSE(t->entries[0].nofail);
-  EXPECT_EQ(t->entries[1].target, "/srv data");
-  EXPECT_TRUE(t->entries[1].nofail);
-  EXPECT_TRUE(t->entries[2].noauto);
-  EXPECT_TRUE(t->entries[3].swap);
-  ASSERT_NE(t->find_target("/"), nullptr);
-  EXPECT_EQ(t->find_target("/")->source, "UUID=1b2c-aaaa");
-  EXPECT_EQ(t->find_target("/nowhere"), nullptr);
-}
-
-TEST(Fstab, UnparsableLinesAreNumbered) {
-  auto t = parse_fstab("UUID=1 / ext4 defaults 0 1\n\n# comment\ngarbage\nUUID=2 /home ext4 defaults 0 2\n");
-  ASSERT_TRUE(t) << t.error().to_string();
-  EXPECT_EQ(t->bad_lines, std::vector<std::size_t>{4});
-  EXPECT_EQ(t->entries.size(), 2U);
-}
-
-TEST(Fstab, EmptyIsEmpty) {
-  auto t = parse_fstab("");
-  ASSERT_TRUE(t);
-  EXPECT_TRUE(t->entries.empty());
-  auto c = parse_fstab("# UNCONFIGURED FSTAB FOR BASE SYSTEM\n");
-  ASSERT_TRUE(c);
-  EXPECT_TRUE(c->entries.empty());
-  EXPECT_TRUE(c->bad_lines.empty());
-}
 
 TEST(Fstab, TypeSupportNames) {
   EXPECT_EQ(fs_type_support("vfat").configs, std::vector<std::string>{"VFAT_FS"});

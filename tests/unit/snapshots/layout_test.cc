@@ -2,7 +2,6 @@
 
 #include <gtest/gtest.h>
 
-#include "snapshots/mounts.h"
 #include "tests/common/test_env.h"
 
 namespace guard::snapshots {
@@ -36,17 +35,6 @@ TEST(LayoutParse, GrubLinuxLinesDeduplicated) {
   EXPECT_EQ(pins[0].value, "@");
   EXPECT_EQ(pins[1].option, "subvolid");
   EXPECT_EQ(pins[1].value, "256");
-}
-
-TEST(LayoutParse, FstabRootOptions) {
-  auto entries = mounts::parse_fstab(
-      "# comment\nUUID=abc / btrfs defaults,subvol=@ 0 0\nUUID=abc /home btrfs subvol=@home 0 0\n"
-      "/dev/vda1 /boot/efi vfat umask=0077 0 1\n");
-  ASSERT_TRUE(entries) << entries.error().to_string();
-  ASSERT_EQ(entries->size(), 3u);
-  EXPECT_EQ((*entries)[0].target, "/");
-  EXPECT_EQ(mounts::get_option((*entries)[0].options, "subvol").value_or("?"), "@");
-  EXPECT_FALSE(mounts::get_option((*entries)[2].options, "subvol").has_value());
 }
 
 TEST(LayoutDetect, PlainDirectoryIsNotBtrfsSubvolume) {

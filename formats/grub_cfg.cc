@@ -1,11 +1,13 @@
-#include "checks/grub_cfg.h"
+#include "formats/grub_cfg.h"
+
+#include <sys/stat.h>
 
 #include <cctype>
 #include <charconv>
 
 #include "base/strings.h"
 
-namespace guard::checks {
+namespace guard::formats {
 namespace {
 
 struct Word {
@@ -188,8 +190,11 @@ class Parser {
       search(words);
     } else if (f.kind == Kind::entry && (cmd == "linux" || cmd == "linux16" || cmd == "linuxefi")) {
       if (words.size() >= 2) {
-        config_.entries[f.entry].kernel = make_path(words[1]);
-        config_.entries[f.entry].root = f.root;
+        GrubEntry& e = config_.entries[f.entry];
+        e.kernel = make_path(words[1]);
+        e.kernel_args.clear();  // a later linux line replaces the earlier one, as in GRUB
+        for (std::size_t i = 2; i < words.size(); ++i) e.kernel_args.push_back(words[i].text);
+        e.root = f.root;
       }
     } else if (f.kind == Kind::entry && (cmd == "initrd" || cmd == "initrd16" || cmd == "initrdefi")) {
       for (std::size_t i = 1; i < words.size(); ++i) config_.entries[f.entry].initrds.push_back(make_path(words[i]));
@@ -366,4 +371,12 @@ GrubConfig parse_grub_cfg(std::string_view bytes) {
   return Parser(bytes).run();
 }
 
-}  // namespace guard::checks
+std::string find_grub_cfg(const base::Root& root) {
+  for (const char* path : {"/boot/grub/grub.cfg", "/boot/grub2/grub.cfg"}) {
+    auto st = root.stat(path);
+    if (st && S_ISREG(st->st_mode)) return path;
+  }
+  return {};
+}
+
+}  // namespace guard::formats

@@ -1,5 +1,6 @@
 // A parser for the parts of grub.cfg that decide what GRUB boots: menu entries, submenus, the
-// files they load and the filesystem GRUB reads them from. Takes bytes.
+// files they load, the kernel command line and the filesystem GRUB reads them from. Takes bytes.
+// The boot check judges the entries; the snapshot layout reads the rootflags= they pass.
 #pragma once
 
 #include <cstddef>
@@ -9,7 +10,9 @@
 #include <string_view>
 #include <vector>
 
-namespace guard::checks {
+#include "base/root.h"
+
+namespace guard::formats {
 
 // Where GRUB reads an entry's files from, as set by `search --set=root` or `set root=`.
 // e.g. {fs_uuid, "1b2c…"} from `search --no-floppy --fs-uuid --set=root 1b2c…`.
@@ -42,9 +45,12 @@ struct GrubEntry {
   std::string id;
   std::vector<GrubMenuLevel> chain;  // enclosing submenus, then the entry itself
   std::optional<GrubPath> kernel;    // linux / linux16 / linuxefi
-  std::vector<GrubPath> initrds;     // initrd / initrd16 / initrdefi, every argument
-  GrubRoot root;                     // the root in effect when the kernel line runs
-  std::size_t line = 0;              // 1-based line of the `menuentry`
+  // The kernel command line: the words after the kernel, quotes removed, variables expanded.
+  // e.g. {"root=UUID=1b2c…", "ro", "rootflags=subvol=@rootfs", "quiet"}
+  std::vector<std::string> kernel_args;
+  std::vector<GrubPath> initrds;  // initrd / initrd16 / initrdefi, every argument
+  GrubRoot root;                  // the root in effect when the kernel line runs
+  std::size_t line = 0;           // 1-based line of the `menuentry`
 };
 
 struct GrubConfig {
@@ -61,4 +67,8 @@ struct GrubConfig {
 // `if/then/else/fi` (both branches read in order), `set var=value` and `var=value`.
 [[nodiscard]] GrubConfig parse_grub_cfg(std::string_view bytes);
 
-}  // namespace guard::checks
+// The root's grub.cfg: the first of /boot/grub/grub.cfg and /boot/grub2/grub.cfg that is a
+// regular file (links followed inside the root), or "" when there is none.
+[[nodiscard]] std::string find_grub_cfg(const base::Root& root);
+
+}  // namespace guard::formats
