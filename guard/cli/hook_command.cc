@@ -69,7 +69,8 @@ void add_hook_command(CLI::App& app, CliContext& ctx) {
       "snapshot once per apt process; `hook post` (DPkg::Post-Invoke) checks what dpkg changed and on a\n"
       "regression applies the policy's hook.on_fail (default: close the reboot gate) and exits 1, which\n"
       "makes apt fail. Both do nothing inside `upgrade-guard run`. Trouble of the guard's own is reported\n"
-      "and never fails apt; `pre` stops apt only when snapshot.required is set and no snapshot was taken.");
+      "and never fails apt; `pre` stops apt only when snapshot.required is set and no snapshot was taken, or\n"
+      "while a rollback is unfinished or failed (run `upgrade-guard recover` first).");
   hook->require_subcommand(1);
   auto* pre = hook->add_subcommand("pre", "Before dpkg runs: baseline and snapshot (once per apt process)");
   pre->callback([&ctx] { ctx.exit_code = run_hook(ctx, /*pre=*/true); });

@@ -49,12 +49,14 @@ void record_deleted(state::StateStore& store, const std::string& id) {
                  w.error().to_string().c_str());
 }
 
-// The parts a snapshot subcommand needs (root only), or the exit code set.
+// The parts a snapshot subcommand needs (root only), with the guard's lock when it changes
+// snapshots (a run's rollback target must not go away under it), or the exit code set.
 struct SnapshotParts {
   RunContext* ctx = nullptr;
   snapshots::SnapshotBackend* backend = nullptr;
+  std::optional<GuardLock> lock;
 };
-std::optional<SnapshotParts> parts(CliContext& ctx, const char* what) {
+std::optional<SnapshotParts> parts(CliContext& ctx, const char* what, bool changes = true) {
   if ((ctx.exit_code = require_root(what)) != kExitOk) return std::nullopt;
   auto run_ctx = ctx.invocation().context();
   if (!run_ctx) {
@@ -66,22 +68,20 @@ std::optional<SnapshotParts> parts(CliContext& ctx, const char* what) {
     ctx.exit_code = report_error(backend.error(), kExitEnvironment);
     return std::nullopt;
   }
-  return SnapshotParts{*run_ctx, *backend};
-}
-
-// Changing snapshots while a guarded run works would pull its rollback target away: one
-// guard at a time, as for runs.
-std::optional<GuardLock> lock(CliContext& ctx, const RunContext& rc) {
-  auto held = GuardLock::acquire(rc.paths.run_dir);
-  if (!held) {
-    ctx.exit_code = report_error(held.error(), kExitEnvironment);
-    return std::nullopt;
+  SnapshotParts out{*run_ctx, *backend, std::nullopt};
+  if (changes) {
+    auto held = GuardLock::acquire((*run_ctx)->paths.run_dir);
+    if (!held) {
+      ctx.exit_code = report_error(held.error(), kExitEnvironment);
+      return std::nullopt;
+    }
+    out.lock.emplace(std::move(*held));
   }
-  return std::move(*held);
+  return out;
 }
 
 void list(CliContext& ctx) {
-  auto p = parts(ctx, "snapshot list");
+  auto p = parts(ctx, "snapshot list", /*changes=*/false);
   if (!p) return;
   auto all = p->backend->list();
   if (!all) {
@@ -130,21 +130,12 @@ void list(CliContext& ctx) {
 void create(CliContext& ctx, const std::string& label) {
   auto p = parts(ctx, "snapshot create");
   if (!p) return;
-  auto held = lock(ctx, *p->ctx);
-  if (!held) return;
   auto s = p->backend->create(label, {{"by", "snapshot create"}});
   if (!s) {
     ctx.exit_code = report_error(s.error(), kExitEnvironment);
     return;
   }
-  state::SnapshotRecord rec;
-  rec.id = s->id;
-  rec.backend = s->backend;
-  rec.label = s->label;
-  rec.location = s->location;
-  rec.root = p->ctx->root_key;
-  rec.created_unix = s->created_unix;
-  if (auto w = p->ctx->store.record_snapshot(rec); !w)
+  if (auto w = p->ctx->store.record_snapshot(snapshot_record(*s, p->ctx->root_key, std::nullopt)); !w)
     std::fprintf(stderr, "upgrade-guard: warning: snapshot %s is taken but not recorded (%s): `snapshot list` shows it\n",
                  s->id.c_str(), w.error().to_string().c_str());
   if (ctx.options.json) {
@@ -158,8 +149,6 @@ void create(CliContext& ctx, const std::string& label) {
 void remove(CliContext& ctx, const std::string& id) {
   auto p = parts(ctx, "snapshot delete");
   if (!p) return;
-  auto held = lock(ctx, *p->ctx);
-  if (!held) return;
   auto prot = protected_snapshots(p->ctx->store, p->ctx->root_key);
   if (!prot) {
     ctx.exit_code = report_error(prot.error(), kExitEnvironment);
@@ -185,8 +174,6 @@ void remove(CliContext& ctx, const std::string& id) {
 void prune(CliContext& ctx) {
   auto p = parts(ctx, "snapshot prune");
   if (!p) return;
-  auto held = lock(ctx, *p->ctx);
-  if (!held) return;
   auto prot = protected_snapshots(p->ctx->store, p->ctx->root_key);
   if (!prot) {
     ctx.exit_code = report_error(prot.error(), kExitEnvironment);
@@ -206,7 +193,7 @@ void prune(CliContext& ctx) {
 }
 
 void rollback(CliContext& ctx, const std::string& to) {
-  auto p = parts(ctx, "rollback");
+  auto p = parts(ctx, "rollback", /*changes=*/false);  // the pipeline takes the lock
   if (!p) return;
   std::string target = to;
   if (target.empty()) {

@@ -26,4 +26,17 @@ base::Result<std::vector<std::string>> protected_snapshots(const state::StateSto
   return ids;
 }
 
+state::SnapshotRecord snapshot_record(const snapshots::SnapshotInfo& info, const std::string& root_key,
+                                      std::optional<std::int64_t> run_id) {
+  state::SnapshotRecord rec;
+  rec.id = info.id;
+  rec.backend = info.backend;
+  rec.label = info.label;
+  rec.location = info.location;
+  rec.root = root_key;
+  rec.created_unix = info.created_unix;
+  rec.run_id = run_id;
+  return rec;
+}
+
 }  // namespace guard

@@ -6,6 +6,7 @@
 
 #include "base/error.h"
 #include "guard/state/store.h"
+#include "snapshots/backend.h"
 
 namespace guard {
 
@@ -15,5 +16,9 @@ namespace guard {
 // e.g. {"20260122-101500-pre-run12", "rollback-20260122-101702-broken"}.
 [[nodiscard]] base::Result<std::vector<std::string>> protected_snapshots(const state::StateStore& store,
                                                                         const std::string& root_key);
+
+// The record of a snapshot the backend took, for the store: e.g. snapshot_record(info, "/", 12).
+[[nodiscard]] state::SnapshotRecord snapshot_record(const snapshots::SnapshotInfo& info, const std::string& root_key,
+                                                    std::optional<std::int64_t> run_id);
 
 }  // namespace guard

@@ -10,6 +10,7 @@
 #include "base/strings.h"
 #include "guard/core/liveness.h"
 #include "guard/core/locks.h"
+#include "guard/core/retention.h"
 #include "guard/core/rollback.h"
 #include "guard/gate/gate.h"
 #include "guard/run/steps.h"
@@ -387,14 +388,7 @@ void RunPipeline::recover_snapshot(const state::RunRecord& record, RunSummary& s
                                       removed.error().to_string());
       continue;
     }
-    state::SnapshotRecord rec;
-    rec.id = snap.id;
-    rec.backend = snap.backend;
-    rec.label = snap.label;
-    rec.location = snap.location;
-    rec.root = ctx_.root_key;
-    rec.created_unix = snap.created_unix;
-    rec.run_id = record.id;
+    const state::SnapshotRecord rec = snapshot_record(snap, ctx_.root_key, record.id);
     auto w = ctx_.store.transaction([&]() -> base::Result<void> {
       if (auto r = ctx_.store.record_snapshot(rec); !r) return r;
       return ctx_.store.set_run_snapshot(record.id, snap.id);

@@ -295,14 +295,7 @@ bool Run::take_snapshot() {
                        "): a regression can close the gate but not roll back");
     return true;
   }
-  state::SnapshotRecord rec;
-  rec.id = snap->id;
-  rec.backend = snap->backend;
-  rec.label = snap->label;
-  rec.location = snap->location;
-  rec.root = ctx_.root_key;
-  rec.created_unix = snap->created_unix;
-  rec.run_id = s_.run_id;
+  const state::SnapshotRecord rec = snapshot_record(*snap, ctx_.root_key, s_.run_id);
   auto recorded = ctx_.store.transaction([&]() -> base::Result<void> {
     if (auto w = ctx_.store.record_snapshot(rec); !w) return w;
     return ctx_.store.set_run_snapshot(s_.run_id, snap->id);

@@ -46,7 +46,8 @@ class BookkeepingTest : public guard::testing::GuardedRootTest {
     std::map<std::string, nlohmann::json> out;
     auto list = root_->guard({"--json", "snapshot", "list"});
     EXPECT_EQ(list.exit_code, 0) << list.out << list.err;
-    for (const auto& s : parse(list)["snapshots"]) out[s["id"]] = s;
+    const nlohmann::json j = parse(list);  // kept: the loop below reads into it
+    for (const auto& s : j["snapshots"]) out[s["id"].get<std::string>()] = s;
     return out;
   }
   nlohmann::json run_history(int id) { return parse(root_->guard({"history", "--json", "--run", std::to_string(id)})); }
@@ -89,7 +90,8 @@ TEST_F(BookkeepingTest, KilledAfterItsRollbackFinishedIsRecoveredAsRolledBack) {
     EXPECT_NE(s["state"], "known-good") << id;
     if (s["kind"] == "broken") broken = id;
   }
-  ASSERT_FALSE(broken.empty()) << "snapshot list shows the kept broken root";
+  ASSERT_FALSE(broken.empty()) << "snapshot list shows the kept broken root:\n"
+                               << root_->guard({"--json", "snapshot", "list"}).out;
   EXPECT_EQ(root_->guard({"snapshot", "delete", broken}).exit_code, 4);
   EXPECT_EQ(root_->guard({"gate", "status"}).exit_code, 0);
   EXPECT_NE(root_->guard({"recover"}).out.find("nothing to recover"), std::string::npos);
@@ -128,7 +130,7 @@ TEST_F(BookkeepingTest, AManualRollbackKilledHalfWayIsSeenEverywhereAndBlocksRun
   EXPECT_EQ(root_->guard({"gate", "status"}).exit_code, 0);
   bool broken = false;
   for (const auto& [sid, s] : snapshots()) broken |= s["kind"] == "broken";
-  EXPECT_TRUE(broken) << "the replaced root is listed";
+  EXPECT_TRUE(broken) << "the replaced root is listed:\n" << root_->guard({"--json", "snapshot", "list"}).out;
 }
 
 // Killed while the snapshot was being taken: a whole read-only snapshot nothing recorded
