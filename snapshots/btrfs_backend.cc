@@ -458,6 +458,10 @@ base::Result<void> BtrfsBackend::remove(const std::string& id) {
       return base::fail(kRefused, id,
                         "a rollback to this snapshot is unfinished (" + p.journal + "): run recover first");
   if (path_exists(snap->location)) {
+    // After a rollback of the live root the replaced tree is the running system until the
+    // reboot: never delete the root someone runs from.
+    if (auto sub = btrfs::subvolume_id(snap->location); sub && layout_.live && *sub == layout_.subvol_id)
+      return base::fail(kRefused, id, "snapshot " + id + " is the running system's root until the next boot");
     if (auto r = btrfs::delete_subvolume(snap->location); !r) return r;
   }
   for (const char* suffix : {".boot", ".esp"}) {

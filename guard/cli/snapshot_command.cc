@@ -146,19 +146,19 @@ void create(CliContext& ctx, const std::string& label) {
   ctx.exit_code = kExitOk;
 }
 
-void remove(CliContext& ctx, const std::string& id) {
+void remove(CliContext& ctx, const std::string& id, bool force) {
   auto p = parts(ctx, "snapshot delete");
   if (!p) return;
-  auto prot = protected_snapshots(p->ctx->store, p->ctx->root_key);
+  auto prot = protected_snapshots(p->ctx->store, p->ctx->root_key, /*pinned=*/!force);
   if (!prot) {
     ctx.exit_code = report_error(prot.error(), kExitEnvironment);
     return;
   }
   if (std::find(prot->begin(), prot->end(), id) != prot->end()) {
     std::fprintf(stderr,
-                 "upgrade-guard: snapshot %s is protected (pinned, last known-good, a pending boot trial's, an "
-                 "unfinished run's or an unfinished rollback's); not deleted\n",
-                 id.c_str());
+                 "upgrade-guard: snapshot %s is protected: %sthe last known-good, a pending boot trial's, an "
+                 "unfinished run's or an unfinished rollback's; not deleted\n",
+                 id.c_str(), force ? "" : "pinned (a kept broken root: --force deletes it), ");
     ctx.exit_code = kExitEnvironment;
     return;
   }
@@ -254,12 +254,15 @@ void add_snapshot_commands(CLI::App& app, CliContext& ctx) {
   create_cmd->callback([&ctx, label] { create(ctx, *label); });
 
   auto id = std::make_shared<std::string>();
+  auto force = std::make_shared<bool>(false);
   auto* del = snap->add_subcommand(
       "delete",
-      "Delete a snapshot (refused, exit 4, for a pinned or last known-good one, a pending boot trial's, an\n"
-      "unfinished run's or rollback's, and while another upgrade-guard runs)");
+      "Delete a snapshot (refused, exit 4, for the last known-good one, a pending boot trial's, an\n"
+      "unfinished run's or rollback's, the running system's root, a pinned one (a kept broken root)\n"
+      "without --force, and while another upgrade-guard runs)");
   del->add_option("id", *id, "The snapshot id")->required();
-  del->callback([&ctx, id] { remove(ctx, *id); });
+  del->add_flag("--force", *force, "Delete a pinned snapshot too (e.g. a broken root you have looked at)");
+  del->callback([&ctx, id, force] { remove(ctx, *id, *force); });
 
   auto* prune_cmd = snap->add_subcommand(
       "prune",

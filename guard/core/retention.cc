@@ -2,7 +2,8 @@
 
 namespace guard {
 
-base::Result<std::vector<std::string>> protected_snapshots(const state::StateStore& store, const std::string& root_key) {
+base::Result<std::vector<std::string>> protected_snapshots(const state::StateStore& store, const std::string& root_key,
+                                                          bool pinned) {
   std::vector<std::string> ids;
   auto good = store.last_known_good(root_key);
   if (!good) return base::fail(good.error());
@@ -10,7 +11,7 @@ base::Result<std::vector<std::string>> protected_snapshots(const state::StateSto
   auto all = store.list_snapshots(root_key);
   if (!all) return base::fail(all.error());
   for (const auto& s : *all) {
-    if (s.pinned_reason) ids.push_back(s.id);
+    if (s.pinned_reason && pinned) ids.push_back(s.id);
   }
   auto trial = store.pending_boot_trial();
   if (!trial) return base::fail(trial.error());

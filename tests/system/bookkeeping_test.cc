@@ -92,7 +92,12 @@ TEST_F(BookkeepingTest, KilledAfterItsRollbackFinishedIsRecoveredAsRolledBack) {
   }
   ASSERT_FALSE(broken.empty()) << "snapshot list shows the kept broken root:\n"
                                << root_->guard({"--json", "snapshot", "list"}).out;
-  EXPECT_EQ(root_->guard({"snapshot", "delete", broken}).exit_code, 4);
+  auto kept = root_->guard({"snapshot", "delete", broken});
+  EXPECT_EQ(kept.exit_code, 4) << kept.out << kept.err;
+  EXPECT_NE(kept.err.find("--force"), std::string::npos) << kept.err;
+  auto gone = root_->guard({"snapshot", "delete", "--force", broken});
+  EXPECT_EQ(gone.exit_code, 0) << gone.out << gone.err;
+  EXPECT_EQ(snapshots().count(broken), 0u) << "deleted once the operator says so";
   EXPECT_EQ(root_->guard({"gate", "status"}).exit_code, 0);
   EXPECT_NE(root_->guard({"recover"}).out.find("nothing to recover"), std::string::npos);
 }
