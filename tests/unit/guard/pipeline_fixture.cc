@@ -72,6 +72,10 @@ base::Result<snapshots::RollbackResult> FakeBackend::swap_in(Journal& j) {
   fs::rename(root_, j.broken);
   fs::copy(snap->second.location, root_, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
   j.state = "complete";
+  return result_of(j);
+}
+
+snapshots::RollbackResult FakeBackend::result_of(const Journal& j) const {
   snapshots::RollbackResult r;
   r.snapshot_id = j.snapshot_id;
   r.method = "exchange";
@@ -123,15 +127,7 @@ base::Result<snapshots::RollbackResult> FakeBackend::resume_rollback(const std::
                                                                      snapshots::ResumeMode mode) {
   for (auto& j : journals_) {
     if (j.id != journal) continue;
-    if (j.state == "complete") {
-      snapshots::RollbackResult r;
-      r.snapshot_id = j.snapshot_id;
-      r.method = "exchange";
-      r.takes_effect_now = true;
-      r.broken = j.broken;
-      r.journal = j.id;
-      return r;
-    }
+    if (j.state == "complete") return result_of(j);
     if (mode == snapshots::ResumeMode::revert) {
       j.state = "reverted";
       snapshots::RollbackResult r;

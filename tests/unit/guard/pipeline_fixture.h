@@ -92,6 +92,7 @@ class FakeBackend final : public snapshots::SnapshotBackend {
     std::string broken;
   };
   base::Result<snapshots::RollbackResult> swap_in(Journal& j);
+  snapshots::RollbackResult result_of(const Journal& j) const;
 
   std::string root_;
   std::string store_;
