@@ -167,7 +167,27 @@ base::Result<Report> report_from_json(const nlohmann::json& j) {
   }
 }
 
-std::string render_human(const Report& report, bool color) {
+namespace {
+
+// A group of one package's findings is listed one by one up to this many, else summarised
+// with its first kGroupShown paths.
+constexpr std::size_t kGroupAbove = 5;
+constexpr std::size_t kGroupShown = 3;
+
+// 1163 -> "1,163".
+std::string group_count(std::size_t n) {
+  std::string digits = std::to_string(n);
+  std::string out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string render_human(const Report& report, bool color, bool verbose) {
   auto paint = [color](const char* code, const std::string& text) {
     return color ? fmt::format("\x1b[{}m{}\x1b[0m", code, text) : text;
   };
@@ -191,15 +211,43 @@ std::string render_human(const Report& report, bool color) {
     if (!c.note.empty()) out += "  (" + c.note + ")";
     out += '\n';
     std::size_t known = 0;
+    // Findings of one package at one severity, in report order: listed one by one up to a few,
+    // else as one line with a count and the first paths, as an administrator reads a host
+    // where another tool rewrote a package's files (npm over Debian's nodejs: 1,163 of them).
+    std::vector<std::pair<std::string, std::vector<const Finding*>>> groups;
     for (const auto& f : report.findings) {
       if (f.check != c.id) continue;
       if (f.known) {  // accepted in the baseline: counted, not listed (--json lists them)
         ++known;
         continue;
       }
-      out += fmt::format("      {} {}{}{}\n", sev_label(f), f.path.empty() ? "" : f.path + ": ", f.message,
-                         f.package.empty() ? "" : " [" + f.package + "]");
-      if (!f.hint.empty()) out += fmt::format("            hint: {}\n", f.hint);
+      std::string key = f.package + '\x1f' + to_string(f.severity);
+      auto g = std::find_if(groups.begin(), groups.end(), [&](const auto& x) { return x.first == key; });
+      if (g == groups.end()) {
+        groups.push_back({key, {}});
+        g = groups.end() - 1;
+      }
+      g->second.push_back(&f);
+    }
+    for (const auto& [key, fs] : groups) {
+      if (verbose || fs.size() <= kGroupAbove || fs.front()->package.empty()) {
+        for (const Finding* f : fs) {
+          out += fmt::format("      {} {}{}{}\n", sev_label(*f), f->path.empty() ? "" : f->path + ": ", f->message,
+                             f->package.empty() ? "" : " [" + f->package + "]");
+          if (!f->hint.empty()) out += fmt::format("            hint: {}\n", f->hint);
+        }
+        continue;
+      }
+      const Finding& first = *fs.front();
+      bool same = std::all_of(fs.begin(), fs.end(), [&](const Finding* f) { return f->message == first.message; });
+      out += fmt::format("      {} {}: {} files{}\n", sev_label(first), first.package, group_count(fs.size()),
+                         same ? ": " + first.message : "");
+      for (std::size_t i = 0; i < kGroupShown; ++i) {
+        out += fmt::format("            {}{}\n", fs[i]->path, same ? "" : ": " + fs[i]->message);
+      }
+      out += fmt::format("            ... and {} more (--verbose or --json lists every one)\n",
+                         group_count(fs.size() - kGroupShown));
+      if (!first.hint.empty()) out += fmt::format("            hint: {}\n", first.hint);
     }
     if (known > 0) out += fmt::format("      {} {} findings already in the baseline (listed by --json)\n", paint("2", "known"), known);
   }

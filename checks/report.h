@@ -76,8 +76,10 @@ struct Report {
 // Marks findings present in `baseline_keys` (Finding::key() values) as known.
 void apply_baseline(Report& report, const std::vector<std::string>& baseline_keys);
 
-// Human output, grouped by check; ANSI colours when `color`.
-[[nodiscard]] std::string render_human(const Report& report, bool color);
+// Human output, grouped by check and, within a check, by package: more than a few findings of
+// one package are one line with a count and the first paths, unless `verbose`. ANSI colours
+// when `color`. e.g. "BLOCK nodejs: 1,163 files: content differs from the package's md5sum".
+[[nodiscard]] std::string render_human(const Report& report, bool color, bool verbose = false);
 // JSON with "schema": 1.
 [[nodiscard]] nlohmann::json to_json(const Report& report);
 [[nodiscard]] base::Result<Report> report_from_json(const nlohmann::json& j);

@@ -82,6 +82,8 @@ const std::vector<Key>& table() {
             "refuse to snapshot when the filesystem has less than this free"),
       field("snapshot.keep", Count{.min = 0}, member(&Policy::snapshot, &SnapshotPolicy::keep),
             "guard snapshots kept; older ones are pruned after a successful run"),
+      field("snapshot.keep_broken", Count{.min = 0}, member(&Policy::snapshot, &SnapshotPolicy::keep_broken),
+            "roots replaced by rollbacks kept for inspection; older ones are pruned"),
 
       field("preflight.lock_timeout", Duration{.zero_ok = true},
             member(&Policy::preflight, &PreflightPolicy::lock_timeout),
@@ -104,6 +106,8 @@ const std::vector<Key>& table() {
       field("boot_check.rollback", Flag{}, member(&Policy::boot_check, &BootCheckPolicy::rollback),
             "roll back and reboot once when the trial boot after an upgrade fails"),
 
+      field("hook.enabled", Flag{}, member(&Policy::hook, &HookPolicy::enabled),
+            "apt hook mode on; false makes apt's hooks do nothing"),
       field("hook.on_fail", action(), member(&Policy::hook, &HookPolicy::on_fail),
             "what a regression found after apt's dpkg run (apt hook mode) does"),
       field("audit.close_gate", Flag{}, member(&Policy::audit, &AuditPolicy::close_gate),

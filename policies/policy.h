@@ -42,6 +42,7 @@ struct SnapshotPolicy {
   bool required = false;                     // refuse to run an upgrade without a snapshot
   std::uint64_t min_free_bytes = 1ULL << 30; // refuse to snapshot below this free space
   int keep = 5;                              // retention: guard snapshots kept
+  int keep_broken = 2;                       // retention: roots replaced by rollbacks kept
 };
 
 struct PreflightPolicy {
@@ -67,6 +68,9 @@ struct HookPolicy {
   // back underneath a running apt (or unattended-upgrades) surprises more than it helps, so
   // by default the gate is closed and the admin decides; "rollback" is there for who wants it.
   OnFail on_fail = OnFail::block_reboot;
+  // false: apt's hooks do nothing (hook mode off without removing the conffile; so does
+  // UPGRADE_GUARD_HOOK=off in apt's environment).
+  bool enabled = true;
 };
 
 // The scheduled audit (upgrade-guard audit, run daily by upgrade-guard-audit.timer).

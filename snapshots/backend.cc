@@ -10,41 +10,39 @@
 
 namespace guard::snapshots {
 
-base::Result<std::vector<std::string>> SnapshotBackend::prune(int keep, const std::vector<std::string>& protected_ids) {
+base::Result<std::vector<std::string>> SnapshotBackend::prune(int keep, int keep_broken,
+                                                              const std::vector<std::string>& protected_ids) {
   auto all = list();
   if (!all) return base::fail(all.error());
   auto is_protected = [&](const std::string& id) {
     return std::find(protected_ids.begin(), protected_ids.end(), id) != protected_ids.end();
   };
   std::vector<std::string> removed;
+  // Removes the oldest of `ids` beyond the newest `keep` (ids are oldest first).
+  auto thin = [&](const std::vector<std::string>& ids, int keep_n) -> base::Result<void> {
+    if (keep_n < 0) keep_n = 0;
+    if (ids.size() <= static_cast<std::size_t>(keep_n)) return {};
+    std::size_t excess = ids.size() - static_cast<std::size_t>(keep_n);
+    std::size_t pruned = 0;
+    for (std::size_t i = 0; i < ids.size() && pruned < excess; ++i) {
+      if (is_protected(ids[i])) continue;
+      if (auto r = remove(ids[i]); !r) {
+        if (is_refusal(r.error())) continue;
+        return base::fail(r.error());
+      }
+      removed.push_back(ids[i]);
+      ++pruned;
+    }
+    return {};
+  };
   // Incomplete snapshots first: they hold nothing a rollback can use.
+  std::vector<std::string> incomplete, snapshots, broken;
   for (const auto& s : *all) {
-    if (s.complete || is_protected(s.id)) continue;
-    if (auto r = remove(s.id); !r) {
-      if (is_refusal(r.error())) continue;
-      return base::fail(r.error());
-    }
-    removed.push_back(s.id);
+    (!s.complete ? incomplete : s.kind == "broken" ? broken : snapshots).push_back(s.id);
   }
-  // Kept broken roots are not counted and never pruned: deleting one is the operator's call.
-  std::vector<std::string> candidates;
-  for (const auto& s : *all) {
-    if (s.complete && s.kind != "broken") candidates.push_back(s.id);
-  }
-  if (keep < 0) keep = 0;
-  if (candidates.size() <= static_cast<std::size_t>(keep)) return removed;
-  std::size_t excess = candidates.size() - static_cast<std::size_t>(keep);
-  std::size_t pruned = 0;
-  for (std::size_t i = 0; i < candidates.size() && pruned < excess; ++i) {
-    const auto& id = candidates[i];
-    if (is_protected(id)) continue;
-    if (auto r = remove(id); !r) {
-      if (is_refusal(r.error())) continue;  // a pending rollback refers to it
-      return base::fail(r.error());
-    }
-    removed.push_back(id);
-    ++pruned;
-  }
+  if (auto r = thin(incomplete, 0); !r) return base::fail(r.error());
+  if (auto r = thin(snapshots, keep); !r) return base::fail(r.error());
+  if (auto r = thin(broken, keep_broken); !r) return base::fail(r.error());
   return removed;
 }
 

@@ -130,10 +130,13 @@ class SnapshotBackend {
   // journal that already says complete or reverted gives its result again.
   [[nodiscard]] virtual base::Result<RollbackResult> resume_rollback(const std::string& journal, ResumeMode mode) = 0;
 
-  // Removes incomplete snapshots, then keeps the newest `keep` complete ones and every id in
-  // `protected_ids` (a pending rollback's, the last known-good) and removes the rest, oldest
-  // first. Kept broken roots are neither counted nor removed. Returns the ids removed.
-  [[nodiscard]] base::Result<std::vector<std::string>> prune(int keep, const std::vector<std::string>& protected_ids);
+  // Removes incomplete snapshots, then keeps the newest `keep` snapshots and the newest
+  // `keep_broken` broken roots (roots rollbacks replaced, counted apart) and every id in
+  // `protected_ids` (a pending rollback's, the last known-good), and removes the rest, oldest
+  // first. A snapshot the backend refuses to remove (a pending rollback's target, the running
+  // system's root) is skipped. Returns the ids removed.
+  [[nodiscard]] base::Result<std::vector<std::string>> prune(int keep, int keep_broken,
+                                                             const std::vector<std::string>& protected_ids);
 };
 
 // Picks the backend: the policy's snapshot.backend when forced, else btrfs when the root is a

@@ -248,6 +248,14 @@ BootCheckSummary run_boot_check(RunContext& ctx, BootBus& bus, const BootCheckOp
 
   auto host = base::Root::open("/");
   auto cmdline_text = host ? host->read_file(o.cmdline_path, 1 << 20) : base::Result<std::string>();
+  if (auto expected = next_kernel(ctx.paths.state_dir)) {
+    auto running = host ? host->read_file(o.osrelease_path, 4096) : base::Result<std::string>();
+    std::string now = running ? std::string(base::trim(*running)) : std::string("?");
+    s.notes.push_back(now == *expected ? "the trial boot runs the new kernel " + *expected
+                                       : "the trial boot runs kernel " + now + ", not " + *expected +
+                                             " the upgrade installed: is GRUB's default entry the new kernel?");
+    forget_next_kernel(ctx.paths.state_dir);
+  }
   TrialFacts facts;
   facts.healthy = s.problems.empty();
   facts.policy_rollback = policy.boot_check.rollback;

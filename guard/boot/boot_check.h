@@ -23,6 +23,8 @@ struct BootCheckOptions {
   std::string own_unit = "upgrade-guard-boot-check.service";
   // Host path of the kernel command line read for upgrade-guard.rollback=.
   std::string cmdline_path = "/proc/cmdline";
+  // Host path of the running kernel's version, compared with the kernel an upgrade installed.
+  std::string osrelease_path = "/proc/sys/kernel/osrelease";
   bool reboot = true;  // --no-reboot: roll back but leave the reboot to the operator
   std::chrono::milliseconds poll{250};
 };

@@ -3,6 +3,12 @@
 #include <algorithm>
 #include <fmt/format.h>
 
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "base/atomic_file.h"
+#include "base/root.h"
 #include "base/string_table.h"
 #include "base/strings.h"
 
@@ -56,6 +62,31 @@ bool boot_settled(std::string_view system_state, const std::vector<BootJob>& job
   if (system_state == "initializing") return false;
   return std::all_of(jobs.begin(), jobs.end(),
                      [&](const BootJob& j) { return j.unit == own_unit || j.state == "waiting"; });
+}
+
+namespace {
+std::string next_kernel_path(const std::string& state_dir) { return state_dir + "/next-kernel"; }
+}  // namespace
+
+base::Result<void> record_next_kernel(const std::string& state_dir, const std::string& version) {
+  if (version.empty() || version.find_first_of("/\n") != std::string::npos)
+    return base::fail("kernel", version, "not a kernel version");
+  return base::write_file_atomic(next_kernel_path(state_dir), version + "\n", 0644);
+}
+
+std::optional<std::string> next_kernel(const std::string& state_dir) {
+  auto host = base::Root::open("/");
+  if (!host) return std::nullopt;
+  auto text = host->read_file(next_kernel_path(state_dir), 4096);
+  if (!text) return std::nullopt;
+  std::string v(base::trim(*text));
+  if (v.empty()) return std::nullopt;
+  return v;
+}
+
+void forget_next_kernel(const std::string& state_dir) {
+  if (::unlink(next_kernel_path(state_dir).c_str()) != 0 && errno != ENOENT)
+    base::log(base::LogLevel::info, "", "cannot remove " + next_kernel_path(state_dir) + ", ignoring: it is only a note");
 }
 
 base::Result<TrialRecorded> record_trial(state::StateStore& store, std::int64_t run_id, const std::string& snapshot_id) {

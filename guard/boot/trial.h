@@ -79,6 +79,17 @@ struct TrialRecorded {
 [[nodiscard]] base::Result<TrialRecorded> record_trial(state::StateStore& store, std::int64_t run_id,
                                                        const std::string& snapshot_id);
 
+// ---- The kernel the next boot should run ---------------------------------------------------
+
+// The kernel's postinst hook (`upgrade-guard hook kernel VERSION`) records the kernel an
+// upgrade installed, <state_dir>/next-kernel, so that boot-check can tell whether the trial boot
+// runs it (a trial of the old kernel checks less than it seems). e.g. "6.1.0-28-amd64".
+[[nodiscard]] base::Result<void> record_next_kernel(const std::string& state_dir, const std::string& version);
+// The recorded kernel, nullopt when none was recorded (or it cannot be read).
+[[nodiscard]] std::optional<std::string> next_kernel(const std::string& state_dir);
+// Forgets it once a boot checked it.
+void forget_next_kernel(const std::string& state_dir);
+
 // Logs a trial event to the journal (MESSAGE_ID 8d3a51c2e6f74b09a1c5d7e2f3b4a690, field UG_BOOT_TRIAL).
 void log_trial(base::LogLevel level, std::int64_t trial_id, const std::string& message);
 

@@ -31,7 +31,7 @@ void print_result(const GlobalOptions& o, const AuditResult& a) {
     std::printf("%s\n", j.dump(2).c_str());
     return;
   }
-  std::fputs(checks::render_human(a.report, ::isatty(STDOUT_FILENO) != 0).c_str(), stdout);
+  std::fputs(checks::render_human(a.report, ::isatty(STDOUT_FILENO) != 0, o.verbose).c_str(), stdout);
   if (!a.baseline_found) {
     std::printf("no accepted baseline for %s yet: every finding counts as new. When the findings above are\n"
                 "expected on this system, accept them with `upgrade-guard baseline accept`.\n",

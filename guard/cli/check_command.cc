@@ -108,7 +108,7 @@ int run_check(CliContext& ctx, const CheckOptions& opts) {
   if (o.json) {
     std::printf("%s\n", checks::to_json(*report).dump(2).c_str());
   } else {
-    std::fputs(checks::render_human(*report, ::isatty(STDOUT_FILENO) != 0).c_str(), stdout);
+    std::fputs(checks::render_human(*report, ::isatty(STDOUT_FILENO) != 0, ctx.options.verbose).c_str(), stdout);
     for (const auto& note : notes) std::fprintf(stdout, "%s\n", note.c_str());
   }
   return report->verdict == checks::Verdict::pass ? kExitOk : kExitChecksFailed;

@@ -189,7 +189,7 @@ void add_gate_command(CLI::App& app, CliContext& ctx) {
         return;
       }
       if (report->verdict != checks::Verdict::pass) {
-        std::fputs(checks::render_human(*report, ::isatty(STDOUT_FILENO) != 0).c_str(), stdout);
+        std::fputs(checks::render_human(*report, ::isatty(STDOUT_FILENO) != 0, ctx.options.verbose).c_str(), stdout);
         std::printf("the checks still fail: the gate stays closed (use --force to open it anyway)\n");
         ctx.exit_code = kExitChecksFailed;
         return;

@@ -28,7 +28,7 @@ std::string format_time(std::int64_t seconds, bool utc) {
 std::string local_time(std::int64_t seconds) { return format_time(seconds, false); }
 std::string iso_utc(std::int64_t seconds) { return format_time(seconds, true); }
 
-std::string render_run_summary(const run::RunSummary& s, bool color) {
+std::string render_run_summary(const run::RunSummary& s, bool color, bool verbose) {
   auto bold = [color](const std::string& t) { return color ? "\x1b[1m" + t + "\x1b[0m" : t; };
   std::string out;
   out += bold(fmt::format("upgrade-guard run {}: {}", s.run_id, state::to_string(s.outcome))) + "\n";
@@ -58,11 +58,11 @@ std::string render_run_summary(const run::RunSummary& s, bool color) {
   }
   if (s.post) {
     out += "\nPost-upgrade checks (only findings that are new since the baseline block):\n";
-    out += checks::render_human(*s.post, color);
+    out += checks::render_human(*s.post, color, verbose);
   }
   if (s.restored) {
     out += "\nChecks of the restored root:\n";
-    out += checks::render_human(*s.restored, color);
+    out += checks::render_human(*s.restored, color, verbose);
   }
   out += "\n" + bold(s.message) + "\n";
   for (const auto& n : s.notes) out += "  - " + n + "\n";

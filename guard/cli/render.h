@@ -15,7 +15,7 @@ namespace guard::cli {
 [[nodiscard]] std::string iso_utc(std::int64_t unix_seconds);
 
 // The human report of a run: what changed, what broke, what was done, how to undo it.
-[[nodiscard]] std::string render_run_summary(const run::RunSummary& summary, bool color);
+[[nodiscard]] std::string render_run_summary(const run::RunSummary& summary, bool color, bool verbose = false);
 // The same as JSON ("schema": 1).
 [[nodiscard]] std::string render_run_json(const run::RunSummary& summary);
 

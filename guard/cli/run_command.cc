@@ -52,7 +52,7 @@ void add_run_command(CLI::App& app, CliContext& ctx) {
       std::printf("%s\n", render_run_json(summary).c_str());
     } else {
       std::fflush(stdout);
-      std::fputs(("\n" + render_run_summary(summary, ::isatty(STDOUT_FILENO) != 0)).c_str(), stdout);
+      std::fputs(("\n" + render_run_summary(summary, ::isatty(STDOUT_FILENO) != 0, ctx.options.verbose)).c_str(), stdout);
     }
     ctx.exit_code = summary.exit_code;
   });
@@ -80,7 +80,7 @@ void add_recover_command(CLI::App& app, CliContext& ctx) {
       if (ctx.options.json) {
         all.push_back(nlohmann::json::parse(render_run_json(s)));
       } else {
-        std::fputs(render_run_summary(s, ::isatty(STDOUT_FILENO) != 0).c_str(), stdout);
+        std::fputs(render_run_summary(s, ::isatty(STDOUT_FILENO) != 0, ctx.options.verbose).c_str(), stdout);
       }
       ctx.exit_code = s.exit_code;
     }

@@ -158,7 +158,7 @@ void remove(CliContext& ctx, const std::string& id, bool force) {
     std::fprintf(stderr,
                  "upgrade-guard: snapshot %s is protected: %sthe last known-good, a pending boot trial's, an "
                  "unfinished run's or an unfinished rollback's; not deleted\n",
-                 id.c_str(), force ? "" : "pinned (a kept broken root: --force deletes it), ");
+                 id.c_str(), force ? "" : "pinned (--force deletes it), ");
     ctx.exit_code = kExitEnvironment;
     return;
   }
@@ -179,7 +179,7 @@ void prune(CliContext& ctx) {
     ctx.exit_code = report_error(prot.error(), kExitEnvironment);
     return;
   }
-  auto removed = p->backend->prune(p->ctx->policy.snapshot.keep, *prot);
+  auto removed = p->backend->prune(p->ctx->policy.snapshot.keep, p->ctx->policy.snapshot.keep_broken, *prot);
   if (!removed) {
     ctx.exit_code = report_error(removed.error(), kExitEnvironment);
     return;
@@ -258,16 +258,16 @@ void add_snapshot_commands(CLI::App& app, CliContext& ctx) {
   auto* del = snap->add_subcommand(
       "delete",
       "Delete a snapshot (refused, exit 4, for the last known-good one, a pending boot trial's, an\n"
-      "unfinished run's or rollback's, the running system's root, a pinned one (a kept broken root)\n"
-      "without --force, and while another upgrade-guard runs)");
+      "unfinished run's or rollback's, the running system's root, a pinned one without --force, and\n"
+      "while another upgrade-guard runs)");
   del->add_option("id", *id, "The snapshot id")->required();
-  del->add_flag("--force", *force, "Delete a pinned snapshot too (e.g. a broken root you have looked at)");
+  del->add_flag("--force", *force, "Delete a pinned snapshot too");
   del->callback([&ctx, id, force] { remove(ctx, *id, *force); });
 
   auto* prune_cmd = snap->add_subcommand(
       "prune",
-      "Delete incomplete snapshots, then keep the newest snapshot.keep (policy) and every protected\n"
-      "one and delete the rest; kept broken roots are left to `snapshot delete`");
+      "Delete incomplete snapshots, then keep the newest snapshot.keep snapshots and the newest\n"
+      "snapshot.keep_broken broken roots (policy) and every protected one, and delete the rest");
   prune_cmd->callback([&ctx] { prune(ctx); });
 
   auto to = std::make_shared<std::string>();

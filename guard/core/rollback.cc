@@ -17,8 +17,8 @@ std::string broken_id(const std::string& broken) {
   return slash == std::string::npos ? broken : broken.substr(slash + 1);
 }
 
-// Records a rollback the backend finished: the record done, the broken root as a pinned
-// snapshot, in one transaction. A failure leaves the record running (recover finds the journal
+// Records a rollback the backend finished: the record done, the broken root as a snapshot, in
+// one transaction. A failure leaves the record running (recover finds the journal
 // complete and records it) and says so in a note.
 void record_done(RunContext& ctx, snapshots::SnapshotBackend& backend, RollbackOutcome& out) {
   const auto& r = out.result;
@@ -36,8 +36,7 @@ void record_done(RunContext& ctx, snapshots::SnapshotBackend& backend, RollbackO
     broken.root = ctx.root_key;
     broken.created_unix = state::now_unix();
     broken.run_id = out.record.run_id;
-    broken.pinned_reason = "root replaced by the rollback to " + r.snapshot_id +
-                           (out.record.run_id ? fmt::format(" (run {})", *out.record.run_id) : std::string());
+    // Not pinned: kept broken roots are pruned by their own count (policy snapshot.keep_broken).
     return ctx.store.record_snapshot(broken);
   });
   if (!written) {

@@ -37,8 +37,9 @@ struct RollbackOutcome {
 //  1. records the rollback (running); when that fails nothing else happens;
 //  2. on the live root, records the restored root's first boot as a trial;
 //  3. asks the backend, its journal tagged with the record;
-//  4. records the end: done, with the journal and the kept broken root (also recorded as a pinned
-//     snapshot), or failed with the backend's error (the trial too).
+//  4. records the end: done, with the journal and the kept broken root (also recorded as a
+//     snapshot, kept by policy snapshot.keep_broken), or failed with the backend's error (the
+//     trial too).
 // An error when the backend failed: the record says failed and `recover` tries again. When only
 // the last record could not be written, the rollback is done and a note says so (recover finds
 // its journal complete and records it).

@@ -3,6 +3,9 @@
 #include "guard/run/pipeline.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <algorithm>
 #include <fmt/format.h>
@@ -12,6 +15,7 @@
 #include "guard/core/locks.h"
 #include "guard/core/retention.h"
 #include "guard/core/rollback.h"
+#include "guard/gate/enforcement.h"
 #include "guard/gate/gate.h"
 #include "guard/run/steps.h"
 
@@ -150,7 +154,13 @@ RunSummary RunPipeline::hook_post() {
   auto apt = find_apt_process(ctx_.root);
   if (!apt) return unchecked(apt.error().to_string());
   auto session = read_hook_session(ctx_.paths.run_dir, ctx_.root_key, *apt);
-  if (!session) return unchecked("no guarded run for " + apt_name(*apt) + " (the pre-invoke hook took none)");
+  if (!session) {
+    // The pre hook took no run (it said why, or the package was installed by this very apt
+    // run and had no pre hook yet): nothing to check, nothing to say.
+    s.outcome = RunOutcome::passed;
+    s.message = "no guarded run for " + apt_name(*apt) + " (the pre-invoke hook took none)";
+    return s;
+  }
   auto record = ctx_.store.get_run(session->run_id);
   if (!record) return unchecked(record.error().to_string());
   if (!*record) return unchecked("run " + std::to_string(session->run_id) + " is not in the state database");
@@ -169,6 +179,40 @@ RunSummary RunPipeline::hook_post() {
   run.judge(ctx_.policy.hook.on_fail);
   if (s.outcome == RunOutcome::failed) s.exit_code = kExitOk;  // the guard's trouble, not dpkg's
   else if (s.exit_code != kExitOk) s.exit_code = kExitChecksFailed;
+  return s;
+}
+
+RunSummary RunPipeline::hook_release() {
+  RunSummary s;
+  s.exit_code = kExitOk;
+  s.outcome = RunOutcome::passed;
+  std::vector<std::string> said;
+  if (auto apt = find_apt_process(ctx_.root)) {
+    if (auto session = read_hook_session(ctx_.paths.run_dir, ctx_.root_key, *apt)) {
+      s.run_id = session->run_id;
+      auto run = ctx_.store.get_run(session->run_id);
+      if (run && *run && !(*run)->finished_unix) {
+        auto w = ctx_.store.mark_interrupted(session->run_id,
+                                             "upgrade-guard was removed by this apt run: what dpkg changed was not checked");
+        said.push_back(w ? fmt::format("run {} ends unchecked: upgrade-guard is being removed", session->run_id)
+                         : "run " + std::to_string(session->run_id) + " could not be ended: " + w.error().to_string());
+      }
+      if (::unlink((ctx_.paths.run_dir + "/hook-session").c_str()) != 0 && errno != ENOENT)
+        said.push_back("cannot remove " + ctx_.paths.run_dir + "/hook-session, ignoring: the next apt run is another process");
+    }
+  }
+  if (ctx_.live) {
+    auto unblocked = gate::remove_reboot_block(ctx_.root, ctx_.gate_bus);
+    said.push_back(unblocked ? "reboot block: " + unblocked->note
+                             : "the reboot block was not removed: " + unblocked.error().to_string());
+  }
+  auto gate = ctx_.store.get_gate();
+  auto file = gate::read_gate_file(gate::gate_file_path(ctx_.paths.state_dir));
+  const bool closed = !gate || !file || gate::effective_gate(*gate, *file).closed;
+  s.notes = said;
+  s.message = closed ? "the reboot gate is CLOSED (`upgrade-guard gate status` said why before the removal): removing "
+                       "upgrade-guard does not make a reboot safe"
+                     : "released";
   return s;
 }
 

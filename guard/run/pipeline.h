@@ -66,6 +66,12 @@ class RunPipeline {
   // guard's own never fails apt.
   [[nodiscard]] RunSummary hook_pre();
   [[nodiscard]] RunSummary hook_post();
+  // The package's prerm on removal (`upgrade-guard hook release`): the run this apt process's
+  // pre hook opened is ended as interrupted (its post hook will be gone with the package), the
+  // session file removed, and the reboot gate's runtime drop-ins removed (nothing would be
+  // left to open the gate). A closed gate is said in the message: removing the package does
+  // not make a reboot safe. Never fails.
+  [[nodiscard]] RunSummary hook_release();
 
   // Finishes the work of this root that a dead guard left: rollbacks recorded as running or
   // failed (completed, or with `abandon` given up), then runs whose process is gone (their

@@ -529,7 +529,7 @@ void Run::prune_snapshots() {
     return;
   }
   if (s_.snapshot) keep->push_back(*s_.snapshot);
-  auto pruned = b->prune(ctx_.policy.snapshot.keep, *keep);
+  auto pruned = b->prune(ctx_.policy.snapshot.keep, ctx_.policy.snapshot.keep_broken, *keep);
   if (!pruned) {
     s_.notes.push_back("old snapshots were not pruned (" + pruned.error().to_string() + "), ignoring: they only take space");
     return;

@@ -92,12 +92,12 @@ TEST_F(BookkeepingTest, KilledAfterItsRollbackFinishedIsRecoveredAsRolledBack) {
   }
   ASSERT_FALSE(broken.empty()) << "snapshot list shows the kept broken root:\n"
                                << root_->guard({"--json", "snapshot", "list"}).out;
-  auto kept = root_->guard({"snapshot", "delete", broken});
-  EXPECT_EQ(kept.exit_code, 4) << kept.out << kept.err;
-  EXPECT_NE(kept.err.find("--force"), std::string::npos) << kept.err;
-  auto gone = root_->guard({"snapshot", "delete", "--force", broken});
-  EXPECT_EQ(gone.exit_code, 0) << gone.out << gone.err;
-  EXPECT_EQ(snapshots().count(broken), 0u) << "deleted once the operator says so";
+  // Kept by its own count (snapshot.keep_broken): pruned with keep_broken = 0, or deleted by hand.
+  std::string policy = dir_ / "keep_broken0.toml";
+  guard::testing::write_file(policy, "[snapshot]\nkeep_broken = 0\n", 0644);
+  auto pruned = root_->guard({"--policy", policy, "snapshot", "prune"});
+  EXPECT_EQ(pruned.exit_code, 0) << pruned.out << pruned.err;
+  EXPECT_EQ(snapshots().count(broken), 0u) << "pruned by policy: " << pruned.out;
   EXPECT_EQ(root_->guard({"gate", "status"}).exit_code, 0);
   EXPECT_NE(root_->guard({"recover"}).out.find("nothing to recover"), std::string::npos);
 }

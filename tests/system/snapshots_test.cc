@@ -411,7 +411,7 @@ TEST_F(BtrfsRoot, PruneKeepsNewestAndProtected) {
     ASSERT_TRUE(s) << s.error().to_string();
     ids.push_back(s->id);
   }
-  auto removed = b->prune(2, {ids[0]});
+  auto removed = b->prune(2, 2, {ids[0]});
   ASSERT_TRUE(removed) << removed.error().to_string();
   ASSERT_EQ(removed->size(), 2u);
   EXPECT_EQ((*removed)[0], ids[1]);

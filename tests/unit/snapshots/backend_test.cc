@@ -67,31 +67,33 @@ TEST(Prune, KeepsNewestProtectedAndRefused) {
   std::vector<std::string> ids;
   for (int i = 0; i < 6; ++i) ids.push_back(b.create("s" + std::to_string(i), {})->id);
   b.refuse_remove = ids[1];
-  auto removed = b.prune(2, {ids[0]});
+  auto removed = b.prune(2, 2, {ids[0]});
   ASSERT_TRUE(removed) << removed.error().to_string();
   // 6 snapshots, keep 2 -> 4 to remove; ids[0] protected, ids[1] refused (pending rollback).
   EXPECT_EQ(*removed, (std::vector<std::string>{ids[2], ids[3], ids[4], ids[5]}));
   EXPECT_EQ(b.snaps.size(), 2u);
 }
 
-TEST(Prune, IncompleteOnesGoFirstAndKeptBrokenRootsAreNeitherCountedNorRemoved) {
+TEST(Prune, IncompleteOnesGoFirstAndBrokenRootsAreKeptByTheirOwnCount) {
   FakeBackend b;
   std::vector<std::string> ids;
-  for (int i = 0; i < 5; ++i) ids.push_back(b.create("s" + std::to_string(i), {})->id);
+  for (int i = 0; i < 6; ++i) ids.push_back(b.create("s" + std::to_string(i), {})->id);
   b.snaps[1].complete = false;  // taking it was interrupted
-  b.snaps[0].kind = "broken";   // a root a rollback replaced
-  auto removed = b.prune(2, {});
+  b.snaps[0].kind = "broken";   // roots a rollback replaced
+  b.snaps[3].kind = "broken";
+  auto removed = b.prune(2, 1, {});
   ASSERT_TRUE(removed) << removed.error().to_string();
-  // The incomplete one, then of the three complete snapshots the oldest beyond the newest two.
-  EXPECT_EQ(*removed, (std::vector<std::string>{ids[1], ids[2]}));
+  // The incomplete one; of the snapshots 2, 4, 5 the oldest beyond the newest two; of the
+  // broken roots 0 and 3 the older one.
+  EXPECT_EQ(*removed, (std::vector<std::string>{ids[1], ids[2], ids[0]}));
   ASSERT_EQ(b.snaps.size(), 3u);
-  EXPECT_EQ(b.snaps[0].id, ids[0]) << "the broken root stays";
+  EXPECT_EQ(b.snaps[0].id, ids[3]) << "the newest broken root stays";
 }
 
 TEST(Prune, NothingToDoUnderTheLimit) {
   FakeBackend b;
   (void)b.create("a", {});
-  auto removed = b.prune(5, {});
+  auto removed = b.prune(5, 2, {});
   ASSERT_TRUE(removed);
   EXPECT_TRUE(removed->empty());
 }
