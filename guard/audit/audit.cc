@@ -15,7 +15,9 @@ namespace {
 constexpr const char* kAuditMessageId = "7d3c9a41e2b84f6c8e05a1b9c4d2f630";
 
 // Closes the gate for new blocking findings when the policy says so. A gate already closed
-// keeps its reason (e.g. the run that closed it).
+// keeps its reason (e.g. the run that closed it). Without an accepted baseline nothing has been
+// reviewed yet: every finding would count as new, and a host that carries old oddities would
+// lose its reboots the first night after install. The audit then reports and never closes.
 void apply_gate_policy(RunContext& ctx, AuditResult& a) {
   auto gate = ctx.store.get_gate();
   if (!gate) {
@@ -25,6 +27,10 @@ void apply_gate_policy(RunContext& ctx, AuditResult& a) {
   }
   a.gate = *gate;
   if (a.new_blocking == 0) return;
+  if (!a.baseline_found) {
+    a.gate_note = "no accepted baseline: the reboot gate is left as it is";
+    return;
+  }
   if (!ctx.policy.audit.close_gate) {
     a.gate_note = "policy audit.close_gate = false: the reboot gate is left as it is";
     return;
@@ -49,7 +55,10 @@ void log_result(const AuditResult& a) {
   std::string message = fmt::format("audit of {}: {} new blocking finding{}, {} new, {} in all{}", a.root,
                                     a.new_blocking, a.new_blocking == 1 ? "" : "s", a.new_findings,
                                     a.report.findings.size(), a.baseline_found ? "" : " (no accepted baseline)");
-  base::log(a.new_blocking > 0 ? base::LogLevel::warning : base::LogLevel::info, kAuditMessageId, message,
+  if (!a.baseline_found)
+    message += fmt::format(": {} finding{} to review, then `upgrade-guard baseline accept`", a.report.findings.size(),
+                           a.report.findings.size() == 1 ? "" : "s");
+  base::log(a.new_blocking > 0 || !a.baseline_found ? base::LogLevel::warning : base::LogLevel::info, kAuditMessageId, message,
             {{"UG_ROOT", a.root},
              {"UG_REPORT_ID", a.report_id ? std::to_string(*a.report_id) : ""},
              {"UG_VERDICT", checks::to_string(a.report.verdict)},

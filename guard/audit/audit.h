@@ -1,9 +1,10 @@
 // `upgrade-guard audit`: every check (not scoped) against the root's accepted baseline, for
 // upgrade-guard-audit.timer. Records the report, closes the gate on new blocking findings when
-// the policy says so, and logs a structured journal entry. The Prometheus textfile is
+// the policy says so and a baseline has been accepted, and logs a structured journal entry. The Prometheus textfile is
 // guard/audit/prometheus.h.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -27,6 +28,16 @@ struct AuditResult {
   state::GateState gate;  // after the audit
   std::string gate_note;  // what the audit did to the gate, for the operator
   double seconds = 0;
+
+  // The audit fails (exit 1, the unit shows in `systemctl --failed`) when a check could not run,
+  // or, once a baseline is accepted, when a new blocking finding appeared. Before the first
+  // `baseline accept` the findings are reported for review and fail nothing.
+  [[nodiscard]] bool failed() const {
+    const bool errored = std::any_of(report.checks.begin(), report.checks.end(), [](const checks::CheckSummary& c) {
+      return c.status == checks::CheckStatus::error;
+    });
+    return errored || (baseline_found && new_blocking > 0);
+  }
 };
 
 // Audits ctx.root. Fails (what="busy") at once while a guarded run of it is alive, and waits

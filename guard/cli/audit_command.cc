@@ -33,8 +33,10 @@ void print_result(const GlobalOptions& o, const AuditResult& a) {
   }
   std::fputs(checks::render_human(a.report, ::isatty(STDOUT_FILENO) != 0, o.verbose).c_str(), stdout);
   if (!a.baseline_found) {
-    std::printf("no accepted baseline for %s yet: every finding counts as new. When the findings above are\n"
-                "expected on this system, accept them with `upgrade-guard baseline accept`.\n",
+    std::printf("no accepted baseline for %s yet: the findings above are not reviewed, and until they are\n"
+                "the audit fails nothing and never closes the reboot gate. When they are expected on this\n"
+                "system, accept them with `upgrade-guard baseline accept`; from then on a new blocking\n"
+                "finding closes the gate.\n",
                 a.root.c_str());
   }
   std::printf("audit: %zu new blocking, %zu new, %zu findings in all\n", a.new_blocking, a.new_findings,
@@ -73,7 +75,7 @@ int run_audit(CliContext& ctx, const AuditOptions& opts) {
   auto a = audit::run_audit(**run_ctx);
   if (!a) return report_error(a.error(), kExitEnvironment);
   print_result(ctx.options, *a);
-  int code = a->report.verdict == checks::Verdict::pass ? kExitOk : kExitChecksFailed;
+  int code = a->failed() ? kExitChecksFailed : kExitOk;
   if (!opts.prometheus.empty() && !export_metrics(opts, *a) && code == kExitOk) code = kExitEnvironment;
   return code;
 }
@@ -87,8 +89,9 @@ void add_audit_command(CLI::App& app, CliContext& ctx) {
       "Run every check (not scoped) against the root's accepted baseline (`baseline accept`) and\n"
       "record the report; for upgrade-guard-audit.timer. A blocking finding absent from the\n"
       "baseline closes the reboot gate when the policy's audit.close_gate is true (the default).\n"
-      "Exits 0 when nothing new blocks, 1 when something does (or a check could not run), 4 while\n"
-      "a guarded run is changing the root. Each audit is logged to the journal\n"
+      "Before the first `baseline accept` the findings are only reported: the gate is never closed.\n"
+      "Exits 0 when nothing new blocks (or no baseline is accepted yet), 1 when something does (or a\n"
+      "check could not run), 4 while a guarded run is changing the root. Each audit is logged to the journal\n"
       "(MESSAGE_ID=7d3c9a41e2b84f6c8e05a1b9c4d2f630, fields UG_FINDINGS_NEW, UG_FINDINGS_BLOCKING,\n"
       "UG_GATE_CLOSED...).");
   sub->add_option("--prometheus", opts->prometheus,

@@ -75,6 +75,7 @@ int run_cli(int argc, char** argv) {
     log.stderr_level = o.verbose ? base::LogLevel::info : base::LogLevel::warning;
     base::configure_logging(log);
     // Any invocation reports work a dead guard left (recover and boot-check say it themselves).
+    if (app.got_subcommand("completion")) return;  // completing must print nothing else
     if (app.got_subcommand("recover") || app.got_subcommand("boot-check")) {
       ctx.invocation().quiet_notices();
       return;
@@ -95,6 +96,7 @@ int run_cli(int argc, char** argv) {
   add_hook_command(app, ctx);
   add_boot_check_command(app, ctx);
   add_policy_command(app, ctx);
+  add_completion_command(app, ctx);
 
   try {
     app.parse(argc, argv);

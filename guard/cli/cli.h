@@ -63,6 +63,8 @@ void add_audit_command(CLI::App& app, CliContext& ctx);
 void add_baseline_command(CLI::App& app, CliContext& ctx);  // baseline accept|show
 void add_hook_command(CLI::App& app, CliContext& ctx);
 void add_boot_check_command(CLI::App& app, CliContext& ctx);
+// Hidden: `completion bash|zsh|tree|values KIND`, generated from `app`'s command tree.
+void add_completion_command(CLI::App& app, CliContext& ctx);
 
 int run_cli(int argc, char** argv);
 

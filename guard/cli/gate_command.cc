@@ -143,7 +143,9 @@ void add_gate_command(CLI::App& app, CliContext& ctx) {
       "Exit 0 when a reboot is safe, 1 when the gate is closed (printing the run and findings that\n"
       "closed it), 4 when its state cannot be read (never \"open\" then). The gate is closed while\n"
       "the state database or the gate file says so, and while a rollback is unfinished. For\n"
-      "scripts, Ansible and unattended-upgrades: reboot only after `gate status` exits 0.");
+      "scripts, Ansible and unattended-upgrades: reboot only after `gate status` exits 0 (a refused\n"
+      "`reboot` can itself exit 0). Not kured's sentinel as it is (it exits 0 with no reboot\n"
+      "needed): use /usr/lib/upgrade-guard/kured-sentinel, which also needs /run/reboot-required.");
   status->callback([&ctx] { ctx.exit_code = gate_status(ctx); });
 
   auto reason = std::make_shared<std::string>();

@@ -34,9 +34,7 @@ int run_gate_hold(const CliContext& ctx, int recheck_seconds) {
   }
 
   InhibitRequest request;
-  request.why = "the reboot gate is closed";
-  if (!file->reason.empty()) request.why += ": " + file->reason;
-  request.why += "; see `upgrade-guard gate status`";
+  request.why = gate::inhibitor_why(file->reason);
 
   HoldUntil until;
   until.watch_dir = o.state_dir;

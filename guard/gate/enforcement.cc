@@ -84,6 +84,17 @@ std::string reboot_block_drop_in(std::string_view reason) {
   return text;
 }
 
+std::string inhibitor_why(std::string_view reason) {
+  std::string flat;
+  for (char c : reason) flat += (c == '\n' || c == '\r') ? ' ' : c;
+  std::string why = "REBOOT REFUSED by upgrade-guard: the reboot gate is closed";
+  if (!base::trim(flat).empty()) why += " (" + std::string(base::trim(flat)) + ")";
+  why +=
+      ". The machine will not reboot or power off, even if this command exits 0. "
+      "`upgrade-guard gate status` says why; `upgrade-guard gate open` once it is fixed.";
+  return why;
+}
+
 base::Result<EnforcementOutcome> apply_reboot_block(const base::Root& root, std::string_view reason, GateBus* bus) {
   bool missing = false;
   auto units = open_runtime_unit_dir(root, missing);

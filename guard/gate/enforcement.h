@@ -36,6 +36,11 @@ inline constexpr std::string_view kRebootBlockDropIn = "50-upgrade-guard.conf";
 //   [Unit]
 //   RefuseManualStart=yes
 [[nodiscard]] std::string reboot_block_drop_in(std::string_view reason);
+// The logind inhibitor's "why": what `reboot`, `shutdown -r` and `systemctl reboot` print when
+// the gate refuses them. systemd 252's `reboot` can still exit 0 after printing it (it falls back
+// to /run/initctl, whose request the refusing reboot.target then drops), so it says plainly that
+// nothing reboots and how scripts must ask.
+[[nodiscard]] std::string inhibitor_why(std::string_view reason);
 
 // What an enforcement step did. `enforced` is false for a no-op (no systemd running in that
 // root); `note` then says why, e.g. "no systemd is running (/run/systemd/system is missing):

@@ -74,15 +74,27 @@ TEST_F(AuditTest, CleanRootWithoutBaselineExitsZeroAndSuggestsBaselineAccept) {
   EXPECT_EQ(guard({"gate", "status"}).exit_code, 0);
 }
 
-TEST_F(AuditTest, WithoutBaselineEveryBlockingFindingIsNew) {
+TEST_F(AuditTest, WithoutBaselineFindingsAreReportedForReviewAndTheGateStaysOpen) {
   break_link("a");
-  auto j = guard_json({"audit"});
+  auto j = guard_json({"audit", "--prometheus", state_ / "ug.prom"});
   EXPECT_EQ(j["schema"], 1);
   EXPECT_EQ(j["verdict"], "fail");
   EXPECT_EQ(j["audit"]["baseline"], false);
   EXPECT_EQ(j["audit"]["new_blocking"], 1);
-  EXPECT_EQ(j["audit"]["gate_closed"], true);
+  EXPECT_EQ(j["audit"]["gate_closed"], false);
+  EXPECT_THAT(read_file(state_ / "ug.prom"), HasSubstr("upgrade_guard_audit_baseline 0\n"));
+  EXPECT_THAT(read_file(state_ / "ug.prom"), HasSubstr("upgrade_guard_gate_closed 0\n"));
+  auto r = guard({"audit"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("/usr/bin/a"));
+  EXPECT_THAT(r.out, HasSubstr("no accepted baseline: the reboot gate is left as it is"));
+  EXPECT_THAT(r.out, HasSubstr("upgrade-guard baseline accept"));
+  EXPECT_EQ(guard({"gate", "status"}).exit_code, 0);
+  // Accepted, the same finding is known; a new one then closes the gate.
+  ASSERT_EQ(guard({"baseline", "accept"}).exit_code, 0);
+  break_link("b");
   EXPECT_EQ(guard({"audit"}).exit_code, 1);
+  EXPECT_EQ(guard({"gate", "status"}).exit_code, 1);
 }
 
 TEST_F(AuditTest, BaselineAcceptThenAuditExitsZeroAndLeavesTheGateOpen) {
@@ -143,6 +155,7 @@ TEST_F(AuditTest, AGateAlreadyClosedKeepsItsReason) {
     g.changed_by = "run 7";
     ASSERT_TRUE(store->set_gate(g));
   }
+  ASSERT_EQ(guard({"baseline", "accept"}).exit_code, 0);
   break_link("b");
   auto r = guard({"audit"});
   EXPECT_EQ(r.exit_code, 1);

@@ -294,5 +294,14 @@ TEST(GateHoldCliTest, HoldIsHiddenFromTheGateHelp) {
   EXPECT_EQ(r.out.find("hold"), std::string::npos) << r.out;
 }
 
+TEST(InhibitorWhy, SaysTheRebootIsRefusedEvenIfTheCommandExitsZeroAndHowToAsk) {
+  const std::string why = gate::inhibitor_why("run 12 found 3 blocking\nfindings");
+  EXPECT_NE(why.find("REBOOT REFUSED by upgrade-guard"), std::string::npos);
+  EXPECT_NE(why.find("(run 12 found 3 blocking findings)"), std::string::npos);  // one line
+  EXPECT_NE(why.find("even if this command exits 0"), std::string::npos);
+  EXPECT_NE(why.find("`upgrade-guard gate status`"), std::string::npos);
+  EXPECT_EQ(why.find('\n'), std::string::npos);
+}
+
 }  // namespace
 }  // namespace guard::gate

@@ -343,7 +343,7 @@ INSTANTIATE_TEST_SUITE_P(
     Cases, PolicyErrors,
     ::testing::Values(
         ErrorCase{"unknown_key", "on_fail = \"warn\"\n[snapshot]\nbakend = \"btrfs\"\n",
-                  "FILE:3:1: snapshot.bakend: unknown key (expected one of: backend, required, min_free, keep)"},
+                  "FILE:3:1: snapshot.bakend: unknown key (expected one of: backend, required, min_free, keep, keep_broken)"},
         ErrorCase{"unknown_table", "[snapshots]\nkeep = 1\n",
                   "FILE:1:2: snapshots: unknown key (expected one of: on_fail, command_timeout, checks, preserve, "
                   "services, snapshot, preflight, backup, boot_check, hook, audit, custom)"},
