@@ -239,11 +239,19 @@ std::string render_human(const Report& report, bool color, bool verbose) {
         continue;
       }
       const Finding& first = *fs.front();
-      bool same = std::all_of(fs.begin(), fs.end(), [&](const Finding* f) { return f->message == first.message; });
+      // "nodejs: 1,163 files changed" when they share what happened to them (the finding id:
+      // "missing", "changed"), else the count and each path with its own message.
+      const bool same_message =
+          std::all_of(fs.begin(), fs.end(), [&](const Finding* f) { return f->message == first.message; });
+      const bool same_id = !first.id.empty() && std::all_of(fs.begin(), fs.end(), [&](const Finding* f) {
+        return f->id == first.id;
+      });
       out += fmt::format("      {} {}: {} files{}\n", sev_label(first), first.package, group_count(fs.size()),
-                         same ? ": " + first.message : "");
+                         same_message ? ": " + first.message
+                         : same_id    ? " " + first.id
+                                      : "");
       for (std::size_t i = 0; i < kGroupShown; ++i) {
-        out += fmt::format("            {}{}\n", fs[i]->path, same ? "" : ": " + fs[i]->message);
+        out += fmt::format("            {}{}\n", fs[i]->path, same_message || same_id ? "" : ": " + fs[i]->message);
       }
       out += fmt::format("            ... and {} more (--verbose or --json lists every one)\n",
                          group_count(fs.size() - kGroupShown));

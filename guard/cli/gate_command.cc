@@ -145,7 +145,7 @@ void add_gate_command(CLI::App& app, CliContext& ctx) {
       "the state database or the gate file says so, and while a rollback is unfinished. For\n"
       "scripts, Ansible and unattended-upgrades: reboot only after `gate status` exits 0 (a refused\n"
       "`reboot` can itself exit 0). Not kured's sentinel as it is (it exits 0 with no reboot\n"
-      "needed): use /usr/lib/upgrade-guard/kured-sentinel, which also needs /run/reboot-required.");
+      "needed): use /usr/libexec/upgrade-guard/kured-sentinel, which also needs /run/reboot-required.");
   status->callback([&ctx] { ctx.exit_code = gate_status(ctx); });
 
   auto reason = std::make_shared<std::string>();

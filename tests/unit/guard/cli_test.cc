@@ -1,6 +1,7 @@
 // The CLI as a user meets it: the built binary, its exit codes and output.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "tests/common/test_env.h"
@@ -75,6 +76,41 @@ TEST(CliTest, CheckJsonHasSchemaOne) {
   EXPECT_EQ(j["schema"], 1);
   EXPECT_EQ(j["root"], root.path());
   EXPECT_TRUE(j["findings"].is_array());
+}
+
+// A host where another tool rewrote one package's files (npm over Debian's nodejs): the human
+// report is one line for that package, with the first paths; --verbose and --json give all.
+TEST(CliTest, ManyFindingsOfOnePackageAreOneLineWithTheFirstPaths) {
+  TempDir root;
+  TempDir state;
+  std::string status;
+  std::string nodejs_list = "/usr\n/usr/lib\n/usr/lib/node_modules\n";
+  for (int i = 0; i < 40; ++i) nodejs_list += "/usr/lib/node_modules/npm/lib/f" + std::to_string(i) + ".js\n";
+  status += "Package: nodejs\nStatus: install ok installed\nArchitecture: amd64\nVersion: 18.19.0\n\n";
+  status += "Package: hello\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2.10\n\n";
+  guard::testing::write_file(root / "var/lib/dpkg/status", status);
+  guard::testing::write_file(root / "var/lib/dpkg/info/nodejs.list", nodejs_list);
+  guard::testing::write_file(root / "var/lib/dpkg/info/hello.list", "/usr\n/usr/bin\n/usr/bin/hello\n");
+  guard::testing::make_dirs(root / "usr/lib/node_modules/npm/lib");
+  const std::vector<std::string> args{"check", "--root", root.path(), "--state-dir", state.path(), "--checks",
+                                      "package-files"};
+  auto r = run_guard(args);
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.out.find("BLOCK nodejs: 40 files missing\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("/usr/lib/node_modules/npm/lib/f0.js"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("/usr/lib/node_modules/npm/lib/f3.js"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("... and 37 more (--verbose or --json lists every one)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("/usr/bin/hello"), std::string::npos) << r.out;  // a lone finding: its own line
+  EXPECT_LT(std::count(r.out.begin(), r.out.end(), '\n'), 15) << r.out;
+
+  auto args_verbose = args;
+  args_verbose.push_back("--verbose");
+  auto verbose = run_guard(args_verbose);
+  EXPECT_NE(verbose.out.find("/usr/lib/node_modules/npm/lib/f39.js"), std::string::npos) << verbose.out;
+  auto args_json = args;
+  args_json.push_back("--json");
+  auto j = nlohmann::json::parse(run_guard(args_json).out);
+  EXPECT_EQ(j["findings"].size(), 42u);  // and hello's missing /usr/bin directory
 }
 
 }  // namespace
