@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <sstream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -91,6 +92,25 @@ TEST_F(RunTest, UpgradeThatRemovesANeededLibraryIsRolledBack) {
   EXPECT_TRUE(slurp(root_->path(std::string(kLibDir) + "/libugdemo.so.1")) == lib) << "the library is restored";
   EXPECT_TRUE(root_->chroot({"/usr/bin/ugdemo-tool"}).ok()) << "the restored root runs the tool again";
   EXPECT_TRUE(broken_root_kept());
+  // `snapshot list` shows the broken root the rollback's message names, marked as such.
+  auto list = root_->guard({"snapshot", "list"});
+  EXPECT_EQ(list.exit_code, 0) << list.err;
+  bool listed = false;
+  std::istringstream lines(list.out);
+  for (std::string line; std::getline(lines, line);)
+    if (line.rfind("rollback-", 0) == 0 && line.find("-broken ") != std::string::npos &&
+        line.find(" broken ") != std::string::npos)
+      listed = true;
+  EXPECT_TRUE(listed) << list.out;
+  // Prunable by policy: snapshot.keep_broken = 0 deletes it, and keeps the snapshot.
+  const std::string policy = dir_ / "keep-no-broken.toml";
+  guard::testing::write_file(policy, "[snapshot]\nkeep_broken = 0\n", 0644);
+  auto prune = root_->guard({"--policy", policy, "snapshot", "prune"});
+  EXPECT_EQ(prune.exit_code, 0) << prune.out << prune.err;
+  EXPECT_FALSE(broken_root_kept()) << prune.out;
+  auto after = nlohmann::json::parse(root_->guard({"--json", "snapshot", "list"}).out, nullptr, false);
+  ASSERT_EQ(after["snapshots"].size(), 1u) << after.dump(2);
+  EXPECT_NE(after["snapshots"][0]["state"], "broken");
 }
 
 TEST_F(RunTest, BinaryNeedingAMissingSymbolVersionIsRolledBack) {
