@@ -158,7 +158,8 @@ RunSummary RunPipeline::hook_post() {
     // The pre hook took no run (it said why, or the package was installed by this very apt
     // run and had no pre hook yet): nothing to check, nothing to say.
     s.outcome = RunOutcome::passed;
-    s.message = "no guarded run for " + apt_name(*apt) + " (the pre-invoke hook took none)";
+    s.message = "no guarded run for " + apt_name(*apt) +
+                " (the pre-invoke hook took none): what dpkg changed was NOT checked";
     return s;
   }
   auto record = ctx_.store.get_run(session->run_id);

@@ -158,9 +158,14 @@ TEST_F(HookTest, RepeatedDpkgInvocationsOfOneAptProcessAreOneRun) {
   auto nested = host_guard({"hook", "pre"}, {{"UPGRADE_GUARD_RUN", "7"}});
   EXPECT_EQ(nested.exit_code, 0);
   EXPECT_EQ(nested.err, "");
+  // A post hook without a pre hook (the package's own installation: apt read its configuration
+  // before the hook existed) is quiet; -v says that nothing was checked. It never fails apt.
   auto orphan = host_guard({"hook", "post"});
   EXPECT_EQ(orphan.exit_code, 0) << orphan.err;
-  EXPECT_NE(orphan.err.find("NOT checked"), std::string::npos) << orphan.err;
+  EXPECT_EQ(orphan.err, "");
+  auto orphan_verbose = host_guard({"-v", "hook", "post"});
+  EXPECT_EQ(orphan_verbose.exit_code, 0) << orphan_verbose.err;
+  EXPECT_NE(orphan_verbose.err.find("NOT checked"), std::string::npos) << orphan_verbose.err;
   EXPECT_EQ(history(host_guard({"--json", "history"}))["runs"].size(), 1u);
 }
 
@@ -179,6 +184,65 @@ TEST_F(HookTest, HookPolicyRollbackRestoresTheRoot) {
   EXPECT_NE(post.err.find("rolled back"), std::string::npos) << post.err;
   EXPECT_EQ(slurp(root_->path("/var/lib/dpkg/status")), status_before);
   EXPECT_NE(slurp(root_->path(std::string(kLibDir) + "/libugdemo.so.1")), "");
+}
+
+// Hook mode off without touching the conffile: for one apt run (UPGRADE_GUARD_HOOK=off), or
+// by policy (hook.enabled = false). apt runs unguarded and nothing is recorded.
+TEST_F(HookTest, HookModeTurnsOffByEnvironmentOrPolicy) {
+  install_hook();
+  ASSERT_FALSE(HasFailure());
+  auto off = root_->chroot({"env", "UPGRADE_GUARD_HOOK=off", "apt-get", "install", "-y", broken_});
+  EXPECT_EQ(off.exit_code, 0) << off.out << off.err;
+  EXPECT_EQ((off.out + off.err).find("upgrade-guard"), std::string::npos) << off.out << off.err;
+  EXPECT_EQ(history(inside({"--json", "history"}))["runs"].size(), 0u);
+  EXPECT_EQ(inside({"gate", "status"}).exit_code, 0);
+
+  guard::testing::write_file(root_->path("/etc/upgrade-guard/policy.toml"), "[hook]\nenabled = false\n", 0644);
+  auto disabled = root_->chroot({"apt-get", "install", "-y", harmless_});
+  EXPECT_EQ(disabled.exit_code, 0) << disabled.out << disabled.err;
+  EXPECT_EQ((disabled.out + disabled.err).find("upgrade-guard"), std::string::npos) << disabled.err;
+  EXPECT_EQ(history(inside({"--json", "history"}))["runs"].size(), 0u);
+
+  guard::testing::write_file(root_->path("/etc/upgrade-guard/policy.toml"), "[hook]\nenabled = true\n", 0644);
+  auto on = root_->chroot({"apt-get", "install", "-y", "--reinstall", harmless_});
+  EXPECT_EQ(on.exit_code, 0) << on.out << on.err;
+  EXPECT_EQ(history(inside({"--json", "history"}))["runs"].size(), 1u);
+
+  // A guard that cannot even start (a library it needs broken) never makes apt unusable: apt
+  // says this run is not guarded and goes on; UPGRADE_GUARD_HOOK=off silences it.
+  const std::string sbin = root_->path("/usr/sbin/upgrade-guard");
+  std::filesystem::rename(sbin, sbin + ".real");
+  guard::testing::write_file(sbin, "#!/bin/sh\necho 'error while loading shared libraries' >&2\nexit 127\n", 0755);
+  auto crashed = root_->chroot({"apt-get", "install", "-y", "--reinstall", harmless_});
+  EXPECT_EQ(crashed.exit_code, 0) << crashed.out << crashed.err;
+  EXPECT_NE((crashed.out + crashed.err).find("hook post failed with status 127: this apt run is NOT guarded"),
+            std::string::npos)
+      << crashed.out << crashed.err;
+  auto silenced = root_->chroot({"env", "UPGRADE_GUARD_HOOK=off", "apt-get", "install", "-y", "--reinstall", harmless_});
+  EXPECT_EQ(silenced.exit_code, 0) << silenced.out << silenced.err;
+  EXPECT_EQ((silenced.out + silenced.err).find("upgrade-guard"), std::string::npos) << silenced.err;
+  std::filesystem::rename(sbin + ".real", sbin);
+}
+
+// The package's prerm on removal: the run the removing apt's pre hook opened ends (recorded
+// interrupted: its post hook will not exist any more) and the session goes.
+TEST_F(HookTest, HookReleaseEndsTheRunThisAptOpened) {
+  int fd = hold_frontend_lock();
+  auto pre = host_guard({"hook", "pre"});
+  ASSERT_EQ(pre.exit_code, 0) << pre.err;
+  auto release = host_guard({"hook", "release"});
+  ::close(fd);
+  EXPECT_EQ(release.exit_code, 0) << release.err;
+  EXPECT_NE(release.err.find("run 1 ends unchecked"), std::string::npos) << release.err;
+  EXPECT_NE(release.err.find("released"), std::string::npos) << release.err;
+  auto runs = history(host_guard({"--json", "history"}));
+  ASSERT_EQ(runs["runs"].size(), 1u) << runs.dump(2);
+  EXPECT_EQ(runs["runs"][0]["outcome"], "interrupted");
+  EXPECT_FALSE(std::filesystem::exists(root_->state_dir() + "/../run/hook-session"));
+  // Nothing is left to block the next guard.
+  EXPECT_EQ(host_guard({"gate", "status"}).exit_code, 0);
+  auto next = host_guard({"--json", "history"});
+  EXPECT_EQ(next.err.find("unfinished"), std::string::npos) << next.err;
 }
 
 }  // namespace

@@ -113,5 +113,19 @@ TEST(CliTest, ManyFindingsOfOnePackageAreOneLineWithTheFirstPaths) {
   EXPECT_EQ(j["findings"].size(), 42u);  // and hello's missing /usr/bin directory
 }
 
+// /etc/kernel/postinst.d/zz-upgrade-guard: the version is noted for the next trial boot; a bad
+// argument is said and never fails the kernel's configure.
+TEST(CliTest, HookKernelNotesTheVersionAndNeverFails) {
+  TempDir state;
+  auto r = run_guard({"--state-dir", state.path(), "hook", "kernel", "6.1.0-99-amd64", "/boot/vmlinuz-6.1.0-99-amd64"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(guard::testing::read_file(state / "next-kernel"), "6.1.0-99-amd64\n");
+  auto bad = run_guard({"--state-dir", state.path(), "hook", "kernel", "../../etc"});
+  EXPECT_EQ(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("is not noted"), std::string::npos) << bad.err;
+  auto missing_dir = run_guard({"--state-dir", state / "no/such/dir", "hook", "kernel", "6.1.0-99-amd64"});
+  EXPECT_EQ(missing_dir.exit_code, 0) << missing_dir.err;
+}
+
 }  // namespace
 }  // namespace guard
