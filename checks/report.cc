@@ -37,6 +37,10 @@ std::size_t Report::blocking_count() const {
   return static_cast<std::size_t>(std::count_if(findings.begin(), findings.end(), is_blocking));
 }
 
+bool Report::has_check_error() const {
+  return std::any_of(checks.begin(), checks.end(), [](const CheckSummary& c) { return c.status == CheckStatus::error; });
+}
+
 void Report::finalize() {
   std::map<std::string, std::pair<bool, bool>> by_check;  // id -> (blocking, warning)
   for (const auto& f : findings) {
@@ -52,10 +56,7 @@ void Report::finalize() {
                : it->second.second  ? CheckStatus::warned
                                     : CheckStatus::passed;
   }
-  bool errored = std::any_of(checks.begin(), checks.end(), [](const CheckSummary& c) {
-    return c.status == CheckStatus::error;
-  });
-  verdict = blocking_count() > 0 || errored ? Verdict::fail : Verdict::pass;
+  verdict = blocking_count() > 0 || has_check_error() ? Verdict::fail : Verdict::pass;
 }
 
 void apply_baseline(Report& report, const std::vector<std::string>& baseline_keys) {

@@ -66,6 +66,8 @@ struct Report {
 
   // Blocking findings that are not in the baseline.
   [[nodiscard]] std::size_t blocking_count() const;
+  // True when some check could not run to the end (CheckStatus::error).
+  [[nodiscard]] bool has_check_error() const;
   // Recomputes verdict and per-check status from the findings.
   void finalize();
 };

@@ -4,7 +4,6 @@
 // guard/audit/prometheus.h.
 #pragma once
 
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -32,12 +31,7 @@ struct AuditResult {
   // The audit fails (exit 1, the unit shows in `systemctl --failed`) when a check could not run,
   // or, once a baseline is accepted, when a new blocking finding appeared. Before the first
   // `baseline accept` the findings are reported for review and fail nothing.
-  [[nodiscard]] bool failed() const {
-    const bool errored = std::any_of(report.checks.begin(), report.checks.end(), [](const checks::CheckSummary& c) {
-      return c.status == checks::CheckStatus::error;
-    });
-    return errored || (baseline_found && new_blocking > 0);
-  }
+  [[nodiscard]] bool failed() const { return report.has_check_error() || (baseline_found && new_blocking > 0); }
 };
 
 // Audits ctx.root. Fails (what="busy") at once while a guarded run of it is alive, and waits

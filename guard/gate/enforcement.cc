@@ -70,11 +70,17 @@ const std::vector<std::string>& reboot_block_targets() {
   return targets;
 }
 
-std::string reboot_block_drop_in(std::string_view reason) {
+// The gate's reason on one line, trimmed: for a unit file comment and the inhibitor's "why".
+std::string one_line(std::string_view reason) {
   std::string flat;
   for (char c : reason) flat += (c == '\n' || c == '\r') ? ' ' : c;
+  return std::string(base::trim(flat));
+}
+
+std::string reboot_block_drop_in(std::string_view reason) {
+  const std::string flat = one_line(reason);
   std::string text = "# upgrade-guard: the reboot gate is closed";
-  if (!base::trim(flat).empty()) text += ": " + std::string(base::trim(flat));
+  if (!flat.empty()) text += ": " + flat;
   text +=
       "\n"
       "# Written by upgrade-guard while its reboot gate is closed, removed when it opens.\n"
@@ -85,10 +91,9 @@ std::string reboot_block_drop_in(std::string_view reason) {
 }
 
 std::string inhibitor_why(std::string_view reason) {
-  std::string flat;
-  for (char c : reason) flat += (c == '\n' || c == '\r') ? ' ' : c;
+  const std::string flat = one_line(reason);
   std::string why = "REBOOT REFUSED by upgrade-guard: the reboot gate is closed";
-  if (!base::trim(flat).empty()) why += " (" + std::string(base::trim(flat)) + ")";
+  if (!flat.empty()) why += " (" + flat + ")";
   why +=
       ". The machine will not reboot or power off, even if this command exits 0. "
       "`upgrade-guard gate status` says why; `upgrade-guard gate open` once it is fixed.";
