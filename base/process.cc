@@ -19,6 +19,7 @@
 #include <functional>
 #include <future>
 
+#include "base/mount_namespace.h"
 #include "base/unique_fd.h"
 
 namespace guard::base {
@@ -79,12 +80,19 @@ std::vector<MountStep> system_dir_steps(const std::string& root) {
 struct ChildSetup {
   const Command* command;
   std::vector<MountStep> steps;
+  int host_namespace = -1;  // host_mount_namespace(), read before the fork
   template <class Executor>
   void operator()(Executor& exec) const {
     ::setpgid(0, 0);
     auto failed = [&exec](const char* what) {
       exec.set_error(std::error_code(errno, std::system_category()), what);
     };
+    // The guard's private mount namespace holds its own mounts (the btrfs top level); a
+    // command on the system itself (apt and its maintainer scripts) runs in the host's, so
+    // what it mounts is the system's. A chrooted command may need a root only the guard's
+    // namespace shows (a snapshot under the top level) and stays.
+    if (!command->chroot && host_namespace >= 0 && ::setns(host_namespace, CLONE_NEWNS) != 0)
+      return failed("setns host mount namespace");
     if (!steps.empty()) {
       if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
         return failed("unshare mount namespace");
@@ -133,7 +141,7 @@ Result<ProcessResult> SystemCommandRunner::run(const Command& command) {
   auto on_exit = [&](int, const std::error_code&) { exited = true; };
   auto started = std::chrono::steady_clock::now();
   std::optional<bp::child> child;
-  ChildSetup setup{&command, {}};
+  ChildSetup setup{&command, {}, host_mount_namespace()};
   if (command.chroot && command.bind_system_dirs) setup.steps = system_dir_steps(*command.chroot);
   // Output::tee: the child writes straight into the log file (O_APPEND), so its output never
   // depends on this process staying alive (a killed guard must not break the upgrade's

@@ -68,6 +68,14 @@ struct RollbackOptions {
   // Who asked, stored in the journal so that a journal found after a crash is matched to the
   // record of whoever started it (find_rollback). e.g. "upgrade-guard rollback 3".
   std::string owner;
+  // The live root, with a unit that runs `recover --at-shutdown` when the system goes down:
+  // make the restored subvolume now, and carry the preserve paths, move the nested subvolumes,
+  // restore /boot and exchange the roots only then (complete_prepared()), after the services
+  // that write them have stopped. Without it all of that happens at once.
+  bool prepare_only = false;
+  // This boot's id (/proc/sys/kernel/random/boot_id), kept in the journal of a prepared
+  // rollback: one prepared in an earlier boot was never completed by its shutdown.
+  std::string boot_id;
   // Test hook (not a build flag): return an "interrupted" error right after this step is
   // recorded, leaving everything as a crash at that point would.
   std::optional<RollbackStep> stop_after;
@@ -77,6 +85,9 @@ struct RollbackResult {
   std::string snapshot_id;
   std::string method;             // "exchange", "exchange+set-default", "set-default", "copy"
   bool takes_effect_now = false;  // --root: the root's path shows the restored tree now; live: next boot
+  // Where the restored tree can be read now, while the backend lives (the btrfs top level's
+  // path to the root subvolume), e.g. "/run/upgrade-guard/top/@rootfs"; "" when not known.
+  std::string restored_path;
   std::string broken;             // where the old root is kept, e.g. "@upgrade-guard/rollback-20261122-200102-broken"
   std::vector<std::string> preserved;  // root-relative paths carried over, e.g. "/var/log"
   std::vector<std::string> nested;     // nested subvolumes moved, e.g. "/var/lib/docker"
@@ -95,6 +106,7 @@ struct PendingRollback {
   bool can_revert = false;  // true until the swap: reverting leaves the old root untouched
   std::string owner;        // RollbackOptions::owner, "" for a journal written without one
   std::string state;        // "in-progress", "complete" or "reverted"
+  bool prepared = false;    // a live rollback waiting for complete_prepared() (shutdown)
 };
 
 enum class ResumeMode { complete, revert };
@@ -129,6 +141,14 @@ class SnapshotBackend {
   // Finishes (complete) or undoes (revert; only before the swap) an interrupted rollback. A
   // journal that already says complete or reverted gives its result again.
   [[nodiscard]] virtual base::Result<RollbackResult> resume_rollback(const std::string& journal, ResumeMode mode) = 0;
+  // Completes every rollback made with prepare_only: what the system shutting down (or, after a
+  // power loss, booting before local services start) calls. Empty when there is none.
+  // `except_boot`: leave the rollbacks prepared during that boot (its own shutdown completes
+  // them), e.g. the current boot's id early in a boot.
+  [[nodiscard]] virtual base::Result<std::vector<RollbackResult>> complete_prepared(const std::string& except_boot = "") {
+    (void)except_boot;
+    return std::vector<RollbackResult>{};
+  }
 
   // Removes incomplete snapshots, then keeps the newest `keep` snapshots and the newest
   // `keep_broken` broken roots (roots rollbacks replaced, counted apart) and every id in

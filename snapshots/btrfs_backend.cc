@@ -39,6 +39,12 @@ bool path_exists(const std::string& p) {
   return ::lstat(p.c_str(), &st) == 0;
 }
 
+// Whether two paths name the same directory (the same inode of the same mount's device).
+bool same_dir(const std::string& a, const std::string& b) {
+  struct stat sa {}, sb {};
+  return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 bool valid_id(const std::string& id) {
   return !id.empty() && id.find('/') == std::string::npos && id != "." && id != ".." && id[0] != '.';
 }
@@ -126,6 +132,13 @@ struct Journal {
   bool exchange = true;
   bool set_default = false;
   bool live = false;
+  // --root DIR where DIR is itself a mount of the root subvolume (subvol=@rootfs): the mount
+  // keeps showing the replaced tree until it is mounted again.
+  bool mounted = false;
+  // Live, RollbackOptions::prepare_only: everything after restore_created waits for
+  // complete_prepared() (the shutdown).
+  bool prepared = false;
+  std::string boot_id;  // the boot that prepared it
   bool boot = false;
   std::string esp_path;  // root-relative, "" when the snapshot holds no ESP copy
   std::vector<std::string> preserve;
@@ -149,6 +162,9 @@ struct Journal {
            {"exchange", exchange},
            {"set_default", set_default},
            {"live", live},
+           {"mounted", mounted},
+           {"prepared", prepared},
+           {"boot_id", boot_id},
            {"boot", boot},
            {"esp_path", esp_path},
            {"preserve", preserve},
@@ -180,6 +196,9 @@ struct Journal {
       jl.exchange = j.at("exchange");
       jl.set_default = j.at("set_default");
       jl.live = j.value("live", false);
+      jl.mounted = j.value("mounted", false);
+      jl.prepared = j.value("prepared", false);
+      jl.boot_id = j.value("boot_id", "");
       jl.boot = j.value("boot", false);
       jl.esp_path = j.value("esp_path", "");
       jl.preserve = j.at("preserve").get<std::vector<std::string>>();
@@ -207,18 +226,26 @@ constexpr base::StringTable<RollbackStep, 9> kSteps{{{
     {RollbackStep::done, "done"},
 }}};
 
-RollbackResult result_of(const Journal& j) {
+RollbackResult result_of(const Journal& j, const std::string& top) {
   RollbackResult r;
   r.snapshot_id = j.snapshot_id;
   r.method = j.exchange && j.set_default ? "exchange+set-default" : j.exchange ? "exchange" : "set-default";
-  r.takes_effect_now = !j.live;
+  r.takes_effect_now = !j.live && !j.mounted;
+  if (j.exchange && j.state == "complete") r.restored_path = top + "/" + j.root_name;
   r.broken = j.exchange ? j.broken_name : j.root_name.empty() ? "<top level>" : j.root_name;
   r.preserved = j.preserved_done;
   r.nested = j.nested;
   r.replaced_dir = "/" + j.replaced_dir();
   r.boot_restored = j.boot && j.step >= RollbackStep::boot_restored;
   r.journal = j.path;
-  if (j.live) {
+  if (j.live && j.prepared && j.step < RollbackStep::swapped) {
+    r.notes.push_back(
+        "prepared: the restored root replaces the running one when the system shuts down, after its services "
+        "have stopped; everything written to the preserve paths until then is carried into it");
+    r.notes.push_back(
+        "if the machine goes down without a shutdown (power loss), the next boot completes the rollback before "
+        "local services start and reboots into the restored root");
+  } else if (j.live) {
     r.notes.push_back("the running system still uses the old root; the restored root starts at the next boot");
     if (!j.nested.empty())
       r.notes.push_back(
@@ -227,6 +254,10 @@ RollbackResult result_of(const Journal& j) {
     r.notes.push_back("data written to the preserve paths from now until the reboot stays in the old root (" +
                       j.broken_name + ")");
   }
+  if (j.mounted)
+    r.notes.push_back("the root directory is a mount of subvolume " + j.root_name +
+                      " and keeps showing the replaced tree until it is mounted again (umount it, then mount "
+                      "subvol=" + j.root_name + " there): the restored tree is what that mount shows next");
   if (!j.exchange)
     r.notes.push_back(
         "the old root is the top level itself and stays where it is; the default subvolume now "
@@ -257,7 +288,8 @@ PendingRollback describe_journal(const Journal& j, const std::string& top) {
     auto id = btrfs::subvolume_id(top + "/" + j.root_name);
     swapped = id && *id == j.new_root_id;
   }
-  return PendingRollback{j.path, j.snapshot_id, j.step, !swapped && j.state == "in-progress", j.owner, j.state};
+  return PendingRollback{j.path,  j.snapshot_id, j.step, !swapped && j.state == "in-progress", j.owner, j.state,
+                         j.prepared && !swapped && j.state == "in-progress"};
 }
 
 // Every journal in the store, oldest first; an empty one (a claimed name whose plan was never
@@ -487,8 +519,9 @@ namespace {
 
 // Runs the rollback forward from the step after `j.step` to the end. Every step first checks
 // whether it already happened (a crash may fall between the act and the journal write).
+// `finishing`: also the steps a prepared rollback leaves for complete_prepared().
 base::Result<void> run_forward(Journal& j, const std::string& top, const std::string& store,
-                               const std::optional<RollbackStep>& stop_after) {
+                               const std::optional<RollbackStep>& stop_after, bool finishing = true) {
   auto topfd = open_dir(top);
   if (!topfd) return base::fail(topfd.error());
   const std::string old_root = j.root_name.empty() ? top : top + "/" + j.root_name;
@@ -518,6 +551,7 @@ base::Result<void> run_forward(Journal& j, const std::string& top, const std::st
     j.new_root_id = *id;
     if (auto r = finish(RollbackStep::restore_created); !r) return r;
   }
+  if (j.prepared && !finishing && !swapped()) return {};
 
   if (j.step < RollbackStep::preserved) {
     auto newfd = open_dir(new_root);
@@ -630,7 +664,8 @@ base::Result<void> run_forward(Journal& j, const std::string& top, const std::st
     }
     // A live root's old tree is still the running system until the reboot: read-only now,
     // every service on it would fail its writes (journald included). It stays writable.
-    if (j.exchange && !j.live && path_exists(top + "/" + j.broken_name)) {
+    // The same for a root directory that is a mount of the old tree: whoever uses it keeps it.
+    if (j.exchange && !j.live && !j.mounted && path_exists(top + "/" + j.broken_name)) {
       if (auto r = btrfs::set_read_only(top + "/" + j.broken_name, true); !r) return r;
     }
     // Described like a snapshot, so that `snapshot list` shows it and `snapshot delete` can
@@ -651,6 +686,37 @@ base::Result<void> run_forward(Journal& j, const std::string& top, const std::st
     if (auto x = finish(RollbackStep::broken_kept); !x) return x;
   }
   return finish(RollbackStep::done);
+}
+
+// A rollback interrupted after it carried the preserve paths and before the swap is completed
+// later (recover, the next boot): what was written to them in between is in the old root only.
+// Carries them again: each copy made before (the snapshot's own version is aside, or the
+// snapshot never had the path) is replaced by a fresh copy of the old root's.
+base::Result<void> refresh_preserved(Journal& j, const std::string& top, const std::string& store) {
+  const std::string old_root = j.root_name.empty() ? top : top + "/" + j.root_name;
+  const std::string new_root = top + "/" + j.restore_name;
+  for (const auto& p : j.preserved_done) {
+    std::string r = rel(p);
+    bool in_nested = false;
+    for (const auto& n : j.nested) in_nested = in_nested || under(r, n);
+    if (r.empty() || in_nested) continue;
+    std::string name = base_of(r), parent = parent_of(r);
+    auto old_parent = open_in(old_root, parent, false);
+    if (!old_parent || !exists_at(old_parent->get(), name)) continue;  // nothing was carried
+    auto new_parent = open_in(new_root, parent, false);
+    if (!new_parent) continue;
+    auto aside = open_in(new_root, j.replaced_dir() + (parent.empty() ? "" : "/" + parent), false);
+    const bool ours = (aside && exists_at(aside->get(), name)) || !path_exists(store + "/" + j.snapshot_id + "/" + r);
+    if (!ours) continue;
+    std::string tmp = name + ".upgrade-guard-tmp";
+    if (auto x = remove_tree(new_parent->get(), tmp); !x) return x;
+    auto copied = copy_tree(old_parent->get(), name, new_parent->get(), tmp);
+    if (!copied) return base::fail(copied.error());
+    if (auto x = remove_tree(new_parent->get(), name); !x) return x;
+    if (::renameat(new_parent->get(), tmp.c_str(), new_parent->get(), name.c_str()) != 0)
+      return base::fail_errno("renameat", new_root + "/" + r);
+  }
+  return {};
 }
 
 // Undoes a rollback that has not swapped: nested subvolumes go back, /boot goes back, the
@@ -736,6 +802,9 @@ base::Result<RollbackResult> BtrfsBackend::rollback(const std::string& id, const
     return base::fail(kRefused, layout_.root_dir,
                       "the root is the top level and pinned by subvol=: nothing can swap it");
   j.live = layout_.live;
+  j.prepared = j.live && options.prepare_only && j.exchange;
+  j.boot_id = options.boot_id;
+  j.mounted = !j.live && layout_.mount_fs_root != "/" && same_dir(layout_.mount_point, layout_.root_dir);
   j.boot = snap->boot_captured;
   j.esp_path = snap->esp_path;
   j.preserve = options.preserve ? *options.preserve : preserve_;
@@ -745,8 +814,21 @@ base::Result<RollbackResult> BtrfsBackend::rollback(const std::string& id, const
   if (auto r = j.save(); !r) return base::fail(r.error());
   if (options.stop_after && *options.stop_after == RollbackStep::planned)
     return base::fail(base::Error{"rollback", j.path, EINTR, "interrupted after step planned (test hook)"});
-  if (auto r = run_forward(j, top(), store(), options.stop_after); !r) return base::fail(r.error());
-  return result_of(j);
+  if (auto r = run_forward(j, top(), store(), options.stop_after, false); !r) return base::fail(r.error());
+  return result_of(j, top());
+}
+
+base::Result<std::vector<RollbackResult>> BtrfsBackend::complete_prepared(const std::string& except_boot) {
+  auto all = load_journals(store());
+  if (!all) return base::fail(all.error());
+  std::vector<RollbackResult> out;
+  for (auto& j : *all) {
+    if (j.state != "in-progress" || !j.prepared) continue;
+    if (!except_boot.empty() && j.boot_id == except_boot) continue;
+    if (auto r = run_forward(j, top(), store(), std::nullopt, true); !r) return base::fail(r.error());
+    out.push_back(result_of(j, top()));
+  }
+  return out;
 }
 
 base::Result<std::vector<PendingRollback>> BtrfsBackend::pending_rollbacks() {
@@ -773,10 +855,13 @@ base::Result<std::optional<PendingRollback>> BtrfsBackend::find_rollback(const s
 base::Result<RollbackResult> BtrfsBackend::resume_rollback(const std::string& journal, ResumeMode mode) {
   auto j = Journal::load(journal);
   if (!j) return base::fail(j.error());
-  if (j->state != "in-progress") return result_of(*j);
+  if (j->state != "in-progress") return result_of(*j, top());
   if (mode == ResumeMode::complete) {
-    if (auto r = run_forward(*j, top(), store(), std::nullopt); !r) return base::fail(r.error());
-    return result_of(*j);
+    if (describe_journal(*j, top()).can_revert && j->step >= RollbackStep::preserved) {
+      if (auto r = refresh_preserved(*j, top(), store()); !r) return base::fail(r.error());
+    }
+    if (auto r = run_forward(*j, top(), store(), std::nullopt, false); !r) return base::fail(r.error());
+    return result_of(*j, top());
   }
   auto pending = pending_rollbacks();
   if (!pending) return base::fail(pending.error());
@@ -786,7 +871,7 @@ base::Result<RollbackResult> BtrfsBackend::resume_rollback(const std::string& jo
                         "the restored root has already been swapped in; the rollback can only be completed");
   }
   if (auto r = run_revert(*j, top(), store()); !r) return base::fail(r.error());
-  auto res = result_of(*j);
+  auto res = result_of(*j, top());
   res.notes.push_back("the rollback was reverted; the root is as it was before it");
   return res;
 }

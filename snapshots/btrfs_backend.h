@@ -56,6 +56,7 @@ class BtrfsBackend final : public SnapshotBackend {
   [[nodiscard]] base::Result<RollbackResult> rollback(const std::string& id, const RollbackOptions& options) override;
   [[nodiscard]] base::Result<std::vector<PendingRollback>> pending_rollbacks() override;
   [[nodiscard]] base::Result<std::optional<PendingRollback>> find_rollback(const std::string& owner) override;
+  [[nodiscard]] base::Result<std::vector<RollbackResult>> complete_prepared(const std::string& except_boot) override;
   [[nodiscard]] base::Result<RollbackResult> resume_rollback(const std::string& journal, ResumeMode mode) override;
 
   // e.g. "/run/upgrade-guard/top"

@@ -5,7 +5,10 @@
 
 #include <utility>
 
+#include "base/log.h"
+#include "base/mount_namespace.h"
 #include "base/unique_fd.h"
+#include "formats/mount_table.h"
 #include "snapshots/btrfs.h"
 #include "snapshots/tree_copy.h"
 
@@ -17,6 +20,16 @@ base::Result<TopLevelMount> TopLevelMount::mount(const std::string& device, cons
   base::UniqueFd slash(::open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!slash) return base::fail_errno("open", "/");
   if (auto r = make_dirs_at(slash.get(), mount_point); !r) return base::fail(r.error());
+  // An earlier version mounted the top level in the host's namespace and left it there when it
+  // was killed; mounting again would fail with EBUSY. Nothing of ours uses it (this version's
+  // mounts die with their process): detach it here and in the host's namespace.
+  if (auto table = formats::MountTable::mountinfo(); table && table->find_target(mount_point)) {
+    (void)::umount2(mount_point.c_str(), MNT_DETACH);
+    auto host = base::unmount_in_host_namespace(mount_point);
+    base::log(base::LogLevel::warning, "",
+              "an earlier upgrade-guard, killed while it worked, left the btrfs top level mounted at " +
+                  mount_point + (host ? "; unmounted it" : "; unmounting it failed: " + host.error().to_string()));
+  }
   if (::mount(device.c_str(), mount_point.c_str(), "btrfs", MS_NOSUID | MS_NODEV | MS_NOATIME, "subvolid=5") != 0)
     return base::fail_errno("mount", mount_point, errno, "cannot mount the btrfs top level of " + device);
   TopLevelMount top(mount_point, true);

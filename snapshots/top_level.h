@@ -15,9 +15,10 @@ inline constexpr const char* kTopMountPoint = "/run/upgrade-guard/top";
 // it made (mount(2) with subvolid=5, then MS_PRIVATE so nothing propagates to or from it) or
 // borrows an existing top-level mount and leaves it alone.
 //
-// No private mount namespace: the guard process that swaps the root must see this mount, and
-// unshare(CLONE_NEWNS) is refused in a multi-threaded process; MS_PRIVATE keeps it out of
-// other namespaces' mount tables instead.
+// The guard's main() moved it into a private mount namespace (base/mount_namespace.h), so the
+// mount exists only there and ends with the process, even on SIGKILL; MS_PRIVATE keeps it out
+// of namespaces copied from ours. A mount an older version left at `mount_point` in the host's
+// namespace is detached first (a warning says so).
 class TopLevelMount {
  public:
   // Mounts subvolid=5 of `device` at `mount_point` (created if missing).

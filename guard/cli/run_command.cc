@@ -1,6 +1,9 @@
 // upgrade-guard run -- CMD..., and upgrade-guard recover.
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -9,7 +12,12 @@
 #include "guard/cli/cli.h"
 #include "guard/cli/invocation.h"
 #include "guard/cli/render.h"
+#include "guard/core/locks.h"
+#include "guard/core/rollback.h"
 #include "guard/run/pipeline.h"
+#include "base/atomic_file.h"
+#include "base/log.h"
+#include "base/strings.h"
 
 namespace guard::cli {
 namespace {
@@ -26,6 +34,94 @@ RunContext* context_for(CliContext& ctx, const char* what) {
     return nullptr;
   }
   return *run_ctx;
+}
+
+// journalctl MESSAGE_ID=4e1b7c29a0d34f5e8b6a9c2d1e0f3a57 lists every rollback.
+constexpr const char* kRollbackMessageId = "4e1b7c29a0d34f5e8b6a9c2d1e0f3a57";
+
+// `recover --at-boot` (ExecStart of upgrade-guard-rollback-completion.service, early in every
+// boot) and `recover --at-shutdown` (its ExecStop): arm and complete prepared live rollbacks.
+int complete_prepared(CliContext& ctx, bool at_boot) {
+  if (int rc = require_root("recover"); rc != kExitOk) return rc;
+  const GlobalOptions& o = ctx.options;
+  const std::string marker = o.run_dir + "/" + kShutdownCompletionFile;
+  auto say = [&](const std::string& text) {
+    std::printf("%s\n", text.c_str());
+    base::log(base::LogLevel::info, kRollbackMessageId, text);
+  };
+  auto store = ctx.invocation().existing_store();
+  if (!store) return report_error(store.error().error, store.error().exit_code);
+  if (at_boot) {
+    if (::mkdir(o.run_dir.c_str(), 0755) != 0 && errno != EEXIST)
+      return report_error(base::Error{"mkdir", o.run_dir, errno, "cannot create the run directory"}, kExitEnvironment);
+    if (auto w = base::write_file_atomic(marker, "recover --at-shutdown completes prepared rollbacks\n", 0644); !w)
+      return report_error(w.error(), kExitEnvironment);
+  }
+  if (*store == nullptr) {
+    say("no state database: no prepared rollback");
+    return kExitOk;
+  }
+  RunContext* run_ctx = context_for(ctx, "recover");
+  if (run_ctx == nullptr) return ctx.exit_code;
+  if (!run_ctx->live) {
+    std::fprintf(stderr, "upgrade-guard: recover --at-boot and --at-shutdown are for the running system, not --root\n");
+    return kExitUsage;
+  }
+  auto system_state = run_ctx->runner.run({{"systemctl", "is-system-running"}, std::chrono::seconds(30)});
+  const std::string state = system_state ? system_state->out : std::string();
+  if (at_boot && state.rfind("starting", 0) != 0 && state.rfind("initializing", 0) != 0) {
+    // Started on a running system (the package's installation): arm only; never reboot it.
+    say("armed: live rollbacks are completed at shutdown from now on");
+    return kExitOk;
+  }
+  if (!at_boot) {
+    // Stopped by a package removal or `systemctl stop`, not by a shutdown: the services still
+    // run, and nothing will complete a rollback prepared from now on. Disarm; a rollback
+    // already prepared is completed now, as it would be without this unit.
+    if (state.rfind("stopping", 0) != 0) {
+      (void)::unlink(marker.c_str());
+      say("the system is not shutting down: rollbacks complete at once from now on, until the next boot");
+    }
+  }
+  auto lock = GuardLock::acquire(o.run_dir, std::chrono::seconds(60), [&](const std::string& why) { say(why); });
+  if (!lock) say("going on without the guard's lock: " + lock.error().to_string());
+  auto backend = run_ctx->snapshots.get();
+  if (!backend) {
+    say("no prepared rollback (no snapshot backend: " + backend.error().to_string() + ")");
+    return kExitOk;
+  }
+  auto pending = (*backend)->pending_rollbacks();
+  if (!pending) return report_error(pending.error(), kExitEnvironment);
+  bool any = false;
+  for (const auto& p : *pending) any = any || p.prepared;
+  if (!any) {
+    say("no prepared rollback");
+    return kExitOk;
+  }
+  // journald writes to /var/log/journal until the very end: hand its files over to /run first,
+  // so the copy carried into the restored root is whole.
+  if (!at_boot) (void)run_ctx->runner.run({{"journalctl", "--relinquish-var"}, std::chrono::seconds(60)});
+  // At boot, only what an earlier boot prepared and its shutdown never completed (a power loss).
+  auto done = (*backend)->complete_prepared(at_boot ? run_ctx->boot_id : std::string());
+  if (!done) {
+    base::log(base::LogLevel::error, kRollbackMessageId,
+              "completing the prepared rollback failed: " + done.error().to_string() +
+                  "; the next boot (or `upgrade-guard recover --at-shutdown` while shutting down) tries again");
+    return report_error(done.error(), kExitEnvironment);
+  }
+  for (const auto& r : *done)
+    say("rollback to " + r.snapshot_id + " completed: the restored root boots next; the replaced root is kept as " +
+        r.broken + (r.preserved.empty() ? "" : "; preserve paths carried: " + base::join(r.preserved, ", ")));
+  if (at_boot && !done->empty()) {
+    say("rebooting into the restored root");
+    auto reboot = run_ctx->runner.run({{"systemctl", "--no-block", "reboot"}, std::chrono::seconds(60)});
+    if (!reboot || !reboot->ok())
+      return report_error(base::Error{"systemctl", "reboot", 0,
+                                      "cannot reboot into the restored root: " +
+                                          (reboot ? reboot->describe() + " " + reboot->err : reboot.error().to_string())},
+                          kExitEnvironment);
+  }
+  return kExitOk;
 }
 
 }  // namespace
@@ -69,7 +165,22 @@ void add_recover_command(CLI::App& app, CliContext& ctx) {
   sub->add_flag("--abandon", *abandon,
                 "Give unfinished rollbacks up instead: revert what each did when the root was not swapped yet\n"
                 "(the root stays as it is) and record them abandoned");
-  sub->callback([&ctx, abandon] {
+  auto at_boot = std::make_shared<bool>(false);
+  auto at_shutdown = std::make_shared<bool>(false);
+  auto* boot_flag = sub->add_flag("--at-boot", *at_boot,
+                                  "Early in a boot (upgrade-guard-rollback-completion.service): arm the completion of live\n"
+                                  "rollbacks at shutdown; complete one an earlier boot prepared and never completed (power\n"
+                                  "loss) and reboot into the restored root");
+  auto* shutdown_flag = sub->add_flag("--at-shutdown", *at_shutdown,
+                                      "While the system goes down, after its services stopped (the same unit's ExecStop):\n"
+                                      "complete prepared live rollbacks, carrying the preserve paths and nested subvolumes");
+  boot_flag->excludes(shutdown_flag);
+  sub->get_option("--abandon")->excludes(boot_flag)->excludes(shutdown_flag);
+  sub->callback([&ctx, abandon, at_boot, at_shutdown] {
+    if (*at_boot || *at_shutdown) {
+      ctx.exit_code = complete_prepared(ctx, *at_boot);
+      return;
+    }
     RunContext* run_ctx = context_for(ctx, "recover");
     if (run_ctx == nullptr) return;
     auto recovered =

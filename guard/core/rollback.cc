@@ -1,5 +1,7 @@
 #include "guard/core/rollback.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <fmt/format.h>
 
@@ -105,6 +107,10 @@ snapshots::RollbackOptions rollback_options(const RunContext& ctx, const state::
       std::find(options.preserve->begin(), options.preserve->end(), dir) == options.preserve->end())
     options.preserve->push_back(base::normalize_path(dir));
   options.owner = record.owner();
+  struct stat st {};
+  options.prepare_only =
+      ctx.live && ::stat((ctx.paths.run_dir + "/" + kShutdownCompletionFile).c_str(), &st) == 0 && S_ISREG(st.st_mode);
+  options.boot_id = ctx.boot_id;
   return options;
 }
 

@@ -31,6 +31,11 @@ struct RollbackOutcome {
 // The options every rollback of `ctx.root` uses: the policy's preserve paths, plus the state
 // directory when it lies inside the live root (so the restored root boots with this record),
 // and the record's tag. e.g. {preserve={"/home", ..., "/var/lib/upgrade-guard"}, owner="upgrade-guard rollback 3"}.
+// In the run directory while the unit that completes prepared rollbacks at shutdown is active
+// (written by `recover --at-boot`, its ExecStart): live rollbacks are then prepared and
+// completed at shutdown; without it they complete at once.
+inline constexpr const char* kShutdownCompletionFile = "complete-at-shutdown";
+
 [[nodiscard]] snapshots::RollbackOptions rollback_options(const RunContext& ctx, const state::RollbackRecord& record);
 
 // Rolls ctx.root back to `snapshot_id`:

@@ -253,6 +253,19 @@ bool Run::preflight() {
     if (snap.required) return refuse("refused: the policy requires a snapshot but sets snapshot.backend = \"none\"", 4);
     return true;
   }
+  if (auto* b = backend(); b != nullptr && ctx_.live) {
+    // A rollback prepared for the shutdown replaces this root at the reboot: an upgrade now
+    // would be thrown away with it.
+    if (auto pending = b->pending_rollbacks(); pending) {
+      for (const auto& r : *pending) {
+        if (!r.prepared) continue;
+        const std::string why = "refused: a rollback to " + r.snapshot_id +
+                                " is prepared and replaces this root when the system shuts down: reboot first";
+        if (mode_ == Mode::command) return refuse(why, kExitEnvironment);
+        s_.notes.push_back("warning: " + why.substr(std::string("refused: ").size()));
+      }
+    }
+  }
   if (backend() == nullptr && snap.required) {
     auto b = ctx_.snapshots.get();
     return refuse("refused: no snapshot backend for " + ctx_.root.path() +
@@ -586,9 +599,10 @@ void Run::roll_back(const RunDecision& decision, const VerdictFacts& facts, cons
   s_.rollback = r;
   s_.notes.insert(s_.notes.end(), r.notes.begin(), r.notes.end());
   s_.notes.insert(s_.notes.end(), rolled->notes.begin(), rolled->notes.end());
-  if (r.takes_effect_now) {
-    // The restored root is another tree at the same path: open it again and check it.
-    auto restored_root = base::Root::open(ctx_.root.path());
+  if (r.takes_effect_now || (!ctx_.live && !r.restored_path.empty())) {
+    // The restored root is another tree at the same path (or, when the root directory is a
+    // mount of the old tree, at its path in the btrfs top level): open it again and check it.
+    auto restored_root = base::Root::open(r.takes_effect_now ? ctx_.root.path() : r.restored_path);
     auto restored = restored_root ? run_checks({*restored_root, ctx_.policy, ctx_.runner, ctx_.live}, {})
                                   : base::Result<checks::Report>(base::fail(restored_root.error()));
     if (restored) {
@@ -601,6 +615,9 @@ void Run::roll_back(const RunDecision& decision, const VerdictFacts& facts, cons
       s_.notes.push_back("the restored root could not be checked: " + restored.error().to_string());
     }
     s_.notes.push_back("the root is restored to snapshot " + *s_.snapshot + "; the broken root is kept as " + r.broken);
+  } else if (!ctx_.live) {
+    s_.notes.push_back("the root could not be checked: it is restored to snapshot " + *s_.snapshot +
+                       "; the broken root is kept as " + r.broken);
   } else {
     s_.notes.push_back("the root will be restored to snapshot " + *s_.snapshot + " at the next boot; the broken root is kept as " +
                        r.broken);

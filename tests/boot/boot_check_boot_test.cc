@@ -77,6 +77,20 @@ class BootCheckBootTest : public ::testing::Test {
     return std::move(*db);
   }
 
+  // A fresh btrfs image with its top level at `top` and the boot root in its subvolume `root`
+  // (fstab subvol=root); the container gets the loop device.
+  void make_btrfs_root(const std::string& top) {
+    image_ = std::make_unique<LoopImage>(tmp_ / "image", 6ULL << 30, "btrfs");
+    ASSERT_TRUE(image_->ok()) << image_->error();
+    ASSERT_TRUE(image_->mount(top, "subvolid=5"));
+    ASSERT_TRUE(run({"btrfs", "subvolume", "create", top + "/root"}).ok());
+    auto root = prepare_boot_root(top);
+    ASSERT_TRUE(root) << root.error().to_string();
+    root_dir_ = *root;
+    write_file(root_dir_ + "/etc/fstab", "UUID=" + image_->uuid() + " / btrfs subvol=root,defaults 0 0\n");
+    nspawn_args_ = {"--bind=" + image_->device()};
+  }
+
   TempDir tmp_{"ug-bootcheck"};
   std::string root_dir_;
   std::vector<std::string> nspawn_args_;
@@ -146,18 +160,10 @@ void install_app(const std::string& root) {
 }
 
 TEST_F(BootCheckBootTest, AFailedRequiredUnitRollsBackExactlyOnce) {
-  image_ = std::make_unique<LoopImage>(tmp_ / "image", 6ULL << 30, "btrfs");
-  ASSERT_TRUE(image_->ok()) << image_->error();
   const std::string top = tmp_ / "top";
-  ASSERT_TRUE(image_->mount(top, "subvolid=5"));
-  ASSERT_TRUE(run({"btrfs", "subvolume", "create", top + "/root"}).ok());
-  auto root = prepare_boot_root(top);
-  ASSERT_TRUE(root) << root.error().to_string();
-  root_dir_ = *root;
-  write_file(root_dir_ + "/etc/fstab", "UUID=" + image_->uuid() + " / btrfs subvol=root,defaults 0 0\n");
+  ASSERT_NO_FATAL_FAILURE(make_btrfs_root(top));
   install_app(root_dir_);
   make_dirs(root_dir_ + "/var/log/journal");  // persistent: the trial boot's journal stays in the broken root
-  nspawn_args_ = {"--bind=" + image_->device()};
 
   // Boot 1: the guarded "upgrade" passes its checks; the next boot is a trial.
   ASSERT_NO_FATAL_FAILURE(boot("before the upgrade"));
@@ -226,6 +232,62 @@ TEST_F(BootCheckBootTest, AFailedRequiredUnitRollsBackExactlyOnce) {
   ASSERT_EQ(trials->size(), 2U);
   EXPECT_EQ((*trials)[0].state, BootTrialState::failed) << (*trials)[0].message;
   EXPECT_EQ((*trials)[1].state, BootTrialState::rolled_back);
+}
+
+// A live rollback is only prepared; upgrade-guard-rollback-completion.service completes it when
+// the system goes down, after the services stopped: what was written to the preserve paths
+// between the rollback and the reboot is in the restored root.
+TEST_F(BootCheckBootTest, ALiveRollbackCarriesWhatWasWrittenUntilTheShutdown) {
+  const std::string top = tmp_ / "top";
+  ASSERT_NO_FATAL_FAILURE(make_btrfs_root(top));
+  // The application fails once the "upgrade" left /etc/ug-app-broken (not a preserve path).
+  write_file(root_dir_ + "/usr/local/bin/ug-app", "#!/bin/sh\ntest ! -e /etc/ug-app-broken\n", 0755);
+  write_file(root_dir_ + "/etc/systemd/system/ug-app.service",
+             "[Unit]\nDescription=boot test application\n\n[Service]\nType=oneshot\nRemainAfterExit=yes\n"
+             "ExecStart=/usr/local/bin/ug-app\n\n[Install]\nWantedBy=multi-user.target\n");
+  make_symlink("/etc/systemd/system/ug-app.service",
+               root_dir_ + "/etc/systemd/system/multi-user.target.wants/ug-app.service");
+  write_file(root_dir_ + "/usr/local/sbin/ug-breaking-upgrade",
+             "#!/bin/sh\nset -e\ntouch /etc/ug-upgraded /etc/ug-app-broken\nsystemctl restart ug-app.service || true\n",
+             0755);
+  write_file(root_dir_ + "/etc/upgrade-guard/policy.d/50-boot-test.toml",
+             "on_fail = \"rollback\"\n\n[services]\nrequired = [\"ug-app.service\"]\n\n"
+             "[snapshot]\nrequired = true\nmin_free = \"100MiB\"\n\n[preflight]\nmin_free_root = \"100MiB\"\n\n"
+             "[checks.libraries]\nseverity = \"off\"\n[checks.package-hashes]\nseverity = \"off\"\n"
+             "[checks.package-files]\nseverity = \"off\"\n[checks.symlinks]\nseverity = \"off\"\n",
+             0644);
+
+  ASSERT_NO_FATAL_FAILURE(boot("before the upgrade"));
+  EXPECT_EQ(output({"systemctl", "is-active", "upgrade-guard-rollback-completion.service"}), "active");
+  auto broken = box_->exec({"upgrade-guard", "--json", "run", "--", "/usr/local/sbin/ug-breaking-upgrade"}, 900);
+  ASSERT_EQ(broken.exit_code, 3) << broken.out << broken.err;
+  EXPECT_NE(broken.out.find("prepared: the restored root replaces the running one when the system shuts down"),
+            std::string::npos)
+      << broken.out;
+  // Nothing is exchanged yet: the running root's subvolume still has its name.
+  EXPECT_TRUE(fs::exists(root_dir_ + "/etc/ug-upgraded"));
+  // A new upgrade now would be thrown away at the reboot: refused.
+  auto refused = box_->exec({"upgrade-guard", "run", "--", "/bin/true"}, 300);
+  EXPECT_EQ(refused.exit_code, 4) << refused.out << refused.err;
+  EXPECT_NE((refused.out + refused.err).find("reboot first"), std::string::npos) << refused.out << refused.err;
+  // Written after the rollback, before the reboot, by a "service": must survive.
+  auto wrote = box_->exec({"sh", "-c", "mkdir -p /srv/db && printf 'row 1\\nrow 2 after the rollback\\n' > /srv/db/table"});
+  ASSERT_EQ(wrote.exit_code, 0) << wrote.err;
+  auto start = std::chrono::steady_clock::now();
+  ASSERT_NO_FATAL_FAILURE(reboot());
+  std::printf("[ measure  ] shutdown with the rollback's completion: %lld ms\n",
+              static_cast<long long>(
+                  std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - start).count()));
+
+  // The same path names the restored root: the upgrade is gone, the late write is there.
+  EXPECT_FALSE(fs::exists(root_dir_ + "/etc/ug-upgraded"));
+  EXPECT_FALSE(fs::exists(root_dir_ + "/etc/ug-app-broken"));
+  EXPECT_EQ(read_file(root_dir_ + "/srv/db/table"), "row 1\nrow 2 after the rollback\n");
+  ASSERT_NO_FATAL_FAILURE(boot("after the rollback"));
+  EXPECT_EQ(output({"systemctl", "is-active", "ug-app.service"}), "active");
+  // The boot into the restored root is its trial, and it is blessed.
+  auto trial = box_->exec({"upgrade-guard", "--json", "history", "--run", "1"});
+  EXPECT_NE(trial.out.find("rolled-back"), std::string::npos) << trial.out << trial.err;
 }
 
 }  // namespace

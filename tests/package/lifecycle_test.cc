@@ -195,6 +195,7 @@ TEST_F(PackageTest, InstallGuardedBreakingInstallRemoveWithTheGateClosedThenPurg
         "/etc/systemd/system/multi-user.target.wants/upgrade-guard-gate.service",
         "/etc/systemd/system/paths.target.wants/upgrade-guard-gate.path",
         "/etc/systemd/system/timers.target.wants/upgrade-guard-audit.timer", "/etc/logrotate.d/upgrade-guard",
+        "/etc/systemd/system/sysinit.target.wants/upgrade-guard-rollback-completion.service",
         "/usr/lib/tmpfiles.d/upgrade-guard.conf"})
     EXPECT_TRUE(exists(path)) << path;
   // The policy installed in /etc is valid as shipped.

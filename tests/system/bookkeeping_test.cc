@@ -24,14 +24,7 @@ using namespace guard::state;
 
 constexpr const char* kLibDir = "/usr/lib/x86_64-linux-gnu";
 
-nlohmann::json parse(const base::ProcessResult& r) {
-  try {
-    return nlohmann::json::parse(r.out);
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "not JSON (" << e.what() << "): " << r.out << "\nstderr: " << r.err;
-    return {};
-  }
-}
+nlohmann::json parse(const base::ProcessResult& r) { return guard::testing::parse_json(r); }
 
 class BookkeepingTest : public guard::testing::GuardedRootTest {
  protected:

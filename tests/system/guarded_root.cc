@@ -9,6 +9,35 @@
 namespace guard::testing {
 
 GuardedRoot::GuardedRoot(const TempDir& dir, const std::string& variant, std::uint64_t size) : dir_(dir.path()) {
+  populate(variant, size, "@");
+}
+
+GuardedRoot::GuardedRoot(const TempDir& dir, Installed, const std::string& variant, std::uint64_t size)
+    : dir_(dir.path()) {
+  populate(variant, size, "@rootfs");
+  if (!ok()) return;
+  image_->unmount(top_);
+  top_.clear();
+  root_ = dir_ + "/root";
+  if (!image_->mount(root_, "subvol=@rootfs")) error_ = "cannot mount subvol=@rootfs";
+}
+
+bool GuardedRoot::mount_top() {
+  top_ = dir_ + "/top";
+  return image_->mount(top_, "subvolid=5");
+}
+
+void GuardedRoot::unmount_top() {
+  image_->unmount(top_);
+  top_.clear();
+}
+
+bool GuardedRoot::remount_root() {
+  image_->unmount(root_);
+  return image_->mount(root_, "subvol=@rootfs");
+}
+
+void GuardedRoot::populate(const std::string& variant, std::uint64_t size, const std::string& subvol) {
   std::string cache = cached_root(variant);
   if (cache.empty()) {
     error_ = "cannot build the cached " + variant + " root (scripts/test-root " + variant + ")";
@@ -24,7 +53,7 @@ GuardedRoot::GuardedRoot(const TempDir& dir, const std::string& variant, std::ui
     error_ = "cannot mount the image";
     return;
   }
-  root_ = top_ + "/@";
+  root_ = top_ + "/" + subvol;
   auto sub = run({"btrfs", "subvolume", "create", root_});
   if (!sub.ok()) {
     error_ = "btrfs subvolume create: " + sub.err;
@@ -36,7 +65,7 @@ GuardedRoot::GuardedRoot(const TempDir& dir, const std::string& variant, std::ui
     return;
   }
   std::string id = image_->uuid();
-  write_file(root_ + "/etc/fstab", "UUID=" + id + " / btrfs subvol=@,defaults 0 0\n");
+  write_file(root_ + "/etc/fstab", "UUID=" + id + " / btrfs subvol=" + subvol + ",defaults 0 0\n");
   make_dirs(state_dir(), 0700);
   make_dirs(log_dir(), 0750);
 }
@@ -167,6 +196,15 @@ std::string build_deb(const DebSpec& spec, const std::string& out_dir) {
     return "";
   }
   return deb;
+}
+
+nlohmann::json parse_json(const base::ProcessResult& r) {
+  try {
+    return nlohmann::json::parse(r.out);
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "not JSON (" << e.what() << "): " << r.out << "\nstderr: " << r.err;
+    return {};
+  }
 }
 
 std::string slurp(const std::string& path) {

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,19 @@ class GuardedRoot {
  public:
   // Copies the cached `variant` root into `<dir>/top/@` on a fresh btrfs image.
   GuardedRoot(const TempDir& dir, const std::string& variant = "minbase", std::uint64_t size = 3ULL << 30);
+  // The installed layout: the root in subvolume `@rootfs` (fstab subvol=@rootfs), mounted at
+  // `<dir>/root` with subvol=@rootfs as an installed system's / is, and the top level not
+  // mounted: the guard mounts it itself. top() is "" until mount_top().
+  struct Installed {};
+  GuardedRoot(const TempDir& dir, Installed, const std::string& variant = "minbase", std::uint64_t size = 3ULL << 30);
+  // Installed layout: mounts the top level at <dir>/top for a look at the subvolumes, and
+  // unmounts it again.
+  bool mount_top();
+  void unmount_top();
+  // Installed layout: mounts subvol=@rootfs at root() again, so it shows what that subvolume
+  // is now (after a rollback exchanged it).
+  bool remount_root();
+  [[nodiscard]] const std::string& device() const { return image_->device(); }
 
   [[nodiscard]] bool ok() const { return error_.empty(); }
   [[nodiscard]] const std::string& error() const { return error_; }
@@ -54,6 +68,7 @@ class GuardedRoot {
   std::string root_;
   std::string error_;
   std::unique_ptr<LoopImage> image_;
+  void populate(const std::string& variant, std::uint64_t size, const std::string& subvol);
 };
 
 // A binary package built with dpkg-deb. Files map an absolute path to (content, mode).
@@ -91,6 +106,9 @@ class GuardedRootTest : public ::testing::Test {
   TempDir dir_{"ug-sys"};
   std::unique_ptr<GuardedRoot> root_;
 };
+
+// A command's stdout as JSON; a test failure (and null) when it is not JSON.
+nlohmann::json parse_json(const base::ProcessResult& r);
 
 // Reads a file's bytes, or "" when it does not exist.
 std::string slurp(const std::string& path);
