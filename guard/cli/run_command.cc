@@ -41,6 +41,13 @@ constexpr const char* kRollbackMessageId = "4e1b7c29a0d34f5e8b6a9c2d1e0f3a57";
 
 // `recover --at-boot` (ExecStart of upgrade-guard-rollback-completion.service, early in every
 // boot) and `recover --at-shutdown` (its ExecStop): arm and complete prepared live rollbacks.
+base::Command command(std::vector<std::string> argv, std::chrono::seconds timeout) {
+  base::Command c;
+  c.argv = std::move(argv);
+  c.timeout = timeout;
+  return c;
+}
+
 int complete_prepared(CliContext& ctx, bool at_boot) {
   if (int rc = require_root("recover"); rc != kExitOk) return rc;
   const GlobalOptions& o = ctx.options;
@@ -67,7 +74,7 @@ int complete_prepared(CliContext& ctx, bool at_boot) {
     std::fprintf(stderr, "upgrade-guard: recover --at-boot and --at-shutdown are for the running system, not --root\n");
     return kExitUsage;
   }
-  auto system_state = run_ctx->runner.run({{"systemctl", "is-system-running"}, std::chrono::seconds(30)});
+  auto system_state = run_ctx->runner.run(command({"systemctl", "is-system-running"}, std::chrono::seconds(30)));
   const std::string state = system_state ? system_state->out : std::string();
   if (at_boot && state.rfind("starting", 0) != 0 && state.rfind("initializing", 0) != 0) {
     // Started on a running system (the package's installation): arm only; never reboot it.
@@ -100,7 +107,7 @@ int complete_prepared(CliContext& ctx, bool at_boot) {
   }
   // journald writes to /var/log/journal until the very end: hand its files over to /run first,
   // so the copy carried into the restored root is whole.
-  if (!at_boot) (void)run_ctx->runner.run({{"journalctl", "--relinquish-var"}, std::chrono::seconds(60)});
+  if (!at_boot) (void)run_ctx->runner.run(command({"journalctl", "--relinquish-var"}, std::chrono::seconds(60)));
   // At boot, only what an earlier boot prepared and its shutdown never completed (a power loss).
   auto done = (*backend)->complete_prepared(at_boot ? run_ctx->boot_id : std::string());
   if (!done) {
@@ -114,7 +121,7 @@ int complete_prepared(CliContext& ctx, bool at_boot) {
         r.broken + (r.preserved.empty() ? "" : "; preserve paths carried: " + base::join(r.preserved, ", ")));
   if (at_boot && !done->empty()) {
     say("rebooting into the restored root");
-    auto reboot = run_ctx->runner.run({{"systemctl", "--no-block", "reboot"}, std::chrono::seconds(60)});
+    auto reboot = run_ctx->runner.run(command({"systemctl", "--no-block", "reboot"}, std::chrono::seconds(60)));
     if (!reboot || !reboot->ok())
       return report_error(base::Error{"systemctl", "reboot", 0,
                                       "cannot reboot into the restored root: " +

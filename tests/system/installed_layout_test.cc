@@ -86,16 +86,45 @@ TEST_F(InstalledLayoutTest, RollbackOfASubvolumeMountChecksTheRestoredTreeAndLea
   EXPECT_TRUE(root_->chroot({"/usr/bin/ugdemo-tool"}).ok());
 }
 
+// `rollback --to` killed while carrying the preserve paths, then `recover` killed the same way:
+// no mount left after either, and the last recover ends on the snapshot with every byte.
+TEST_F(InstalledLayoutTest, ARollbackAndItsRecoverKilledInTurnLeaveNoMountAndLoseNoData) {
+  std::string lib = install_ugdemo();
+  ASSERT_FALSE(HasFailure());
+  auto snap = root_->guard({"--json", "snapshot", "create", "--label", "before"});
+  ASSERT_EQ(snap.exit_code, 0) << snap.out << snap.err;
+  const std::string id = parse(snap)["id"].get<std::string>();
+  ASSERT_TRUE(root_->chroot({"dpkg", "-i", ugdemo_breaking_upgrade()}).ok());
+  write_preserved("one\n");
+  ASSERT_TRUE(root_->guard_killed_at("guard::snapshots::copy_tree", {"rollback", "--to", id}));
+  expect_no_leaked_mount("rollback killed");
+  guard::testing::write_file(root_->path("/srv/data"), "one\ntwo\n", 0644);
+  ASSERT_TRUE(root_->guard_killed_at("guard::snapshots::copy_tree", {"recover"}));
+  expect_no_leaked_mount("recover killed");
+  guard::testing::write_file(root_->path("/srv/data"), "one\ntwo\nthree\n", 0644);
+  auto rec = root_->guard({"--json", "recover"});
+  EXPECT_EQ(rec.exit_code, 0) << rec.out << rec.err;
+  EXPECT_EQ(parse(rec)["recovered"][0]["outcome"], "rolled-back") << rec.out;
+  expect_no_leaked_mount("recover");
+  ASSERT_TRUE(root_->remount_root());
+  EXPECT_TRUE(slurp(root_->path(kLib)) == lib) << "the snapshot's root: " << rec.out;
+  EXPECT_EQ(slurp(root_->path("/srv/data")), "one\ntwo\nthree\n") << rec.out;
+}
+
 struct KillPoint {
   const char* function;
   bool after_return;
+  // Killed after the rollback exchanged the subvolumes: the root directory's mount then shows
+  // the replaced tree, and what is written there after the kill stays in it.
+  bool swapped = false;
 };
 
 class KillMatrixTest : public InstalledLayoutTest, public ::testing::WithParamInterface<KillPoint> {};
 
 // Killed at each phase of a run whose upgrade breaks the root (and so rolls back): no mount is
 // left, `run` refuses until `recover`, recover ends it, and the root (mounted again) is the
-// pre-upgrade one with the preserve data written before the kill and after it.
+// pre-upgrade one with the preserve data written before the kill and, while the rollback had
+// not exchanged the roots yet, after it (completing it carries the preserve paths again).
 TEST_P(KillMatrixTest, KilledInARunLeavesNoMountAndRecoverEndsOnTheHealthyRoot) {
   const KillPoint k = GetParam();
   std::string lib = install_ugdemo();
@@ -122,7 +151,7 @@ TEST_P(KillMatrixTest, KilledInARunLeavesNoMountAndRecoverEndsOnTheHealthyRoot) 
   bool healthy = slurp(root_->path(kLib)) == lib && root_->chroot({"/usr/bin/ugdemo-tool"}).ok();
   auto gate = root_->guard({"gate", "status"});
   EXPECT_TRUE(healthy || gate.exit_code == 1) << "a broken root with an open gate after recover: " << rec.out;
-  EXPECT_EQ(slurp(root_->path("/srv/data")), "before\nafter the kill\n") << "recover: " << rec.out;
+  EXPECT_EQ(slurp(root_->path("/srv/data")), k.swapped ? "before\n" : "before\nafter the kill\n") << "recover: " << rec.out;
   expect_no_leaked_mount("the end");
 }
 
@@ -133,7 +162,7 @@ INSTANTIATE_TEST_SUITE_P(
                       KillPoint{"guard::run::Run::run_command", true},
                       KillPoint{"guard::snapshots::copy_tree", false},
                       KillPoint{"renameat2", false},
-                      KillPoint{"guard::state::StateStore::set_rollback_state", false}),
+                      KillPoint{"guard::state::StateStore::set_rollback_state", false, true}),
     [](const ::testing::TestParamInfo<KillPoint>& info) {
       std::string name = info.param.function;
       name = name.substr(name.rfind(':') + 1);
