@@ -240,7 +240,8 @@ TEST_F(BootCheckBootTest, AFailedRequiredUnitRollsBackExactlyOnce) {
 TEST_F(BootCheckBootTest, ALiveRollbackCarriesWhatWasWrittenUntilTheShutdown) {
   const std::string top = tmp_ / "top";
   ASSERT_NO_FATAL_FAILURE(make_btrfs_root(top));
-  // The application fails once the "upgrade" left /etc/ug-app-broken (not a preserve path).
+  // The "upgrade" removes the binary of an enabled unit: the services check blocks, and the
+  // policy rolls back.
   write_file(root_dir_ + "/usr/local/bin/ug-app", "#!/bin/sh\ntest ! -e /etc/ug-app-broken\n", 0755);
   write_file(root_dir_ + "/etc/systemd/system/ug-app.service",
              "[Unit]\nDescription=boot test application\n\n[Service]\nType=oneshot\nRemainAfterExit=yes\n"
@@ -248,7 +249,7 @@ TEST_F(BootCheckBootTest, ALiveRollbackCarriesWhatWasWrittenUntilTheShutdown) {
   make_symlink("/etc/systemd/system/ug-app.service",
                root_dir_ + "/etc/systemd/system/multi-user.target.wants/ug-app.service");
   write_file(root_dir_ + "/usr/local/sbin/ug-breaking-upgrade",
-             "#!/bin/sh\nset -e\ntouch /etc/ug-upgraded /etc/ug-app-broken\nsystemctl restart ug-app.service || true\n",
+             "#!/bin/sh\nset -e\ntouch /etc/ug-upgraded /etc/ug-app-broken\nrm /usr/local/bin/ug-app\n",
              0755);
   write_file(root_dir_ + "/etc/upgrade-guard/policy.d/50-boot-test.toml",
              "on_fail = \"rollback\"\n\n[services]\nrequired = [\"ug-app.service\"]\n\n"
