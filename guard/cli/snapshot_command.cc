@@ -56,9 +56,10 @@ struct SnapshotParts {
   snapshots::SnapshotBackend* backend = nullptr;
   std::optional<GuardLock> lock;
 };
-std::optional<SnapshotParts> parts(CliContext& ctx, const char* what, bool changes = true) {
+// `reading`: the command only reads the state store (opened read-only).
+std::optional<SnapshotParts> parts(CliContext& ctx, const char* what, bool changes = true, bool reading = false) {
   if ((ctx.exit_code = require_root(what)) != kExitOk) return std::nullopt;
-  auto run_ctx = ctx.invocation().context();
+  auto run_ctx = ctx.invocation().context(reading);
   if (!run_ctx) {
     ctx.exit_code = report_error(run_ctx.error().error, run_ctx.error().exit_code);
     return std::nullopt;
@@ -81,7 +82,7 @@ std::optional<SnapshotParts> parts(CliContext& ctx, const char* what, bool chang
 }
 
 void list(CliContext& ctx) {
-  auto p = parts(ctx, "snapshot list", /*changes=*/false);
+  auto p = parts(ctx, "snapshot list", /*changes=*/false, /*reading=*/true);
   if (!p) return;
   auto all = p->backend->list();
   if (!all) {
