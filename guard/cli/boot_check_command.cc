@@ -1,6 +1,7 @@
 // upgrade-guard boot-check: the post-boot health check of a trial boot (guard/boot_check.h).
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
 
 #include <sys/stat.h>
 
@@ -31,11 +32,17 @@ void add_boot_check_command(CLI::App& app, CliContext& ctx) {
   sub->add_flag("--no-reboot", [opts](std::int64_t) { opts->reboot = false; },
                 "Roll back when the policy says so, but do not reboot");
   sub->add_flag("--grub-script", *grub_script,
-                "Print the GRUB script /etc/grub.d/42_upgrade-guard adds to grub.cfg (the boot counter) and exit");
+                "Print the GRUB script /etc/grub.d/42_upgrade-guard adds to grub.cfg (the boot counter) and exit;\n"
+                "its fallback entry carries GRUB_CMDLINE_LINUX and GRUB_CMDLINE_LINUX_DEFAULT from the environment\n"
+                "(update-grub exports them) and upgrade-guard.fallback=TRIAL");
   sub->add_flag("--json", ctx.options.json, "Print JSON (\"schema\": 1)");
   sub->callback([&ctx, opts, grub_script] {
     if (*grub_script) {
-      std::fputs(boot::render_grub_trial_script().c_str(), stdout);
+      // update-grub (grub-mkconfig) exports /etc/default/grub's settings to /etc/grub.d scripts.
+      boot::GrubCmdline cmdline;
+      if (const char* v = std::getenv("GRUB_CMDLINE_LINUX")) cmdline.linux = v;
+      if (const char* v = std::getenv("GRUB_CMDLINE_LINUX_DEFAULT")) cmdline.linux_default = v;
+      std::fputs(boot::render_grub_trial_script(cmdline).c_str(), stdout);
       ctx.exit_code = kExitOk;
       return;
     }
