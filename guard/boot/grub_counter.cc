@@ -80,7 +80,7 @@ bool disarm_grub_counter(checks::GrubEnv& env) {
 std::string render_grub_trial_script(const GrubCmdline& cmdline) {
   // Raw, as 10_linux writes them (GRUB expands $vt_handoff and the like the same way in both
   // entries); only a line break could end the `linux` line early.
-  std::string args = std::string(base::trim(cmdline.linux + " " + cmdline.linux_default));
+  std::string args = std::string(base::trim(cmdline.args + " " + cmdline.default_args));
   std::replace(args.begin(), args.end(), '\n', ' ');
   std::replace(args.begin(), args.end(), '\r', ' ');
   if (!args.empty()) args += ' ';

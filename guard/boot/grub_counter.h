@@ -59,10 +59,10 @@ bool disarm_grub_counter(checks::GrubEnv& env);
 // The kernel command line of the normal entries as update-grub hands it to the scripts in
 // /etc/grub.d: GRUB_CMDLINE_LINUX and GRUB_CMDLINE_LINUX_DEFAULT of /etc/default/grub, exported
 // in the environment by grub-mkconfig (10_linux puts both on its normal entries).
-// e.g. {linux="console=ttyS0,115200 panic=10", linux_default="quiet"}.
+// e.g. {args="console=ttyS0,115200 panic=10", default_args="quiet"}.
 struct GrubCmdline {
-  std::string linux;
-  std::string linux_default;
+  std::string args;          // GRUB_CMDLINE_LINUX
+  std::string default_args;  // GRUB_CMDLINE_LINUX_DEFAULT
 };
 // The kernel parameter the fallback entry adds, naming the failed trial: boot-check on the
 // fallback boot knows it is one. e.g. "upgrade-guard.fallback=12".

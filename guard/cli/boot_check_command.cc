@@ -5,6 +5,7 @@
 
 #include <sys/stat.h>
 
+#include "base/root.h"
 #include "guard/boot/boot_check.h"
 #include "guard/boot/grub_counter.h"
 #include "guard/bus/system_bus.h"
@@ -12,6 +13,7 @@
 #include "guard/cli/invocation.h"
 #include "guard/cli/render.h"
 #include "guard/state/store.h"
+#include "snapshots/layout.h"
 
 namespace guard::cli {
 
@@ -40,15 +42,30 @@ void add_boot_check_command(CLI::App& app, CliContext& ctx) {
     if (*grub_script) {
       // update-grub (grub-mkconfig) exports /etc/default/grub's settings to /etc/grub.d scripts.
       boot::GrubCmdline cmdline;
-      if (const char* v = std::getenv("GRUB_CMDLINE_LINUX")) cmdline.linux = v;
-      if (const char* v = std::getenv("GRUB_CMDLINE_LINUX_DEFAULT")) cmdline.linux_default = v;
+      if (const char* v = std::getenv("GRUB_CMDLINE_LINUX")) cmdline.args = v;
+      if (const char* v = std::getenv("GRUB_CMDLINE_LINUX_DEFAULT")) cmdline.default_args = v;
       std::fputs(boot::render_grub_trial_script(cmdline).c_str(), stdout);
       ctx.exit_code = kExitOk;
       return;
     }
+    // The GRUB fallback boot: the snapshot's own state knows nothing of the trial that failed.
+    boot::BootCheckSummary s;
+    if (auto host = base::Root::open("/"); host && ctx.options.root == "/") {
+      auto cmdline = host->read_file(opts->cmdline_path, 1 << 20);
+      auto layout = snapshots::detect_layout("/");
+      auto target = layout ? snapshots::rollback_target(*layout) : base::Result<snapshots::RollbackTarget>();
+      std::string running_from = target ? target->running_from
+                                 : layout && snapshots::in_snapshot_store(layout->subvol_path) ? layout->subvol_path
+                                                                                                : std::string();
+      if (auto fallback = cmdline ? boot::fallback_boot_summary(*cmdline, running_from) : std::nullopt) {
+        std::fputs((ctx.options.json ? render_boot_check_json(*fallback) + "\n" : render_boot_check(*fallback)).c_str(),
+                   stdout);
+        ctx.exit_code = fallback->exit_code;
+        return;
+      }
+    }
     // The quick no-op of every ordinary boot: no database, so no trial.
     struct stat st {};
-    boot::BootCheckSummary s;
     if (::stat(state::StateStore::database_path(ctx.options.state_dir).c_str(), &st) != 0) {
       s.message = "no boot trial pending";
     } else {

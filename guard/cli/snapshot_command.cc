@@ -277,7 +277,9 @@ void add_snapshot_commands(CLI::App& app, CliContext& ctx) {
       "Roll the root back to a snapshot (default: the newest known-good one): the policy's preserve\n"
       "paths and nested subvolumes are carried over, /boot restored, the current root kept as a\n"
       "snapshot. With --root DIR it takes effect at once; for the live root at the next boot. It is\n"
-      "recorded like a run: if it is interrupted, new runs are refused and `recover` completes it.");
+      "recorded like a run: if it is interrupted, new runs are refused and `recover` completes it.\n"
+      "The root rolled back is the subvolume fstab, the kernel command line and grub.cfg pin (subvol=),\n"
+      "also when running from a snapshot (the GRUB fallback boot); pins that disagree are refused.");
   rollback_cmd->add_option("--to", *to, "The snapshot id");
   rollback_cmd->callback([&ctx, to] { rollback(ctx, *to); });
 }

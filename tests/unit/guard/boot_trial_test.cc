@@ -207,7 +207,7 @@ TEST(BootTrialGrub, TheScriptPassesGrubScriptCheck) {
                                GrubCmdline{"rootflags=subvol=@rootfs", "$vt_handoff"}}) {
     write_file(tmp / "42.cfg", render_grub_trial_script(c));
     auto r = guard::testing::run({"/usr/bin/grub-script-check", tmp / "42.cfg"});
-    EXPECT_EQ(r.exit_code, 0) << c.linux << " " << c.linux_default << ": " << r.out << r.err;
+    EXPECT_EQ(r.exit_code, 0) << c.args << " " << c.default_args << ": " << r.out << r.err;
   }
   // It does catch a broken script.
   write_file(tmp / "bad.cfg", "if [ -n x ]; then\n  menuentry x {\n");
@@ -231,6 +231,23 @@ TEST(BootTrialDecide, TheFallbackBootIsKnownByItsKernelParameter) {
   EXPECT_EQ(fallback_trial_from_cmdline("upgrade-guard.fallback=x12"), std::nullopt);
   EXPECT_EQ(fallback_trial_from_cmdline("upgrade-guard.fallback=3 upgrade-guard.fallback=4"), 4);  // the last wins
   EXPECT_EQ(fallback_trial_from_cmdline("xupgrade-guard.fallback=3"), std::nullopt);
+}
+
+TEST(BootTrialDecide, TheFallbackBootSaysWhatHappenedAndHowToStayOnThePreUpgradeRoot) {
+  const std::string snap = "20260122-101500-pre-run-12";
+  auto s = fallback_boot_summary("BOOT_IMAGE=/@upgrade-guard/" + snap +
+                                     "/boot/vmlinuz ro panic=10 upgrade-guard.rollback=0 upgrade-guard.fallback=7",
+                                 "@upgrade-guard/" + snap);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->exit_code, 1);
+  EXPECT_THAT(s->message, HasSubstr("the boot of trial 7 never reached boot-check"));
+  EXPECT_THAT(s->message, HasSubstr("pre-upgrade snapshot " + snap));
+  ASSERT_EQ(s->notes.size(), 1u);
+  EXPECT_THAT(s->notes[0], HasSubstr("upgrade-guard rollback --to " + snap));
+  // Not a fallback boot: no parameter, or a root that is not in the snapshot store.
+  EXPECT_FALSE(fallback_boot_summary("ro quiet", "@upgrade-guard/" + snap));
+  EXPECT_FALSE(fallback_boot_summary("ro upgrade-guard.fallback=7", "@rootfs"));
+  EXPECT_FALSE(fallback_boot_summary("ro upgrade-guard.fallback=7", ""));
 }
 
 // ---- Rollback options -----------------------------------------------------------------------
