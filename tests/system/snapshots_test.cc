@@ -257,6 +257,10 @@ TEST_F(BtrfsRoot, RollbackFromTheFallbackSnapshotRestoresThePinnedRoot) {
   auto layout = detect_layout(snap->location);
   ASSERT_TRUE(layout) << layout.error().to_string();
   EXPECT_EQ(layout->subvol_path, "@upgrade-guard/" + snap->id);
+  auto target = rollback_target(*layout);
+  ASSERT_TRUE(target) << target.error().to_string();
+  EXPECT_EQ(target->subvol_path, "@rootfs");
+  EXPECT_EQ(target->running_from, "@upgrade-guard/" + snap->id);
   auto fallback = make_backend(*layout, test_policy(), dir_ / "state");
   ASSERT_TRUE(fallback) << fallback.error().to_string();
   auto res = (*fallback)->rollback(snap->id, {});
