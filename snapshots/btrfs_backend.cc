@@ -125,6 +125,9 @@ struct Journal {
   std::string ts;
   std::string snapshot_id;
   std::string root_name;  // relative to the top level, e.g. "@"
+  // The snapshot-store subvolume the root ran from when it is not root_name (the GRUB fallback
+  // boot), e.g. "@upgrade-guard/<id>"; "" normally. It is never renamed.
+  std::string running_from;
   std::uint64_t old_root_id = 0;
   std::string restore_name;  // e.g. "@upgrade-guard/<id>.restore-<ts>"
   std::uint64_t new_root_id = 0;
@@ -155,6 +158,7 @@ struct Journal {
            {"ts", ts},
            {"snapshot_id", snapshot_id},
            {"root_name", root_name},
+           {"running_from", running_from},
            {"old_root_id", old_root_id},
            {"restore_name", restore_name},
            {"new_root_id", new_root_id},
@@ -189,6 +193,7 @@ struct Journal {
       jl.ts = j.at("ts");
       jl.snapshot_id = j.at("snapshot_id");
       jl.root_name = j.at("root_name");
+      jl.running_from = j.value("running_from", "");
       jl.old_root_id = j.at("old_root_id");
       jl.restore_name = j.at("restore_name");
       jl.new_root_id = j.at("new_root_id");
@@ -230,7 +235,9 @@ RollbackResult result_of(const Journal& j, const std::string& top) {
   RollbackResult r;
   r.snapshot_id = j.snapshot_id;
   r.method = j.exchange && j.set_default ? "exchange+set-default" : j.exchange ? "exchange" : "set-default";
-  r.takes_effect_now = !j.live && !j.mounted;
+  // A root that runs from a snapshot in the store does not show the restored tree: the pinned
+  // subvolume does, at its next mount (the next boot).
+  r.takes_effect_now = !j.live && !j.mounted && j.running_from.empty();
   if (j.exchange && j.state == "complete") r.restored_path = top + "/" + j.root_name;
   r.broken = j.exchange ? j.broken_name : j.root_name.empty() ? "<top level>" : j.root_name;
   r.preserved = j.preserved_done;
@@ -238,7 +245,13 @@ RollbackResult result_of(const Journal& j, const std::string& top) {
   r.replaced_dir = "/" + j.replaced_dir();
   r.boot_restored = j.boot && j.step >= RollbackStep::boot_restored;
   r.journal = j.path;
-  if (j.live && j.prepared && j.step < RollbackStep::swapped) {
+  if (!j.running_from.empty()) {
+    r.notes.push_back("the root runs from " + j.running_from +
+                      " in the snapshot store (the GRUB fallback boot?): the rollback restored " + j.root_name +
+                      ", the subvolume fstab and the boot configuration pin, which the next boot mounts; the upgraded "
+                      "tree that was " + j.root_name + " is kept as " + j.broken_name + ", and " + j.running_from +
+                      " is left as it is");
+  } else if (j.live && j.prepared && j.step < RollbackStep::swapped) {
     r.notes.push_back(
         "prepared: the restored root replaces the running one when the system shuts down, after its services "
         "have stopped; everything written to the preserve paths until then is carried into it");
@@ -763,6 +776,9 @@ base::Result<RollbackResult> BtrfsBackend::rollback(const std::string& id, const
     return base::fail(kRefused, layout_.root_dir,
                       "the root is pinned by subvolid= (fstab, kernel command line or grub.cfg): a rollback "
                       "cannot change which subvolume boots; pin it with subvol= instead");
+  // The subvolume the boot configuration pins, never a snapshot the system runs from.
+  auto target = rollback_target(layout_);
+  if (!target) return base::fail(target.error());
   auto snap = info(id);
   if (!snap) return base::fail(snap.error());
   if (!snap->complete)
@@ -787,10 +803,18 @@ base::Result<RollbackResult> BtrfsBackend::rollback(const std::string& id, const
   }
   j.owner = options.owner;
   j.snapshot_id = id;
-  j.root_name = layout_.subvol_path;
+  j.root_name = target->subvol_path;
+  j.running_from = target->running_from;
   std::string old_root = j.root_name.empty() ? top() : top() + "/" + j.root_name;
   auto old_id = btrfs::subvolume_id(old_root);
-  if (!old_id) return base::fail(old_id.error());
+  if (!old_id) {
+    ::unlink(j.path.c_str());  // the claim: nothing was changed
+    if (!j.running_from.empty())
+      return base::fail(kRefused, old_root,
+                        "the root runs from " + j.running_from + " and the boot configuration pins " + j.root_name +
+                            ", which is not a subvolume of this filesystem: nothing to roll back into");
+    return base::fail(old_id.error());
+  }
   // Not layout_.subvol_id: after an earlier rollback the path names another subvolume, and
   // the path is what boots.
   j.old_root_id = *old_id;

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <sys/vfs.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
@@ -13,6 +14,7 @@
 #include "formats/boot_layout.h"
 #include "formats/grub_cfg.h"
 #include "formats/mount_table.h"
+#include "snapshots/backend.h"
 #include "snapshots/btrfs.h"
 
 namespace guard::snapshots {
@@ -57,6 +59,52 @@ bool Layout::pinned_by_id() const {
   for (const auto& p : pins)
     if (p.option == "subvolid") return true;
   return false;
+}
+
+bool in_snapshot_store(std::string_view subvol_path) {
+  std::string p = strip_slashes(subvol_path);
+  constexpr std::string_view store = "@upgrade-guard";  // snapshots/btrfs_backend.h kStoreName
+  return p == store || (p.size() > store.size() && p.compare(0, store.size(), store) == 0 && p[store.size()] == '/');
+}
+
+base::Result<RollbackTarget> rollback_target(const Layout& layout) {
+  RollbackTarget t;
+  std::string root = strip_slashes(layout.subvol_path);
+  if (in_snapshot_store(root)) t.running_from = root;
+  std::vector<std::string> values;
+  std::string named;  // every subvol= pin of the root, for the messages
+  for (const auto& p : layout.pins) {
+    if (p.option != "subvol") continue;
+    std::string v = strip_slashes(p.value);
+    // The fallback entry's own rootflags (literally ${ug_fallback_rootflags} in grub.cfg, the
+    // snapshot on the fallback boot's command line) names the snapshot, not the root.
+    if (v.find('$') != std::string::npos || in_snapshot_store(v)) continue;
+    named += (named.empty() ? "" : ", ") + p.source + ": subvol=" + p.value;
+    if (std::find(values.begin(), values.end(), v) == values.end()) values.push_back(v);
+  }
+  if (values.size() > 1)
+    return base::fail(kRefused, layout.root_dir,
+                      "the places that pin the root subvolume disagree (" + named +
+                          "): a rollback cannot know which subvolume boots; make /etc/fstab, GRUB_CMDLINE_LINUX "
+                          "and grub.cfg (update-grub) name one subvolume");
+  if (values.empty()) {
+    if (!t.running_from.empty())
+      return base::fail(kRefused, layout.root_dir,
+                        "the root is " + t.running_from +
+                            ", a subvolume of the snapshot store (booted from a snapshot?), and no subvol= in fstab, "
+                            "the kernel command line or grub.cfg names the root subvolume it stands in for: nothing "
+                            "to roll back into; boot the normal entry, or mount the top level and use --root "
+                            "<top>/<root subvolume>");
+    t.subvol_path = root;
+    return t;
+  }
+  t.subvol_path = values.front();
+  if (t.running_from.empty() && t.subvol_path != root)
+    return base::fail(kRefused, layout.root_dir,
+                      "the root is subvolume " + (root.empty() ? std::string("<top level>") : root) +
+                          " but the boot configuration pins " + t.subvol_path + " (" + named +
+                          "): a rollback of this root would not change what boots");
+  return t;
 }
 
 std::vector<SubvolPin> parse_cmdline_pins(std::string_view cmdline, const std::string& source) {

@@ -57,6 +57,25 @@ struct Layout {
   [[nodiscard]] bool pinned_by_id() const;
 };
 
+// The subvolume a rollback restores into, from the pins. e.g. {subvol_path="@rootfs",
+// running_from="@upgrade-guard/20260122-101500-pre-run12"} on the GRUB fallback boot.
+struct RollbackTarget {
+  std::string subvol_path;   // relative to the top level, e.g. "@rootfs"; "" for the top level
+  std::string running_from;  // the snapshot-store subvolume the root is, "" when it is the target
+};
+
+// The subvolume that fstab and the boot configuration (kernel command line, grub.cfg) pin with
+// subvol=, which a rollback must restore into, never the snapshot the system happens to run
+// from. Pins into the snapshot store (`@upgrade-guard/...`: the fallback entry's
+// rootflags=subvol=@upgrade-guard/<id>) and GRUB variables are not pins of the root. Errors
+// (kRefused, naming every pin): pins that disagree, e.g. "fstab: subvol=@rootfs,
+// cmdline: subvol=@"; a root in the snapshot store that nothing outside the store pins; a root
+// outside the store that is not the pinned subvolume. Unpinned: the root's own subvolume.
+[[nodiscard]] base::Result<RollbackTarget> rollback_target(const Layout& layout);
+// True when `subvol_path` (relative to the top level) is the snapshot store or inside it.
+// e.g. "@upgrade-guard/20260122-101500-pre-run12" -> true, "@rootfs" -> false.
+[[nodiscard]] bool in_snapshot_store(std::string_view subvol_path);
+
 struct DetectOptions {
   // Read /proc/cmdline for rootflags= pins; only meaningful for the live root. Defaults to
   // "detect": true when root_dir is the host's "/".

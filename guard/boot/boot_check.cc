@@ -213,6 +213,22 @@ const std::vector<std::string>& boot_check_ids() {
   return ids;
 }
 
+std::optional<BootCheckSummary> fallback_boot_summary(std::string_view cmdline, const std::string& running_from) {
+  auto trial = fallback_trial_from_cmdline(cmdline);
+  constexpr std::string_view store = "@upgrade-guard/";
+  if (!trial || running_from.rfind(store, 0) != 0) return std::nullopt;
+  std::string snapshot = running_from.substr(store.size());
+  BootCheckSummary s;
+  s.message = "fallback boot: the boot of trial " + std::to_string(*trial) +
+              " never reached boot-check (a kernel panic or a hang before userspace), so GRUB booted the "
+              "pre-upgrade snapshot " + snapshot + " once, read-only; the next boot starts the upgraded root again";
+  s.notes.push_back("to stay on the pre-upgrade system: `upgrade-guard rollback --to " + snapshot +
+                    "` (it restores the root subvolume that fstab and GRUB pin), then reboot");
+  s.exit_code = kExitChecksFailed;
+  base::log(base::LogLevel::warning, kBootCheckMessageId, s.message, {{"UG_BOOT_TRIAL", std::to_string(*trial)}});
+  return s;
+}
+
 BootCheckSummary run_boot_check(RunContext& ctx, BootBus& bus, const BootCheckOptions& o) {
   BootCheckSummary s;
   const policies::Policy& policy = ctx.policy;

@@ -47,6 +47,15 @@ struct BootCheckSummary {
   int exit_code = kExitOk;  // 0 no trial or blessed, 1 gate closed, 3 rolled back, 4 could not check
 };
 
+// The GRUB fallback boot, recognised by upgrade-guard.fallback=TRIAL on `cmdline` (only the
+// fallback entry sets it) and a root that is snapshot `running_from` of the snapshot store
+// (snapshots::rollback_target, e.g. "@upgrade-guard/20260122-101500-pre-run-12"): the trial boot
+// never reached boot-check, the root is the read-only pre-upgrade snapshot, and the next boot
+// would start the upgraded root again. The summary says so and how to make the pre-upgrade root
+// permanent (exit 1); nullopt when this is not a fallback boot.
+[[nodiscard]] std::optional<BootCheckSummary> fallback_boot_summary(std::string_view cmdline,
+                                                                    const std::string& running_from);
+
 // Checks the pending trial of ctx.root (ctx.live: the running system), if there is one.
 [[nodiscard]] BootCheckSummary run_boot_check(RunContext& ctx, BootBus& bus, const BootCheckOptions& options);
 

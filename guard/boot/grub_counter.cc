@@ -77,15 +77,25 @@ bool disarm_grub_counter(checks::GrubEnv& env) {
   return any;
 }
 
-std::string render_grub_trial_script() {
-  // Variables from load_env are not seen inside a menu entry unless exported.
-  return R"grub(### upgrade-guard: the trial boot after a guarded upgrade ###
+std::string render_grub_trial_script(const GrubCmdline& cmdline) {
+  // Raw, as 10_linux writes them (GRUB expands $vt_handoff and the like the same way in both
+  // entries); only a line break could end the `linux` line early.
+  std::string args = std::string(base::trim(cmdline.args + " " + cmdline.default_args));
+  std::replace(args.begin(), args.end(), '\n', ' ');
+  std::replace(args.begin(), args.end(), '\r', ' ');
+  if (!args.empty()) args += ' ';
+  // Variables from load_env are not seen inside a menu entry unless exported. The trial id is
+  // kept in ug_fallback_trial before ug_trial is cleared, for the title and the command line.
+  std::string script = R"grub(### upgrade-guard: the trial boot after a guarded upgrade ###
 # Only acts while `upgrade-guard` has armed a trial in grubenv (ug_trial). The trial boot sets
 # ug_boots_left to 0; upgrade-guard boot-check removes the variables when it runs. Still 0 at
 # the next boot means the trial boot never reached boot-check: boot the pre-upgrade snapshot
-# once (ug_trial is cleared, so the boot after that uses the normal default again).
+# once (ug_trial is cleared, so the boot after that uses the normal default again), with the
+# kernel command line of the normal entries and upgrade-guard.fallback=<trial>, so that
+# boot-check knows the fallback boot for what it is.
 if [ -n "${ug_trial}" ]; then
-  export ug_trial
+  set ug_fallback_trial="${ug_trial}"
+  export ug_fallback_trial
   export ug_fallback_uuid
   export ug_fallback_linux
   export ug_fallback_initrd
@@ -98,14 +108,17 @@ if [ -n "${ug_trial}" ]; then
     set ug_boots_left=0
     save_env ug_boots_left
   fi
-  menuentry "Pre-upgrade snapshot (upgrade-guard trial ${ug_trial})" --id upgrade-guard-fallback {
+  menuentry "Pre-upgrade snapshot (upgrade-guard trial ${ug_fallback_trial})" --id upgrade-guard-fallback {
     insmod btrfs
     search --no-floppy --fs-uuid --set=root "${ug_fallback_uuid}"
-    linux "${ug_fallback_linux}" root=UUID=${ug_fallback_uuid} ro rootflags=${ug_fallback_rootflags} upgrade-guard.rollback=0
+    linux "${ug_fallback_linux}" root=UUID=${ug_fallback_uuid} ro @ARGS@rootflags=${ug_fallback_rootflags} upgrade-guard.rollback=0 @PARAM@=${ug_fallback_trial}
     initrd "${ug_fallback_initrd}"
   }
 fi
 )grub";
+  script.replace(script.find("@ARGS@"), 6, args);
+  script.replace(script.find("@PARAM@"), 7, kFallbackParam);
+  return script;
 }
 
 std::string arm_grub(const base::Root& root, std::int64_t trial_id, const snapshots::SnapshotInfo& snapshot) {

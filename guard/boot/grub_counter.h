@@ -56,10 +56,25 @@ void arm_grub_counter(checks::GrubEnv& env, std::int64_t trial_id, const Fallbac
 // Removes the counter's variables; false when none was there.
 bool disarm_grub_counter(checks::GrubEnv& env);
 
+// The kernel command line of the normal entries as update-grub hands it to the scripts in
+// /etc/grub.d: GRUB_CMDLINE_LINUX and GRUB_CMDLINE_LINUX_DEFAULT of /etc/default/grub, exported
+// in the environment by grub-mkconfig (10_linux puts both on its normal entries).
+// e.g. {args="console=ttyS0,115200 panic=10", default_args="quiet"}.
+struct GrubCmdline {
+  std::string args;          // GRUB_CMDLINE_LINUX
+  std::string default_args;  // GRUB_CMDLINE_LINUX_DEFAULT
+};
+// The kernel parameter the fallback entry adds, naming the failed trial: boot-check on the
+// fallback boot knows it is one. e.g. "upgrade-guard.fallback=12".
+inline constexpr std::string_view kFallbackParam = "upgrade-guard.fallback";
+
 // The GRUB script packaging/grub/42_upgrade-guard prints into grub.cfg (via
 // `upgrade-guard boot-check --grub-script`): it counts the trial boot down and, when a trial
-// boot never reached boot-check, makes the fallback entry the default for this boot.
-[[nodiscard]] std::string render_grub_trial_script();
+// boot never reached boot-check, makes the fallback entry the default for this boot. The
+// fallback entry carries `cmdline` (as 10_linux puts it, before the snapshot's root= and
+// rootflags=, which win), upgrade-guard.rollback=0 and upgrade-guard.fallback=<trial id>, and
+// its title names the trial.
+[[nodiscard]] std::string render_grub_trial_script(const GrubCmdline& cmdline = {});
 
 // Arms the root's GRUB counter for trial `trial_id`, whose rollback target is `snapshot` (its
 // kernel and initrd are what the fallback boots). Returns a note saying what was done or why

@@ -1,5 +1,7 @@
 #include "guard/boot/trial.h"
 
+#include <charconv>
+
 #include <algorithm>
 #include <fmt/format.h>
 
@@ -38,6 +40,20 @@ bool cmdline_allows_rollback(std::string_view cmdline) {
     allowed = !(value == "0" || value == "no" || value == "false" || value == "off");
   }
   return allowed;
+}
+
+std::optional<std::int64_t> fallback_trial_from_cmdline(std::string_view cmdline) {
+  std::optional<std::int64_t> trial;
+  constexpr std::string_view key = "upgrade-guard.fallback=";
+  for (auto word : base::split_ws(base::trim(cmdline))) {
+    if (word.substr(0, key.size()) != key) continue;
+    auto value = word.substr(key.size());
+    trial.reset();
+    std::int64_t id = 0;
+    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), id);
+    if (ec == std::errc() && end == value.data() + value.size() && id > 0) trial = id;
+  }
+  return trial;
 }
 
 const char* to_string(TrialAction a) { return kTrialActions.name(a); }

@@ -23,6 +23,12 @@ namespace guard::boot {
 // kernel's own parameters. e.g. "BOOT_IMAGE=/vmlinuz ro upgrade-guard.rollback=0" -> false.
 [[nodiscard]] bool cmdline_allows_rollback(std::string_view cmdline);
 
+// The failed trial a fallback boot stands in for: `upgrade-guard.fallback=ID` on the kernel
+// command line, which only the GRUB fallback entry puts there (guard/boot/grub_counter.h); the
+// last occurrence wins; nullopt when absent or not a positive number.
+// e.g. "BOOT_IMAGE=/@upgrade-guard/S/boot/vmlinuz ro upgrade-guard.fallback=12" -> 12.
+[[nodiscard]] std::optional<std::int64_t> fallback_trial_from_cmdline(std::string_view cmdline);
+
 // What boot-check knows about a trial when it decides.
 struct TrialFacts {
   bool healthy = false;                  // required units active, no failed unit, no new blocking finding

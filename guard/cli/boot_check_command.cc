@@ -1,9 +1,11 @@
 // upgrade-guard boot-check: the post-boot health check of a trial boot (guard/boot_check.h).
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
 
 #include <sys/stat.h>
 
+#include "base/root.h"
 #include "guard/boot/boot_check.h"
 #include "guard/boot/grub_counter.h"
 #include "guard/bus/system_bus.h"
@@ -11,6 +13,7 @@
 #include "guard/cli/invocation.h"
 #include "guard/cli/render.h"
 #include "guard/state/store.h"
+#include "snapshots/layout.h"
 
 namespace guard::cli {
 
@@ -31,17 +34,38 @@ void add_boot_check_command(CLI::App& app, CliContext& ctx) {
   sub->add_flag("--no-reboot", [opts](std::int64_t) { opts->reboot = false; },
                 "Roll back when the policy says so, but do not reboot");
   sub->add_flag("--grub-script", *grub_script,
-                "Print the GRUB script /etc/grub.d/42_upgrade-guard adds to grub.cfg (the boot counter) and exit");
+                "Print the GRUB script /etc/grub.d/42_upgrade-guard adds to grub.cfg (the boot counter) and exit;\n"
+                "its fallback entry carries GRUB_CMDLINE_LINUX and GRUB_CMDLINE_LINUX_DEFAULT from the environment\n"
+                "(update-grub exports them) and upgrade-guard.fallback=TRIAL");
   sub->add_flag("--json", ctx.options.json, "Print JSON (\"schema\": 1)");
   sub->callback([&ctx, opts, grub_script] {
     if (*grub_script) {
-      std::fputs(boot::render_grub_trial_script().c_str(), stdout);
+      // update-grub (grub-mkconfig) exports /etc/default/grub's settings to /etc/grub.d scripts.
+      boot::GrubCmdline cmdline;
+      if (const char* v = std::getenv("GRUB_CMDLINE_LINUX")) cmdline.args = v;
+      if (const char* v = std::getenv("GRUB_CMDLINE_LINUX_DEFAULT")) cmdline.default_args = v;
+      std::fputs(boot::render_grub_trial_script(cmdline).c_str(), stdout);
       ctx.exit_code = kExitOk;
       return;
     }
+    // The GRUB fallback boot: the snapshot's own state knows nothing of the trial that failed.
+    boot::BootCheckSummary s;
+    if (auto host = base::Root::open("/"); host && ctx.options.root == "/") {
+      auto cmdline = host->read_file(opts->cmdline_path, 1 << 20);
+      auto layout = snapshots::detect_layout("/");
+      auto target = layout ? snapshots::rollback_target(*layout) : base::Result<snapshots::RollbackTarget>();
+      std::string running_from = target ? target->running_from
+                                 : layout && snapshots::in_snapshot_store(layout->subvol_path) ? layout->subvol_path
+                                                                                                : std::string();
+      if (auto fallback = cmdline ? boot::fallback_boot_summary(*cmdline, running_from) : std::nullopt) {
+        std::fputs((ctx.options.json ? render_boot_check_json(*fallback) + "\n" : render_boot_check(*fallback)).c_str(),
+                   stdout);
+        ctx.exit_code = fallback->exit_code;
+        return;
+      }
+    }
     // The quick no-op of every ordinary boot: no database, so no trial.
     struct stat st {};
-    boot::BootCheckSummary s;
     if (::stat(state::StateStore::database_path(ctx.options.state_dir).c_str(), &st) != 0) {
       s.message = "no boot trial pending";
     } else {

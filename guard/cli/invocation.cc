@@ -1,6 +1,7 @@
 #include "guard/cli/invocation.h"
 
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -35,18 +36,39 @@ CliResult<const base::Root*> Invocation::root() {
   return &*root_;
 }
 
+namespace {
+
+// True when `dir` (or, when it does not exist yet, its nearest existing parent) is on a
+// read-only filesystem. e.g. "/var/lib/upgrade-guard" on a boot from a read-only snapshot.
+bool on_read_only_fs(std::string dir) {
+  for (;;) {
+    struct statvfs vfs {};
+    if (::statvfs(dir.c_str(), &vfs) == 0) return (vfs.f_flag & ST_RDONLY) != 0;
+    if (errno != ENOENT) return false;
+    auto slash = dir.find_last_of('/');
+    if (slash == std::string::npos || dir == "/") return false;
+    dir = slash == 0 ? std::string("/") : dir.substr(0, slash);
+  }
+}
+
+}  // namespace
+
 CliResult<state::StateStore*> Invocation::store() {
   if (!store_) {
-    auto opened = state::StateStore::open(options_.state_dir);
+    // Writing needs a writable filesystem; on a read-only one (booted from a read-only
+    // snapshot) reading is still possible, and every write says why it failed.
+    auto opened = on_read_only_fs(options_.state_dir) ? state::StateStore::open_read_only(options_.state_dir)
+                                                       : state::StateStore::open(options_.state_dir);
     if (!opened) return tl::unexpected(CliError{opened.error(), kExitEnvironment});
     store_.emplace(std::move(*opened));
-    print_notices();
+    print_notices(*store_);
   }
   return &*store_;
 }
 
 CliResult<state::StateStore*> Invocation::existing_store() {
   if (store_) return &*store_;
+  if (read_store_) return &*read_store_;
   struct stat st {};
   const std::string path = state::StateStore::database_path(options_.state_dir);
   if (::stat(path.c_str(), &st) != 0) {
@@ -54,13 +76,17 @@ CliResult<state::StateStore*> Invocation::existing_store() {
     return tl::unexpected(
         CliError{base::Error{"stat", path, errno, "cannot read the state database"}, kExitEnvironment});
   }
-  return store();
+  auto opened = state::StateStore::open_read_only(options_.state_dir);
+  if (!opened) return tl::unexpected(CliError{opened.error(), kExitEnvironment});
+  read_store_.emplace(std::move(*opened));
+  print_notices(*read_store_);
+  return &*read_store_;
 }
 
-void Invocation::print_notices() {
+void Invocation::print_notices(const state::StateStore& store) {
   if (!notices_) return;
   notices_ = false;
-  for (const auto& work : run::open_work(*store_))
+  for (const auto& work : run::open_work(store))
     std::fprintf(stderr, "upgrade-guard: warning: %s\n", work.text.c_str());
 }
 
@@ -70,13 +96,14 @@ std::optional<gate::Enforcement> Invocation::enforcement(const base::Root& root)
   return gate::Enforcement{root, gate_bus_.get()};
 }
 
-CliResult<RunContext*> Invocation::context() {
+CliResult<RunContext*> Invocation::context(bool reading) {
   if (context_) return context_.get();
   auto p = policy();
   if (!p) return tl::unexpected(p.error());
   auto r = root();
   if (!r) return tl::unexpected(r.error());
-  auto s = store();
+  auto s = reading ? existing_store() : store();
+  if (s && *s == nullptr) s = store();
   if (!s) return tl::unexpected(s.error());
   const policies::Policy& policy = **p;
   const base::Root& root = **r;

@@ -38,12 +38,18 @@ class Invocation {
   // The root the options name, opened once.
   [[nodiscard]] CliResult<const base::Root*> root();
   // The state store, opened (created when missing) once. The first open prints, on stderr,
-  // the work a dead guard left unfinished (unless quiet_notices()).
+  // the work a dead guard left unfinished (unless quiet_notices()). On a read-only filesystem
+  // (a boot from a read-only snapshot) it is opened read-only: reads work, writes fail
+  // saying so.
   [[nodiscard]] CliResult<state::StateStore*> store();
-  // The state store when its database exists (never creating it); nullptr when it does not.
+  // For reading commands (history, gate status, snapshot list, completion): the state store
+  // when its database exists, opened read-only (StateStore::open_read_only: never created,
+  // migrated only where a writer could, nothing written); nullptr when it does not exist. The
+  // writable store() when that is open already.
   [[nodiscard]] CliResult<state::StateStore*> existing_store();
-  // Everything an engine needs, built once.
-  [[nodiscard]] CliResult<RunContext*> context();
+  // Everything an engine needs, built once. `reading`: the first caller only reads (snapshot
+  // list), so the store is existing_store()'s, read-only (store() when there is none yet).
+  [[nodiscard]] CliResult<RunContext*> context(bool reading = false);
   base::CommandRunner& runner() { return runner_; }
   // Where a gate change is enforced at once: the running system (`root` is the host's "/")
   // with its systemd bus; nullopt for any other root.
@@ -53,12 +59,13 @@ class Invocation {
   void quiet_notices() { notices_ = false; }
 
  private:
-  void print_notices();
+  void print_notices(const state::StateStore& store);
 
   const GlobalOptions& options_;
   std::optional<policies::Policy> policy_;
   std::optional<base::Root> root_;
   std::optional<state::StateStore> store_;
+  std::optional<state::StateStore> read_store_;  // existing_store()'s, when store_ is not open
   base::SystemCommandRunner runner_;
   std::unique_ptr<SnapshotSource> snapshots_;
   std::unique_ptr<gate::GateBus> gate_bus_;

@@ -56,9 +56,10 @@ struct SnapshotParts {
   snapshots::SnapshotBackend* backend = nullptr;
   std::optional<GuardLock> lock;
 };
-std::optional<SnapshotParts> parts(CliContext& ctx, const char* what, bool changes = true) {
+// `reading`: the command only reads the state store (opened read-only).
+std::optional<SnapshotParts> parts(CliContext& ctx, const char* what, bool changes = true, bool reading = false) {
   if ((ctx.exit_code = require_root(what)) != kExitOk) return std::nullopt;
-  auto run_ctx = ctx.invocation().context();
+  auto run_ctx = ctx.invocation().context(reading);
   if (!run_ctx) {
     ctx.exit_code = report_error(run_ctx.error().error, run_ctx.error().exit_code);
     return std::nullopt;
@@ -81,7 +82,7 @@ std::optional<SnapshotParts> parts(CliContext& ctx, const char* what, bool chang
 }
 
 void list(CliContext& ctx) {
-  auto p = parts(ctx, "snapshot list", /*changes=*/false);
+  auto p = parts(ctx, "snapshot list", /*changes=*/false, /*reading=*/true);
   if (!p) return;
   auto all = p->backend->list();
   if (!all) {
@@ -276,7 +277,9 @@ void add_snapshot_commands(CLI::App& app, CliContext& ctx) {
       "Roll the root back to a snapshot (default: the newest known-good one): the policy's preserve\n"
       "paths and nested subvolumes are carried over, /boot restored, the current root kept as a\n"
       "snapshot. With --root DIR it takes effect at once; for the live root at the next boot. It is\n"
-      "recorded like a run: if it is interrupted, new runs are refused and `recover` completes it.");
+      "recorded like a run: if it is interrupted, new runs are refused and `recover` completes it.\n"
+      "The root rolled back is the subvolume fstab, the kernel command line and grub.cfg pin (subvol=),\n"
+      "also when running from a snapshot (the GRUB fallback boot); pins that disagree are refused.");
   rollback_cmd->add_option("--to", *to, "The snapshot id");
   rollback_cmd->callback([&ctx, to] { rollback(ctx, *to); });
 }

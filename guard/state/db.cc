@@ -3,10 +3,13 @@
 // boot_trials.cc and rollbacks.cc; the schema in schema.cc.
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <vector>
 
 #include "base/unique_fd.h"
@@ -62,7 +65,74 @@ std::string damaged_advice(const std::string& path) {
       path);
 }
 
+// A file name as an SQLite URI path: everything but unreserved characters and '/' escaped.
+// e.g. "/var/lib/upgrade-guard/state.db" -> "file:/var/lib/upgrade-guard/state.db".
+std::string file_uri(const std::string& path, std::string_view query) {
+  std::string uri = "file:";
+  for (unsigned char c : path) {
+    if (std::isalnum(c) || c == '/' || c == '-' || c == '_' || c == '.' || c == '~') uri += static_cast<char>(c);
+    else uri += fmt::format("%{:02X}", c);
+  }
+  if (!query.empty()) uri += "?" + std::string(query);
+  return uri;
+}
+
+// True when `dir` is on a read-only filesystem or this process cannot write to it.
+bool dir_read_only(const std::string& dir) {
+  struct statvfs vfs {};
+  if (::statvfs(dir.c_str(), &vfs) == 0 && (vfs.f_flag & ST_RDONLY) != 0) return true;
+  return ::access(dir.c_str(), W_OK) != 0;
+}
+
+// Copies file `from` to `to` (created 0600, never over an existing file).
+Result<void> copy_file(const std::string& from, const std::string& to) {
+  base::UniqueFd in(::open(from.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (!in) return base::fail_errno("open", from, errno, "cannot read the state database");
+  base::UniqueFd out(::open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!out) return base::fail_errno("open", to, errno, "cannot copy the state database");
+  char buf[1 << 16];
+  for (;;) {
+    ssize_t n = ::read(in.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return base::fail_errno("read", from, errno, "cannot read the state database");
+    if (n == 0) return {};
+    for (ssize_t done = 0; done < n;) {
+      ssize_t w = ::write(out.get(), buf + done, static_cast<std::size_t>(n - done));
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) return base::fail_errno("write", to, errno, "cannot copy the state database");
+      done += w;
+    }
+  }
+}
+
+// sqlite3_open_v2 of `name` (a path or a URI) with `flags`; an error naming `path` and saying
+// what could not be done, e.g. "cannot open the state database for reading".
+Result<std::unique_ptr<sqlite3, CloseDatabase>> open_connection(const std::string& name, int flags,
+                                                                const std::string& path, std::string_view what) {
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(name.c_str(), &raw, flags | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_EXRESCODE, nullptr);
+  std::unique_ptr<sqlite3, CloseDatabase> db(raw);
+  if (rc != SQLITE_OK) {
+    int err = raw ? sqlite3_system_errno(raw) : 0;
+    std::string detail = raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc);
+    return fail(Error{"sqlite3_open_v2", path, err, fmt::format("{}: sqlite3_open_v2: {}", what, detail)});
+  }
+  return db;
+}
+
 }  // namespace
+
+// The directory holding a private copy: its files are removed with it.
+struct StateStore::TempCopy {
+  std::string dir;
+};
+
+void StateStore::RemoveTempCopy::operator()(TempCopy* copy) const {
+  for (const char* suffix : {"", "-wal", "-shm", "-journal"})
+    ::unlink((copy->dir + "/" + kFileName + suffix).c_str());
+  ::rmdir(copy->dir.c_str());
+  delete copy;
+}
 
 // ---- open, migrate, settings --------------------------------------------------------------
 
@@ -80,6 +150,8 @@ std::string StateStore::database_path(const std::string& state_dir) {
 Error StateStore::error(std::string_view call, std::string_view context) const {
   sqlite3* db = db_.get();
   std::string detail = db ? sqlite3_errmsg(db) : "out of memory";
+  if (read_only_ && db && (sqlite3_errcode(db) & 0xff) == SQLITE_READONLY)
+    detail += " (the state database is open read-only: " + read_only_mode_ + ")";
   return Error{std::string(call), path_, 0, fmt::format("{}: {}: {}", context, call, detail)};
 }
 
@@ -100,6 +172,90 @@ Result<void> StateStore::exec(const char* sql, std::string_view context) const {
 
 Result<StateStore> StateStore::open(const std::string& state_dir) {
   return open_impl(state_dir, kSchemaVersion);
+}
+
+Result<StateStore> StateStore::open_read_only_uri(const std::string& uri, const std::string& path,
+                                                  std::string mode) {
+  auto db = open_connection(uri, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, path,
+                            "cannot open the state database for reading");
+  if (!db) return fail(db.error());
+  StateStore store(std::move(*db), path);
+  store.read_only_ = true;
+  store.read_only_mode_ = std::move(mode);
+  sqlite3_busy_timeout(store.db_.get(), kBusyTimeoutMs);
+  // The first read opens the write-ahead log: this is where a read-only directory fails.
+  if (auto r = store.exec("SELECT count(*) FROM sqlite_master", "cannot read the state database"); !r)
+    return fail(r.error());
+  return store;
+}
+
+Result<StateStore> StateStore::open_read_only(const std::string& state_dir) {
+  std::string path = database_path(state_dir);
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return base::fail_errno("stat", path, errno, "cannot open the state database");
+
+  // 1. As any reader: with the -shm of the writers, so a running guard's commits are seen.
+  auto store = open_read_only_uri(file_uri(path, "mode=ro"), path, "read-only");
+  if (!store) {
+    const std::string wal = path + "-wal";
+    struct stat wst {};
+    bool wal_content = ::stat(wal.c_str(), &wst) == 0 && wst.st_size > 0;
+    if (!wal_content) {
+      // 2. No -shm can be made (a read-only filesystem) and no log to replay: the file is
+      // all there is. immutable=1 reads it without the -shm.
+      store = open_read_only_uri(file_uri(path, "mode=ro&immutable=1"), path,
+                                 "immutable, its directory is read-only and it has no write-ahead log");
+    } else {
+      // 3. immutable=1 would ignore the -wal and its commits: read a private copy of both,
+      // where SQLite can build the -shm.
+      std::unique_ptr<TempCopy, RemoveTempCopy> copy;
+      std::string tried;
+      const char* env_tmp = std::getenv("TMPDIR");
+      for (std::string base : {std::string(env_tmp ? env_tmp : ""), std::string("/run"), std::string("/dev/shm"),
+                               std::string("/tmp")}) {
+        if (base.empty()) continue;
+        std::string tmpl = base + "/upgrade-guard-state-XXXXXX";
+        if (::mkdtemp(tmpl.data()) == nullptr) {
+          tried += (tried.empty() ? "" : ", ") + base;
+          continue;
+        }
+        copy.reset(new TempCopy{tmpl});
+        break;
+      }
+      if (!copy)
+        return fail(Error{"mkdtemp", path, 0,
+                          "cannot read the state database on a read-only filesystem: no writable directory for a "
+                          "private copy (tried " + tried + ")"});
+      std::string copy_path = copy->dir + "/" + kFileName;
+      if (auto r = copy_file(path, copy_path); !r) return fail(r.error());
+      if (auto r = copy_file(wal, copy_path + "-wal"); !r) return fail(r.error());
+      store = open_read_only_uri(file_uri(copy_path, "mode=ro"), path,
+                                 "a private copy, its directory is read-only (" + copy->dir + ")");
+      if (store) store->temp_copy_ = std::move(copy);
+    }
+    if (!store) return fail(store.error());
+  }
+
+  auto version = store->schema_version();
+  if (!version) return fail(version.error());
+  if (*version > kSchemaVersion) {
+    return fail(Error{"user_version", path, 0,
+                      fmt::format("state.db has schema version {}, this upgrade-guard knows up to {}: upgrade "
+                                  "upgrade-guard",
+                                  *version, kSchemaVersion)});
+  }
+  if (*version < kSchemaVersion) {
+    // Older than this program: its tables lack what the readers ask for. Migrating writes.
+    if (!dir_read_only(state_dir)) {
+      { StateStore closing = std::move(*store); }  // closed before open() takes the write lock
+      return open(state_dir);
+    }
+    return fail(Error{"user_version", path, EROFS,
+                      fmt::format("state.db has schema version {}, this upgrade-guard reads version {}; it cannot be "
+                                  "migrated while its directory is read-only",
+                                  *version, kSchemaVersion)});
+  }
+  return std::move(*store);
 }
 
 Result<StateStore> StateStore::open_at_version_for_test(const std::string& state_dir, int version) {
@@ -125,28 +281,14 @@ Result<StateStore> StateStore::open_impl(const std::string& state_dir, int targe
     return base::fail_errno("access", path, errno, "cannot open the state database for writing (run as root?)");
   }
 
-  sqlite3* raw = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_EXRESCODE,
-                           nullptr);
-  DbPtr db(raw);
-  if (rc != SQLITE_OK) {
-    int err = raw ? sqlite3_system_errno(raw) : 0;
-    std::string detail = raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc);
-    return fail(Error{"sqlite3_open_v2", path, err,
-                      fmt::format("cannot open the state database: sqlite3_open_v2: {}", detail)});
-  }
-  StateStore store(std::move(db), path);
+  auto db = open_connection(path, SQLITE_OPEN_READWRITE, path, "cannot open the state database");
+  if (!db) return fail(db.error());
+  StateStore store(std::move(*db), path);
   sqlite3_busy_timeout(store.db_.get(), kBusyTimeoutMs);
 
   // Read before anything writes: a file that is not ours, is damaged or is newer than this
   // program must stay exactly as it is. (journal_mode=WAL would rewrite the header.)
-  auto version = [&]() -> Result<int> {
-    auto stmt = store.prepare("PRAGMA user_version", "cannot read the state database's schema version");
-    if (!stmt) return fail(stmt.error());
-    auto row = stmt->step();
-    if (!row) return fail(row.error());
-    return *row ? static_cast<int>(stmt->integer(0)) : 0;
-  }();
+  auto version = store.schema_version();
   if (!version) {
     int code = sqlite3_errcode(store.db_.get()) & 0xff;
     if (code == SQLITE_NOTADB || code == SQLITE_CORRUPT) {
@@ -171,6 +313,14 @@ Result<StateStore> StateStore::open_impl(const std::string& state_dir, int targe
   }
   if (auto r = store.migrate(target_version); !r) return fail(r.error());
   return store;
+}
+
+Result<int> StateStore::schema_version() const {
+  auto stmt = prepare("PRAGMA user_version", "cannot read the state database's schema version");
+  if (!stmt) return fail(stmt.error());
+  auto row = stmt->step();
+  if (!row) return fail(row.error());
+  return *row ? static_cast<int>(stmt->integer(0)) : 0;
 }
 
 Result<void> StateStore::enable_wal() {

@@ -48,6 +48,15 @@ class StateStore {
   // SQLite, or one failing PRAGMA quick_check is an error naming the file; such a file is
   // never rewritten. e.g. open("/var/lib/upgrade-guard").
   [[nodiscard]] static base::Result<StateStore> open(const std::string& state_dir);
+  // Opens an existing <state_dir>/state.db for reading only: it never creates, migrates or
+  // writes anything (no -wal or -shm either when the directory is read-only, e.g. a boot from
+  // a read-only btrfs snapshot). A WAL database whose -shm cannot be created is read from a
+  // private copy of the database and its -wal (under $TMPDIR, /run or /tmp, removed again with
+  // the store), so nothing committed is missed; without a -wal it is opened immutable. Every
+  // write then fails naming the read-only store. A database older than this program is
+  // migrated by open() when its directory is writable, else an error. A missing file is an
+  // error (errno ENOENT). e.g. open_read_only("/var/lib/upgrade-guard").
+  [[nodiscard]] static base::Result<StateStore> open_read_only(const std::string& state_dir);
   // Like open() but migrates only up to `version` (>= 1): for migration tests.
   [[nodiscard]] static base::Result<StateStore> open_at_version_for_test(const std::string& state_dir, int version);
   // <state_dir>/state.db, e.g. "/var/lib/upgrade-guard/state.db".
@@ -58,6 +67,11 @@ class StateStore {
   ~StateStore();
 
   [[nodiscard]] const std::string& path() const { return path_; }
+  // True when opened by open_read_only() (and not migrated by open()).
+  [[nodiscard]] bool read_only() const { return read_only_; }
+  // How a read-only store was opened, e.g. "read-only", "immutable (read-only filesystem,
+  // no write-ahead log)", "from a private copy (read-only filesystem)"; "" when writable.
+  [[nodiscard]] const std::string& read_only_mode() const { return read_only_mode_; }
   [[nodiscard]] base::Result<StoreSettings> settings() const;
   // PRAGMA quick_check; an error naming the file unless it says "ok".
   [[nodiscard]] base::Result<void> quick_check() const;
@@ -175,7 +189,14 @@ class StateStore {
 
  private:
   using DbPtr = std::unique_ptr<sqlite3, CloseDatabase>;
+  // A private copy of a read-only database (removed when the store closes).
+  struct TempCopy;
+  struct RemoveTempCopy {
+    void operator()(TempCopy* copy) const;
+  };
   StateStore(DbPtr db, std::string path);
+  static base::Result<StateStore> open_read_only_uri(const std::string& uri, const std::string& path,
+                                                     std::string mode);
   static base::Result<StateStore> open_impl(const std::string& state_dir, int target_version);
 
   class Statement;
@@ -183,6 +204,8 @@ class StateStore {
   [[nodiscard]] base::Result<Statement> prepare(std::string_view sql, std::string_view context) const;
   [[nodiscard]] base::Result<void> exec(const char* sql, std::string_view context) const;
   [[nodiscard]] base::Error error(std::string_view call, std::string_view context) const;
+  // PRAGMA user_version: 0 for a new, empty file.
+  [[nodiscard]] base::Result<int> schema_version() const;
   [[nodiscard]] base::Result<void> enable_wal();
   [[nodiscard]] base::Result<void> migrate(int target_version);
   // Rows changed by the last statement, and the rowid it inserted.
@@ -211,8 +234,12 @@ class StateStore {
                                                                           const std::string& text_arg,
                                                                           std::optional<std::int64_t> int_arg) const;
 
+  // Declared before db_: the connection closes before its copy is removed.
+  std::unique_ptr<TempCopy, RemoveTempCopy> temp_copy_;
   DbPtr db_;
   std::string path_;
+  bool read_only_ = false;
+  std::string read_only_mode_;
   int transaction_depth_ = 0;
 };
 

@@ -237,6 +237,133 @@ TEST_F(BtrfsRoot, DefaultSubvolumeRollbackSetsDefault) {
   EXPECT_TRUE(exists(top_ + "/" + res->broken + "/usr/lib/x86_64-linux-gnu/libnew-d.so.1"));
 }
 
+// The GRUB fallback boot runs from the pre-upgrade snapshot in the store, whose fstab pins
+// @rootfs (the Debian installer's layout). `rollback --to ID` from there must restore @rootfs,
+// keep the upgraded tree as rollback-...-broken, and leave the snapshot it runs from alone.
+TEST_F(BtrfsRoot, RollbackFromTheFallbackSnapshotRestoresThePinnedRoot) {
+  build("@rootfs", true, "minbase");
+  if (IsSkipped() || HasFatalFailure()) return;
+  auto b = backend();
+  ASSERT_TRUE(b);
+  std::string ls_before = slurp(root_ + "/usr/bin/ls");
+  auto snap = b->create("pre run#1", {{"run", "1"}});
+  ASSERT_TRUE(snap) << snap.error().to_string();
+  change_after_snapshot("f");
+  auto rootfs_id = btrfs::subvolume_id(root_);
+  auto snap_id = btrfs::subvolume_id(snap->location);
+  ASSERT_TRUE(rootfs_id && snap_id);
+
+  // The root is now the snapshot itself, as on the fallback boot.
+  auto layout = detect_layout(snap->location);
+  ASSERT_TRUE(layout) << layout.error().to_string();
+  EXPECT_EQ(layout->subvol_path, "@upgrade-guard/" + snap->id);
+  auto target = rollback_target(*layout);
+  ASSERT_TRUE(target) << target.error().to_string();
+  EXPECT_EQ(target->subvol_path, "@rootfs");
+  EXPECT_EQ(target->running_from, "@upgrade-guard/" + snap->id);
+  auto fallback = make_backend(*layout, test_policy(), dir_ / "state");
+  ASSERT_TRUE(fallback) << fallback.error().to_string();
+  auto res = (*fallback)->rollback(snap->id, {});
+  ASSERT_TRUE(res) << res.error().to_string();
+  EXPECT_EQ(res->method, "exchange");
+  EXPECT_FALSE(res->takes_effect_now) << "the root it runs from does not change; @rootfs does";
+  std::string notes;
+  for (const auto& n : res->notes) notes += n + "\n";
+  EXPECT_NE(notes.find("the root runs from @upgrade-guard/" + snap->id), std::string::npos) << notes;
+  EXPECT_NE(notes.find("restored @rootfs"), std::string::npos) << notes;
+
+  // @rootfs holds the pre-upgrade tree now, with the data written since carried over.
+  EXPECT_EQ(slurp(root_ + "/usr/bin/ls"), ls_before);
+  EXPECT_FALSE(exists(root_ + "/usr/lib/x86_64-linux-gnu/libnew-f.so.1"));
+  EXPECT_EQ(slurp(root_ + "/var/log/after-f.log"), "written after the snapshot\n");
+  EXPECT_EQ(slurp(root_ + "/var/lib/docker/after-f"), "container data\n");
+  auto now_id = btrfs::subvolume_id(root_);
+  ASSERT_TRUE(now_id);
+  EXPECT_NE(*now_id, *rootfs_id) << "@rootfs names the restored subvolume";
+  EXPECT_NE(*now_id, *snap_id) << "a writable copy, not the snapshot itself";
+  auto ro = btrfs::read_only(root_);
+  ASSERT_TRUE(ro);
+  EXPECT_FALSE(*ro);
+  // The upgraded tree is kept as the broken root, by its old id.
+  EXPECT_EQ(res->broken.rfind("@upgrade-guard/rollback-", 0), 0u) << res->broken;
+  EXPECT_EQ(res->broken.substr(res->broken.size() - 7), "-broken") << res->broken;
+  auto broken_id = btrfs::subvolume_id(top_ + "/" + res->broken);
+  ASSERT_TRUE(broken_id);
+  EXPECT_EQ(*broken_id, *rootfs_id);
+  EXPECT_TRUE(exists(top_ + "/" + res->broken + "/usr/lib/x86_64-linux-gnu/libnew-f.so.1"));
+  // The snapshot the system runs from is where it was, the same subvolume, unchanged.
+  auto still = btrfs::subvolume_id(snap->location);
+  ASSERT_TRUE(still);
+  EXPECT_EQ(*still, *snap_id);
+  auto snap_ro = btrfs::read_only(snap->location);
+  ASSERT_TRUE(snap_ro);
+  EXPECT_TRUE(*snap_ro);
+  EXPECT_EQ(slurp(snap->location + "/usr/bin/ls"), ls_before);
+  auto pending = (*fallback)->pending_rollbacks();
+  ASSERT_TRUE(pending);
+  EXPECT_TRUE(pending->empty());
+  // A normal mount of the pinned subvolume (the next boot) shows the pre-upgrade tree.
+  std::string next_boot = dir_ / "next-boot";
+  ASSERT_TRUE(img_->mount(next_boot, "subvol=@rootfs"));
+  EXPECT_EQ(slurp(next_boot + "/usr/bin/ls"), ls_before);
+  EXPECT_FALSE(exists(next_boot + "/usr/lib/x86_64-linux-gnu/libnew-f.so.1"));
+}
+
+TEST_F(BtrfsRoot, RollbackRefusesPinsThatDisagreeNamingThem) {
+  build("@rootfs", true, "minbase");
+  if (IsSkipped() || HasFatalFailure()) return;
+  guard::testing::write_file(root_ + "/boot/grub/grub.cfg",
+                             "menuentry 'Debian GNU/Linux' {\n"
+                             "  linux /@/boot/vmlinuz-6.1.0-18-amd64 root=UUID=1 ro rootflags=subvol=@ quiet\n"
+                             "}\n");
+  auto b = backend();
+  ASSERT_TRUE(b);
+  auto snap = b->create("pre", {});
+  ASSERT_TRUE(snap) << snap.error().to_string();
+  change_after_snapshot("p");
+  auto rootfs_id = btrfs::subvolume_id(root_);
+  ASSERT_TRUE(rootfs_id);
+  auto res = b->rollback(snap->id, {});
+  ASSERT_FALSE(res);
+  EXPECT_TRUE(is_refusal(res.error()));
+  std::string msg = res.error().to_string();
+  EXPECT_NE(msg.find("disagree (fstab: subvol=@rootfs, grub.cfg: subvol=@)"), std::string::npos) << msg;
+  // Nothing changed, nothing is pending.
+  auto after = btrfs::subvolume_id(root_);
+  ASSERT_TRUE(after);
+  EXPECT_EQ(*after, *rootfs_id);
+  EXPECT_TRUE(exists(root_ + "/usr/lib/x86_64-linux-gnu/libnew-p.so.1"));
+  auto pending = b->pending_rollbacks();
+  ASSERT_TRUE(pending);
+  EXPECT_TRUE(pending->empty());
+}
+
+TEST_F(BtrfsRoot, RollbackFromASnapshotThatNothingPinsIsRefused) {
+  build("rootfs", false, "minbase");
+  if (IsSkipped() || HasFatalFailure()) return;
+  auto b = backend();
+  ASSERT_TRUE(b);
+  auto snap = b->create("pre", {});
+  ASSERT_TRUE(snap) << snap.error().to_string();
+  auto snap_id = btrfs::subvolume_id(snap->location);
+  ASSERT_TRUE(snap_id);
+  auto layout = detect_layout(snap->location);
+  ASSERT_TRUE(layout) << layout.error().to_string();
+  auto fallback = make_backend(*layout, test_policy(), dir_ / "state");
+  ASSERT_TRUE(fallback) << fallback.error().to_string();
+  auto res = (*fallback)->rollback(snap->id, {});
+  ASSERT_FALSE(res) << "exchanged " << res->broken;
+  EXPECT_TRUE(is_refusal(res.error()));
+  EXPECT_NE(res.error().to_string().find("a subvolume of the snapshot store"), std::string::npos)
+      << res.error().to_string();
+  auto still = btrfs::subvolume_id(snap->location);
+  ASSERT_TRUE(still);
+  EXPECT_EQ(*still, *snap_id);
+  auto list = b->list();
+  ASSERT_TRUE(list);
+  EXPECT_EQ(list->size(), 1u) << "no broken root was made";
+}
+
 // Interrupts the rollback after each step in turn; each time a whole root must be at `@`, and
 // resuming must complete it (or, before the swap, revert it) with nothing lost.
 TEST_F(BtrfsRoot, InterruptedRollbackLeavesValidRootAndResumes) {

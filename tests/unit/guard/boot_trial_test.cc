@@ -182,6 +182,74 @@ TEST(BootTrialGrub, ScriptCountsDownAndFallsBackOnlyWhileATrialIsArmed) {
   EXPECT_EQ(ifs, fis) << s;
 }
 
+TEST(BootTrialGrub, TheFallbackEntryCarriesTheNormalCommandLineAndNamesItsTrial) {
+  std::string s = render_grub_trial_script({"console=ttyS0,115200 panic=10", "quiet"});
+  // As 10_linux: GRUB_CMDLINE_LINUX then GRUB_CMDLINE_LINUX_DEFAULT, and the snapshot's
+  // rootflags= after them (the kernel takes the last one).
+  EXPECT_THAT(s, HasSubstr("linux \"${ug_fallback_linux}\" root=UUID=${ug_fallback_uuid} ro "
+                           "console=ttyS0,115200 panic=10 quiet rootflags=${ug_fallback_rootflags} "
+                           "upgrade-guard.rollback=0 upgrade-guard.fallback=${ug_fallback_trial}\n"));
+  // The trial id outlives the clearing of ug_trial: kept and exported before.
+  std::size_t kept = s.find("set ug_fallback_trial=\"${ug_trial}\"");
+  ASSERT_NE(kept, std::string::npos) << s;
+  EXPECT_LT(kept, s.find("set ug_trial="));
+  EXPECT_THAT(s, HasSubstr("export ug_fallback_trial"));
+  EXPECT_THAT(s, HasSubstr("menuentry \"Pre-upgrade snapshot (upgrade-guard trial ${ug_fallback_trial})\""));
+  // A line break in /etc/default/grub cannot end the linux line early.
+  std::string broken = render_grub_trial_script({"panic=10\ninsmod evil", ""});
+  EXPECT_THAT(broken, HasSubstr("ro panic=10 insmod evil rootflags="));
+}
+
+TEST(BootTrialGrub, TheScriptPassesGrubScriptCheck) {
+  if (::access("/usr/bin/grub-script-check", X_OK) != 0) UG_SKIP_OR_FAIL("grub-script-check (grub-common) is missing");
+  TempDir tmp;
+  for (const GrubCmdline& c : {GrubCmdline{}, GrubCmdline{"console=ttyS0,115200n8 panic=10", "quiet splash"},
+                               GrubCmdline{"rootflags=subvol=@rootfs", "$vt_handoff"}}) {
+    write_file(tmp / "42.cfg", render_grub_trial_script(c));
+    auto r = guard::testing::run({"/usr/bin/grub-script-check", tmp / "42.cfg"});
+    EXPECT_EQ(r.exit_code, 0) << c.args << " " << c.default_args << ": " << r.out << r.err;
+  }
+  // It does catch a broken script.
+  write_file(tmp / "bad.cfg", "if [ -n x ]; then\n  menuentry x {\n");
+  EXPECT_NE(guard::testing::run({"/usr/bin/grub-script-check", tmp / "bad.cfg"}).exit_code, 0);
+}
+
+TEST(BootTrialGrub, TheCommandTakesTheCommandLineFromUpdateGrubsEnvironment) {
+  auto r = guard::testing::run({guard::testing::binary(), "boot-check", "--grub-script"}, 60,
+                               {{"GRUB_CMDLINE_LINUX", "console=ttyS0 panic=10"},
+                                {"GRUB_CMDLINE_LINUX_DEFAULT", "quiet"},
+                                {"PATH", "/usr/sbin:/usr/bin:/sbin:/bin"}});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr(" ro console=ttyS0 panic=10 quiet rootflags=${ug_fallback_rootflags} "));
+}
+
+TEST(BootTrialDecide, TheFallbackBootIsKnownByItsKernelParameter) {
+  EXPECT_EQ(fallback_trial_from_cmdline("BOOT_IMAGE=/vmlinuz ro upgrade-guard.rollback=0 upgrade-guard.fallback=12"),
+            12);
+  EXPECT_EQ(fallback_trial_from_cmdline("BOOT_IMAGE=/vmlinuz ro quiet"), std::nullopt);
+  EXPECT_EQ(fallback_trial_from_cmdline("upgrade-guard.fallback= quiet"), std::nullopt);  // GRUB had no trial id
+  EXPECT_EQ(fallback_trial_from_cmdline("upgrade-guard.fallback=x12"), std::nullopt);
+  EXPECT_EQ(fallback_trial_from_cmdline("upgrade-guard.fallback=3 upgrade-guard.fallback=4"), 4);  // the last wins
+  EXPECT_EQ(fallback_trial_from_cmdline("xupgrade-guard.fallback=3"), std::nullopt);
+}
+
+TEST(BootTrialDecide, TheFallbackBootSaysWhatHappenedAndHowToStayOnThePreUpgradeRoot) {
+  const std::string snap = "20260122-101500-pre-run-12";
+  auto s = fallback_boot_summary("BOOT_IMAGE=/@upgrade-guard/" + snap +
+                                     "/boot/vmlinuz ro panic=10 upgrade-guard.rollback=0 upgrade-guard.fallback=7",
+                                 "@upgrade-guard/" + snap);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->exit_code, 1);
+  EXPECT_THAT(s->message, HasSubstr("the boot of trial 7 never reached boot-check"));
+  EXPECT_THAT(s->message, HasSubstr("pre-upgrade snapshot " + snap));
+  ASSERT_EQ(s->notes.size(), 1u);
+  EXPECT_THAT(s->notes[0], HasSubstr("upgrade-guard rollback --to " + snap));
+  // Not a fallback boot: no parameter, or a root that is not in the snapshot store.
+  EXPECT_FALSE(fallback_boot_summary("ro quiet", "@upgrade-guard/" + snap));
+  EXPECT_FALSE(fallback_boot_summary("ro upgrade-guard.fallback=7", "@rootfs"));
+  EXPECT_FALSE(fallback_boot_summary("ro upgrade-guard.fallback=7", ""));
+}
+
 // ---- Rollback options -----------------------------------------------------------------------
 
 TEST(BootTrialRollback, TheLiveRootCarriesTheStateDirectory) {

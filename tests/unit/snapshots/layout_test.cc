@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "snapshots/backend.h"
 #include "tests/common/test_env.h"
 
 namespace guard::snapshots {
@@ -35,6 +36,73 @@ TEST(LayoutParse, GrubLinuxLinesDeduplicated) {
   EXPECT_EQ(pins[0].value, "@");
   EXPECT_EQ(pins[1].option, "subvolid");
   EXPECT_EQ(pins[1].value, "256");
+}
+
+// A btrfs root at `subvol_path` with these pins, as detect_layout would fill it in.
+Layout pinned_layout(const std::string& subvol_path, std::vector<SubvolPin> pins) {
+  Layout l;
+  l.root_dir = "/";
+  l.fstype = "btrfs";
+  l.is_subvolume = true;
+  l.subvol_path = subvol_path;
+  l.pins = std::move(pins);
+  return l;
+}
+
+TEST(LayoutRollbackTarget, ThePinnedSubvolumeOfANormalBoot) {
+  auto t = rollback_target(pinned_layout("@rootfs", {{"fstab", "subvol", "@rootfs"},
+                                                     {"cmdline", "subvol", "/@rootfs"},
+                                                     {"grub.cfg", "subvol", "@rootfs"}}));
+  ASSERT_TRUE(t) << t.error().to_string();
+  EXPECT_EQ(t->subvol_path, "@rootfs");
+  EXPECT_EQ(t->running_from, "");
+  // Unpinned: the root's own subvolume (the rollback sets the default subvolume).
+  auto plain = rollback_target(pinned_layout("rootfs", {}));
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->subvol_path, "rootfs");
+}
+
+TEST(LayoutRollbackTarget, TheFallbackBootTargetsThePinnedRootNotTheSnapshotItRunsFrom) {
+  // Booted by the GRUB fallback entry: the command line pins the snapshot, the snapshot's own
+  // fstab and grub.cfg pin @rootfs (the fallback entry's rootflags is a GRUB variable there).
+  auto t = rollback_target(pinned_layout("@upgrade-guard/20260122-101500-pre-run-12",
+                                         {{"fstab", "subvol", "@rootfs"},
+                                          {"cmdline", "subvol", "@upgrade-guard/20260122-101500-pre-run-12"},
+                                          {"grub.cfg", "subvol", "@rootfs"},
+                                          {"grub.cfg", "subvol", "${ug_fallback_rootflags}"}}));
+  ASSERT_TRUE(t) << t.error().to_string();
+  EXPECT_EQ(t->subvol_path, "@rootfs");
+  EXPECT_EQ(t->running_from, "@upgrade-guard/20260122-101500-pre-run-12");
+}
+
+TEST(LayoutRollbackTarget, DisagreeingPinsAreRefusedNamingEachOne) {
+  auto t = rollback_target(pinned_layout("@rootfs", {{"fstab", "subvol", "@rootfs"},
+                                                     {"cmdline", "subvol", "@"},
+                                                     {"grub.cfg", "subvol", "@rootfs"}}));
+  ASSERT_FALSE(t);
+  EXPECT_TRUE(is_refusal(t.error()));
+  std::string msg = t.error().to_string();
+  EXPECT_NE(msg.find("disagree (fstab: subvol=@rootfs, cmdline: subvol=@, grub.cfg: subvol=@rootfs)"),
+            std::string::npos)
+      << msg;
+}
+
+TEST(LayoutRollbackTarget, ASnapshotThatNothingPinsAndARootThatIsNotThePinnedOneAreRefused) {
+  auto store = rollback_target(pinned_layout("@upgrade-guard/S", {{"cmdline", "subvol", "@upgrade-guard/S"}}));
+  ASSERT_FALSE(store);
+  EXPECT_NE(store.error().to_string().find("the root is @upgrade-guard/S, a subvolume of the snapshot store"),
+            std::string::npos)
+      << store.error().to_string();
+  auto other = rollback_target(pinned_layout("@old", {{"fstab", "subvol", "@rootfs"}}));
+  ASSERT_FALSE(other);
+  EXPECT_NE(other.error().to_string().find(
+                "the root is subvolume @old but the boot configuration pins @rootfs (fstab: subvol=@rootfs)"),
+            std::string::npos)
+      << other.error().to_string();
+  EXPECT_TRUE(in_snapshot_store("/@upgrade-guard/x/"));
+  EXPECT_TRUE(in_snapshot_store("@upgrade-guard"));
+  EXPECT_FALSE(in_snapshot_store("@upgrade-guard-old"));
+  EXPECT_FALSE(in_snapshot_store("@rootfs"));
 }
 
 TEST(LayoutDetect, PlainDirectoryIsNotBtrfsSubvolume) {
