@@ -79,10 +79,10 @@ class VmBiosBtrfs : public ::testing::Test {
     std::string tool = guard::testing::compile_elf(
         dir_, "int ug_answer(void); int main(void) { return ug_answer() == 42 ? 0 : 1; }",
         {"-L" + dir_.path(), "-l:libugdemo.so.1"});
-    std::string v1 = deb_in_guest({"libugdemo1", "1.0", "", {{"/usr/lib/x86_64-linux-gnu/libugdemo.so.1", {lib, 0644}}}});
-    std::string t = deb_in_guest({"ugdemo-tool", "1.0", "", {{"/usr/bin/ugdemo-tool", {tool, 0755}}}});
+    std::string v1 = deb_in_guest({"libugdemo1", "1.0", "", {{"/usr/lib/x86_64-linux-gnu/libugdemo.so.1", {lib, 0644}}}, "", ""});
+    std::string t = deb_in_guest({"ugdemo-tool", "1.0", "", {{"/usr/bin/ugdemo-tool", {tool, 0755}}}, "", ""});
     must("dpkg -i " + v1 + " " + t + " && ugdemo-tool");
-    return deb_in_guest({"libugdemo1", "2.0", "", {{"/usr/share/doc/libugdemo1/README", {"gone\n", 0644}}}});
+    return deb_in_guest({"libugdemo1", "2.0", "", {{"/usr/share/doc/libugdemo1/README", {"gone\n", 0644}}}, "", ""});
   }
   // `upgrade-guard history --json`'s newest run.
   json last_run() {
@@ -117,7 +117,7 @@ class VmBiosBtrfs : public ::testing::Test {
 // stays, and GRUB's counter is not left armed.
 TEST_F(VmBiosBtrfs, HealthyUpgradeIsBlessedAtTheNextBoot) {
   ASSERT_NO_FATAL_FAILURE(boot());
-  std::string ok = deb_in_guest({"ug-vm-ok", "1.0", "", {{"/usr/share/ug-vm-ok/README", {"harmless\n", 0644}}}});
+  std::string ok = deb_in_guest({"ug-vm-ok", "1.0", "", {{"/usr/share/ug-vm-ok/README", {"harmless\n", 0644}}}, "", ""});
   GuestResult run = vm_->sh("upgrade-guard run -- apt-get install -y " + ok, seconds(900));
   ASSERT_EQ(run.exit_code, 0) << run.describe();
   json before = last_run();
