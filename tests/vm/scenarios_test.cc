@@ -1,0 +1,231 @@
+// The promise about the next reboot, on real boots: qemu (TCG) from SeaBIOS through GRUB 2.06,
+// Debian's 6.1 kernel and initramfs-tools to systemd 252, on the Debian installer's btrfs layout
+// (root in subvolume @rootfs, /boot inside it), with upgrade-guard installed from its .deb by
+// apt. Each scenario boots a fresh overlay of the cached image (scripts/test-vm-image), drives
+// the guest through the QEMU guest agent, reboots it, and asserts on the next boot and on the
+// disk read from the host. Each prints its boots and seconds.
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "base/strings.h"
+#include "tests/system/guarded_root.h"
+#include "tests/vm/vm.h"
+
+namespace guard {
+namespace {
+
+namespace fs = std::filesystem;
+using guard::testing::DiskView;
+using guard::testing::GuestResult;
+using guard::testing::slurp;
+using guard::testing::Vm;
+using json = nlohmann::json;
+using std::chrono::seconds;
+using std::chrono::steady_clock;
+
+class VmBiosBtrfs : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    started_ = steady_clock::now();
+    if (auto why = guard::testing::vm_unavailable(); !why.empty()) UG_SKIP_OR_FAIL(why);
+    auto image = guard::testing::vm_image("bios-btrfs");
+    ASSERT_TRUE(image) << image.error().to_string();
+    auto vm = Vm::create(*image, dir_.path());
+    ASSERT_TRUE(vm) << vm.error().to_string();
+    vm_ = std::move(*vm);
+  }
+
+  void TearDown() override {
+    if (!vm_) return;
+    std::string ready;
+    for (auto t : vm_->ready_times()) ready += " " + std::to_string(t.count() / 1000.0).substr(0, 5) + "s";
+    auto total = std::chrono::duration_cast<seconds>(steady_clock::now() - started_).count();
+    std::printf("vm: %d boots, ready after%s; scenario %llds (console logs in %s)\n", vm_->boots(), ready.c_str(),
+                static_cast<long long>(total), dir_.path().c_str());
+    vm_.reset();  // qemu killed before the temp dir goes
+  }
+
+  // Boots, and fails the test with the console when the guest does not come up.
+  void boot() {
+    auto b = vm_->boot();
+    ASSERT_TRUE(b) << b.error().to_string();
+  }
+  void reboot(const std::vector<std::string>& argv = {"systemctl", "reboot"}) {
+    auto b = vm_->reboot(argv);
+    ASSERT_TRUE(b) << b.error().to_string();
+  }
+  // Runs a shell command in the guest and fails the test unless it exits 0; returns stdout.
+  std::string must(const std::string& script, seconds timeout = seconds(120)) {
+    GuestResult r = vm_->sh(script, timeout);
+    EXPECT_TRUE(r.ok()) << script << ": " << r.describe();
+    return r.out;
+  }
+  // Builds `spec` on the host and copies it into the guest's /root; returns the guest path.
+  std::string deb_in_guest(const guard::testing::DebSpec& spec) {
+    std::string deb = guard::testing::build_deb(spec, dir_ / "pkgs");
+    std::string inside = "/root/" + fs::path(deb).filename().string();
+    auto put = vm_->put(inside, guard::testing::read_file(deb));
+    EXPECT_TRUE(put) << put.error().to_string();
+    return inside;
+  }
+  // libugdemo1 1.0 and ugdemo-tool (which needs its libugdemo.so.1), installed unguarded;
+  // returns libugdemo1 2.0, which drops the library: the upgrade that breaks the tool.
+  std::string install_ugdemo() {
+    std::string lib = guard::testing::compile_elf(dir_, "int ug_answer(void) { return 42; }",
+                                                  {"-shared", "-fPIC", "-Wl,-soname,libugdemo.so.1"});
+    guard::testing::write_file(dir_ / "libugdemo.so.1", lib, 0644);
+    std::string tool = guard::testing::compile_elf(
+        dir_, "int ug_answer(void); int main(void) { return ug_answer() == 42 ? 0 : 1; }",
+        {"-L" + dir_.path(), "-l:libugdemo.so.1"});
+    std::string v1 = deb_in_guest({"libugdemo1", "1.0", "", {{"/usr/lib/x86_64-linux-gnu/libugdemo.so.1", {lib, 0644}}}, "", ""});
+    std::string t = deb_in_guest({"ugdemo-tool", "1.0", "", {{"/usr/bin/ugdemo-tool", {tool, 0755}}}, "", ""});
+    must("dpkg -i " + v1 + " " + t + " && ugdemo-tool");
+    ugdemo_v1_ = v1;
+    return deb_in_guest({"libugdemo1", "2.0", "", {{"/usr/share/doc/libugdemo1/README", {"gone\n", 0644}}}, "", ""});
+  }
+  // `upgrade-guard history --json`'s newest run.
+  json last_run() {
+    auto runs = json::parse(must("upgrade-guard history --json"), nullptr, false);
+    if (runs.is_discarded() || runs["runs"].empty()) {
+      ADD_FAILURE() << "no run in upgrade-guard history";
+      return json::object();
+    }
+    return runs["runs"][0];
+  }
+  json run_detail(int id) {
+    auto detail = json::parse(must("upgrade-guard history --json --run " + std::to_string(id)), nullptr, false);
+    EXPECT_FALSE(detail.is_discarded());
+    return detail;
+  }
+  // Powers the guest off and opens its disk on the host.
+  std::unique_ptr<DiskView> power_off_and_open_disk() {
+    auto off = vm_->sh("systemctl --no-block poweroff", seconds(30));
+    EXPECT_TRUE(vm_->wait_down(seconds(180))) << "the guest did not power off: " << off.describe();
+    vm_->kill();
+    auto view = DiskView::open(vm_->disk(), dir_ / "view");
+    EXPECT_TRUE(view) << view.error().to_string();
+    return view ? std::move(*view) : nullptr;
+  }
+
+  guard::testing::TempDir dir_{"ug-vm"};
+  std::unique_ptr<Vm> vm_;
+  std::string ugdemo_v1_;  // libugdemo1 1.0 in the guest, e.g. "/root/libugdemo1_1.0.deb"
+  steady_clock::time_point started_;
+};
+
+// A healthy guarded install, then a reboot: the trial boot is checked and blessed, the upgrade
+// stays, and GRUB's counter is not left armed.
+TEST_F(VmBiosBtrfs, HealthyUpgradeIsBlessedAtTheNextBoot) {
+  ASSERT_NO_FATAL_FAILURE(boot());
+  std::string ok = deb_in_guest({"ug-vm-ok", "1.0", "", {{"/usr/share/ug-vm-ok/README", {"harmless\n", 0644}}}, "", ""});
+  GuestResult run = vm_->sh("upgrade-guard run -- apt-get install -y " + ok, seconds(900));
+  ASSERT_EQ(run.exit_code, 0) << run.describe();
+  json before = last_run();
+  EXPECT_EQ(before.value("outcome", ""), "passed") << before.dump(2);
+
+  ASSERT_NO_FATAL_FAILURE(reboot());
+  EXPECT_EQ(must("cat /usr/share/ug-vm-ok/README"), "harmless\n");
+  EXPECT_EQ(must("systemctl is-active upgrade-guard-boot-check.service || true"), "active\n")
+      << must("journalctl -b -u upgrade-guard-boot-check.service --no-pager || true");
+  json detail = run_detail(before.value("id", 0));
+  ASSERT_EQ(detail["boot_trials"].size(), 1U) << detail.dump(2);
+  EXPECT_EQ(detail["boot_trials"][0].value("state", ""), "blessed") << detail.dump(2);
+  EXPECT_EQ(detail["rollbacks"].size(), 0U) << detail.dump(2);
+
+  auto disk = power_off_and_open_disk();
+  ASSERT_TRUE(disk);
+  EXPECT_EQ(slurp(disk->top() + "/@rootfs/usr/share/ug-vm-ok/README"), "harmless\n");
+  std::string grubenv = slurp(disk->top() + "/@rootfs/boot/grub/grubenv");
+  EXPECT_EQ(grubenv.find("ug_trial=1"), std::string::npos) << "the boot counter is still armed:\n" << grubenv;
+  std::string vars;
+  for (auto line : base::split(grubenv, '\n')) {
+    if (!line.empty() && line.front() != '#') vars += std::string(line) + " ";
+  }
+  std::printf("vm: grubenv after the blessed trial: %s\n", vars.empty() ? "(no variables)" : vars.c_str());
+}
+
+// A guarded upgrade that breaks a program (the library it needs is removed) is rolled back
+// live; data written to a preserve path after the rollback and before the reboot must be on the
+// restored root after it, with the upgrade gone.
+TEST_F(VmBiosBtrfs, RollbackKeepsPreservedBytesWrittenBeforeTheReboot) {
+  ASSERT_NO_FATAL_FAILURE(boot());
+  std::string v2 = install_ugdemo();
+  must("mkdir -p /srv/data && echo written-before-the-upgrade >/srv/data/before.txt");
+  GuestResult run = vm_->sh("upgrade-guard run -- apt-get install -y " + v2, seconds(900));
+  EXPECT_EQ(run.exit_code, 3) << "expected 3 (rolled back): " << run.describe();
+  json rolled = last_run();
+  EXPECT_EQ(rolled.value("outcome", ""), "rolled-back") << rolled.dump(2);
+
+  // What services keep writing until the reboot.
+  must("echo written-after-the-rollback >/srv/data/after.txt && "
+       "echo log-line-after-the-rollback >>/var/log/ug-vm-after.log && "
+       "echo more-after-the-rollback >>/srv/data/before.txt && sync");
+  ASSERT_NO_FATAL_FAILURE(reboot());
+
+  EXPECT_EQ(must("ugdemo-tool && echo tool-works"), "tool-works\n") << "not the pre-upgrade root";
+  EXPECT_EQ(must("dpkg-query -W -f '${Version}' libugdemo1"), "1.0");
+  GuestResult after = vm_->sh("cat /srv/data/after.txt");
+  EXPECT_EQ(after.out, "written-after-the-rollback\n") << "lost: /srv/data/after.txt (" << after.describe() << ")";
+  GuestResult log = vm_->sh("cat /var/log/ug-vm-after.log");
+  EXPECT_EQ(log.out, "log-line-after-the-rollback\n") << "lost: /var/log/ug-vm-after.log (" << log.describe() << ")";
+  EXPECT_EQ(must("cat /srv/data/before.txt"), "written-before-the-upgrade\nmore-after-the-rollback\n")
+      << "lost: the bytes appended to /srv/data/before.txt after the rollback";
+  json detail = run_detail(rolled.value("id", 0));
+  std::printf("vm: the rolled-back run:\n%s\n", detail.dump(2).c_str());
+
+  auto disk = power_off_and_open_disk();
+  ASSERT_TRUE(disk);
+  EXPECT_EQ(slurp(disk->top() + "/@rootfs/srv/data/after.txt"), "written-after-the-rollback\n");
+  // Where the bytes went: the roots kept under @upgrade-guard (the broken one, the snapshots).
+  std::error_code ec;
+  for (const auto& kept : fs::directory_iterator(disk->top() + "/@upgrade-guard", ec)) {
+    if (!kept.is_directory()) continue;  // the snapshots' .json and the rollback journal
+    std::string bytes = slurp(kept.path().string() + "/srv/data/after.txt");
+    std::printf("vm: %s/srv/data/after.txt: %s\n", kept.path().filename().c_str(),
+                bytes.empty() ? "absent" : bytes.c_str());
+  }
+}
+
+// A failing check with on_fail = block-reboot closes the gate: systemctl reboot, reboot and
+// shutdown -r now are refused and the guest stays up; `gate open` refuses while the checks still
+// fail, and after a repair it opens and a reboot works.
+TEST_F(VmBiosBtrfs, GateRefusesEveryRebootPathUntilOpened) {
+  ASSERT_NO_FATAL_FAILURE(boot());
+  std::string v2 = install_ugdemo();
+  ASSERT_TRUE(vm_->put("/etc/upgrade-guard/policy.d/50-vm.toml", "on_fail = \"block-reboot\"\n"));
+  GuestResult run = vm_->sh("upgrade-guard run -- apt-get install -y " + v2, seconds(900));
+  EXPECT_EQ(run.exit_code, 1) << "expected 1 (checks failed, gate closed): " << run.describe();
+  GuestResult status = vm_->sh("upgrade-guard gate status");
+  EXPECT_NE(status.exit_code, 0) << status.describe();
+
+  // Every path ends at reboot.target, which the gate's drop-in refuses. systemd 252's `reboot`
+  // and `shutdown` then fall back to /run/initctl and exit 0 although nothing happens: what
+  // counts is that the guest stays up and the administrator is told it was refused.
+  for (const char* path : {"systemctl reboot", "reboot", "shutdown -r now"}) {
+    GuestResult r = vm_->sh(path, seconds(60));
+    std::printf("vm: `%s` -> exit %d: %s%s", path, r.exit_code, r.err.c_str(), r.out.c_str());
+    EXPECT_NE((r.err + r.out).find("Operation refused"), std::string::npos) << path << ": " << r.describe();
+    if (std::string(path) == "systemctl reboot") {
+      EXPECT_NE(r.exit_code, 0) << r.describe();
+    }
+    std::this_thread::sleep_for(seconds(10));
+    ASSERT_TRUE(vm_->running()) << path << " rebooted the guest; console:\n" << vm_->console_tail();
+    EXPECT_TRUE(vm_->sh("true").ok()) << "the guest does not answer after " << path;
+  }
+  EXPECT_EQ(vm_->boots(), 1);
+
+  // The administrator repairs the system; then the gate opens (its checks pass) and a reboot works.
+  GuestResult early = vm_->sh("upgrade-guard gate open");
+  EXPECT_EQ(early.exit_code, 1) << "the gate opened while the checks still fail: " << early.describe();
+  must("dpkg -i " + ugdemo_v1_ + " && ugdemo-tool");
+  must("upgrade-guard gate open", seconds(300));
+  ASSERT_NO_FATAL_FAILURE(reboot());
+  EXPECT_EQ(vm_->boots(), 2);
+  EXPECT_EQ(vm_->sh("upgrade-guard gate status").exit_code, 0);
+}
+
+}  // namespace
+}  // namespace guard
