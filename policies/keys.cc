@@ -106,6 +106,8 @@ const std::vector<Key>& table() {
       field("boot_check.rollback", Flag{}, member(&Policy::boot_check, &BootCheckPolicy::rollback),
             "roll back and reboot once when the trial boot after an upgrade fails"),
 
+      field("boot_check.require_counter", Flag{}, member(&Policy::boot_check, &BootCheckPolicy::require_counter),
+            "refuse a guarded run of the live system where GRUB cannot count boots (/boot/grub on btrfs)"),
       field("hook.enabled", Flag{}, member(&Policy::hook, &HookPolicy::enabled),
             "apt hook mode on; false makes apt's hooks do nothing"),
       field("hook.on_fail", action(), member(&Policy::hook, &HookPolicy::on_fail),

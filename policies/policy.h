@@ -60,6 +60,9 @@ struct BackupPolicy {
 struct BootCheckPolicy {
   std::chrono::seconds settle_timeout{300};  // how long the post-boot check waits for the system
   bool rollback = true;                      // roll back and reboot once when the trial boot fails
+  // Refuse a guarded run of the live root where GRUB cannot count boots (its environment
+  // block on btrfs): a trial boot that dies before userspace would loop there.
+  bool require_counter = true;
 };
 
 // apt hook mode (a plain `apt upgrade` guarded by DPkg::Pre-Invoke/Post-Invoke).

@@ -121,6 +121,19 @@ fi
   return script;
 }
 
+std::optional<std::string> boot_counter_impossible(const base::Root& root) {
+  auto cfg = root.open("/boot/grub/grub.cfg", O_PATH);
+  if (!cfg) return std::nullopt;
+  struct statfs sfs {};
+  if (::fstatfs(cfg->get(), &sfs) != 0 || sfs.f_type != BTRFS_SUPER_MAGIC) return std::nullopt;
+  return std::string(
+      "GRUB cannot count boots here: /boot/grub is on btrfs, where GRUB 2.06 cannot write its environment "
+      "block, so a trial boot that dies before userspace (a broken initrd, a kernel panic) would boot again and "
+      "again instead of falling back to the pre-upgrade snapshot. Put /boot on its own ext4 partition (or boot "
+      "with UEFI from the ESP), or set boot_check.require_counter = false to accept that such a boot needs a "
+      "hand at the console");
+}
+
 std::string arm_grub(const base::Root& root, std::int64_t trial_id, const snapshots::SnapshotInfo& snapshot) {
   auto bytes = root.read_file(kGrubEnvPath, 64 << 10);
   if (!bytes) return "no GRUB environment block (" + std::string(kGrubEnvPath) + "): no boot counter armed";

@@ -14,6 +14,7 @@
 #include "guard/core/retention.h"
 #include "guard/run/pipeline.h"
 #include "snapshots/backend.h"
+#include "guard/boot/grub_counter.h"
 #include "snapshots/layout.h"
 
 namespace guard::cli {
@@ -103,6 +104,8 @@ void list(CliContext& ctx) {
   if (ctx.options.json) {
     nlohmann::json j{{"schema", 1}};
     if (layout) j["layout"] = nlohmann::json::parse(snapshots::render_layout_json(*layout));
+    auto counter = boot::boot_counter_impossible(p->ctx->root);
+    j["boot_counter"] = counter ? nlohmann::json(*counter) : nlohmann::json("possible");
     auto& arr = j["snapshots"] = nlohmann::json::array();
     for (const auto& s : *all) {
       auto sj = info_json(s);
@@ -115,6 +118,7 @@ void list(CliContext& ctx) {
     std::printf("%s\n", j.dump(2).c_str());
   } else {
     if (layout) std::fputs(snapshots::render_layout_text(*layout).c_str(), stdout);
+    if (auto counter = boot::boot_counter_impossible(p->ctx->root)) std::printf("boot counter: %s\n", counter->c_str());
     std::printf("\n%-40s %-8s %-20s %-11s %s\n", "ID", "BACKEND", "CREATED", "STATE", "LABEL");
     for (const auto& s : *all)
       std::printf("%-40s %-8s %-20s %-11s %s\n", s.id.c_str(), s.backend.c_str(), local_time(s.created_unix).c_str(),

@@ -234,6 +234,9 @@ bool Run::preflight() {
         return "only " + base::human_bytes(f) + " free on /boot (policy preflight.min_free_boot is " +
                base::human_bytes(p.preflight.min_free_boot) + ")";
     }
+    if (ctx_.live && p.boot_check.require_counter) {
+      if (auto why = boot::boot_counter_impossible(ctx_.root)) return *why;
+    }
     if (p.backup.max_age) {
       CheckSessionOptions backup_only;
       backup_only.check_ids = {"backup"};

@@ -86,6 +86,11 @@ class VmBiosBtrfs : public ::testing::Test {
     ugdemo_v1_ = v1;
     return deb_in_guest({"libugdemo1", "2.0", "", {{"/usr/share/doc/libugdemo1/README", {"gone\n", 0644}}}, "", ""});
   }
+  // This layout has /boot inside btrfs, where GRUB cannot count boots: a live run is refused
+  // (boot_check.require_counter) until the administrator accepts that, as here.
+  void accept_no_boot_counter() {
+    ASSERT_TRUE(vm_->put("/etc/upgrade-guard/policy.d/40-vm-counter.toml", "[boot_check]\nrequire_counter = false\n"));
+  }
   // `upgrade-guard history --json`'s newest run.
   json last_run() {
     auto runs = json::parse(must("upgrade-guard history --json"), nullptr, false);
@@ -121,6 +126,13 @@ class VmBiosBtrfs : public ::testing::Test {
 TEST_F(VmBiosBtrfs, HealthyUpgradeIsBlessedAtTheNextBoot) {
   ASSERT_NO_FATAL_FAILURE(boot());
   std::string ok = deb_in_guest({"ug-vm-ok", "1.0", "", {{"/usr/share/ug-vm-ok/README", {"harmless\n", 0644}}}, "", ""});
+  // The installer's layout: no boot counter is possible, so the run is refused and says what to
+  // change; snapshot list says the same.
+  GuestResult refused = vm_->sh("upgrade-guard run -- apt-get install -y " + ok, seconds(300));
+  EXPECT_EQ(refused.exit_code, 4) << refused.describe();
+  EXPECT_NE((refused.out + refused.err).find("GRUB cannot count boots here"), std::string::npos) << refused.describe();
+  EXPECT_NE(must("upgrade-guard snapshot list").find("boot counter: GRUB cannot count boots here"), std::string::npos);
+  ASSERT_NO_FATAL_FAILURE(accept_no_boot_counter());
   GuestResult run = vm_->sh("upgrade-guard run -- apt-get install -y " + ok, seconds(900));
   ASSERT_EQ(run.exit_code, 0) << run.describe();
   json before = last_run();
@@ -152,6 +164,7 @@ TEST_F(VmBiosBtrfs, HealthyUpgradeIsBlessedAtTheNextBoot) {
 // restored root after it, with the upgrade gone.
 TEST_F(VmBiosBtrfs, RollbackKeepsPreservedBytesWrittenBeforeTheReboot) {
   ASSERT_NO_FATAL_FAILURE(boot());
+  ASSERT_NO_FATAL_FAILURE(accept_no_boot_counter());
   std::string v2 = install_ugdemo();
   must("mkdir -p /srv/data && echo written-before-the-upgrade >/srv/data/before.txt");
   GuestResult run = vm_->sh("upgrade-guard run -- apt-get install -y " + v2, seconds(900));
@@ -194,6 +207,7 @@ TEST_F(VmBiosBtrfs, RollbackKeepsPreservedBytesWrittenBeforeTheReboot) {
 // fail, and after a repair it opens and a reboot works.
 TEST_F(VmBiosBtrfs, GateRefusesEveryRebootPathUntilOpened) {
   ASSERT_NO_FATAL_FAILURE(boot());
+  ASSERT_NO_FATAL_FAILURE(accept_no_boot_counter());
   std::string v2 = install_ugdemo();
   ASSERT_TRUE(vm_->put("/etc/upgrade-guard/policy.d/50-vm.toml", "on_fail = \"block-reboot\"\n"));
   GuestResult run = vm_->sh("upgrade-guard run -- apt-get install -y " + v2, seconds(900));
