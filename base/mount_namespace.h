@@ -13,10 +13,12 @@ namespace guard::base {
 // starts a thread (unshare(CLONE_NEWNS) is refused in a multi-threaded process), so main()
 // calls it first. Commands started without a chroot go back to the host's namespace before
 // exec (SystemCommandRunner), so what apt's maintainer scripts mount stays visible to the
-// system. Fails without CAP_SYS_ADMIN; the process then stays in the host's namespace.
+// system. Fails without CAP_SYS_ADMIN or when the process runs chrooted (setns(2) would take
+// its commands out of the chroot); the process then stays in the namespace it was given.
 [[nodiscard]] Result<void> enter_private_mount_namespace();
 
-// The host's mount namespace as an fd (O_CLOEXEC), or -1 when this process never left it.
+// The host's mount namespace as an fd (O_CLOEXEC) for commands to return to, or -1 when this
+// process never left it.
 [[nodiscard]] int host_mount_namespace();
 
 // Detaches (MNT_DETACH) the mount at `path` in the host's namespace, from a short-lived child

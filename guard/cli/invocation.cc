@@ -76,6 +76,10 @@ CliResult<state::StateStore*> Invocation::existing_store() {
     return tl::unexpected(
         CliError{base::Error{"stat", path, errno, "cannot read the state database"}, kExitEnvironment});
   }
+  // As root on a writable filesystem, the one store every later step uses (a second, read-only
+  // connection beside it would see another view); read-only where writing is impossible (a
+  // boot from a read-only snapshot) or not allowed (not root).
+  if (::geteuid() == 0 && !on_read_only_fs(options_.state_dir)) return store();
   auto opened = state::StateStore::open_read_only(options_.state_dir);
   if (!opened) return tl::unexpected(CliError{opened.error(), kExitEnvironment});
   read_store_.emplace(std::move(*opened));
