@@ -15,15 +15,19 @@ namespace {
 
 int g_host_namespace = -1;
 
+bool g_children_to_host = false;
+
+enum class Chroot { no, yes, unknown };
+
 // Whether this process runs chrooted: its "/" is not its mount namespace's root (that of PID 1
 // in the same namespaces). setns(2) into a mount namespace also resets the root directory, so a
-// chrooted guard must keep its commands in its own namespace, inside its chroot.
-// When PID 1's root cannot be looked at (no /proc, or a chroot inside another mount namespace,
-// where the kernel refuses it), the answer is yes: the safe side is to stay where we are.
-bool chrooted() {
+// chrooted guard must keep its commands in its own namespace, inside its chroot. Unknown when
+// PID 1's root cannot be looked at (PID 1 in another mount namespace: a container, a chroot
+// inside another namespace).
+Chroot chrooted() {
   struct stat self {}, init {};
-  if (::stat("/", &self) != 0 || ::stat("/proc/1/root/", &init) != 0) return true;
-  return self.st_dev != init.st_dev || self.st_ino != init.st_ino;
+  if (::stat("/", &self) != 0 || ::stat("/proc/1/root/", &init) != 0) return Chroot::unknown;
+  return self.st_dev != init.st_dev || self.st_ino != init.st_ino ? Chroot::yes : Chroot::no;
 }
 
 }  // namespace
@@ -32,7 +36,9 @@ Result<void> enter_private_mount_namespace() {
   if (g_host_namespace >= 0) return {};
   // Chrooted, "/" may not be a mount point, which MS_SLAVE below needs, and setns(2) back would
   // leave the chroot: stay in the namespace we were given.
-  if (chrooted()) return fail("unshare", "/", "running chrooted: staying in the current mount namespace");
+  const Chroot chroot_state = chrooted();
+  if (chroot_state == Chroot::yes)
+    return fail("unshare", "/", "running chrooted: staying in the current mount namespace");
   int host = ::open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
   if (host < 0) return fail_errno("open", "/proc/self/ns/mnt");
   // setns(2) also resets the root and working directories: kept to be put back if we return.
@@ -65,15 +71,17 @@ Result<void> enter_private_mount_namespace() {
     return fail_errno("mount MS_SLAVE", "/", e, "cannot make the private mount namespace a slave");
   }
   g_host_namespace = host;
+  // Commands go back to the host's namespace only when that cannot take them out of a chroot.
+  g_children_to_host = chroot_state == Chroot::no;
   ::close(root);
   ::close(cwd);
   return {};
 }
 
-int host_mount_namespace() { return g_host_namespace; }
+int host_mount_namespace() { return g_children_to_host ? g_host_namespace : -1; }
 
 Result<void> unmount_in_host_namespace(const std::string& path) {
-  if (g_host_namespace < 0) {
+  if (host_mount_namespace() < 0) {
     if (::umount2(path.c_str(), MNT_DETACH) != 0) return fail_errno("umount2", path);
     return {};
   }

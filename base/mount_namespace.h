@@ -18,7 +18,8 @@ namespace guard::base {
 [[nodiscard]] Result<void> enter_private_mount_namespace();
 
 // The host's mount namespace as an fd (O_CLOEXEC) for commands to return to, or -1 when this
-// process never left it.
+// process never left it or cannot tell that it is not chrooted (the commands then stay in the
+// guard's namespace, inside its root).
 [[nodiscard]] int host_mount_namespace();
 
 // Detaches (MNT_DETACH) the mount at `path` in the host's namespace, from a short-lived child
