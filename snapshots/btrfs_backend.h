@@ -11,11 +11,6 @@
 
 namespace guard::snapshots {
 
-// Snapshots live at the top level as `@upgrade-guard/<id>` (read-only subvolumes) with
-// `@upgrade-guard/<id>.json` (metadata, written atomically) and, when /boot is a separate
-// filesystem, `@upgrade-guard/<id>.boot/` (a copy) plus `<id>.boot.manifest`.
-// `@upgrade-guard` is itself a subvolume, so a root that is the top level never snapshots it.
-inline constexpr const char* kStoreName = "@upgrade-guard";
 
 // Rollback of a root at `<top>/<root>` (e.g. "@") to snapshot <id>, each step journaled in
 // `@upgrade-guard/rollback-<ts>.journal` (atomically rewritten after each step):

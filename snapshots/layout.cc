@@ -63,7 +63,7 @@ bool Layout::pinned_by_id() const {
 
 bool in_snapshot_store(std::string_view subvol_path) {
   std::string p = strip_slashes(subvol_path);
-  constexpr std::string_view store = "@upgrade-guard";  // snapshots/btrfs_backend.h kStoreName
+  constexpr std::string_view store = kStoreName;
   return p == store || (p.size() > store.size() && p.compare(0, store.size(), store) == 0 && p[store.size()] == '/');
 }
 

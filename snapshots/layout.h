@@ -72,6 +72,12 @@ struct RollbackTarget {
 // cmdline: subvol=@"; a root in the snapshot store that nothing outside the store pins; a root
 // outside the store that is not the pinned subvolume. Unpinned: the root's own subvolume.
 [[nodiscard]] base::Result<RollbackTarget> rollback_target(const Layout& layout);
+// Snapshots live at the top level as `@upgrade-guard/<id>` (read-only subvolumes) with
+// `@upgrade-guard/<id>.json` (metadata, written atomically) and, when /boot is a separate
+// filesystem, `@upgrade-guard/<id>.boot/` (a copy) plus `<id>.boot.manifest`.
+// `@upgrade-guard` is itself a subvolume, so a root that is the top level never snapshots it.
+inline constexpr const char* kStoreName = "@upgrade-guard";
+
 // True when `subvol_path` (relative to the top level) is the snapshot store or inside it.
 // e.g. "@upgrade-guard/20260122-101500-pre-run12" -> true, "@rootfs" -> false.
 [[nodiscard]] bool in_snapshot_store(std::string_view subvol_path);

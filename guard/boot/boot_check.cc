@@ -14,6 +14,7 @@
 #include "guard/core/liveness.h"
 #include "guard/core/rollback.h"
 #include "guard/gate/gate.h"
+#include "snapshots/layout.h"
 
 namespace guard::boot {
 namespace {
@@ -215,9 +216,9 @@ const std::vector<std::string>& boot_check_ids() {
 
 std::optional<BootCheckSummary> fallback_boot_summary(std::string_view cmdline, const std::string& running_from) {
   auto trial = fallback_trial_from_cmdline(cmdline);
-  constexpr std::string_view store = "@upgrade-guard/";
-  if (!trial || running_from.rfind(store, 0) != 0) return std::nullopt;
-  std::string snapshot = running_from.substr(store.size());
+  if (!trial || !snapshots::in_snapshot_store(running_from) || running_from.find('/') == std::string::npos)
+    return std::nullopt;
+  std::string snapshot = running_from.substr(running_from.find('/') + 1);
   BootCheckSummary s;
   s.message = "fallback boot: the boot of trial " + std::to_string(*trial) +
               " never reached boot-check (a kernel panic or a hang before userspace), so GRUB booted the "

@@ -121,11 +121,21 @@ fi
   return script;
 }
 
-std::optional<std::string> boot_counter_impossible(const base::Root& root) {
-  auto cfg = root.open("/boot/grub/grub.cfg", O_PATH);
-  if (!cfg) return std::nullopt;
+namespace {
+
+// Whether `root`'s /boot/grub is on btrfs, where GRUB cannot write grubenv; nullopt when there
+// is no /boot/grub.
+std::optional<bool> grub_dir_on_btrfs(const base::Root& root) {
+  auto dir = root.open("/boot/grub", O_PATH | O_DIRECTORY);
+  if (!dir) return std::nullopt;
   struct statfs sfs {};
-  if (::fstatfs(cfg->get(), &sfs) != 0 || sfs.f_type != BTRFS_SUPER_MAGIC) return std::nullopt;
+  return ::fstatfs(dir->get(), &sfs) != 0 || sfs.f_type == BTRFS_SUPER_MAGIC;
+}
+
+}  // namespace
+
+std::optional<std::string> boot_counter_impossible(const base::Root& root) {
+  if (!root.open("/boot/grub/grub.cfg", O_PATH) || !grub_dir_on_btrfs(root).value_or(false)) return std::nullopt;
   return std::string(
       "GRUB cannot count boots here: /boot/grub is on btrfs, where GRUB 2.06 cannot write its environment "
       "block, so a trial boot that dies before userspace (a broken initrd, a kernel panic) would boot again and "
@@ -137,9 +147,7 @@ std::optional<std::string> boot_counter_impossible(const base::Root& root) {
 std::string arm_grub(const base::Root& root, std::int64_t trial_id, const snapshots::SnapshotInfo& snapshot) {
   auto bytes = root.read_file(kGrubEnvPath, 64 << 10);
   if (!bytes) return "no GRUB environment block (" + std::string(kGrubEnvPath) + "): no boot counter armed";
-  struct statfs sfs {};
-  auto dir = root.open("/boot/grub", O_PATH | O_DIRECTORY);
-  if (!dir || ::fstatfs(dir->get(), &sfs) != 0 || sfs.f_type == BTRFS_SUPER_MAGIC)
+  if (grub_dir_on_btrfs(root).value_or(true))
     return "GRUB cannot write its environment block on btrfs: no boot counter armed (a trial boot that never "
            "reaches boot-check is not caught)";
   if (snapshot.backend != "btrfs") return "the snapshot is not a btrfs subvolume GRUB can boot: no boot counter armed";

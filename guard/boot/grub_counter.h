@@ -76,14 +76,14 @@ inline constexpr std::string_view kFallbackParam = "upgrade-guard.fallback";
 // its title names the trial.
 [[nodiscard]] std::string render_grub_trial_script(const GrubCmdline& cmdline = {});
 
-// Arms the root's GRUB counter for trial `trial_id`, whose rollback target is `snapshot` (its
-// kernel and initrd are what the fallback boots). Returns a note saying what was done or why
-// not (no grubenv, /boot/grub on btrfs, a snapshot that is not a btrfs subvolume...).
 // Why GRUB cannot count the boots of `root` (a grub.cfg whose directory is on btrfs, where GRUB
 // cannot write its environment block), or nullopt when it can or there is no GRUB.
 // e.g. "GRUB cannot count boots here: /boot/grub is on btrfs, ...".
 [[nodiscard]] std::optional<std::string> boot_counter_impossible(const base::Root& root);
 
+// Arms the root's GRUB counter for trial `trial_id`, whose rollback target is `snapshot` (its
+// kernel and initrd are what the fallback boots). Returns a note saying what was done or why
+// not (no grubenv, /boot/grub on btrfs, a snapshot that is not a btrfs subvolume...).
 [[nodiscard]] std::string arm_grub(const base::Root& root, std::int64_t trial_id,
                                    const snapshots::SnapshotInfo& snapshot);
 

@@ -1,7 +1,6 @@
 #include "guard/cli/invocation.h"
 
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -36,28 +35,11 @@ CliResult<const base::Root*> Invocation::root() {
   return &*root_;
 }
 
-namespace {
-
-// True when `dir` (or, when it does not exist yet, its nearest existing parent) is on a
-// read-only filesystem. e.g. "/var/lib/upgrade-guard" on a boot from a read-only snapshot.
-bool on_read_only_fs(std::string dir) {
-  for (;;) {
-    struct statvfs vfs {};
-    if (::statvfs(dir.c_str(), &vfs) == 0) return (vfs.f_flag & ST_RDONLY) != 0;
-    if (errno != ENOENT) return false;
-    auto slash = dir.find_last_of('/');
-    if (slash == std::string::npos || dir == "/") return false;
-    dir = slash == 0 ? std::string("/") : dir.substr(0, slash);
-  }
-}
-
-}  // namespace
-
 CliResult<state::StateStore*> Invocation::store() {
   if (!store_) {
     // Writing needs a writable filesystem; on a read-only one (booted from a read-only
     // snapshot) reading is still possible, and every write says why it failed.
-    auto opened = on_read_only_fs(options_.state_dir) ? state::StateStore::open_read_only(options_.state_dir)
+    auto opened = state::StateStore::on_read_only_filesystem(options_.state_dir) ? state::StateStore::open_read_only(options_.state_dir)
                                                        : state::StateStore::open(options_.state_dir);
     if (!opened) return tl::unexpected(CliError{opened.error(), kExitEnvironment});
     store_.emplace(std::move(*opened));
@@ -79,7 +61,7 @@ CliResult<state::StateStore*> Invocation::existing_store() {
   // As root on a writable filesystem, the one store every later step uses (a second, read-only
   // connection beside it would see another view); read-only where writing is impossible (a
   // boot from a read-only snapshot) or not allowed (not root).
-  if (::geteuid() == 0 && !on_read_only_fs(options_.state_dir)) return store();
+  if (::geteuid() == 0 && !state::StateStore::on_read_only_filesystem(options_.state_dir)) return store();
   auto opened = state::StateStore::open_read_only(options_.state_dir);
   if (!opened) return tl::unexpected(CliError{opened.error(), kExitEnvironment});
   read_store_.emplace(std::move(*opened));

@@ -43,9 +43,10 @@ class Invocation {
   // saying so.
   [[nodiscard]] CliResult<state::StateStore*> store();
   // For reading commands (history, gate status, snapshot list, completion): the state store
-  // when its database exists, opened read-only (StateStore::open_read_only: never created,
-  // migrated only where a writer could, nothing written); nullptr when it does not exist. The
-  // writable store() when that is open already.
+  // when its database exists (never created); nullptr when it does not. As root on a writable
+  // filesystem that is store() (one connection for the whole invocation); otherwise (not
+  // root, a read-only filesystem) StateStore::open_read_only: migrated only where a writer
+  // could, nothing written.
   [[nodiscard]] CliResult<state::StateStore*> existing_store();
   // Everything an engine needs, built once. `reading`: the first caller only reads (snapshot
   // list), so the store is existing_store()'s, read-only (store() when there is none yet).

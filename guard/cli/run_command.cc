@@ -36,9 +36,6 @@ RunContext* context_for(CliContext& ctx, const char* what) {
   return *run_ctx;
 }
 
-// journalctl MESSAGE_ID=4e1b7c29a0d34f5e8b6a9c2d1e0f3a57 lists every rollback.
-constexpr const char* kRollbackMessageId = "4e1b7c29a0d34f5e8b6a9c2d1e0f3a57";
-
 // `recover --at-boot` (ExecStart of upgrade-guard-rollback-completion.service, early in every
 // boot) and `recover --at-shutdown` (its ExecStop): arm and complete prepared live rollbacks.
 base::Command command(std::vector<std::string> argv, std::chrono::seconds timeout) {

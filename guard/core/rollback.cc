@@ -11,9 +11,6 @@
 namespace guard {
 namespace {
 
-// journalctl MESSAGE_ID=4e1b7c29a0d34f5e8b6a9c2d1e0f3a57 lists every rollback.
-constexpr const char* kRollbackMessageId = "4e1b7c29a0d34f5e8b6a9c2d1e0f3a57";
-
 std::string broken_id(const std::string& broken) {
   auto slash = broken.rfind('/');
   return slash == std::string::npos ? broken : broken.substr(slash + 1);

@@ -31,6 +31,9 @@ struct RollbackOutcome {
 // The options every rollback of `ctx.root` uses: the policy's preserve paths, plus the state
 // directory when it lies inside the live root (so the restored root boots with this record),
 // and the record's tag. e.g. {preserve={"/home", ..., "/var/lib/upgrade-guard"}, owner="upgrade-guard rollback 3"}.
+// journalctl MESSAGE_ID=4e1b7c29a0d34f5e8b6a9c2d1e0f3a57 lists every rollback.
+inline constexpr const char* kRollbackMessageId = "4e1b7c29a0d34f5e8b6a9c2d1e0f3a57";
+
 // In the run directory while the unit that completes prepared rollbacks at shutdown is active
 // (written by `recover --at-boot`, its ExecStart): live rollbacks are then prepared and
 // completed at shutdown; without it they complete at once.

@@ -77,13 +77,6 @@ std::string file_uri(const std::string& path, std::string_view query) {
   return uri;
 }
 
-// True when `dir` is on a read-only filesystem or this process cannot write to it.
-bool dir_read_only(const std::string& dir) {
-  struct statvfs vfs {};
-  if (::statvfs(dir.c_str(), &vfs) == 0 && (vfs.f_flag & ST_RDONLY) != 0) return true;
-  return ::access(dir.c_str(), W_OK) != 0;
-}
-
 // Copies file `from` to `to` (created 0600, never over an existing file).
 Result<void> copy_file(const std::string& from, const std::string& to) {
   base::UniqueFd in(::open(from.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
@@ -246,7 +239,7 @@ Result<StateStore> StateStore::open_read_only(const std::string& state_dir) {
   }
   if (*version < kSchemaVersion) {
     // Older than this program: its tables lack what the readers ask for. Migrating writes.
-    if (!dir_read_only(state_dir)) {
+    if (!on_read_only_filesystem(state_dir) && ::access(state_dir.c_str(), W_OK) == 0) {
       { StateStore closing = std::move(*store); }  // closed before open() takes the write lock
       return open(state_dir);
     }
@@ -313,6 +306,17 @@ Result<StateStore> StateStore::open_impl(const std::string& state_dir, int targe
   }
   if (auto r = store.migrate(target_version); !r) return fail(r.error());
   return store;
+}
+
+bool StateStore::on_read_only_filesystem(std::string dir) {
+  for (;;) {
+    struct statvfs vfs {};
+    if (::statvfs(dir.c_str(), &vfs) == 0) return (vfs.f_flag & ST_RDONLY) != 0;
+    if (errno != ENOENT) return false;
+    auto slash = dir.find_last_of('/');
+    if (slash == std::string::npos || dir == "/") return false;
+    dir = slash == 0 ? std::string("/") : dir.substr(0, slash);
+  }
 }
 
 Result<int> StateStore::schema_version() const {

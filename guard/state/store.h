@@ -48,6 +48,10 @@ class StateStore {
   // SQLite, or one failing PRAGMA quick_check is an error naming the file; such a file is
   // never rewritten. e.g. open("/var/lib/upgrade-guard").
   [[nodiscard]] static base::Result<StateStore> open(const std::string& state_dir);
+  // True when `dir` (or, when it does not exist yet, its nearest existing parent) is on a
+  // read-only filesystem, e.g. "/var/lib/upgrade-guard" on a boot from a read-only snapshot:
+  // the store can then only be opened read-only.
+  [[nodiscard]] static bool on_read_only_filesystem(std::string dir);
   // Opens an existing <state_dir>/state.db for reading only: it never creates, migrates or
   // writes anything (no -wal or -shm either when the directory is read-only, e.g. a boot from
   // a read-only btrfs snapshot). A WAL database whose -shm cannot be created is read from a

@@ -91,6 +91,38 @@ class BootCheckBootTest : public ::testing::Test {
     nspawn_args_ = {"--bind=" + image_->device()};
   }
 
+  // A booted container whose guarded "upgrade" removed the binary of a required, enabled unit
+  // (the services check blocks, the policy rolls back): the live rollback is prepared, nothing
+  // exchanged yet.
+  void prepare_a_live_rollback() {
+    ASSERT_NO_FATAL_FAILURE(make_btrfs_root(tmp_ / "top"));
+    write_file(root_dir_ + "/usr/local/bin/ug-app", "#!/bin/sh\ntest ! -e /etc/ug-app-broken\n", 0755);
+    write_file(root_dir_ + "/etc/systemd/system/ug-app.service",
+               "[Unit]\nDescription=boot test application\n\n[Service]\nType=oneshot\nRemainAfterExit=yes\n"
+               "ExecStart=/usr/local/bin/ug-app\n\n[Install]\nWantedBy=multi-user.target\n");
+    make_symlink("/etc/systemd/system/ug-app.service",
+                 root_dir_ + "/etc/systemd/system/multi-user.target.wants/ug-app.service");
+    write_file(root_dir_ + "/usr/local/sbin/ug-breaking-upgrade",
+               "#!/bin/sh\nset -e\ntouch /etc/ug-upgraded /etc/ug-app-broken\nrm /usr/local/bin/ug-app\n",
+               0755);
+    write_file(root_dir_ + "/etc/upgrade-guard/policy.d/50-boot-test.toml",
+               "on_fail = \"rollback\"\n\n[services]\nrequired = [\"ug-app.service\"]\n\n"
+               "[snapshot]\nrequired = true\nmin_free = \"100MiB\"\n\n[preflight]\nmin_free_root = \"100MiB\"\n\n"
+               "[checks.libraries]\nseverity = \"off\"\n[checks.package-hashes]\nseverity = \"off\"\n"
+               "[checks.package-files]\nseverity = \"off\"\n[checks.symlinks]\nseverity = \"off\"\n",
+               0644);
+
+    ASSERT_NO_FATAL_FAILURE(boot("before the upgrade"));
+    EXPECT_EQ(output({"systemctl", "is-active", "upgrade-guard-rollback-completion.service"}), "active");
+    auto broken = box_->exec({"upgrade-guard", "--json", "run", "--", "/usr/local/sbin/ug-breaking-upgrade"}, 900);
+    ASSERT_EQ(broken.exit_code, 3) << broken.out << broken.err;
+    EXPECT_NE(broken.out.find("prepared: the restored root replaces the running one when the system shuts down"),
+              std::string::npos)
+        << broken.out;
+    // Nothing is exchanged yet: the running root's subvolume still has its name.
+    EXPECT_TRUE(fs::exists(root_dir_ + "/etc/ug-upgraded"));
+  }
+
   TempDir tmp_{"ug-bootcheck"};
   std::string root_dir_;
   std::vector<std::string> nspawn_args_;
@@ -238,35 +270,7 @@ TEST_F(BootCheckBootTest, AFailedRequiredUnitRollsBackExactlyOnce) {
 // the system goes down, after the services stopped: what was written to the preserve paths
 // between the rollback and the reboot is in the restored root.
 TEST_F(BootCheckBootTest, ALiveRollbackCarriesWhatWasWrittenUntilTheShutdown) {
-  const std::string top = tmp_ / "top";
-  ASSERT_NO_FATAL_FAILURE(make_btrfs_root(top));
-  // The "upgrade" removes the binary of an enabled unit: the services check blocks, and the
-  // policy rolls back.
-  write_file(root_dir_ + "/usr/local/bin/ug-app", "#!/bin/sh\ntest ! -e /etc/ug-app-broken\n", 0755);
-  write_file(root_dir_ + "/etc/systemd/system/ug-app.service",
-             "[Unit]\nDescription=boot test application\n\n[Service]\nType=oneshot\nRemainAfterExit=yes\n"
-             "ExecStart=/usr/local/bin/ug-app\n\n[Install]\nWantedBy=multi-user.target\n");
-  make_symlink("/etc/systemd/system/ug-app.service",
-               root_dir_ + "/etc/systemd/system/multi-user.target.wants/ug-app.service");
-  write_file(root_dir_ + "/usr/local/sbin/ug-breaking-upgrade",
-             "#!/bin/sh\nset -e\ntouch /etc/ug-upgraded /etc/ug-app-broken\nrm /usr/local/bin/ug-app\n",
-             0755);
-  write_file(root_dir_ + "/etc/upgrade-guard/policy.d/50-boot-test.toml",
-             "on_fail = \"rollback\"\n\n[services]\nrequired = [\"ug-app.service\"]\n\n"
-             "[snapshot]\nrequired = true\nmin_free = \"100MiB\"\n\n[preflight]\nmin_free_root = \"100MiB\"\n\n"
-             "[checks.libraries]\nseverity = \"off\"\n[checks.package-hashes]\nseverity = \"off\"\n"
-             "[checks.package-files]\nseverity = \"off\"\n[checks.symlinks]\nseverity = \"off\"\n",
-             0644);
-
-  ASSERT_NO_FATAL_FAILURE(boot("before the upgrade"));
-  EXPECT_EQ(output({"systemctl", "is-active", "upgrade-guard-rollback-completion.service"}), "active");
-  auto broken = box_->exec({"upgrade-guard", "--json", "run", "--", "/usr/local/sbin/ug-breaking-upgrade"}, 900);
-  ASSERT_EQ(broken.exit_code, 3) << broken.out << broken.err;
-  EXPECT_NE(broken.out.find("prepared: the restored root replaces the running one when the system shuts down"),
-            std::string::npos)
-      << broken.out;
-  // Nothing is exchanged yet: the running root's subvolume still has its name.
-  EXPECT_TRUE(fs::exists(root_dir_ + "/etc/ug-upgraded"));
+  ASSERT_NO_FATAL_FAILURE(prepare_a_live_rollback());
   // A new upgrade now would be thrown away at the reboot: refused.
   auto refused = box_->exec({"upgrade-guard", "run", "--", "/bin/true"}, 300);
   EXPECT_EQ(refused.exit_code, 4) << refused.out << refused.err;
@@ -286,9 +290,38 @@ TEST_F(BootCheckBootTest, ALiveRollbackCarriesWhatWasWrittenUntilTheShutdown) {
   EXPECT_EQ(read_file(root_dir_ + "/srv/db/table"), "row 1\nrow 2 after the rollback\n");
   ASSERT_NO_FATAL_FAILURE(boot("after the rollback"));
   EXPECT_EQ(output({"systemctl", "is-active", "ug-app.service"}), "active");
-  // The boot into the restored root is its trial, and it is blessed.
+  // History says the run was rolled back.
   auto trial = box_->exec({"upgrade-guard", "--json", "history", "--run", "1"});
   EXPECT_NE(trial.out.find("rolled-back"), std::string::npos) << trial.out << trial.err;
+}
+
+// The machine loses power after a live rollback was prepared: no shutdown ran, so the next boot
+// comes up on the old root, where the completion unit's ExecStart completes the rollback before
+// local services start and reboots; the boot after that is the restored root, with what was
+// written before the power loss.
+TEST_F(BootCheckBootTest, ARollbackPreparedBeforeAPowerLossIsCompletedEarlyInTheNextBoot) {
+  ASSERT_NO_FATAL_FAILURE(prepare_a_live_rollback());
+  auto wrote = box_->exec({"sh", "-c", "mkdir -p /srv/db && echo 'row before the power loss' > /srv/db/table && sync"});
+  ASSERT_EQ(wrote.exit_code, 0) << wrote.err;
+  box_->kill_hard();
+  box_.reset();
+  EXPECT_TRUE(fs::exists(root_dir_ + "/etc/ug-upgraded")) << "no shutdown ran: nothing was exchanged";
+
+  // The boot after the power loss completes the rollback and reboots by itself.
+  auto start = std::chrono::steady_clock::now();
+  auto early = BootedContainer::start(root_dir_, machine_name(), tmp_ / "console-after-power-loss.log", nspawn_args_);
+  ASSERT_TRUE(early) << early.error().to_string();
+  ASSERT_TRUE((*early)->wait_exit(std::chrono::seconds(180))) << "the boot after the power loss did not reboot:\n"
+                                                              << (*early)->log();
+  std::printf("[ measure  ] boot after the power loss, completion and reboot: %lld ms\n",
+              static_cast<long long>(
+                  std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - start).count()));
+  early->reset();
+
+  EXPECT_FALSE(fs::exists(root_dir_ + "/etc/ug-upgraded"));
+  EXPECT_EQ(read_file(root_dir_ + "/srv/db/table"), "row before the power loss\n");
+  ASSERT_NO_FATAL_FAILURE(boot("the restored root"));
+  EXPECT_EQ(output({"systemctl", "is-active", "ug-app.service"}), "active");
 }
 
 }  // namespace

@@ -197,6 +197,11 @@ BootedContainer::~BootedContainer() {
   if (!running()) return;
   ::kill(nspawn_, SIGTERM);  // nspawn asks the container's init to halt (SIGRTMIN+3)
   if (wait_exit(std::chrono::seconds(30))) return;
+  kill_hard();
+}
+
+void BootedContainer::kill_hard() {
+  if (!running()) return;
   if (leader_ > 0) ::kill(leader_, SIGKILL);  // PID 1 of its namespace: takes every process in it along
   ::kill(nspawn_, SIGKILL);
   int status = 0;

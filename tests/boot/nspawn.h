@@ -59,6 +59,9 @@ class BootedContainer {
   [[nodiscard]] bool running();
   // Waits up to `timeout` for nspawn to exit, e.g. after a reboot inside; true when it did.
   [[nodiscard]] bool wait_exit(std::chrono::milliseconds timeout);
+  // Pulls the plug: SIGKILL to the container's PID 1 (taking every process in it along) and to
+  // nspawn, no shutdown transaction at all; returns once nspawn is reaped.
+  void kill_hard();
   // nspawn's console output so far, for failure messages.
   [[nodiscard]] std::string log() const;
 

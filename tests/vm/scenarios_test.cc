@@ -202,6 +202,30 @@ TEST_F(VmBiosBtrfs, RollbackKeepsPreservedBytesWrittenBeforeTheReboot) {
   }
 }
 
+// The machine loses power after a live rollback was prepared (qemu killed: no shutdown). The next
+// boot comes up on the old root; upgrade-guard-rollback-completion.service completes the
+// rollback before local services start and reboots by itself; the boot after that is the
+// pre-upgrade root with what was written before the power loss.
+TEST_F(VmBiosBtrfs, ARollbackPreparedBeforeAPowerLossIsCompletedAtTheNextBoot) {
+  ASSERT_NO_FATAL_FAILURE(boot());
+  ASSERT_NO_FATAL_FAILURE(accept_no_boot_counter());
+  std::string v2 = install_ugdemo();
+  GuestResult run = vm_->sh("upgrade-guard run -- apt-get install -y " + v2, seconds(900));
+  EXPECT_EQ(run.exit_code, 3) << "expected 3 (rolled back): " << run.describe();
+  EXPECT_NE(run.out.find("prepared"), std::string::npos) << run.describe();
+  must("mkdir -p /srv/data && echo written-before-the-power-loss >/srv/data/late.txt && sync");
+  vm_->kill();
+
+  auto started = vm_->start();
+  ASSERT_TRUE(started) << started.error().to_string();
+  ASSERT_TRUE(vm_->wait_down(seconds(300))) << "the boot after the power loss did not reboot by itself:\n"
+                                            << vm_->console_tail();
+  ASSERT_NO_FATAL_FAILURE(boot());
+  EXPECT_EQ(must("ugdemo-tool && echo tool-works"), "tool-works\n") << "not the pre-upgrade root";
+  EXPECT_EQ(must("dpkg-query -W -f '${Version}' libugdemo1"), "1.0");
+  EXPECT_EQ(must("cat /srv/data/late.txt"), "written-before-the-power-loss\n");
+}
+
 // A failing check with on_fail = block-reboot closes the gate: systemctl reboot, reboot and
 // shutdown -r now are refused and the guest stays up; `gate open` refuses while the checks still
 // fail, and after a repair it opens and a reboot works.
