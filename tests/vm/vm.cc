@@ -346,27 +346,38 @@ base::Result<std::unique_ptr<DiskView>> DiskView::open(const std::string& qcow2,
   make_dirs(dir + "/top");
   view->raw_ = dir + "/disk.raw";
   if (auto c = host({"qemu-img", "convert", "-O", "raw", qcow2, view->raw_}, 600); !c) return base::fail(c.error());
-  // The first partition, where the installer puts the btrfs root.
+  // The btrfs partition (the root) and an ext4 one (a separate /boot), by what blkid finds in each.
   auto table = host({"sfdisk", "--json", view->raw_}, 60);
   if (!table) return base::fail(table.error());
-  auto part = json::parse(*table, nullptr, false);
-  if (part.is_discarded()) return base::fail("sfdisk", view->raw_, "unreadable partition table");
-  part = part["partitiontable"]["partitions"][0];
-  const std::uint64_t offset = part.value("start", 0ULL) * 512, size = part.value("size", 0ULL) * 512;
-  auto loop = host({"losetup", "--find", "--show", "--read-only", "--offset", std::to_string(offset), "--sizelimit",
-                    std::to_string(size), view->raw_},
-                   60);
-  if (!loop) return base::fail(loop.error());
-  view->loop_ = std::string(base::trim(*loop));
-  view->top_ = dir + "/top";
-  if (auto m = host({"mount", "-o", "ro,subvolid=5", view->loop_, view->top_}, 60); !m) return base::fail(m.error());
-  view->mounted_ = true;
+  auto parts = json::parse(*table, nullptr, false);
+  if (parts.is_discarded()) return base::fail("sfdisk", view->raw_, "unreadable partition table");
+  for (const auto& part : parts["partitiontable"]["partitions"]) {
+    const std::uint64_t offset = part.value("start", 0ULL) * 512, size = part.value("size", 0ULL) * 512;
+    auto type = host({"blkid", "-p", "-O", std::to_string(offset), "-s", "TYPE", "-o", "value", view->raw_}, 60);
+    std::string fstype = type ? std::string(base::trim(*type)) : std::string();
+    if (fstype != "btrfs" && fstype != "ext4") continue;
+    auto loop = host({"losetup", "--find", "--show", "--read-only", "--offset", std::to_string(offset), "--sizelimit",
+                      std::to_string(size), view->raw_},
+                     60);
+    if (!loop) return base::fail(loop.error());
+    std::string dev(base::trim(*loop));
+    view->loops_.push_back(dev);
+    std::string target = dir + (fstype == "btrfs" ? "/top" : "/boot");
+    make_dirs(target);
+    if (auto m = host({"mount", "-o", fstype == "btrfs" ? "ro,subvolid=5" : "ro,noload", dev, target}, 60); !m)
+      return base::fail(m.error());
+    view->mounts_.push_back(target);
+    (fstype == "btrfs" ? view->top_ : view->boot_) = target;
+  }
+  if (view->top_.empty()) return base::fail("blkid", view->raw_, "no btrfs partition on the disk");
   return view;
 }
 
 DiskView::~DiskView() {
-  if (mounted_ && !run({"umount", top_}, 60).ok()) (void)run({"umount", "-l", top_}, 60);
-  if (!loop_.empty()) (void)run({"losetup", "-d", loop_}, 60);
+  for (const auto& m : mounts_) {
+    if (!run({"umount", m}, 60).ok()) (void)run({"umount", "-l", m}, 60);
+  }
+  for (const auto& l : loops_) (void)run({"losetup", "-d", l}, 60);
   std::error_code ec;
   if (!raw_.empty()) fs::remove(raw_, ec);
 }

@@ -106,10 +106,10 @@ class Vm {
   std::vector<std::chrono::milliseconds> ready_times_;
 };
 
-// The guest's disk read from the host: the overlay converted to a raw file, its btrfs partition
+// The guest's disk read from the host: the overlay converted to a raw file, its partitions
 // attached read-only with `losetup --offset --sizelimit` (the host kernel may have no partition
-// support) and its top level (subvolid=5) mounted read-only. Everything is released on
-// destruction.
+// support), the btrfs top level (subvolid=5) and a separate ext4 /boot mounted read-only.
+// Everything is released on destruction.
 class DiskView {
  public:
   // e.g. DiskView::open(vm.disk(), "/tmp/ug-vm.X1/view"); the VM must be down.
@@ -119,14 +119,17 @@ class DiskView {
   ~DiskView();
   // The mounted top level, e.g. "/tmp/ug-vm.X1/view/top" (holding @rootfs, @upgrade-guard…).
   [[nodiscard]] const std::string& top() const { return top_; }
+  // The separate /boot partition, e.g. "/tmp/ug-vm.X1/view/boot"; "" when /boot is in the root.
+  [[nodiscard]] const std::string& boot() const { return boot_; }
 
  private:
   explicit DiskView(std::string dir) : dir_(std::move(dir)) {}
   std::string dir_;
   std::string raw_;
-  std::string loop_;
+  std::vector<std::string> loops_;
+  std::vector<std::string> mounts_;  // in the order mounted
   std::string top_;
-  bool mounted_ = false;
+  std::string boot_;
 };
 
 }  // namespace guard::testing
