@@ -133,6 +133,11 @@ class SnapshotBackend {
   // Restores snapshot `id` into the root (see RollbackStep for the btrfs steps).
   [[nodiscard]] virtual base::Result<RollbackResult> rollback(const std::string& id,
                                                               const RollbackOptions& options) = 0;
+  // Where the root that the boot configuration pins can be read and written now, when the
+  // system runs from another subvolume (the GRUB fallback boot runs from a snapshot, and the
+  // pinned root is mounted nowhere), e.g. "/run/upgrade-guard/top/@rootfs"; nullopt when the
+  // root is the pinned one or the backend has no such notion.
+  [[nodiscard]] virtual base::Result<std::optional<std::string>> pinned_root_path() { return std::nullopt; }
   // Journals of rollbacks that did not reach `done` (after a crash).
   [[nodiscard]] virtual base::Result<std::vector<PendingRollback>> pending_rollbacks() = 0;
   // The newest journal written for `owner` (RollbackOptions::owner), finished or not; nullopt

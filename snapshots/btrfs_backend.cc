@@ -826,7 +826,9 @@ base::Result<RollbackResult> BtrfsBackend::rollback(const std::string& id, const
     return base::fail(kRefused, layout_.root_dir,
                       "the root is the top level and pinned by subvol=: nothing can swap it");
   j.live = layout_.live;
-  j.prepared = j.live && options.prepare_only && j.exchange;
+  // Running from a snapshot (the GRUB fallback boot), nothing uses the pinned root: no reason
+  // to wait for the shutdown.
+  j.prepared = j.live && options.prepare_only && j.exchange && j.running_from.empty();
   j.boot_id = options.boot_id;
   j.mounted = !j.live && layout_.mount_fs_root != "/" && same_dir(layout_.mount_point, layout_.root_dir);
   j.boot = snap->boot_captured;
@@ -853,6 +855,13 @@ base::Result<std::vector<RollbackResult>> BtrfsBackend::complete_prepared(const 
     out.push_back(result_of(j, top()));
   }
   return out;
+}
+
+base::Result<std::optional<std::string>> BtrfsBackend::pinned_root_path() {
+  auto target = rollback_target(layout_);
+  if (!target) return base::fail(target.error());
+  if (target->running_from.empty()) return std::nullopt;
+  return target->subvol_path.empty() ? top() : top() + "/" + target->subvol_path;
 }
 
 base::Result<std::vector<PendingRollback>> BtrfsBackend::pending_rollbacks() {

@@ -49,6 +49,7 @@ class BtrfsBackend final : public SnapshotBackend {
   [[nodiscard]] base::Result<void> remove(const std::string& id) override;
   [[nodiscard]] base::Result<base::Root> open(const std::string& id) override;
   [[nodiscard]] base::Result<RollbackResult> rollback(const std::string& id, const RollbackOptions& options) override;
+  [[nodiscard]] base::Result<std::optional<std::string>> pinned_root_path() override;
   [[nodiscard]] base::Result<std::vector<PendingRollback>> pending_rollbacks() override;
   [[nodiscard]] base::Result<std::optional<PendingRollback>> find_rollback(const std::string& owner) override;
   [[nodiscard]] base::Result<std::vector<RollbackResult>> complete_prepared(const std::string& except_boot) override;

@@ -1,7 +1,11 @@
 #include "guard/boot/boot_check.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <fmt/format.h>
 #include <thread>
 
@@ -198,6 +202,12 @@ bool roll_back(RunContext& ctx, BootBus& bus, const BootTrialRecord& trial, cons
   s.notes.insert(s.notes.end(), rolled->notes.begin(), rolled->notes.end());
   s.notes.push_back("the broken root is kept as " + rolled->result.broken);
   s.exit_code = kExitRolledBack;
+  // The run passed its checks when it ran; what became of it is this rollback.
+  if (trial.run_id) {
+    if (auto w = ctx.store.amend_run(*trial.run_id, RunOutcome::rolled_back, kExitRolledBack, s.message); !w)
+      s.notes.push_back("run " + std::to_string(*trial.run_id) + " is not recorded as rolled back: " +
+                        w.error().to_string());
+  }
   if (!rolled->result.takes_effect_now && o.reboot) {
     base::log(base::LogLevel::warning, kBootCheckMessageId, s.message + "; rebooting into the restored root",
               {{"UG_BOOT_TRIAL", std::to_string(trial.id)}});
@@ -227,6 +237,141 @@ std::optional<BootCheckSummary> fallback_boot_summary(std::string_view cmdline, 
                     "` (it restores the root subvolume that fstab and GRUB pin), then reboot");
   s.exit_code = kExitChecksFailed;
   base::log(base::LogLevel::warning, kBootCheckMessageId, s.message, {{"UG_BOOT_TRIAL", std::to_string(*trial)}});
+  return s;
+}
+
+namespace {
+
+// The state database of the pinned root, e.g. "/run/upgrade-guard/top/@rootfs/var/lib/upgrade-guard",
+// opened for writing; an error says why there is none. The directory must be the one the
+// pinned root itself resolves (no symlink leads out of it).
+base::Result<state::StateStore> open_carried_store(const std::string& pinned, const std::string& state_dir) {
+  const std::string dir = pinned + base::normalize_path(state_dir);
+  auto root = base::Root::open(pinned);
+  if (!root) return base::fail(root.error());
+  auto in_root = root->open(state_dir, O_PATH | O_DIRECTORY);
+  if (!in_root && in_root.error().err == ENOENT)
+    return base::fail_errno("openat2", dir, ENOENT, "the pinned root has no state directory: nothing recorded a trial there");
+  if (!in_root) return base::fail(in_root.error());
+  struct stat a {}, b {};
+  if (::fstat(in_root->get(), &a) != 0 || ::stat(dir.c_str(), &b) != 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+    return base::fail("stat", dir, "the state directory of the pinned root is reached through a symlink: not used");
+  if (::stat(state::StateStore::database_path(dir).c_str(), &b) != 0)
+    return base::fail_errno("stat", state::StateStore::database_path(dir), errno,
+                            "the pinned root has no state database: nothing recorded a trial there");
+  return state::StateStore::open(dir);
+}
+
+}  // namespace
+
+std::optional<BootCheckSummary> recover_fallback_boot(std::string_view cmdline, const std::string& running_from,
+                                                      FallbackEnv& env, BootBus& bus, const BootCheckOptions& o) {
+  auto found = fallback_boot_summary(cmdline, running_from);
+  if (!found) return std::nullopt;
+  BootCheckSummary s = std::move(*found);
+  const std::int64_t trial_id = *fallback_trial_from_cmdline(cmdline);
+  const std::string snapshot = running_from.substr(running_from.find('/') + 1);
+  // Nothing done automatically: the summary's manual way stays, after the reason.
+  auto stay = [&s](const std::string& why) {
+    s.notes.insert(s.notes.begin(), why);
+    s.action = TrialAction::close_gate;
+    s.exit_code = kExitChecksFailed;
+    return s;
+  };
+  auto backend = env.snapshots.get();
+  if (!backend) return stay("no automatic recovery: " + backend.error().to_string());
+  auto pinned = (*backend)->pinned_root_path();
+  if (!pinned || !*pinned)
+    return stay("no automatic recovery: the root the boot configuration pins cannot be reached (" +
+                (pinned ? std::string("the backend cannot tell") : pinned.error().to_string()) + ")");
+  auto store = open_carried_store(**pinned, env.paths.state_dir);
+  if (!store) return stay("no automatic recovery: " + store.error().to_string());
+  auto lock = GuardLock::acquire(env.paths.run_dir);
+  if (!lock) return stay("no automatic recovery: " + lock.error().to_string());
+  auto trial = store->get_boot_trial(trial_id);
+  if (!trial || !*trial)
+    return stay("no automatic recovery: trial " + std::to_string(trial_id) + " is not recorded in " + **pinned +
+                (trial ? std::string() : " (" + trial.error().to_string() + ")"));
+  BootTrialRecord t = **trial;
+  s.trial = t;
+  if (t.state != BootTrialState::pending)
+    return stay("no automatic recovery: trial " + std::to_string(t.id) + " is " + state::to_string(t.state) +
+                " already (a second fallback boot of it): no second rollback, no loop");
+  if (t.snapshot_id != snapshot)
+    return stay("no automatic recovery: trial " + std::to_string(t.id) + " would roll back to " + t.snapshot_id +
+                ", but this boot runs from " + snapshot);
+
+  // The same rules as a trial that fails in userspace; the boot never got that far.
+  s.problems.push_back("the boot of trial " + std::to_string(t.id) + " never reached boot-check (GRUB booted the "
+                       "pre-upgrade snapshot " + snapshot + " instead)");
+  TrialFacts facts;
+  facts.healthy = false;
+  facts.policy_rollback = env.policy.boot_check.rollback;
+  facts.cmdline_allows_rollback = cmdline_allows_rollback(cmdline);
+  facts.attempts = 1;  // the failed boot never counted itself
+  facts.upgrade_already_rolled_back = upgrade_rolled_back(*store, t);
+  facts.can_roll_back = true;
+  TrialDecision decision = decide_trial(facts);
+  if (decision.action != TrialAction::roll_back) {
+    std::string why = "fallback boot: " + decision.why;
+    if (auto w = store->set_boot_trial_state(t.id, BootTrialState::failed, s.problems.front() + "; " + why); !w)
+      s.notes.push_back("the failed trial was not recorded: " + w.error().to_string());
+    return stay("no automatic recovery: " + decision.why);
+  }
+
+  // The running system, with the state of the pinned root (the live root is the snapshot).
+  auto context_with = [&env](state::StateStore& db) {
+    return RunContext{.policy = env.policy,
+                      .root = env.root,
+                      .root_key = "/",
+                      .live = true,
+                      .store = db,
+                      .runner = env.runner,
+                      .snapshots = env.snapshots,
+                      .gate_bus = nullptr,
+                      .paths = env.paths,
+                      .pid = ::getpid(),
+                      .hostname = env.hostname,
+                      .boot_id = env.boot_id,
+                      .progress = {}};
+  };
+  RunContext ctx = context_with(*store);
+  BootCheckOptions no_reboot = o;
+  no_reboot.reboot = false;  // the rollback's end is recorded in the restored root first
+  if (!roll_back(ctx, bus, t, no_reboot, s)) {
+    s.action = TrialAction::close_gate;
+    s.exit_code = kExitChecksFailed;
+    s.message = "fallback boot: the rollback of trial " + std::to_string(t.id) + " to " + snapshot +
+                " failed; the next boot starts the upgraded root again";
+    return s;
+  }
+  s.action = TrialAction::roll_back;
+  s.message = "fallback boot: trial " + std::to_string(t.id) + " never reached boot-check; the root is rolled back to " +
+              snapshot + ", the pre-upgrade system, for good";
+  // The database the rollback wrote into went with the replaced root (now read-only); the
+  // restored root carries a copy made before the exchange. Its end is recorded there.
+  auto rollbacks = store->rollbacks_of_run(t.run_id.value_or(0));
+  std::optional<state::RollbackRecord> record;
+  if (rollbacks && !rollbacks->empty()) record = rollbacks->front();
+  auto restored = state::StateStore::open(**pinned + base::normalize_path(env.paths.state_dir));
+  if (record && restored) {
+    RunContext in_restored = context_with(*restored);
+    auto copy = restored->get_rollback(record->id);
+    if (copy && *copy && (*copy)->state == state::RollbackState::running) {
+      auto done = finish_rollback(in_restored, **backend, **copy);
+      if (t.run_id) (void)restored->amend_run(*t.run_id, RunOutcome::rolled_back, kExitRolledBack, s.message);
+      std::erase_if(s.notes, [](const std::string& n) { return n.starts_with("the rollback is done, but recording"); });
+      s.notes.push_back(done ? "rollback " + std::to_string(record->id) + " is recorded in the restored root"
+                             : "rollback " + std::to_string(record->id) + " is not recorded in the restored root (" +
+                                   done.error().to_string() + "): its next boot records it");
+    }
+  }
+  base::log(base::LogLevel::warning, kBootCheckMessageId, s.message + "; rebooting into the restored root",
+            {{"UG_BOOT_TRIAL", std::to_string(t.id)}, {"UG_ACTION", "fallback-roll-back"}});
+  if (o.reboot) {
+    auto r = bus.reboot();
+    s.notes.push_back(r ? "rebooting into the restored root" : "the reboot failed: " + r.error().to_string());
+  }
   return s;
 }
 

@@ -56,6 +56,35 @@ struct BootCheckSummary {
 [[nodiscard]] std::optional<BootCheckSummary> fallback_boot_summary(std::string_view cmdline,
                                                                     const std::string& running_from);
 
+// What recovery on the fallback boot works with: all of a RunContext for the running system
+// but the state store, which it opens in the pinned root (the running snapshot's own is the
+// read-only pre-upgrade copy, which knows nothing of the trial).
+struct FallbackEnv {
+  const policies::Policy& policy;
+  const base::Root& root;  // the running system, "/" (the read-only pre-upgrade snapshot)
+  base::CommandRunner& runner;
+  SnapshotSource& snapshots;
+  GuardPaths paths;
+  std::string hostname;
+  std::string boot_id;
+};
+
+// The GRUB fallback boot, made to recover (fallback_boot_summary recognises it; nullopt when
+// this is not one). The trial is found in the state database of the root the boot
+// configuration pins (e.g. /run/upgrade-guard/top/@rootfs/var/lib/upgrade-guard), where the
+// guarded upgrade recorded it. When it is still pending for this very snapshot, the policy and
+// the command line allow a rollback (boot_check.rollback, no upgrade-guard.rollback=0) and
+// this upgrade was never rolled back, the pinned root is rolled back to the snapshot at once
+// (nothing runs from it), with the preserve paths and nested subvolumes carried from it and
+// /boot restored: the trial is recorded as rolled back by the fallback, the restored root's
+// first boot as a new trial, the rollback as done in the restored root's database, the GRUB
+// counter disarmed, and the machine rebooted into the default entry, which now boots the
+// pre-upgrade system for good (exit 3). Otherwise nothing changes but the trial's record, and
+// the summary says why and what to do by hand (exit 1): never a second automatic rollback.
+[[nodiscard]] std::optional<BootCheckSummary> recover_fallback_boot(std::string_view cmdline,
+                                                                    const std::string& running_from, FallbackEnv& env,
+                                                                    BootBus& bus, const BootCheckOptions& options);
+
 // Checks the pending trial of ctx.root (ctx.live: the running system), if there is one.
 [[nodiscard]] BootCheckSummary run_boot_check(RunContext& ctx, BootBus& bus, const BootCheckOptions& options);
 

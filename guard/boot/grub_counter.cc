@@ -111,7 +111,7 @@ if [ -n "${ug_trial}" ]; then
   menuentry "Pre-upgrade snapshot (upgrade-guard trial ${ug_fallback_trial})" --id upgrade-guard-fallback {
     insmod btrfs
     search --no-floppy --fs-uuid --set=root "${ug_fallback_uuid}"
-    linux "${ug_fallback_linux}" root=UUID=${ug_fallback_uuid} ro @ARGS@rootflags=${ug_fallback_rootflags} upgrade-guard.rollback=0 @PARAM@=${ug_fallback_trial}
+    linux "${ug_fallback_linux}" root=UUID=${ug_fallback_uuid} ro @ARGS@rootflags=${ug_fallback_rootflags} @PARAM@=${ug_fallback_trial}
     initrd "${ug_fallback_initrd}"
   }
 fi

@@ -72,8 +72,8 @@ inline constexpr std::string_view kFallbackParam = "upgrade-guard.fallback";
 // `upgrade-guard boot-check --grub-script`): it counts the trial boot down and, when a trial
 // boot never reached boot-check, makes the fallback entry the default for this boot. The
 // fallback entry carries `cmdline` (as 10_linux puts it, before the snapshot's root= and
-// rootflags=, which win), upgrade-guard.rollback=0 and upgrade-guard.fallback=<trial id>, and
-// its title names the trial.
+// rootflags=, which win) and upgrade-guard.fallback=<trial id> (boot-check on that boot rolls
+// the pinned root back to the snapshot: guard/boot/boot_check.h), and its title names the trial.
 [[nodiscard]] std::string render_grub_trial_script(const GrubCmdline& cmdline = {});
 
 // Why GRUB cannot count the boots of `root` (a grub.cfg whose directory is on btrfs, where GRUB

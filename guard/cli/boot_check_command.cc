@@ -12,7 +12,10 @@
 #include "guard/cli/cli.h"
 #include "guard/cli/invocation.h"
 #include "guard/cli/render.h"
+#include "guard/core/liveness.h"
+#include "guard/core/run_context.h"
 #include "guard/state/store.h"
+#include "snapshots/backend.h"
 #include "snapshots/layout.h"
 
 namespace guard::cli {
@@ -28,7 +31,10 @@ void add_boot_check_command(CLI::App& app, CliContext& ctx) {
       "baseline. Pass: the trial is blessed, its snapshot is the last known-good, the GRUB counter disarmed.\n"
       "Fail: roll back to the pre-upgrade snapshot and reboot, at most once per upgrade (policy\n"
       "boot_check.rollback; upgrade-guard.rollback=0 on the kernel command line turns it off), otherwise close\n"
-      "the reboot gate. Exits 0 at once when no trial is pending; 0 blessed, 1 gate closed, 3 rolled back.");
+      "the reboot gate. On GRUB's fallback boot (the trial boot never reached boot-check, GRUB booted the\n"
+      "pre-upgrade snapshot once): the same rules, with the trial read from the pinned root's database; the\n"
+      "pinned root is rolled back to the snapshot and the machine reboots into it for good.\n"
+      "Exits 0 at once when no trial is pending; 0 blessed, 1 gate closed, 3 rolled back.");
   sub->add_option("--unit", opts->own_unit, "The unit this runs as (its own job does not count as booting)")
       ->capture_default_str();
   sub->add_flag("--no-reboot", [opts](std::int64_t) { opts->reboot = false; },
@@ -48,7 +54,8 @@ void add_boot_check_command(CLI::App& app, CliContext& ctx) {
       ctx.exit_code = kExitOk;
       return;
     }
-    // The GRUB fallback boot: the snapshot's own state knows nothing of the trial that failed.
+    // The GRUB fallback boot: the snapshot's own state knows nothing of the trial that failed;
+    // the pinned root's does.
     boot::BootCheckSummary s;
     if (auto host = base::Root::open("/"); host && ctx.options.root == "/") {
       auto cmdline = host->read_file(opts->cmdline_path, 1 << 20);
@@ -57,11 +64,35 @@ void add_boot_check_command(CLI::App& app, CliContext& ctx) {
       std::string running_from = target ? target->running_from
                                  : layout && snapshots::in_snapshot_store(layout->subvol_path) ? layout->subvol_path
                                                                                                 : std::string();
-      if (auto fallback = cmdline ? boot::fallback_boot_summary(*cmdline, running_from) : std::nullopt) {
-        std::fputs((ctx.options.json ? render_boot_check_json(*fallback) + "\n" : render_boot_check(*fallback)).c_str(),
-                   stdout);
-        ctx.exit_code = fallback->exit_code;
-        return;
+      if (cmdline && boot::fallback_trial_from_cmdline(*cmdline) && !running_from.empty()) {
+        auto policy = ctx.invocation().policy();
+        auto root = ctx.invocation().root();
+        if (!policy || !root) {
+          const CliError& e = !policy ? policy.error() : root.error();
+          ctx.exit_code = report_error(e.error, e.exit_code);
+          return;
+        }
+        const std::string state_dir = ctx.options.state_dir;
+        const policies::Policy& p = **policy;
+        SnapshotSource source([&p, state_dir, layout]() -> base::Result<std::unique_ptr<snapshots::SnapshotBackend>> {
+          if (!layout) return base::fail(layout.error());
+          return snapshots::make_backend(*layout, p, state_dir);
+        });
+        GuardPaths paths{.state_dir = ctx.options.state_dir, .log_dir = ctx.options.log_dir, .run_dir = ctx.options.run_dir};
+        boot::FallbackEnv env{.policy = p,
+                              .root = **root,
+                              .runner = ctx.invocation().runner(),
+                              .snapshots = source,
+                              .paths = paths,
+                              .hostname = host_name(),
+                              .boot_id = current_boot_id()};
+        auto system_bus = bus::make_system_boot_bus();
+        if (auto fallback = boot::recover_fallback_boot(*cmdline, running_from, env, *system_bus, *opts)) {
+          std::fputs((ctx.options.json ? render_boot_check_json(*fallback) + "\n" : render_boot_check(*fallback)).c_str(),
+                     stdout);
+          ctx.exit_code = fallback->exit_code;
+          return;
+        }
       }
     }
     // The quick no-op of every ordinary boot: no database, so no trial.

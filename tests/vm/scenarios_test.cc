@@ -26,12 +26,15 @@ using json = nlohmann::json;
 using std::chrono::seconds;
 using std::chrono::steady_clock;
 
-class VmBiosBtrfs : public ::testing::Test {
+// One scenario on the image of `layout` (scripts/test-vm-image).
+class VmScenario : public ::testing::Test {
  protected:
+  explicit VmScenario(std::string layout) : layout_(std::move(layout)) {}
+
   void SetUp() override {
     started_ = steady_clock::now();
     if (auto why = guard::testing::vm_unavailable(); !why.empty()) UG_SKIP_OR_FAIL(why);
-    auto image = guard::testing::vm_image("bios-btrfs");
+    auto image = guard::testing::vm_image(layout_);
     ASSERT_TRUE(image) << image.error().to_string();
     auto vm = Vm::create(*image, dir_.path());
     ASSERT_TRUE(vm) << vm.error().to_string();
@@ -43,8 +46,8 @@ class VmBiosBtrfs : public ::testing::Test {
     std::string ready;
     for (auto t : vm_->ready_times()) ready += " " + std::to_string(t.count() / 1000.0).substr(0, 5) + "s";
     auto total = std::chrono::duration_cast<seconds>(steady_clock::now() - started_).count();
-    std::printf("vm: %d boots, ready after%s; scenario %llds (console logs in %s)\n", vm_->boots(), ready.c_str(),
-                static_cast<long long>(total), dir_.path().c_str());
+    std::printf("vm: %s: %d boots, ready after%s; scenario %llds (console logs in %s)\n", layout_.c_str(),
+                vm_->boots(), ready.c_str(), static_cast<long long>(total), dir_.path().c_str());
     vm_.reset();  // qemu killed before the temp dir goes
   }
 
@@ -115,10 +118,23 @@ class VmBiosBtrfs : public ::testing::Test {
     return view ? std::move(*view) : nullptr;
   }
 
+  std::string layout_;
   guard::testing::TempDir dir_{"ug-vm"};
   std::unique_ptr<Vm> vm_;
   std::string ugdemo_v1_;  // libugdemo1 1.0 in the guest, e.g. "/root/libugdemo1_1.0.deb"
   steady_clock::time_point started_;
+};
+
+// The Debian installer's btrfs layout: the root in @rootfs with /boot inside it.
+class VmBiosBtrfs : public VmScenario {
+ protected:
+  VmBiosBtrfs() : VmScenario("bios-btrfs") {}
+};
+
+// The same with /boot on its own ext4 partition, where GRUB's boot counter works.
+class VmBiosExt4Boot : public VmScenario {
+ protected:
+  VmBiosExt4Boot() : VmScenario("bios-ext4boot") {}
 };
 
 // A healthy guarded install, then a reboot: the trial boot is checked and blessed, the upgrade
@@ -263,6 +279,126 @@ TEST_F(VmBiosBtrfs, GateRefusesEveryRebootPathUntilOpened) {
   ASSERT_NO_FATAL_FAILURE(reboot());
   EXPECT_EQ(vm_->boots(), 2);
   EXPECT_EQ(vm_->sh("upgrade-guard gate status").exit_code, 0);
+}
+
+
+// A guarded upgrade that passes its checks but leaves an initrd the kernel cannot unpack (as a
+// broken initramfs hook can): the trial boot panics before userspace. GRUB's counter boots the
+// pre-upgrade snapshot once; boot-check there rolls @rootfs back to it (carrying what was
+// written before the reboot) and reboots; from then on the machine boots the pre-upgrade root,
+// and the run's history says so.
+TEST_F(VmBiosExt4Boot, AnEarlyBootFailureEndsOnThePreUpgradeRootForGood) {
+  ASSERT_NO_FATAL_FAILURE(boot());
+  std::string list = must("upgrade-guard snapshot list");
+  EXPECT_EQ(list.find("GRUB cannot count boots"), std::string::npos) << list;
+  // The package's postinst damages the running kernel's initrd: same size, not a valid archive.
+  std::string bad = deb_in_guest({"ug-vm-badinitrd", "1.0", "", {{"/usr/share/ug-vm-badinitrd/README", {"x\n", 0644}}}, "",
+                                  "#!/bin/sh\nset -e\n"
+                                  "dd if=/dev/urandom of=/boot/initrd.img-$(uname -r) bs=1M count=4 conv=notrunc "
+                                  "status=none\n"});
+  GuestResult run = vm_->sh("upgrade-guard run -- apt-get install -y " + bad, seconds(900));
+  ASSERT_EQ(run.exit_code, 0) << "the checks should not see the damage: " << run.describe();
+  json upgraded = last_run();
+  EXPECT_NE(must("grub-editenv /boot/grub/grubenv list"), "") << "no boot counter armed";
+  std::printf("vm: grubenv after the run: %s", must("grub-editenv /boot/grub/grubenv list | tr '\\n' ' '").c_str());
+  must("mkdir -p /srv/data && echo written-before-the-reboot >/srv/data/late.txt && sync");
+
+  // The trial boot: GRUB counts it, the kernel panics (panic=10 ends the boot).
+  GuestResult down = vm_->sh("systemctl reboot", seconds(60));
+  ASSERT_TRUE(vm_->wait_down(seconds(180))) << down.describe();
+  auto started = vm_->start();
+  ASSERT_TRUE(started) << started.error().to_string();
+  ASSERT_TRUE(vm_->wait_down(seconds(300))) << "the trial boot did not end:\n" << vm_->console_tail();
+  std::string trial_console = vm_->console(vm_->boots());
+  EXPECT_NE(trial_console.find("Kernel panic"), std::string::npos) << vm_->console_tail();
+
+  // The fallback boot: the pre-upgrade snapshot; boot-check recovers and reboots by itself.
+  started = vm_->start();
+  ASSERT_TRUE(started) << started.error().to_string();
+  ASSERT_TRUE(vm_->wait_down(seconds(400))) << "the fallback boot did not reboot by itself:\n" << vm_->console_tail();
+  std::string fallback_console = vm_->console(vm_->boots());
+  EXPECT_NE(fallback_console.find("upgrade-guard.fallback="), std::string::npos)
+      << "not the fallback entry:\n" << vm_->console_tail();
+
+  // The restored root: the pre-upgrade system, with the bytes written before the reboot.
+  ASSERT_NO_FATAL_FAILURE(boot());
+  GuestResult pkg = vm_->sh("dpkg-query -W -f '${Status}' ug-vm-badinitrd");
+  EXPECT_NE(pkg.out, "install ok installed") << "the upgrade is still there";
+  EXPECT_EQ(must("cat /srv/data/late.txt"), "written-before-the-reboot\n");
+  EXPECT_EQ(must("findmnt -n -o OPTIONS / | tr ',' '\\n' | grep '^subvol='"), "subvol=/@rootfs\n");
+  json detail = run_detail(upgraded.value("id", 0));
+  std::printf("vm: the run after the fallback:\n%s\n", detail.dump(2).c_str());
+  ASSERT_GE(detail["boot_trials"].size(), 2U) << detail.dump(2);
+  // Newest first: the restored root's first boot, blessed; the failed trial, rolled back.
+  EXPECT_EQ(detail["boot_trials"][0].value("state", ""), "blessed") << detail.dump(2);
+  EXPECT_EQ(detail["boot_trials"][1].value("state", ""), "rolled-back") << detail.dump(2);
+  EXPECT_NE(detail["boot_trials"][1].value("message", "").find("never reached boot-check"), std::string::npos);
+  ASSERT_EQ(detail["rollbacks"].size(), 1U) << detail.dump(2);
+  EXPECT_EQ(detail["rollbacks"][0].value("state", ""), "done") << detail.dump(2);
+  EXPECT_EQ(must("grub-editenv /boot/grub/grubenv list | grep -c '^ug_trial=.' || true"), "0\n");
+
+  // And it stays there: the next boot is an ordinary one on the same root.
+  ASSERT_NO_FATAL_FAILURE(reboot());
+  EXPECT_NE(vm_->sh("dpkg-query -W -f '${Status}' ug-vm-badinitrd").out, "install ok installed");
+  EXPECT_EQ(must("upgrade-guard boot-check --no-reboot"), "upgrade-guard boot-check: no boot trial pending\n");
+
+  auto disk = power_off_and_open_disk();
+  ASSERT_TRUE(disk);
+  EXPECT_FALSE(disk->boot().empty()) << "no separate /boot on the disk";
+  EXPECT_FALSE(fs::exists(disk->top() + "/@rootfs/usr/share/ug-vm-badinitrd/README"));
+  bool kept = false;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(disk->top() + "/@upgrade-guard", ec)) {
+    if (e.path().filename().string().starts_with("rollback-") &&
+        fs::exists(e.path().string() + "/usr/share/ug-vm-badinitrd/README"))
+      kept = true;
+  }
+  EXPECT_TRUE(kept) << "the upgraded root is not kept under @upgrade-guard";
+}
+
+
+// A guarded upgrade that passes its checks but leaves a required service that fails when it
+// next starts (the running instance is the old one): the trial boot reaches userspace, boot-check
+// finds the unit failed and rolls back once, the boot after it is checked and blessed.
+TEST_F(VmBiosExt4Boot, AUserspaceFailureAtTheTrialBootIsRolledBackOnceThenBlessed) {
+  ASSERT_NO_FATAL_FAILURE(boot());
+  auto app = [this](const std::string& version, const std::string& exec, const std::string& postinst) {
+    return deb_in_guest({"ug-vm-app", version, "",
+                         {{"/lib/systemd/system/ug-vm-app.service",
+                           {"[Unit]\nDescription=upgrade-guard vm test app\n[Service]\nType=oneshot\n"
+                            "RemainAfterExit=yes\nExecStart=" + exec + "\n[Install]\nWantedBy=multi-user.target\n",
+                            0644}}},
+                         "", "#!/bin/sh\nset -e\nsystemctl daemon-reload\n" + postinst});
+  };
+  std::string v1 = app("1.0", "/bin/true", "systemctl enable ug-vm-app.service\nsystemctl start ug-vm-app.service\n");
+  std::string v2 = app("2.0", "/bin/sh -c 'exit 3'", "");
+  must("dpkg -i " + v1 + " && systemctl is-active ug-vm-app.service");
+  ASSERT_TRUE(vm_->put("/etc/upgrade-guard/policy.d/40-vm-app.toml", "[services]\nrequired = [\"ug-vm-app.service\"]\n"));
+  GuestResult run = vm_->sh("upgrade-guard run -- apt-get install -y " + v2, seconds(900));
+  ASSERT_EQ(run.exit_code, 0) << "the running service is the old one: the checks pass. " << run.describe();
+  json upgraded = last_run();
+
+  // The trial boot: the unit fails; boot-check rolls back and reboots by itself.
+  GuestResult down = vm_->sh("systemctl reboot", seconds(60));
+  ASSERT_TRUE(vm_->wait_down(seconds(180))) << down.describe();
+  auto started = vm_->start();
+  ASSERT_TRUE(started) << started.error().to_string();
+  ASSERT_TRUE(vm_->wait_down(seconds(600))) << "the failed trial boot did not reboot by itself:\n"
+                                            << vm_->console_tail();
+
+  // The restored root: version 1, its service active, the trial of the restored root blessed.
+  ASSERT_NO_FATAL_FAILURE(boot());
+  EXPECT_EQ(must("dpkg-query -W -f '${Version}' ug-vm-app"), "1.0");
+  EXPECT_EQ(must("systemctl is-active ug-vm-app.service || true"), "active\n");
+  json detail = run_detail(upgraded.value("id", 0));
+  std::printf("vm: the run after the userspace failure:\n%s\n", detail.dump(2).c_str());
+  EXPECT_EQ(detail["run"]["outcome"].dump(), "\"rolled-back\"") << detail.dump(2);
+  ASSERT_EQ(detail["boot_trials"].size(), 2U) << detail.dump(2);
+  EXPECT_EQ(detail["boot_trials"][0].value("state", ""), "blessed") << detail.dump(2);
+  EXPECT_EQ(detail["boot_trials"][1].value("state", ""), "rolled-back") << detail.dump(2);
+  EXPECT_NE(detail["boot_trials"][1].value("message", "").find("ug-vm-app.service"), std::string::npos);
+  ASSERT_EQ(detail["rollbacks"].size(), 1U) << detail.dump(2);
+  EXPECT_EQ(detail["rollbacks"][0].value("state", ""), "done") << detail.dump(2);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <gtest/gtest.h>
 
+#include "base/strings.h"
 #include "guard/boot/boot_check.h"
 #include "guard/boot/grub_counter.h"
 #include "guard/core/check_session.h"
@@ -188,7 +189,7 @@ TEST(BootTrialGrub, TheFallbackEntryCarriesTheNormalCommandLineAndNamesItsTrial)
   // rootflags= after them (the kernel takes the last one).
   EXPECT_THAT(s, HasSubstr("linux \"${ug_fallback_linux}\" root=UUID=${ug_fallback_uuid} ro "
                            "console=ttyS0,115200 panic=10 quiet rootflags=${ug_fallback_rootflags} "
-                           "upgrade-guard.rollback=0 upgrade-guard.fallback=${ug_fallback_trial}\n"));
+                           "upgrade-guard.fallback=${ug_fallback_trial}\n"));
   // The trial id outlives the clearing of ug_trial: kept and exported before.
   std::size_t kept = s.find("set ug_fallback_trial=\"${ug_trial}\"");
   ASSERT_NE(kept, std::string::npos) << s;
@@ -436,6 +437,8 @@ TEST_F(BootCheckTest, AFailedTrialRollsBackRecordedAndReboots) {
   ASSERT_EQ(rollbacks->size(), 1u);
   EXPECT_EQ(rollbacks->front().state, RollbackState::done);
   EXPECT_EQ(rollbacks->front().snapshot_id, snap->id);
+  // The run passed when it ran; history now says what became of it.
+  EXPECT_EQ(w_.run_record(run_)->outcome, RunOutcome::rolled_back);
 }
 
 // The kernel hook noted the kernel the upgrade installed; the trial says whether it booted it,
@@ -457,6 +460,139 @@ TEST_F(BootCheckTest, TheTrialSaysWhetherItRunsTheKernelTheUpgradeInstalled) {
   EXPECT_FALSE(record_next_kernel(state_dir, "../etc/passwd"));  // not a version: refused
 }
 
+
+
+// ---- The GRUB fallback boot, made to recover ------------------------------------------------
+
+// The system runs from the pre-upgrade snapshot (the fallback entry); the upgraded root, which
+// fstab and GRUB pin, is the fake backend's root, and its state database holds the trial.
+class FallbackBootTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    w_.policy = policies::Policy{};
+    carried_ = w_.root_dir + "/var/lib/upgrade-guard";
+    auto snap = w_.backend->create("pre-run1", {});
+    ASSERT_TRUE(snap);
+    snapshot_ = snap->id;
+    w_.backend->pinned = w_.root_dir;
+    w_.backend->takes_effect_now = false;
+    {
+      auto db = StateStore::open(carried_);
+      ASSERT_TRUE(db);
+      run_ = *db->begin_run(RunStart{"/", {"apt-get", "dist-upgrade"}, 1, RunKind::run, "", ""});
+      ASSERT_TRUE(db->finish_run(run_, RunOutcome::passed, 0, "passed"));
+      trial_ = *db->create_boot_trial(run_, snapshot_);
+    }
+    testing::make_dirs(w_.dir / "running");
+    running_.emplace(*base::Root::open(w_.dir / "running"));
+    cmdline_ = "BOOT_IMAGE=/@upgrade-guard/" + snapshot_ + "/boot/vmlinuz ro panic=10 upgrade-guard.fallback=" +
+               std::to_string(trial_);
+  }
+
+  std::optional<BootCheckSummary> recover(const std::string& cmdline) {
+    w_.context(::getpid());  // the source of the fake backend
+    FallbackEnv env{.policy = w_.policy,
+                    .root = *running_,
+                    .runner = w_.runner,
+                    .snapshots = *w_.snapshots,
+                    .paths = {.state_dir = "/var/lib/upgrade-guard",
+                              .log_dir = w_.dir / "log",
+                              .run_dir = w_.dir / "run"},
+                    .hostname = "test",
+                    .boot_id = "b1"};
+    boot_.poll = std::chrono::milliseconds(1);
+    return recover_fallback_boot(cmdline, "@upgrade-guard/" + snapshot_, env, bus_, boot_);
+  }
+  // The pinned root's database as it is now (after a rollback: the restored root's copy).
+  StateStore carried() { return std::move(*StateStore::open(carried_)); }
+
+  testing::PipelineWorld w_;
+  FakeBootBus bus_;
+  BootCheckOptions boot_;
+  std::optional<base::Root> running_;
+  std::string carried_, snapshot_, cmdline_;
+  std::int64_t run_ = 0, trial_ = 0;
+};
+
+TEST_F(FallbackBootTest, ThePinnedRootIsRolledBackRecordedAndTheMachineReboots) {
+  auto s = recover(cmdline_);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->exit_code, kExitRolledBack) << s->message << "\n" << base::join(s->notes, "\n");
+  EXPECT_EQ(s->action, TrialAction::roll_back);
+  EXPECT_THAT(s->message, HasSubstr("rolled back to " + snapshot_));
+  EXPECT_EQ(bus_.reboots, 1);
+  ASSERT_EQ(w_.backend->rollbacks.size(), 1u);
+  EXPECT_EQ(w_.backend->rollbacks[0].first, snapshot_);
+  // The state directory is carried from the upgraded root into the restored one.
+  EXPECT_THAT(*w_.backend->rollbacks[0].second.preserve, ::testing::Contains("/var/lib/upgrade-guard"));
+  // The restored root's database says what happened: the trial failed before boot-check and was
+  // rolled back, the rollback is done, and the restored root's first boot is a new trial.
+  auto db = carried();
+  auto t = **db.get_boot_trial(trial_);
+  EXPECT_EQ(t.state, BootTrialState::rolled_back);
+  EXPECT_THAT(t.message, HasSubstr("never reached boot-check"));
+  auto rollbacks = *db.rollbacks_of_run(run_);
+  ASSERT_EQ(rollbacks.size(), 1u);
+  EXPECT_EQ(rollbacks[0].state, RollbackState::done);
+  EXPECT_EQ(rollbacks[0].snapshot_id, snapshot_);
+  EXPECT_EQ((*db.get_run(run_))->outcome, RunOutcome::rolled_back);
+  auto next = *db.pending_boot_trial();
+  ASSERT_TRUE(next);
+  EXPECT_NE(next->id, trial_);
+  EXPECT_EQ(next->snapshot_id, snapshot_);
+}
+
+TEST_F(FallbackBootTest, ASecondFallbackOfTheSameTrialChangesNothing) {
+  ASSERT_EQ(recover(cmdline_)->exit_code, kExitRolledBack);
+  // GRUB would not do this (the counter is disarmed), but if the same fallback came again:
+  auto again = recover(cmdline_);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->exit_code, kExitChecksFailed);
+  EXPECT_THAT(again->notes[0], HasSubstr("no second rollback"));
+  EXPECT_EQ(w_.backend->rollbacks.size(), 1u);
+  EXPECT_EQ(bus_.reboots, 1);
+}
+
+TEST_F(FallbackBootTest, PolicyOrCommandLineOffRecordsTheTrialAndSaysWhatToDo) {
+  w_.policy.boot_check.rollback = false;
+  auto s = recover(cmdline_);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->exit_code, kExitChecksFailed);
+  EXPECT_EQ(s->action, TrialAction::close_gate);
+  EXPECT_THAT(base::join(s->notes, "\n"), HasSubstr("upgrade-guard rollback --to " + snapshot_));
+  EXPECT_TRUE(w_.backend->rollbacks.empty());
+  EXPECT_EQ(bus_.reboots, 0);
+  EXPECT_EQ((**carried().get_boot_trial(trial_)).state, BootTrialState::failed);
+
+  w_.policy.boot_check.rollback = true;
+  ASSERT_TRUE(carried().set_boot_trial_state(trial_, BootTrialState::pending, "again"));
+  s = recover(cmdline_ + " upgrade-guard.rollback=0");
+  EXPECT_EQ(s->exit_code, kExitChecksFailed);
+  EXPECT_TRUE(w_.backend->rollbacks.empty());
+}
+
+TEST_F(FallbackBootTest, ATrialForAnotherSnapshotOrNoneIsNotRolledBack) {
+  // The trial names another snapshot than the one this boot runs from.
+  {
+    auto db = carried();
+    ASSERT_TRUE(db.set_boot_trial_state(trial_, BootTrialState::blessed, "earlier"));
+    trial_ = *db.create_boot_trial(run_, "20990101-000000-other");
+  }
+  auto s = recover("ro upgrade-guard.fallback=" + std::to_string(trial_));
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->exit_code, kExitChecksFailed);
+  EXPECT_THAT(s->notes[0], HasSubstr("would roll back to 20990101-000000-other"));
+  // A trial the database does not know.
+  s = recover("ro upgrade-guard.fallback=999");
+  EXPECT_THAT(s->notes[0], HasSubstr("trial 999 is not recorded"));
+  // The upgraded root has no state database at all.
+  std::filesystem::remove_all(carried_);
+  s = recover(cmdline_);
+  EXPECT_THAT(s->notes[0], HasSubstr("nothing recorded a trial there"));
+  EXPECT_TRUE(w_.backend->rollbacks.empty());
+  // Not a fallback boot.
+  EXPECT_FALSE(recover("ro quiet"));
+}
 
 }  // namespace
 }  // namespace guard::boot

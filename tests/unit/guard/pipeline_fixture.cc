@@ -71,6 +71,13 @@ base::Result<snapshots::RollbackResult> FakeBackend::swap_in(Journal& j) {
   // The old tree is kept under a new name; the root's path gets a copy of the snapshot.
   fs::rename(root_, j.broken);
   fs::copy(snap->second.location, root_, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+  for (const auto& p : j.preserve) {
+    std::error_code ec;
+    if (!fs::exists(j.broken + p, ec)) continue;
+    fs::remove_all(root_ + p, ec);
+    fs::create_directories(fs::path(root_ + p).parent_path(), ec);
+    fs::copy(j.broken + p, root_ + p, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+  }
   j.state = "complete";
   return result_of(j);
 }
@@ -95,7 +102,7 @@ base::Result<snapshots::RollbackResult> FakeBackend::rollback(const std::string&
       return base::fail(snapshots::kRefused, j.id, "another rollback is unfinished: complete or revert it first");
   }
   Journal j{"journal-" + std::to_string(++counter_), id, options.owner, "in-progress",
-            store_ + "/broken-" + std::to_string(counter_)};
+            store_ + "/broken-" + std::to_string(counter_), options.preserve.value_or(std::vector<std::string>{})};
   journals_.push_back(j);
   if (after_journal) after_journal();
   if (rollback_fails_mid_way) return base::fail(*rollback_fails_mid_way);
@@ -215,6 +222,7 @@ RunContext& PipelineWorld::context(std::int64_t pid, bool live) {
       base::Result<snapshots::RollbackResult> resume_rollback(const std::string& j, snapshots::ResumeMode m) override {
         return b.resume_rollback(j, m);
       }
+      base::Result<std::optional<std::string>> pinned_root_path() override { return b.pinned_root_path(); }
     };
     return std::unique_ptr<snapshots::SnapshotBackend>(new View(*backend));
   });

@@ -52,6 +52,8 @@ class FakeBackend final : public snapshots::SnapshotBackend {
 
   // A live root's rollback takes effect at the next boot; a --root one at once.
   bool takes_effect_now = true;
+  // pinned_root_path(): set when the "system" runs from a snapshot (the GRUB fallback boot).
+  std::optional<std::string> pinned;
   // Faults to inject.
   std::optional<base::Error> create_fails;
   // The rollback fails before anything changed (no journal), e.g. no space for the restore copy.
@@ -82,6 +84,7 @@ class FakeBackend final : public snapshots::SnapshotBackend {
   base::Result<std::optional<snapshots::PendingRollback>> find_rollback(const std::string& owner) override;
   base::Result<snapshots::RollbackResult> resume_rollback(const std::string& journal,
                                                           snapshots::ResumeMode mode) override;
+  base::Result<std::optional<std::string>> pinned_root_path() override { return pinned; }
 
  private:
   struct Journal {
@@ -90,6 +93,7 @@ class FakeBackend final : public snapshots::SnapshotBackend {
     std::string owner;
     std::string state;  // in-progress, complete, reverted
     std::string broken;
+    std::vector<std::string> preserve;  // carried from the old tree into the restored one
   };
   base::Result<snapshots::RollbackResult> swap_in(Journal& j);
   snapshots::RollbackResult result_of(const Journal& j) const;
