@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 
 #include "base/atomic_file.h"
 #include "base/strings.h"
@@ -92,7 +93,14 @@ std::string render_grub_trial_script(const GrubCmdline& cmdline) {
 # the next boot means the trial boot never reached boot-check: boot the pre-upgrade snapshot
 # once (ug_trial is cleared, so the boot after that uses the normal default again), with the
 # kernel command line of the normal entries and upgrade-guard.fallback=<trial>, so that
-# boot-check knows the fallback boot for what it is.
+# boot-check knows the fallback boot for what it is. Where GRUB cannot write /boot/grub (btrfs),
+# the counter is kept on the ESP, in /EFI/upgrade-guard/grubenv.
+set ug_env="${prefix}/grubenv"
+insmod fat
+if search --no-floppy --file --set=ug_esp /EFI/upgrade-guard/grubenv; then
+  set ug_env="(${ug_esp})/EFI/upgrade-guard/grubenv"
+  load_env -f "${ug_env}"
+fi
 if [ -n "${ug_trial}" ]; then
   set ug_fallback_trial="${ug_trial}"
   export ug_fallback_trial
@@ -103,10 +111,10 @@ if [ -n "${ug_trial}" ]; then
   if [ "${ug_boots_left}" = "0" ]; then
     set default="upgrade-guard-fallback"
     set ug_trial=
-    save_env ug_trial
+    save_env -f "${ug_env}" ug_trial
   else
     set ug_boots_left=0
-    save_env ug_boots_left
+    save_env -f "${ug_env}" ug_boots_left
   fi
   menuentry "Pre-upgrade snapshot (upgrade-guard trial ${ug_fallback_trial})" --id upgrade-guard-fallback {
     insmod btrfs
@@ -134,22 +142,43 @@ std::optional<bool> grub_dir_on_btrfs(const base::Root& root) {
 
 }  // namespace
 
+// True when a FAT filesystem (the ESP of a UEFI machine) is mounted at /boot/efi.
+bool esp_mounted(const base::Root& root) {
+  auto dir = root.open("/boot/efi/EFI", O_PATH | O_DIRECTORY);
+  struct statfs sfs {};
+  return dir && ::fstatfs(dir->get(), &sfs) == 0 && sfs.f_type == MSDOS_SUPER_MAGIC;
+}
+
+std::optional<std::string> counter_env_path(const base::Root& root) {
+  if (!grub_dir_on_btrfs(root).value_or(true)) return std::string(kGrubEnvPath);
+  if (esp_mounted(root)) return std::string(kEspGrubEnvPath);
+  return std::nullopt;
+}
+
 std::optional<std::string> boot_counter_impossible(const base::Root& root) {
-  if (!root.open("/boot/grub/grub.cfg", O_PATH) || !grub_dir_on_btrfs(root).value_or(false)) return std::nullopt;
+  if (!root.open("/boot/grub/grub.cfg", O_PATH) || counter_env_path(root)) return std::nullopt;
   return std::string(
       "GRUB cannot count boots here: /boot/grub is on btrfs, where GRUB 2.06 cannot write its environment "
-      "block, so a trial boot that dies before userspace (a broken initrd, a kernel panic) would boot again and "
-      "again instead of falling back to the pre-upgrade snapshot. Put /boot on its own ext4 partition (or boot "
-      "with UEFI from the ESP), or set boot_check.require_counter = false to accept that such a boot needs a "
-      "hand at the console");
+      "block, and there is no ESP at /boot/efi to keep it on, so a trial boot that dies before userspace (a "
+      "broken initrd, a kernel panic) would boot again and again instead of falling back to the pre-upgrade "
+      "snapshot. Put /boot on its own ext4 partition (or boot with UEFI, the ESP mounted at /boot/efi), or set "
+      "boot_check.require_counter = false to accept that such a boot needs a hand at the console");
 }
 
 std::string arm_grub(const base::Root& root, std::int64_t trial_id, const snapshots::SnapshotInfo& snapshot) {
-  auto bytes = root.read_file(kGrubEnvPath, 64 << 10);
-  if (!bytes) return "no GRUB environment block (" + std::string(kGrubEnvPath) + "): no boot counter armed";
-  if (grub_dir_on_btrfs(root).value_or(true))
-    return "GRUB cannot write its environment block on btrfs: no boot counter armed (a trial boot that never "
-           "reaches boot-check is not caught)";
+  auto where = counter_env_path(root);
+  if (!where)
+    return "GRUB cannot write its environment block on btrfs and there is no ESP: no boot counter armed (a trial "
+           "boot that never reaches boot-check is not caught)";
+  const std::string env_path = *where;
+  auto bytes = root.read_file(env_path, 64 << 10);
+  if (!bytes && env_path == kEspGrubEnvPath) {
+    // The first counter on this ESP: GRUB's script finds the block by its path.
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(root.host_path(env_path)).parent_path(), ec);
+    bytes = std::string();
+  }
+  if (!bytes) return "no GRUB environment block (" + env_path + "): no boot counter armed";
   if (snapshot.backend != "btrfs") return "the snapshot is not a btrfs subvolume GRUB can boot: no boot counter armed";
   std::optional<std::string> uuid;
   if (auto bytes = root.read_file("/etc/fstab")) {
@@ -159,28 +188,32 @@ std::string arm_grub(const base::Root& root, std::int64_t trial_id, const snapsh
   auto boot_dir = base::Root::open(snapshot.boot_captured ? snapshot.boot_location : snapshot.location + "/boot");
   auto kernel = boot_dir ? newest_bootable_kernel(list_names(*boot_dir)) : std::nullopt;
   if (!kernel) return "snapshot " + snapshot.id + " holds no kernel with its initrd: no boot counter armed";
-  auto env = checks::parse_grubenv(*bytes);
-  if (!env) return "cannot read " + std::string(kGrubEnvPath) + ": " + env.error().to_string();
+  auto env = bytes->empty() ? base::Result<checks::GrubEnv>(checks::GrubEnv{}) : checks::parse_grubenv(*bytes);
+  if (!env) return "cannot read " + env_path + ": " + env.error().to_string();
   arm_grub_counter(*env, trial_id, fallback_boot(*uuid, snapshot.id, snapshot.boot_captured, *kernel));
   auto text = checks::render_grubenv(*env);
   if (!text) return "no boot counter armed: " + text.error().to_string();
-  if (auto w = base::write_file_atomic(root.host_path(kGrubEnvPath), *text, 0644); !w)
+  if (auto w = base::write_file_atomic(root.host_path(env_path), *text, 0644); !w)
     return "no boot counter armed: " + w.error().to_string();
-  return "GRUB boot counter armed: a trial boot that never reaches boot-check is followed by one boot of the "
-         "pre-upgrade snapshot (kernel " + *kernel + ")";
+  return "GRUB boot counter armed in " + env_path + ": a trial boot that never reaches boot-check is followed by "
+         "one boot of the pre-upgrade snapshot (kernel " + *kernel + ")";
 }
 
 std::string disarm_boot_counter(const base::Root& root) {
-  auto bytes = root.read_file(kGrubEnvPath, 64 << 10);
-  if (!bytes) return "";
-  auto env = checks::parse_grubenv(*bytes);
-  if (!env) return "the GRUB boot counter was not disarmed: " + env.error().to_string();
-  if (!disarm_grub_counter(*env)) return "";
-  auto text = checks::render_grubenv(*env);
-  if (!text) return "the GRUB boot counter was not disarmed: " + text.error().to_string();
-  if (auto w = base::write_file_atomic(root.host_path(kGrubEnvPath), *text, 0644); !w)
-    return "the GRUB boot counter was not disarmed: " + w.error().to_string();
-  return "GRUB boot counter disarmed";
+  std::vector<std::string> done;
+  for (std::string_view path : {kGrubEnvPath, kEspGrubEnvPath}) {
+    auto bytes = root.read_file(path, 64 << 10);
+    if (!bytes) continue;
+    auto env = checks::parse_grubenv(*bytes);
+    if (!env) return "the GRUB boot counter was not disarmed: " + env.error().to_string();
+    if (!disarm_grub_counter(*env)) continue;
+    auto text = checks::render_grubenv(*env);
+    if (!text) return "the GRUB boot counter was not disarmed: " + text.error().to_string();
+    if (auto w = base::write_file_atomic(root.host_path(path), *text, 0644); !w)
+      return "the GRUB boot counter was not disarmed: " + w.error().to_string();
+    done.emplace_back(path);
+  }
+  return done.empty() ? std::string() : "GRUB boot counter disarmed (" + base::join(done, ", ") + ")";
 }
 
 }  // namespace guard::boot

@@ -26,6 +26,10 @@ inline constexpr std::string_view kGrubTrialVar = "ug_trial";
 inline constexpr std::string_view kGrubBootsLeftVar = "ug_boots_left";
 // Root-relative, where Debian keeps the block.
 inline constexpr std::string_view kGrubEnvPath = "/boot/grub/grubenv";
+// Root-relative, the block on the ESP (mounted at /boot/efi) of a UEFI machine whose /boot/grub
+// is on btrfs, where GRUB cannot write: GRUB writes FAT in place, as Fedora kept its grubenv on
+// the ESP. The GRUB script finds it with `search --file /EFI/upgrade-guard/grubenv`.
+inline constexpr std::string_view kEspGrubEnvPath = "/boot/efi/EFI/upgrade-guard/grubenv";
 // The menu entry id of the fallback, for `set default=`.
 inline constexpr std::string_view kGrubFallbackId = "upgrade-guard-fallback";
 
@@ -77,9 +81,15 @@ inline constexpr std::string_view kFallbackParam = "upgrade-guard.fallback";
 [[nodiscard]] std::string render_grub_trial_script(const GrubCmdline& cmdline = {});
 
 // Why GRUB cannot count the boots of `root` (a grub.cfg whose directory is on btrfs, where GRUB
-// cannot write its environment block), or nullopt when it can or there is no GRUB.
+// cannot write its environment block, and no ESP at /boot/efi to keep it on), or nullopt when it
+// can or there is no GRUB.
 // e.g. "GRUB cannot count boots here: /boot/grub is on btrfs, ...".
 [[nodiscard]] std::optional<std::string> boot_counter_impossible(const base::Root& root);
+
+// Where the counter's environment block is for `root`: kGrubEnvPath when /boot/grub is not on
+// btrfs; kEspGrubEnvPath when it is and a FAT filesystem is mounted at /boot/efi (UEFI);
+// nullopt when neither (no counter possible).
+[[nodiscard]] std::optional<std::string> counter_env_path(const base::Root& root);
 
 // Arms the root's GRUB counter for trial `trial_id`, whose rollback target is `snapshot` (its
 // kernel and initrd are what the fallback boots). Returns a note saying what was done or why
@@ -87,8 +97,8 @@ inline constexpr std::string_view kFallbackParam = "upgrade-guard.fallback";
 [[nodiscard]] std::string arm_grub(const base::Root& root, std::int64_t trial_id,
                                    const snapshots::SnapshotInfo& snapshot);
 
-// Removes the counter from the root's grubenv; a note saying what was done ("" when there was
-// nothing to disarm).
+// Removes the counter from the root's grubenv and the ESP's; a note saying what was done ("" when
+// there was nothing to disarm).
 [[nodiscard]] std::string disarm_boot_counter(const base::Root& root);
 
 }  // namespace guard::boot

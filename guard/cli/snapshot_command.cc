@@ -1,4 +1,5 @@
 // upgrade-guard snapshot list|create|delete|prune, and upgrade-guard rollback.
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -118,7 +119,10 @@ void list(CliContext& ctx) {
     std::printf("%s\n", j.dump(2).c_str());
   } else {
     if (layout) std::fputs(snapshots::render_layout_text(*layout).c_str(), stdout);
-    if (auto counter = boot::boot_counter_impossible(p->ctx->root)) std::printf("boot counter: %s\n", counter->c_str());
+    if (auto counter = boot::boot_counter_impossible(p->ctx->root))
+      std::printf("boot counter: %s\n", counter->c_str());
+    else if (auto env = boot::counter_env_path(p->ctx->root); env && p->ctx->root.open("/boot/grub/grub.cfg", O_PATH))
+      std::printf("boot counter: GRUB's environment block %s\n", env->c_str());
     std::printf("\n%-40s %-8s %-20s %-11s %s\n", "ID", "BACKEND", "CREATED", "STATE", "LABEL");
     for (const auto& s : *all)
       std::printf("%-40s %-8s %-20s %-11s %s\n", s.id.c_str(), s.backend.c_str(), local_time(s.created_unix).c_str(),

@@ -36,7 +36,7 @@ class VmScenario : public ::testing::Test {
     if (auto why = guard::testing::vm_unavailable(); !why.empty()) UG_SKIP_OR_FAIL(why);
     auto image = guard::testing::vm_image(layout_);
     ASSERT_TRUE(image) << image.error().to_string();
-    auto vm = Vm::create(*image, dir_.path());
+    auto vm = Vm::create(*image, dir_.path(), layout_.starts_with("uefi-"));
     ASSERT_TRUE(vm) << vm.error().to_string();
     vm_ = std::move(*vm);
   }
@@ -131,10 +131,24 @@ class VmBiosBtrfs : public VmScenario {
   VmBiosBtrfs() : VmScenario("bios-btrfs") {}
 };
 
-// The same with /boot on its own ext4 partition, where GRUB's boot counter works.
-class VmBiosExt4Boot : public VmScenario {
+// A layout where GRUB counts boots: a trial boot that dies before userspace is caught.
+class VmCountedScenario : public VmScenario {
  protected:
-  VmBiosExt4Boot() : VmScenario("bios-ext4boot") {}
+  VmCountedScenario(std::string layout, std::string grubenv) : VmScenario(std::move(layout)), grubenv_(std::move(grubenv)) {}
+  void early_boot_failure_ends_on_the_pre_upgrade_root();
+  std::string grubenv_;  // where the counter lives in the guest
+};
+
+// The same with /boot on its own ext4 partition, where GRUB's boot counter works.
+class VmBiosExt4Boot : public VmCountedScenario {
+ protected:
+  VmBiosExt4Boot() : VmCountedScenario("bios-ext4boot", "/boot/grub/grubenv") {}
+};
+
+// UEFI: OVMF, GRUB for x86_64-efi on the ESP, /boot inside btrfs; the counter on the ESP.
+class VmUefiBtrfs : public VmCountedScenario {
+ protected:
+  VmUefiBtrfs() : VmCountedScenario("uefi-btrfs", "/boot/efi/EFI/upgrade-guard/grubenv") {}
 };
 
 // A healthy guarded install, then a reboot: the trial boot is checked and blessed, the upgrade
@@ -287,10 +301,11 @@ TEST_F(VmBiosBtrfs, GateRefusesEveryRebootPathUntilOpened) {
 // pre-upgrade snapshot once; boot-check there rolls @rootfs back to it (carrying what was
 // written before the reboot) and reboots; from then on the machine boots the pre-upgrade root,
 // and the run's history says so.
-TEST_F(VmBiosExt4Boot, AnEarlyBootFailureEndsOnThePreUpgradeRootForGood) {
+void VmCountedScenario::early_boot_failure_ends_on_the_pre_upgrade_root() {
   ASSERT_NO_FATAL_FAILURE(boot());
   std::string list = must("upgrade-guard snapshot list");
   EXPECT_EQ(list.find("GRUB cannot count boots"), std::string::npos) << list;
+  EXPECT_NE(list.find("boot counter: GRUB's environment block " + grubenv_), std::string::npos) << list;
   // The package's postinst damages the running kernel's initrd: same size, not a valid archive.
   std::string bad = deb_in_guest({"ug-vm-badinitrd", "1.0", "", {{"/usr/share/ug-vm-badinitrd/README", {"x\n", 0644}}}, "",
                                   "#!/bin/sh\nset -e\n"
@@ -299,8 +314,8 @@ TEST_F(VmBiosExt4Boot, AnEarlyBootFailureEndsOnThePreUpgradeRootForGood) {
   GuestResult run = vm_->sh("upgrade-guard run -- apt-get install -y " + bad, seconds(900));
   ASSERT_EQ(run.exit_code, 0) << "the checks should not see the damage: " << run.describe();
   json upgraded = last_run();
-  EXPECT_NE(must("grub-editenv /boot/grub/grubenv list"), "") << "no boot counter armed";
-  std::printf("vm: grubenv after the run: %s", must("grub-editenv /boot/grub/grubenv list | tr '\\n' ' '").c_str());
+  EXPECT_NE(must("grub-editenv " + grubenv_ + " list | grep '^ug_trial=.'"), "") << "no boot counter armed in " << grubenv_;
+  std::printf("vm: %s after the run: %s\n", grubenv_.c_str(), must("grub-editenv " + grubenv_ + " list | tr '\\n' ' '").c_str());
   must("mkdir -p /srv/data && echo written-before-the-reboot >/srv/data/late.txt && sync");
 
   // The trial boot: GRUB counts it, the kernel panics (panic=10 ends the boot).
@@ -335,7 +350,7 @@ TEST_F(VmBiosExt4Boot, AnEarlyBootFailureEndsOnThePreUpgradeRootForGood) {
   EXPECT_NE(detail["boot_trials"][1].value("message", "").find("never reached boot-check"), std::string::npos);
   ASSERT_EQ(detail["rollbacks"].size(), 1U) << detail.dump(2);
   EXPECT_EQ(detail["rollbacks"][0].value("state", ""), "done") << detail.dump(2);
-  EXPECT_EQ(must("grub-editenv /boot/grub/grubenv list | grep -c '^ug_trial=.' || true"), "0\n");
+  EXPECT_EQ(must("grub-editenv " + grubenv_ + " list | grep -c '^ug_trial=.' || true"), "0\n");
 
   // And it stays there: the next boot is an ordinary one on the same root.
   ASSERT_NO_FATAL_FAILURE(reboot());
@@ -344,7 +359,7 @@ TEST_F(VmBiosExt4Boot, AnEarlyBootFailureEndsOnThePreUpgradeRootForGood) {
 
   auto disk = power_off_and_open_disk();
   ASSERT_TRUE(disk);
-  EXPECT_FALSE(disk->boot().empty()) << "no separate /boot on the disk";
+  EXPECT_EQ(disk->boot().empty(), layout_ != "bios-ext4boot") << "the separate /boot partition";
   EXPECT_FALSE(fs::exists(disk->top() + "/@rootfs/usr/share/ug-vm-badinitrd/README"));
   bool kept = false;
   std::error_code ec;
@@ -354,6 +369,14 @@ TEST_F(VmBiosExt4Boot, AnEarlyBootFailureEndsOnThePreUpgradeRootForGood) {
       kept = true;
   }
   EXPECT_TRUE(kept) << "the upgraded root is not kept under @upgrade-guard";
+}
+
+TEST_F(VmBiosExt4Boot, AnEarlyBootFailureEndsOnThePreUpgradeRootForGood) {
+  early_boot_failure_ends_on_the_pre_upgrade_root();
+}
+
+TEST_F(VmUefiBtrfs, AnEarlyBootFailureEndsOnThePreUpgradeRootForGood) {
+  early_boot_failure_ends_on_the_pre_upgrade_root();
 }
 
 

@@ -108,11 +108,11 @@ base::Result<std::string> vm_image(const std::string& layout) {
   return built[layout] = last_line(*image);
 }
 
-base::Result<std::unique_ptr<Vm>> Vm::create(const std::string& image, const std::string& dir) {
+base::Result<std::unique_ptr<Vm>> Vm::create(const std::string& image, const std::string& dir, bool uefi) {
   std::string disk = dir + "/disk.qcow2";
   if (auto r = host({"qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", image, disk}, 60); !r)
     return base::fail(r.error());
-  return std::unique_ptr<Vm>(new Vm(dir, disk));
+  return std::unique_ptr<Vm>(new Vm(dir, disk, uefi));
 }
 
 Vm::~Vm() { kill(); }
@@ -159,6 +159,7 @@ base::Result<void> Vm::start() {
                                 "-chardev", "socket,path=" + socket + ",server=on,wait=off,id=agent",
                                 "-device", "virtio-serial",
                                 "-device", "virtserialport,chardev=agent,name=org.qemu.guest_agent.0"};
+  if (uefi_) args.insert(args.end(), {"-bios", "/usr/share/ovmf/OVMF.fd"});
   base::UniqueFd out(::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   if (!out) return base::fail_errno("open", log);
   base::UniqueFd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));

@@ -45,8 +45,10 @@ struct GuestResult {
 class Vm {
  public:
   // Creates `dir`/disk.qcow2, a qcow2 overlay of `image` (never written), e.g.
-  // Vm::create(image, "/tmp/ug-vm.X1"). Nothing runs yet.
-  [[nodiscard]] static base::Result<std::unique_ptr<Vm>> create(const std::string& image, const std::string& dir);
+  // Vm::create(image, "/tmp/ug-vm.X1"). Nothing runs yet. `uefi`: boot with OVMF
+  // (/usr/share/ovmf/OVMF.fd) instead of SeaBIOS.
+  [[nodiscard]] static base::Result<std::unique_ptr<Vm>> create(const std::string& image, const std::string& dir,
+                                                                bool uefi = false);
 
   Vm(const Vm&) = delete;
   Vm& operator=(const Vm&) = delete;
@@ -90,7 +92,7 @@ class Vm {
   [[nodiscard]] const std::string& disk() const { return disk_; }
 
  private:
-  Vm(std::string dir, std::string disk) : dir_(std::move(dir)), disk_(std::move(disk)) {}
+  Vm(std::string dir, std::string disk, bool uefi) : dir_(std::move(dir)), disk_(std::move(disk)), uefi_(uefi) {}
   // Sends one agent command (a JSON object as text) and returns its "return" member as text;
   // fails on an agent error, a closed connection or no answer within `timeout`.
   base::Result<std::string> agent(const std::string& request, std::chrono::milliseconds timeout);
@@ -99,6 +101,7 @@ class Vm {
 
   std::string dir_;
   std::string disk_;
+  bool uefi_ = false;
   pid_t qemu_ = -1;
   int boots_ = 0;
   base::UniqueFd agent_;

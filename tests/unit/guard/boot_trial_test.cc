@@ -170,16 +170,20 @@ TEST(BootTrialGrub, ScriptCountsDownAndFallsBackOnlyWhileATrialIsArmed) {
   std::string s = render_grub_trial_script();
   EXPECT_THAT(s, HasSubstr("if [ -n \"${ug_trial}\" ]; then"));
   EXPECT_THAT(s, HasSubstr("if [ \"${ug_boots_left}\" = \"0\" ]; then\n    set default=\"upgrade-guard-fallback\""));
-  EXPECT_THAT(s, HasSubstr("set ug_boots_left=0\n    save_env ug_boots_left"));
+  EXPECT_THAT(s, HasSubstr("set ug_boots_left=0\n    save_env -f \"${ug_env}\" ug_boots_left"));
+  // Where /boot/grub is on btrfs, the block on the ESP is used.
+  EXPECT_THAT(s, HasSubstr("search --no-floppy --file --set=ug_esp /EFI/upgrade-guard/grubenv"));
   EXPECT_THAT(s, HasSubstr("--id upgrade-guard-fallback {"));
   EXPECT_THAT(s, HasSubstr("linux \"${ug_fallback_linux}\" root=UUID=${ug_fallback_uuid} ro "
                            "rootflags=${ug_fallback_rootflags}"));
   EXPECT_THAT(s, HasSubstr("export ug_fallback_linux"));  // seen inside the menu entry
   // Every `if` is closed.
   std::size_t ifs = 0, fis = 0;
-  for (std::size_t at = s.find("if ["); at != std::string::npos; at = s.find("if [", at + 1)) ++ifs;
-  for (std::size_t at = s.find("\nfi"); at != std::string::npos; at = s.find("\nfi", at + 1)) ++fis;
-  for (std::size_t at = s.find("  fi\n"); at != std::string::npos; at = s.find("  fi\n", at + 1)) ++fis;
+  for (auto line : base::split(s, '\n')) {
+    line = base::trim(line);
+    if (line.starts_with("if ")) ++ifs;
+    if (line == "fi") ++fis;
+  }
   EXPECT_EQ(ifs, fis) << s;
 }
 
