@@ -113,12 +113,18 @@ bool upgrade_rolled_back(const state::StateStore& store, const BootTrialRecord& 
 // restored root has booted, so it is done (its journal says complete), and so is its run.
 void finish_rolled_back_run(RunContext& ctx, const BootTrialRecord& trial, BootCheckSummary& s) {
   if (!trial.run_id) return;
+  // When the rollback really ended: its journal's last write (the run's rollback phase lasted
+  // that long, not until this boot).
+  std::optional<std::int64_t> ended_ms;
   if (auto rollbacks = ctx.store.rollbacks_of_run(*trial.run_id); rollbacks && !rollbacks->empty()) {
     const state::RollbackRecord& rb = rollbacks->front();
     if (rb.state == state::RollbackState::running && !rollback_process_alive(rb)) {
       if (auto backend = ctx.snapshots.get()) {
         auto journal = (*backend)->find_rollback(rb.owner());
         if (journal && *journal && (*journal)->state == "complete") {
+          struct stat st {};
+          if (::stat((*journal)->journal.c_str(), &st) == 0)
+            ended_ms = std::int64_t{st.st_mtim.tv_sec} * 1000 + st.st_mtim.tv_nsec / 1000000;
           auto done = finish_rollback(ctx, **backend, rb);
           s.notes.push_back(done ? "rollback " + std::to_string(rb.id) + " is recorded as done"
                                  : "rollback " + std::to_string(rb.id) + " is not recorded: " +
@@ -131,7 +137,8 @@ void finish_rolled_back_run(RunContext& ctx, const BootTrialRecord& trial, BootC
   if (!run || !*run || (*run)->finished_unix || (*run)->phase != RunPhase::rollback) return;
   auto w = ctx.store.finish_run(*trial.run_id, RunOutcome::rolled_back, kExitRolledBack,
                                 "rolled back to " + trial.snapshot_id + "; the restored root booted (trial " +
-                                    std::to_string(trial.id) + ")");
+                                    std::to_string(trial.id) + ")",
+                                ended_ms);
   s.notes.push_back(w ? "run " + std::to_string(*trial.run_id) + " is recorded as rolled back"
                       : "run " + std::to_string(*trial.run_id) + " is not recorded as rolled back (" +
                             w.error().to_string() + "): `upgrade-guard recover` records it");
@@ -302,8 +309,7 @@ std::optional<BootCheckSummary> recover_fallback_boot(std::string_view cmdline, 
                 ", but this boot runs from " + snapshot);
 
   // The same rules as a trial that fails in userspace; the boot never got that far.
-  s.problems.push_back("the boot of trial " + std::to_string(t.id) + " never reached boot-check (GRUB booted the "
-                       "pre-upgrade snapshot " + snapshot + " instead)");
+  s.problems.push_back("the trial boot never reached boot-check; GRUB booted the pre-upgrade snapshot instead");
   TrialFacts facts;
   facts.healthy = false;
   facts.policy_rollback = env.policy.boot_check.rollback;

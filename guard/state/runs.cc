@@ -15,10 +15,11 @@ constexpr const char* kRunColumns =
     "command_status, snapshot_id, pid, hostname, boot_id, message, kind FROM runs ";
 }  // namespace
 
-Result<void> StateStore::log_phase(std::int64_t run_id, RunPhase phase, const std::string& context) {
+Result<void> StateStore::log_phase(std::int64_t run_id, RunPhase phase, const std::string& context,
+                                  std::optional<std::int64_t> at_unix_ms) {
   auto log = prepare("INSERT INTO run_phases (run_id, phase, at_unix_ms) VALUES (?, ?, ?)", context);
   if (!log) return fail(log.error());
-  log->bind(run_id).bind(to_string(phase)).bind(now_unix_ms());
+  log->bind(run_id).bind(to_string(phase)).bind(at_unix_ms.value_or(now_unix_ms()));
   return log->run();
 }
 
@@ -74,12 +75,12 @@ Result<void> StateStore::set_run_message(std::int64_t run_id, const std::string&
 }
 
 Result<void> StateStore::finish_run(std::int64_t run_id, RunOutcome outcome, int exit_code,
-                                    const std::string& message) {
-  return finish_impl(run_id, outcome, exit_code, message);
+                                    const std::string& message, std::optional<std::int64_t> ended_unix_ms) {
+  return finish_impl(run_id, outcome, exit_code, message, ended_unix_ms);
 }
 
 Result<void> StateStore::finish_impl(std::int64_t run_id, RunOutcome outcome, std::optional<int> exit_code,
-                                     const std::string& message) {
+                                     const std::string& message, std::optional<std::int64_t> ended_unix_ms) {
   std::string context = fmt::format("cannot record the end of run {}", run_id);
   auto txn = TransactionGuard::begin(*this, context);
   if (!txn) return fail(txn.error());
@@ -92,7 +93,7 @@ Result<void> StateStore::finish_impl(std::int64_t run_id, RunOutcome outcome, st
       "WHERE id = ? AND finished_unix IS NULL",
       context);
   if (!stmt) return fail(stmt.error());
-  std::int64_t now = now_unix();
+  std::int64_t now = ended_unix_ms ? *ended_unix_ms / 1000 : now_unix();
   stmt->bind(to_string(outcome))
       .bind(exit_code ? std::optional<std::int64_t>(*exit_code) : std::nullopt)
       .bind(message)
@@ -101,7 +102,7 @@ Result<void> StateStore::finish_impl(std::int64_t run_id, RunOutcome outcome, st
   if (auto r = stmt->run(); !r) return r;
   if (changes() != 1) return fail("state", path_, fmt::format("{}: no unfinished run {}", context, run_id));
   if (!keep_phase) {
-    if (auto r = log_phase(run_id, RunPhase::done, context); !r) return r;
+    if (auto r = log_phase(run_id, RunPhase::done, context, ended_unix_ms); !r) return r;
   }
   return txn->commit();
 }

@@ -94,9 +94,12 @@ class StateStore {
   // e.g. set_command_status(12, "exited with status 100").
   [[nodiscard]] base::Result<void> set_command_status(std::int64_t run_id, const std::string& status);
   [[nodiscard]] base::Result<void> set_run_message(std::int64_t run_id, const std::string& message);
-  // Sets outcome, exit code, message, finished_unix and phase done.
+  // Sets outcome, exit code, message, finished_unix and phase done, at `ended_unix_ms` when the
+  // run ended before it could be recorded (a live rollback that finished before the reboot whose
+  // boot-check records it), else now.
   [[nodiscard]] base::Result<void> finish_run(std::int64_t run_id, RunOutcome outcome, int exit_code,
-                                              const std::string& message);
+                                              const std::string& message,
+                                              std::optional<std::int64_t> ended_unix_ms = std::nullopt);
   // Rewrites the outcome of a finished run, e.g. a gated run whose failed rollback `recover`
   // completed later: amend_run(12, rolled_back, 3, "rolled back by recover ...").
   [[nodiscard]] base::Result<void> amend_run(std::int64_t run_id, RunOutcome outcome, int exit_code,
@@ -218,9 +221,11 @@ class StateStore {
   // Runs one UPDATE that must change exactly one row, in its own transaction.
   [[nodiscard]] base::Result<void> update_one(std::string_view sql, const std::string& context,
                                               const std::function<void(Statement&)>& bind);
-  [[nodiscard]] base::Result<void> log_phase(std::int64_t run_id, RunPhase phase, const std::string& context);
+  [[nodiscard]] base::Result<void> log_phase(std::int64_t run_id, RunPhase phase, const std::string& context,
+                                             std::optional<std::int64_t> at_unix_ms = std::nullopt);
   [[nodiscard]] base::Result<void> finish_impl(std::int64_t run_id, RunOutcome outcome, std::optional<int> exit_code,
-                                               const std::string& message);
+                                               const std::string& message,
+                                               std::optional<std::int64_t> ended_unix_ms = std::nullopt);
   [[nodiscard]] base::Result<std::vector<RunRecord>> query_runs(std::string_view where_and_order,
                                                                 std::optional<std::int64_t> arg) const;
   [[nodiscard]] base::Result<std::optional<StoredReport>> query_report(std::string_view where,

@@ -224,6 +224,24 @@ TEST_F(StateStoreTest, ListRunsIsNewestFirstWithLimit) {
   EXPECT_EQ(unfinished->front().root, "/r0");  // oldest first
 }
 
+// A live rollback that ended before the reboot is recorded by the next boot's check: the run
+// ends when the rollback did, not when it was recorded.
+TEST_F(StateStoreTest, ARunEndedEarlierIsRecordedAtItsEnd) {
+  auto store = must_open(dir_);
+  auto id = begin(store, "/", {"apt-get", "dist-upgrade"}, 1);
+  ASSERT_TRUE(id);
+  ASSERT_TRUE(store.set_phase(*id, RunPhase::rollback));
+  auto phases = store.run_phases(*id);
+  ASSERT_TRUE(phases);
+  const std::int64_t rollback_at = phases->back().at_unix_ms;
+  ASSERT_TRUE(store.finish_run(*id, RunOutcome::rolled_back, 3, "rolled back", rollback_at + 2000));
+  phases = store.run_phases(*id);
+  ASSERT_TRUE(phases);
+  EXPECT_EQ(phases->back().phase, RunPhase::done);
+  EXPECT_EQ(phases->back().at_unix_ms - rollback_at, 2000);  // the rollback took 2 s
+  EXPECT_EQ((*store.get_run(*id))->finished_unix, (rollback_at + 2000) / 1000);
+}
+
 TEST_F(StateStoreTest, MarkInterruptedKeepsThePhaseItDiedIn) {
   auto store = must_open(dir_);
   auto id = begin(store, "/", {"apt-get", "upgrade"}, 7);
