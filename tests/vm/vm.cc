@@ -100,7 +100,10 @@ base::Result<std::string> vm_image(const std::string& layout) {
   static std::map<std::string, std::string> built;
   if (auto it = built.find(layout); it != built.end()) return it->second;
   const std::string src = UG_SOURCE_DIR;
-  auto debs = host({src + "/scripts/test-packages", UG_PACKAGE_DIR}, 3600, {{"UG_ONLY_CURRENT", "1"}});
+  // A trixie guest needs the package built for trixie (its libraries differ).
+  auto debs = layout.starts_with("trixie-")
+                  ? host({src + "/scripts/build-deb-trixie", std::string(UG_PACKAGE_DIR) + "-trixie"}, 3600)
+                  : host({src + "/scripts/test-packages", UG_PACKAGE_DIR}, 3600, {{"UG_ONLY_CURRENT", "1"}});
   if (!debs) return base::fail(debs.error());
   std::string deb(base::trim(base::split(*debs, '\n').front()));
   auto image = host({src + "/scripts/test-vm-image", layout, deb}, 3600);
