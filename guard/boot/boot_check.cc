@@ -359,14 +359,15 @@ std::optional<BootCheckSummary> recover_fallback_boot(std::string_view cmdline, 
   auto rollbacks = store->rollbacks_of_run(t.run_id.value_or(0));
   std::optional<state::RollbackRecord> record;
   if (rollbacks && !rollbacks->empty()) record = rollbacks->front();
-  auto restored = state::StateStore::open(**pinned + base::normalize_path(env.paths.state_dir));
+  // The same path now shows the restored tree; opened with the same checks.
+  auto restored = open_carried_store(**pinned, env.paths.state_dir);
   if (record && restored) {
     RunContext in_restored = context_with(*restored);
     auto copy = restored->get_rollback(record->id);
     if (copy && *copy && (*copy)->state == state::RollbackState::running) {
       auto done = finish_rollback(in_restored, **backend, **copy);
       if (t.run_id) (void)restored->amend_run(*t.run_id, RunOutcome::rolled_back, kExitRolledBack, s.message);
-      std::erase_if(s.notes, [](const std::string& n) { return n.starts_with("the rollback is done, but recording"); });
+      std::erase_if(s.notes, [](const std::string& n) { return n.starts_with(kRollbackUnrecordedNote); });
       s.notes.push_back(done ? "rollback " + std::to_string(record->id) + " is recorded in the restored root"
                              : "rollback " + std::to_string(record->id) + " is not recorded in the restored root (" +
                                    done.error().to_string() + "): its next boot records it");

@@ -39,7 +39,7 @@ void record_done(RunContext& ctx, snapshots::SnapshotBackend& backend, RollbackO
     return ctx.store.record_snapshot(broken);
   });
   if (!written) {
-    out.notes.push_back("the rollback is done, but recording it failed (" + written.error().to_string() +
+    out.notes.push_back(std::string(kRollbackUnrecordedNote) + " (" + written.error().to_string() +
                         "): `upgrade-guard recover` records it");
     return;
   }

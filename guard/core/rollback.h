@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/error.h"
@@ -38,6 +39,10 @@ inline constexpr const char* kRollbackMessageId = "4e1b7c29a0d34f5e8b6a9c2d1e0f3
 // (written by `recover --at-boot`, its ExecStart): live rollbacks are then prepared and
 // completed at shutdown; without it they complete at once.
 inline constexpr const char* kShutdownCompletionFile = "complete-at-shutdown";
+
+// The start of RollbackOutcome's note when the backend finished but its record could not be
+// written (recover records it later); a caller that records the end elsewhere drops that note.
+inline constexpr std::string_view kRollbackUnrecordedNote = "the rollback is done, but recording it failed";
 
 [[nodiscard]] snapshots::RollbackOptions rollback_options(const RunContext& ctx, const state::RollbackRecord& record);
 
