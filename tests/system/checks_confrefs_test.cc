@@ -30,15 +30,6 @@ std::string cached_root(const std::string& variant, std::string& why) {
   return r.exit_code == 0 ? std::string(base::trim(r.out)) : std::string();
 }
 
-std::string blocking_text(const Report& r) {
-  std::string out;
-  for (const auto& f : r.findings)
-    if (is_blocking(f)) out += f.check + " " + f.path + ": " + f.message + "\n";
-  for (const auto& c : r.checks)
-    if (c.status == CheckStatus::error) out += "check " + c.id + " errored: " + c.note + "\n";
-  return out;
-}
-
 // Healthy roots are only read (every path through base::Root): no copy needed.
 class ChecksConfigHealthy : public ::testing::TestWithParam<std::string> {};
 
@@ -53,7 +44,7 @@ TEST_P(ChecksConfigHealthy, NoBlockingFinding) {
   CheckContext ctx{*root, policy, {}, nullptr, false, {}, {}};
   auto r = run_checks(ctx, kConfigChecks);
   ASSERT_TRUE(r) << r.error().to_string();
-  EXPECT_EQ(r->blocking_count(), 0u) << blocking_text(*r);
+  EXPECT_EQ(r->blocking_count(), 0u) << render_human(*r, false);
   for (const auto& c : r->checks) {
     EXPECT_NE(c.status, CheckStatus::error) << c.id << ": " << c.note;
     EXPECT_TRUE(c.note.empty()) << c.id << " skipped: " << c.note;
@@ -71,12 +62,6 @@ INSTANTIATE_TEST_SUITE_P(Roots, ChecksConfigHealthy,
                            return n;
                          });
 
-// Runs `undo` when it goes out of scope, so one breakage never leaks into the next test.
-struct Undo {
-  std::function<void()> fn;
-  ~Undo() { fn(); }
-};
-
 class ChecksConfigServer : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -92,6 +77,11 @@ class ChecksConfigServer : public ::testing::Test {
     root_ = *dir_ / "root";
   }
   static void TearDownTestSuite() { dir_.reset(); }
+  // Each breakage registers its repair, run after the test even when it fails, so no breakage
+  // leaks into the next test.
+  void TearDown() override {
+    for (auto it = repairs_.rbegin(); it != repairs_.rend(); ++it) (*it)();
+  }
   void SetUp() override {
     if (!guard::testing::is_root()) UG_SKIP_OR_FAIL("copies a debootstrapped root with owners intact: needs root");
     ASSERT_FALSE(root_.empty()) << why_;
@@ -122,6 +112,7 @@ class ChecksConfigServer : public ::testing::Test {
     return 0;
   }
 
+  std::vector<std::function<void()>> repairs_;
   static inline std::unique_ptr<TempDir> dir_;
   static inline std::string root_;
   static inline std::string why_;
@@ -130,7 +121,7 @@ class ChecksConfigServer : public ::testing::Test {
 TEST_F(ChecksConfigServer, RemovedPamUnixBlocksNamingCommonAuthAndItsLine) {
   const std::string mod = "/usr/lib/x86_64-linux-gnu/security/pam_unix.so";
   std::filesystem::rename(p(mod), p(mod + ".away"));
-  Undo undo{[&] { std::filesystem::rename(p(mod + ".away"), p(mod)); }};
+  repairs_.push_back([=] { std::filesystem::rename(p(mod + ".away"), p(mod)); });
   std::size_t line = line_with(p("/etc/pam.d/common-auth"), "pam_unix.so");
   ASSERT_GT(line, 0u);
   auto [code, report] = guard_check();  // every check, as an administrator runs it
@@ -147,7 +138,7 @@ TEST_F(ChecksConfigServer, RemovedPamUnixBlocksNamingCommonAuthAndItsLine) {
 TEST_F(ChecksConfigServer, LdapInPasswdWithoutItsModuleBlocks) {
   const std::string conf = p("/etc/nsswitch.conf");
   std::string before = guard::testing::read_file(conf);
-  Undo undo{[&] { guard::testing::write_file(conf, before); }};
+  repairs_.push_back([=] { guard::testing::write_file(conf, before); });
   std::string after;
   std::size_t line = 0, n = 0;
   for (auto l : base::split(before, '\n')) {
@@ -174,7 +165,7 @@ TEST_F(ChecksConfigServer, LdapInPasswdWithoutItsModuleBlocks) {
 
 TEST_F(ChecksConfigServer, PreloadOfAMissingLibraryBlocks) {
   guard::testing::write_file(p("/etc/ld.so.preload"), "# added by a vendor agent\n/usr/lib/libvendorhook.so\n");
-  Undo undo{[&] { std::filesystem::remove(p("/etc/ld.so.preload")); }};
+  repairs_.push_back([] { std::filesystem::remove(p("/etc/ld.so.preload")); });
   auto [code, report] = guard_check("preload");
   EXPECT_EQ(code, 1) << report.dump(1);
   auto f = blocking(report, "preload", "/etc/ld.so.preload");
@@ -188,10 +179,10 @@ TEST_F(ChecksConfigServer, PreloadedLibraryWhoseDependencyIsGoneBlocks) {
   ASSERT_TRUE(std::filesystem::exists(p(dep)));
   guard::testing::write_file(p("/etc/ld.so.preload"), "/usr/lib/x86_64-linux-gnu/libpam.so.0\n");
   std::filesystem::rename(p(dep), p(dep + ".away"));
-  Undo undo{[&] {
+  repairs_.push_back([=] {
     std::filesystem::rename(p(dep + ".away"), p(dep));
     std::filesystem::remove(p("/etc/ld.so.preload"));
-  }};
+  });
   auto [code, report] = guard_check("preload");
   EXPECT_EQ(code, 1) << report.dump(1);
   auto f = blocking(report, "preload", "/etc/ld.so.preload");

@@ -47,6 +47,25 @@ class ConfigRefsTest : public ::testing::Test {
     return nullptr;
   }
 
+  // The finding at `path` whose message contains `text` (or whose id starts with `id`), of
+  // `severity`; nullptr and a test failure when there is none.
+  const Finding* expect_text(const std::vector<Finding>& fs, const std::string& path, const std::string& text,
+                             Severity severity) {
+    return checked(find(fs, path, text), fs, path + " \"" + text + "\"", severity);
+  }
+  const Finding* expect_id(const std::vector<Finding>& fs, const std::string& path, const std::string& id,
+                           Severity severity) {
+    return checked(find_finding(fs, path, id), fs, path + " [" + id + "]", severity);
+  }
+  static const Finding* checked(const Finding* f, const std::vector<Finding>& fs, const std::string& what,
+                                Severity severity) {
+    EXPECT_NE(f, nullptr) << "no finding " << what << " in:\n" << dump(fs);
+    if (f != nullptr) {
+      EXPECT_EQ(f->severity, severity) << f->message;
+    }
+    return f;
+  }
+
   TempDir dir_;
   std::string root_;
   std::string build_;
@@ -96,9 +115,8 @@ TEST_F(ConfigRefsTest, MissingRequiredModuleOfCommonAuthBlocks) {
 TEST_F(ConfigRefsTest, ModuleWhoseLibraryIsMissingBlocksInSshd) {
   pam("sshd", "# sshd\n\nauth required pam_broken.so\naccount required pam_broken.so\n");
   auto fs = run_one(PamCheck(), root_);
-  const Finding* f = find_finding(fs, "/etc/pam.d/sshd", "module:pam_broken.so:needed:libmissing.so.1");
-  ASSERT_NE(f, nullptr) << dump(fs);
-  EXPECT_EQ(f->severity, Severity::block);
+  const Finding* f = expect_id(fs, "/etc/pam.d/sshd", "module:pam_broken.so:needed:libmissing.so.1", Severity::block);
+  ASSERT_NE(f, nullptr);
   EXPECT_EQ(f->message.rfind("line 3: auth required pam_broken.so: ", 0), 0u) << f->message;
   EXPECT_NE(f->message.find("needs libmissing.so.1"), std::string::npos) << f->message;
   EXPECT_NE(f->message.find("(also on line 4)"), std::string::npos) << f->message;  // one finding per module
@@ -109,30 +127,25 @@ TEST_F(ConfigRefsTest, OtherStacksAndOptionalLinesWarn) {
   pam("cups", "auth required pam_gone.so\n");
   pam("login", "auth optional pam_broken.so\n-session optional pam_gone.so\n-auth required pam_gone.so\n");
   auto fs = run_one(PamCheck(), root_);
-  const Finding* other = find(fs, "/etc/pam.d/cups", "line 1: auth required pam_gone.so");
-  ASSERT_NE(other, nullptr) << dump(fs);
-  EXPECT_EQ(other->severity, Severity::warn);
-  const Finding* optional = find(fs, "/etc/pam.d/login", "line 1: auth optional pam_broken.so");
-  ASSERT_NE(optional, nullptr) << dump(fs);
-  EXPECT_EQ(optional->severity, Severity::warn);
+  const Finding* other = expect_text(fs, "/etc/pam.d/cups", "line 1: auth required pam_gone.so", Severity::warn);
+  ASSERT_NE(other, nullptr);
+  const Finding* optional = expect_text(fs, "/etc/pam.d/login", "line 1: auth optional pam_broken.so", Severity::warn);
+  ASSERT_NE(optional, nullptr);
   EXPECT_EQ(find(fs, "/etc/pam.d/login", "line 2:"), nullptr) << dump(fs);  // what '-' is for
   // libpam does not special-case '-' when dispatching: a required module that is not there
   // still fails the stack.
-  const Finding* silent = find(fs, "/etc/pam.d/login", "line 3: -auth required pam_gone.so");
-  ASSERT_NE(silent, nullptr) << dump(fs);
-  EXPECT_EQ(silent->severity, Severity::block);
+  const Finding* silent = expect_text(fs, "/etc/pam.d/login", "line 3: -auth required pam_gone.so", Severity::block);
+  ASSERT_NE(silent, nullptr);
 }
 
 TEST_F(ConfigRefsTest, StackIncludedByALoginStackGatesLoginsToo) {
   pam("site-auth", "auth required pam_gone.so\n");
   pam("su", "auth sufficient pam_permit.so\nauth substack site-auth\nauth include no-such-stack\n");
   auto fs = run_one(PamCheck(), root_);
-  const Finding* f = find(fs, "/etc/pam.d/site-auth", "line 1: auth required pam_gone.so");
-  ASSERT_NE(f, nullptr) << dump(fs);
-  EXPECT_EQ(f->severity, Severity::block);
-  const Finding* inc = find_finding(fs, "/etc/pam.d/su", "include:no-such-stack");
-  ASSERT_NE(inc, nullptr) << dump(fs);
-  EXPECT_EQ(inc->severity, Severity::block);
+  const Finding* f = expect_text(fs, "/etc/pam.d/site-auth", "line 1: auth required pam_gone.so", Severity::block);
+  ASSERT_NE(f, nullptr);
+  const Finding* inc = expect_id(fs, "/etc/pam.d/su", "include:no-such-stack", Severity::block);
+  ASSERT_NE(inc, nullptr);
   EXPECT_EQ(inc->message.rfind("line 3: auth include no-such-stack: ", 0), 0u) << inc->message;
 }
 
@@ -141,9 +154,8 @@ TEST_F(ConfigRefsTest, IncludeCycleBlocksAndEnds) {
   pam("common-b", "@include common-a\n");
   pam("selfish", "auth include selfish\n");
   auto fs = run_one(PamCheck(), root_);
-  const Finding* f = find_finding(fs, "/etc/pam.d/common-b", "include-cycle:common-a");
-  ASSERT_NE(f, nullptr) << dump(fs);
-  EXPECT_EQ(f->severity, Severity::block);
+  const Finding* f = expect_id(fs, "/etc/pam.d/common-b", "include-cycle:common-a", Severity::block);
+  ASSERT_NE(f, nullptr);
   EXPECT_NE(f->message.find("line 1: @include common-a: includes itself"), std::string::npos) << f->message;
   const Finding* self = find_finding(fs, "/etc/pam.d/selfish", "include-cycle:selfish");
   ASSERT_NE(self, nullptr) << dump(fs);
@@ -156,9 +168,8 @@ TEST_F(ConfigRefsTest, MalformedLinesAndContinuationsKeepTheirLineNumbers) {
   auto fs = run_one(PamCheck(), root_);
   const Finding* cont = find(fs, "/etc/pam.d/passwd", "line 1: password required pam_gone.so");
   ASSERT_NE(cont, nullptr) << dump(fs);
-  const Finding* type = find(fs, "/etc/pam.d/passwd", "line 4: auht required pam_unix.so: libpam cannot parse it");
-  ASSERT_NE(type, nullptr) << dump(fs);
-  EXPECT_EQ(type->severity, Severity::block);
+  const Finding* type = expect_text(fs, "/etc/pam.d/passwd", "line 4: auht required pam_unix.so: libpam cannot parse it", Severity::block);
+  ASSERT_NE(type, nullptr);
   EXPECT_NE(find(fs, "/etc/pam.d/passwd", "line 5: auth [success=jump] pam_unix.so"), nullptr) << dump(fs);
   EXPECT_NE(find(fs, "/etc/pam.d/passwd", "line 6: auth: libpam cannot parse it (no control flag)"), nullptr)
       << dump(fs);
@@ -170,9 +181,8 @@ TEST_F(ConfigRefsTest, VendorStacksAreOverriddenByEtc) {
   pam("systemd-user", "account required pam_gone.so\n", "/usr/lib/pam.d");
   auto fs = run_one(PamCheck(), root_);
   EXPECT_EQ(find(fs, "/usr/lib/pam.d/login", ""), nullptr) << dump(fs);
-  const Finding* f = find(fs, "/usr/lib/pam.d/systemd-user", "line 1: account required pam_gone.so");
-  ASSERT_NE(f, nullptr) << dump(fs);
-  EXPECT_EQ(f->severity, Severity::block);
+  const Finding* f = expect_text(fs, "/usr/lib/pam.d/systemd-user", "line 1: account required pam_gone.so", Severity::block);
+  ASSERT_NE(f, nullptr);
 }
 
 TEST_F(ConfigRefsTest, NotElfModuleAndHostileFilesAreFindingsNotHangs) {
@@ -181,15 +191,12 @@ TEST_F(ConfigRefsTest, NotElfModuleAndHostileFilesAreFindingsNotHangs) {
   write_file(root_ + "/etc/pam.d/cron", std::string(3U << 20, '#'));
   ASSERT_EQ(::mkfifo((root_ + "/etc/pam.d/sshd").c_str(), 0644), 0);
   auto fs = run_one(PamCheck(), root_);
-  const Finding* text = find(fs, "/etc/pam.d/login", "is not an ELF shared object");
-  ASSERT_NE(text, nullptr) << dump(fs);
-  EXPECT_EQ(text->severity, Severity::block);
-  const Finding* huge = find(fs, "/etc/pam.d/cron", "cannot be read");
-  ASSERT_NE(huge, nullptr) << dump(fs);
-  EXPECT_EQ(huge->severity, Severity::warn);
-  const Finding* fifo = find(fs, "/etc/pam.d/sshd", "not a regular file");
-  ASSERT_NE(fifo, nullptr) << dump(fs);
-  EXPECT_EQ(fifo->severity, Severity::block);
+  const Finding* text = expect_text(fs, "/etc/pam.d/login", "is not an ELF shared object", Severity::block);
+  ASSERT_NE(text, nullptr);
+  const Finding* huge = expect_text(fs, "/etc/pam.d/cron", "cannot be read", Severity::warn);
+  ASSERT_NE(huge, nullptr);
+  const Finding* fifo = expect_text(fs, "/etc/pam.d/sshd", "not a regular file", Severity::block);
+  ASSERT_NE(fifo, nullptr);
 }
 
 TEST(PamParse, TokensBracketsAndComments) {
@@ -237,9 +244,8 @@ TEST_F(ConfigRefsTest, MissingSourceOfPasswdBlocks) {
   EXPECT_EQ(ldap->severity, Severity::block);
   EXPECT_EQ(ldap->message.rfind("line 2: group: files ldap: libnss_ldap.so.2 is not installed", 0), 0u)
       << ldap->message;
-  const Finding* broken = find_finding(fs, "/etc/nsswitch.conf", "hosts:broken:needed:libmissing.so.1");
-  ASSERT_NE(broken, nullptr) << dump(fs);
-  EXPECT_EQ(broken->severity, Severity::warn);
+  const Finding* broken = expect_id(fs, "/etc/nsswitch.conf", "hosts:broken:needed:libmissing.so.1", Severity::warn);
+  ASSERT_NE(broken, nullptr);
   const Finding* bad = find_finding(fs, "/etc/nsswitch.conf", "malformed:shadow");
   ASSERT_NE(bad, nullptr) << dump(fs);
   EXPECT_NE(bad->message.find("line 6:"), std::string::npos);
