@@ -396,9 +396,12 @@ base::Result<CheckOutput> PamCheck::run(const CheckContext& ctx) const {
             if (failure.missing && l.silent && !l.hard) continue;
             Severity s = failure.missing && !l.hard ? Severity::info : sev;
             std::string detail = fmt::format("{}: {} (\"Module is unknown\")", failure.message, effect);
-            std::string hint = failure.missing
-                                   ? hints.for_path(path, "install the package that ships " + path)
-                                   : failure.hint;
+            // dpkg's file lists (read once, on the first question) only for what matters: a
+            // note about a module never installed has no package to reinstall anyway.
+            std::string install = "install the package that ships " + path;
+            std::string hint = !failure.missing       ? failure.hint
+                               : s == Severity::info ? install
+                                                     : hints.for_path(path, install);
             found.add(s, f, l.line, l.text(), detail, hint + "; or remove the line",
                       "module:" + l.target + (failure.missing ? "" : ":" + failure.id));
           }
