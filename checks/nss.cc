@@ -139,7 +139,7 @@ base::Result<CheckOutput> NssCheck::run(const CheckContext& ctx) const {
     bool identity = nss_identity_database(l.database);
     if (!l.problem.empty()) {
       found.add(Severity::warn, kNsswitch, l.line, l.text,
-                fmt::format("glibc cannot parse it ({}) and stops reading the file here", l.problem),
+                fmt::format("glibc rejects its specification ({})", l.problem),
                 "fix the line (see nsswitch.conf(5))", "malformed:" + l.database);
     }
     for (const auto& source : l.sources) {

@@ -215,11 +215,19 @@ class PamModel {
       if (it != stacks_.end()) return it->second;
     }
     for (const char* dir : kConfigDirs) {
-      std::string p = base::join_path(dir, name);
+      std::string p = base::normalize_path(base::join_path(dir, name));
       auto e = root_.exists(p);
       if (e && *e) return p;
     }
     return std::nullopt;
+  }
+
+  // An included file libpam would read but this check does not: outside the stack
+  // directories (e.g. "@include /etc/shadow" or "../../root/x"), whose lines are not PAM
+  // configuration that anyone meant to be echoed into a report.
+  [[nodiscard]] static bool outside_config_dirs(const std::string& path) {
+    std::string n = base::normalize_path(path);
+    return n.rfind("/etc/pam.d/", 0) != 0 && n.rfind("/usr/lib/pam.d/", 0) != 0;
   }
 
   const StackFile& file(const std::string& path) {
@@ -254,7 +262,7 @@ class PamModel {
       for (const auto& l : file(p).lines) {
         if (l.kind != PamLine::Kind::include && l.kind != PamLine::Kind::at_include) continue;
         auto target = stack_file(l.target);
-        if (target && seen.insert(*target).second) queue.push_back(*target);
+        if (target && !outside_config_dirs(*target) && seen.insert(*target).second) queue.push_back(*target);
       }
     }
     return seen;
@@ -303,7 +311,7 @@ std::vector<IncludeProblem> include_problems(PamModel& model, const std::set<std
     for (const auto& l : model.file(f).lines) {
       if (l.kind != PamLine::Kind::include && l.kind != PamLine::Kind::at_include) continue;
       auto t = model.stack_file(l.target);
-      if (!t) continue;
+      if (!t || PamModel::outside_config_dirs(*t)) continue;
       int c = color[*t];
       if (c == 1) {
         auto from = std::find(path.begin(), path.end(), *t);
@@ -379,11 +387,16 @@ base::Result<CheckOutput> PamCheck::run(const CheckContext& ctx) const {
           break;
         case PamLine::Kind::include:
         case PamLine::Kind::at_include:
-          if (!model.stack_file(l.target))
+          if (auto target = model.stack_file(l.target); !target) {
             found.add(sev, f, l.line, l.text(),
                       fmt::format("the stack {} does not exist in /etc/pam.d or /usr/lib/pam.d: {}", l.target, effect),
                       "restore " + l.target + " (its package: dpkg -S " + l.target + "), or remove the line",
                       "include:" + l.target);
+          } else if (PamModel::outside_config_dirs(*target)) {
+            found.add(Severity::info, f, l.line, l.text(),
+                      fmt::format("{} is outside /etc/pam.d and /usr/lib/pam.d: its lines are not checked", *target),
+                      "keep included stacks in /etc/pam.d", "include-outside:" + l.target);
+          }
           break;
         case PamLine::Kind::module: {
           std::string path = model.module_path(l.target);

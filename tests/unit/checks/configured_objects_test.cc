@@ -162,6 +162,16 @@ TEST_F(ConfigRefsTest, IncludeCycleBlocksAndEnds) {
   EXPECT_EQ(self->severity, Severity::warn);  // not a login stack
 }
 
+TEST_F(ConfigRefsTest, IncludesOutsideThePamDirectoriesAreNotEchoed) {
+  write_file(root_ + "/etc/shadow", "root:$y$j9T$secrethash:19000:0:99999:7:::\n");
+  pam("login", "@include ../shadow\nauth include /etc/shadow\n");
+  auto fs = run_one(PamCheck(), root_);
+  for (const auto& f : fs) EXPECT_EQ(f.message.find("secrethash"), std::string::npos) << f.message;
+  ASSERT_NE(expect_text(fs, "/etc/pam.d/login", "line 1: @include ../shadow: /etc/shadow is outside", Severity::info),
+            nullptr);
+  EXPECT_EQ(blocking(fs), 0u) << dump(fs);
+}
+
 TEST_F(ConfigRefsTest, MalformedLinesAndContinuationsKeepTheirLineNumbers) {
   pam("passwd", "password \\\n  required \\\n  pam_gone.so\nauht required pam_unix.so\n"
                 "auth [success=jump] pam_unix.so\nauth\n");
