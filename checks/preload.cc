@@ -36,7 +36,7 @@ std::vector<PreloadEntry> parse_ld_so_preload(std::string_view text) {
     auto hash = line.find('#');
     if (hash != std::string_view::npos) line = line.substr(0, hash);
     std::size_t i = 0;
-    auto sep = [](char c) { return c == ' ' || c == '\t' || c == ':' || c == '\r'; };
+    auto sep = [](char c) { return c == ' ' || c == '\t' || c == ':'; };
     while (i < line.size()) {
       while (i < line.size() && sep(line[i])) ++i;
       std::size_t start = i;

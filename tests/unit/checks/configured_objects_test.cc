@@ -332,7 +332,7 @@ TEST_F(ConfigRefsTest, LibrariesRatesAModuleAStackNamesLikeALinkedLibrary) {
   EXPECT_EQ(named.count(std::string(kSec) + "/pam_broken.so"), 1u);
 }
 
-TEST_F(ConfigRefsTest, LibrariesRatesAPreloadedOrNssPluginLikeALinkedLibrary) {
+TEST_F(ConfigRefsTest, LibrariesRatesAPreloadedPluginLikeALinkedLibrary) {
   build_lib(root_ + "/usr/lib/x86_64-linux-gnu/hooks/libhook.so", "libhook.so",
             "int gone(void);\nint h(void) { return gone(); }\n", "", {build_ + "/libmissing.so.1"});
   auto severity = [&] {
