@@ -16,6 +16,7 @@
 
 #include "base/atomic_file.h"
 #include "base/strings.h"
+#include "checks/configured_objects.h"
 
 namespace guard::checks {
 namespace {
@@ -328,8 +329,13 @@ base::Result<CheckOutput> LibrariesCheck::run(const CheckContext& ctx) const {
       for (const ElfObject* d : it->second)
         if (linked.insert(d).second) queue.push_back(d);
   }
+  // An object that configuration names (a PAM module, an NSS module, a preloaded library) is
+  // loaded by role, not on a whim: judged like a linked library, never as an optional plugin.
+  std::optional<std::set<std::string>> named;
   auto dlopen_only_plugin = [&](const LoadedElf& o) {
-    return optional_plugin(o.path) && linked.count(o.elf) == 0;
+    if (!optional_plugin(o.path) || linked.count(o.elf) != 0) return false;
+    if (!named) named = objects_named_by_configuration(ctx.root);
+    return named->count(o.path) == 0;
   };
   // Only objects with a search path of their own can make a dependency work that fails alone.
   bool any_failed = std::any_of(problems.begin(), problems.end(), [](const auto& p) { return !p.empty(); });

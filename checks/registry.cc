@@ -7,8 +7,11 @@
 #include "checks/dpkg_state_check.h"
 #include "checks/libraries.h"
 #include "checks/mounts.h"
+#include "checks/nss.h"
 #include "checks/package_files_check.h"
 #include "checks/package_hashes_check.h"
+#include "checks/pam.h"
+#include "checks/preload.h"
 #include "checks/services.h"
 #include "checks/symlinks.h"
 #include "checks/system_checks.h"
@@ -26,6 +29,9 @@ std::vector<std::unique_ptr<Check>> make_all_checks() {
   all.push_back(std::make_unique<MountsCheck>());
   all.push_back(std::make_unique<ServicesCheck>());
   all.push_back(std::make_unique<CriticalCheck>());
+  all.push_back(std::make_unique<PamCheck>());
+  all.push_back(std::make_unique<NssCheck>());
+  all.push_back(std::make_unique<PreloadCheck>());
   // The system around the packages, last.
   all.push_back(std::make_unique<SpaceCheck>());
   all.push_back(std::make_unique<FilesystemCheck>());
