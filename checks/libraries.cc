@@ -16,6 +16,7 @@
 
 #include "base/atomic_file.h"
 #include "base/strings.h"
+#include "checks/elf_symbols.h"
 
 namespace guard::checks {
 namespace {
@@ -339,7 +340,13 @@ base::Result<CheckOutput> LibrariesCheck::run(const CheckContext& ctx) const {
   for (std::size_t i = 0; i < objects.size(); ++i) {
     if (in_scope[i] != 0 && (!problems[i].empty() || !objects[i].elf->error.empty())) scope_failed = true;
   }
-  if (indexed && scope_failed) {
+  // Symbol binding: each program's load scope defines what its objects need; plugins alone.
+  SymbolCheckInput symbols_in;
+  symbols_in.objects = &objects;
+  symbols_in.linked = &linked;
+  symbols_in.changed = scoped ? &changed_objects : nullptr;
+  auto symbol_fs = symbol_findings(resolver, symbols_in);
+  if (indexed && (scope_failed || !symbol_fs.empty())) {
     CheckContext scan_all = ctx;
     scan_all.needed_index.clear();
     return run(scan_all);
@@ -371,6 +378,7 @@ base::Result<CheckOutput> LibrariesCheck::run(const CheckContext& ctx) const {
     for (auto& f : dependency_findings(o.path, kept, dlopen_only_plugin(o) ? Severity::warn : Severity::block))
       out.findings.push_back(std::move(f));
   }
+  for (auto& f : symbol_fs) out.findings.push_back(std::move(f));
   return out;
 }
 
