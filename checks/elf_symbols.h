@@ -1,6 +1,25 @@
 // Symbol binding the way ld.so does it at program start: every undefined, non-weak dynamic
 // symbol of an object must be defined by an object of the scope it is loaded in, honouring
 // symbol versions (glibc's do_lookup_x/check_match). Part of the libraries check.
+//
+// Cost: each object's export table is built once when its file is parsed (ElfObject::exports,
+// cached per inode by LibraryResolver); each library's references are first resolved against
+// its own tree, once, so a program's scope only looks up the few leftovers.
+//
+// Not modelled, and why:
+// - LD_PRELOAD and /etc/ld.so.preload objects in the scope (they only add definitions; the
+//   preload check judges them), dlopen()'s local scopes (plugins are judged against their own
+//   tree plus every scanned object as a possible host), DT_FILTER/DT_AUXILIARY filters.
+// - Per-relocation binding: immediate means DT_BIND_NOW/DF_BIND_NOW/DF_1_NOW or a data symbol;
+//   a function whose address a lazily bound object takes (GLOB_DAT) counts as lazy, which only
+//   matters for programs outside bin/sbin (warn instead of block).
+// - Copy relocations (R_*_COPY skips the executable's own definition): the executable's copy
+//   counts as the definition.
+// - An unversioned reference binds to "exactly one" non-hidden versioned definition in glibc;
+//   here to any (there is only ever one default "@@" version of a name).
+// - A library reference its own tree resolves is not looked up again in a program's scope where
+//   the same DT_NEEDED resolves to another file (through the program's RPATH): a possible miss,
+//   never a false alarm.
 #pragma once
 
 #include <cstdint>
