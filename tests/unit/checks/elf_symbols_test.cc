@@ -196,6 +196,43 @@ TEST_F(ElfSymbolsTest, FindingsPerObjectAreCapped) {
   EXPECT_TRUE(more) << dump(fs);
 }
 
+// prog -> libmid -> libfoo, then an upgrade replaces libfoo by one without bar (which libmid
+// imports): the scoped post-check, with the baseline's needed-index, loads only libfoo and libmid,
+// and hands the failure over to a full scan that judges libmid in prog's scope (blocking).
+TEST_F(ElfSymbolsTest, ScopedRunFindsALibraryLosingASymbolItsUserImports) {
+  build_lib(build_ + "/v1/libfoo.so.1", "libfoo.so.1", kFooBar, kMapBoth);
+  build_lib(build_ + "/v2/libfoo.so.1", "libfoo.so.1", kFooOnly, kMapFoo);
+  build_lib(build_ + "/libmid.so.1", "libmid.so.1", "int bar(void); int mid(void) { return bar(); }\n", "",
+            {build_ + "/v1/libfoo.so.1"});
+  build_lib(build_ + "/libother.so.1", "libother.so.1", "int other(void) { return 0; }\n");
+  for (const char* l : {"/libmid.so.1", "/v1/libfoo.so.1", "/libother.so.1"})
+    copy_in(build_ + l, root_ + kLibDir + "/" + std::string(std::filesystem::path(l).filename()));
+  build_exe(root_ + "/usr/bin/prog", "int mid(void); int main(void) { return mid(); }\n",
+            {build_ + "/libmid.so.1", "-Wl,-rpath-link," + build_ + "/v1"});
+  auto r = base::Root::open(root_);
+  ASSERT_TRUE(r);
+  policies::Policy policy;
+  CheckContext ctx{*r, policy, {}, nullptr, false, {}, dir_ / "needed"};
+  auto full = LibrariesCheck().run(ctx);
+  ASSERT_TRUE(full);
+  EXPECT_TRUE(full->findings.empty()) << dump(full->findings);
+
+  copy_in(build_ + "/v2/libfoo.so.1", root_ + kLibDir + "/libfoo.so.1");
+  ctx.scope.full = false;
+  ctx.scope.paths = {std::string(kLibDir) + "/libother.so.1"};  // a change outside prog's scope: nothing
+  auto other = LibrariesCheck().run(ctx);
+  ASSERT_TRUE(other);
+  EXPECT_TRUE(other->findings.empty()) << dump(other->findings);
+
+  ctx.scope.paths = {std::string(kLibDir) + "/libfoo.so.1"};
+  auto scoped = LibrariesCheck().run(ctx);
+  ASSERT_TRUE(scoped);
+  const Finding* f = find_finding(scoped->findings, std::string(kLibDir) + "/libmid.so.1", "symbol:libfoo.so.1:bar");
+  ASSERT_NE(f, nullptr) << dump(scoped->findings);
+  EXPECT_EQ(f->severity, Severity::block);
+  EXPECT_NE(f->message.find("loaded by /usr/bin/prog"), std::string::npos) << f->message;
+}
+
 // Points the .dynsym of the ELF64 file at `path` past its end, or the name of its first global
 // definition outside .dynstr.
 void corrupt_dynsym(const std::string& path, bool name) {
