@@ -77,6 +77,17 @@ std::vector<std::uint32_t> unresolved_symbols(const ElfObject& who, std::span<co
 
 namespace {
 
+// glibc's own sonames: a plugin that links nothing else and still has undefined symbols calls
+// into its host by design (libthread_db.so.1's ps_* proc_service callbacks, which the debugger
+// defines; qemu's modules, which the emulator defines).
+bool links_only_libc(const ElfObject& o) {
+  return std::all_of(o.needed.begin(), o.needed.end(), [](const std::string& n) {
+    for (std::string_view p : {"libc.so.", "libm.so.", "libpthread.so.", "libdl.so.", "librt.so.", "ld-linux"})
+      if (n.rfind(p, 0) == 0) return true;
+    return false;
+  });
+}
+
 bool in_bin_dir(std::string_view path) {
   std::string_view d = base::dirname(path);
   return d == "/usr/bin" || d == "/usr/sbin" || d == "/bin" || d == "/sbin" || d == "/usr/local/bin" ||
@@ -223,7 +234,7 @@ class Binder {
       Miss& m = misses_[Key(o.elf, idx)];
       m.object_path = display_path(o);
       m.scope_size = size;
-      m.severity = Severity::warn;
+      m.severity = links_only_libc(*o.elf) ? Severity::info : Severity::warn;
     }
   }
 
@@ -288,8 +299,11 @@ class Binder {
     std::string msg;
     if (m.programs == 0) {
       msg = fmt::format("undefined symbol {} (needed by {}, a library no program links, e.g. a plugin): not defined "
-                        "by the {} objects it loads nor by any scanned object that could host it; loading it fails",
-                        sym, m.object_path, m.scope_size);
+                        "by the {} objects it loads nor by any scanned object that could host it; loading it fails{}",
+                        sym, m.object_path, m.scope_size,
+                        m.severity == Severity::info ? " unless its host defines it (it links only the C library: "
+                                                       "a callback interface)"
+                                                     : "");
     } else {
       std::string by = m.program == m.object_path ? m.object_path : fmt::format("{}, loaded by {}", m.object_path, m.program);
       if (m.programs > 1) by += fmt::format(" and {} other programs", m.programs - 1);

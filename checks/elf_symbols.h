@@ -61,7 +61,8 @@ struct SymbolCheckInput {
 // an unversioned reference): a program's scope that lacks a symbol one of its objects needs
 // blocks for programs in bin/sbin directories and when the binding is immediate (BIND_NOW or
 // data), else warns; a library nothing links (a dlopen plugin) warns when neither its own
-// dependencies nor any scanned object (a possible host) defines it.
+// dependencies nor any scanned object (a possible host) defines it (info when it links only
+// glibc: then it calls into its host by design, e.g. libthread_db's ps_* callbacks).
 [[nodiscard]] std::vector<Finding> symbol_findings(LibraryResolver& resolver, const SymbolCheckInput& in);
 
 }  // namespace guard::checks

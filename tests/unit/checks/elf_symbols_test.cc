@@ -174,6 +174,15 @@ TEST_F(ElfSymbolsTest, PluginNothingLinksWarns) {
   EXPECT_EQ(f->severity, Severity::warn);
   EXPECT_NE(f->message.find("no program links"), std::string::npos) << f->message;
 
+  // A plugin that links only the C library calls into its host by design (libthread_db's ps_*).
+  std::string callback = std::string(kLibDir) + "/app/plugins/callback.so";
+  build_lib(root_ + callback, "callback.so", "int host_cb(void); int plug(void) { return host_cb(); }\n");
+  fs = run();
+  const Finding* cb = find_finding(fs, callback, "symbol:host_cb");
+  ASSERT_NE(cb, nullptr) << dump(fs);
+  EXPECT_EQ(cb->severity, Severity::info);
+  std::filesystem::remove(root_ + callback);
+
   // A host program that defines bar (exported) makes it a callback the host provides.
   build_exe(root_ + "/usr/bin/host", "int bar(void) { return 0; }\nint main(void) { return 0; }\n",
             {"-Wl,--export-dynamic"});
