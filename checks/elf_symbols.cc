@@ -211,22 +211,28 @@ class Binder {
 
   // Drops the plugins' references some scanned object defines (the host may be that object).
   void resolve_pending_against_hosts() {
+    std::vector<char> hosted(pending_.size(), 0);
     std::unordered_map<std::uint64_t, std::vector<std::size_t>> by_name;
     for (std::size_t k = 0; k < pending_.size(); ++k) {
       const auto& [o, idx, size] = pending_[k];
       by_name[o.elf->imports[idx].name_hash].push_back(k);
     }
-    std::vector<char> hosted(pending_.size(), 0);
-    for (const auto& cand : *in_.objects) {
-      if (!usable(cand)) continue;
-      for (const auto& d : cand.elf->exports) {
-        auto it = by_name.find(d.name_hash);
-        if (it == by_name.end()) continue;
-        for (auto k : it->second) {
-          const auto& [o, idx, size] = pending_[k];
-          if (hosted[k] == 0 && same_arch(o, cand) && defines(*cand.elf, o.elf->imports[idx])) hosted[k] = 1;
-        }
+    auto try_host = [&](const LoadedElf& cand, const std::vector<std::size_t>& ks) {
+      for (auto k : ks) {
+        const auto& [o, idx, size] = pending_[k];
+        if (hosted[k] == 0 && same_arch(o, cand) && defines(*cand.elf, o.elf->imports[idx])) hosted[k] = 1;
       }
+    };
+    // Few names (the usual case): a binary search per object; many: one pass over all exports.
+    const bool few = by_name.size() < 64;
+    for (const auto& cand : *in_.objects) {
+      if (by_name.empty() || !usable(cand) || cand.elf->exports.empty()) continue;
+      if (few) {
+        for (const auto& [name, ks] : by_name) try_host(cand, ks);
+        continue;
+      }
+      for (const auto& d : cand.elf->exports)
+        if (auto it = by_name.find(d.name_hash); it != by_name.end()) try_host(cand, it->second);
     }
     for (std::size_t k = 0; k < pending_.size(); ++k) {
       if (hosted[k] != 0) continue;
