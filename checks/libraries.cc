@@ -17,6 +17,7 @@
 #include "base/atomic_file.h"
 #include "base/strings.h"
 #include "checks/configured_objects.h"
+#include "checks/elf_symbols.h"
 
 namespace guard::checks {
 namespace {
@@ -345,7 +346,13 @@ base::Result<CheckOutput> LibrariesCheck::run(const CheckContext& ctx) const {
   for (std::size_t i = 0; i < objects.size(); ++i) {
     if (in_scope[i] != 0 && (!problems[i].empty() || !objects[i].elf->error.empty())) scope_failed = true;
   }
-  if (indexed && scope_failed) {
+  // Symbol binding: each program's load scope defines what its objects need; plugins alone.
+  SymbolCheckInput symbols_in;
+  symbols_in.objects = &objects;
+  symbols_in.linked = &linked;
+  symbols_in.changed = scoped ? &changed_objects : nullptr;
+  auto symbol_fs = symbol_findings(resolver, symbols_in);
+  if (indexed && (scope_failed || !symbol_fs.empty())) {
     CheckContext scan_all = ctx;
     scan_all.needed_index.clear();
     return run(scan_all);
@@ -376,6 +383,18 @@ base::Result<CheckOutput> LibrariesCheck::run(const CheckContext& ctx) const {
     if (kept.empty()) continue;
     for (auto& f : dependency_findings(o.path, kept, dlopen_only_plugin(o) ? Severity::warn : Severity::block))
       out.findings.push_back(std::move(f));
+  }
+  for (auto& f : symbol_fs) {
+    // A plugin's lost symbol is lenient only while nothing names the plugin: a PAM module, an
+    // NSS module or a preloaded library that fails at its first call fails a login or a program.
+    if (f.severity != Severity::block && optional_plugin(f.path)) {
+      if (!named) named = objects_named_by_configuration(ctx.root);
+      if (named->count(f.path) != 0) {
+        f.severity = Severity::block;
+        f.message += " (configuration names it, so it is loaded like a linked library)";
+      }
+    }
+    out.findings.push_back(std::move(f));
   }
   return out;
 }

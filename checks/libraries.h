@@ -1,5 +1,6 @@
 // The libraries check: every ELF program and shared object under the scan paths finds its
-// interpreter, each DT_NEEDED library and each symbol version it needs, the way ld.so would.
+// interpreter, each DT_NEEDED library and each symbol version it needs, the way ld.so would,
+// and the symbols it imports are defined where ld.so would look (checks/elf_symbols.h).
 #pragma once
 
 #include <set>

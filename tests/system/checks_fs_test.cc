@@ -5,7 +5,9 @@
 
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 
 #include "base/strings.h"
 #include "checks/check.h"
@@ -113,6 +115,86 @@ TEST_F(ChecksFsServer, DeletedLibraryIsFound) {
   EXPECT_TRUE(needs_libz) << blocking_text(r);
   EXPECT_NE(find_blocking(r, "critical", "/usr/bin/apt-get"), nullptr) << blocking_text(r);  // through libapt-pkg
   EXPECT_EQ(r.verdict, Verdict::fail);
+}
+
+// A stub of the shared library at `real` (same soname, same version definitions, every exported
+// function as an empty one) that lacks `drop`, compiled into `out`.
+bool build_stub_without(const std::string& real, const std::string& soname, const std::string& drop,
+                        const std::string& out, std::string* log) {
+  auto nm = guard::testing::run({"nm", "-D", "--defined-only", real}, 60);
+  if (!nm.ok()) {
+    *log = "nm failed: " + nm.err;
+    return false;
+  }
+  std::string source;
+  std::map<std::string, std::vector<std::string>> nodes;  // version -> its symbols
+  for (auto line : base::split(nm.out, '\n')) {
+    auto f = base::split_ws(line);
+    if (f.size() != 3) continue;
+    std::string sym(f[2]), ver;
+    if (auto at = sym.find('@'); at != std::string::npos) {
+      ver = sym.substr(sym.find_first_not_of('@', at));
+      sym = sym.substr(0, at);
+    }
+    if (f[1] == "A") {
+      nodes[sym];
+      continue;
+    }
+    if (sym == drop) continue;
+    source += "void " + sym + "(void) {}\n";
+    if (!ver.empty()) nodes[ver].push_back(sym);
+  }
+  std::string map;
+  for (const auto& [v, syms] : nodes) {
+    map += v + " { global: ";
+    for (const auto& s : syms) map += s + "; ";
+    map += "};\n";
+  }
+  guard::testing::write_file(out + ".map", map);
+  return guard::testing::compile_c(source, out, {"-shared", "-fPIC", "-Wl,-soname," + soname,
+                                                 "-Wl,--version-script," + out + ".map"},
+                                   log);
+}
+
+// libz.so.1 replaced by a stub with its soname and versions but without gzdopen, which dpkg-deb
+// (linked with BIND_NOW) imports: ld.so refuses to start it, and the libraries check says so.
+TEST_F(ChecksFsServer, LibraryLosingASymbolIsFound) {
+  const std::string lib = "/usr/lib/x86_64-linux-gnu/libz.so.1.2.13";
+  TempDir build("ug-stub");
+  std::string log;
+  ASSERT_TRUE(build_stub_without(p(lib), "libz.so.1", "gzdopen", build / "libz.so.1", &log)) << log;
+  std::filesystem::rename(p(lib), p(lib + ".away"));
+  Undo undo{[&] {
+    std::filesystem::remove(p(lib));
+    std::filesystem::rename(p(lib + ".away"), p(lib));
+  }};
+  std::filesystem::copy_file(build / "libz.so.1", p(lib));
+
+  // Real: the dynamic linker fails to start the program.
+  auto ran = guard::testing::run({"chroot", root_, "/usr/bin/dpkg-deb", "--version"}, 60);
+  EXPECT_FALSE(ran.ok()) << ran.out;
+  EXPECT_NE((ran.out + ran.err).find("undefined symbol: gzdopen"), std::string::npos) << ran.out << ran.err;
+
+  TempDir state("ug-stub-state");
+  auto r = guard::testing::run(
+      {UG_BINARY, "--root", root_, "check", "--checks", "libraries", "--json", "--state-dir", state.path()}, 600);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  auto json = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(json.is_discarded()) << r.out;
+  bool found = false;
+  for (const auto& f : json["findings"]) {
+    if (f["severity"] != "block") continue;
+    // Nothing but the missing gzdopen blocks: the stub keeps every other symbol and version.
+    EXPECT_EQ(f["id"], "symbol:gzdopen") << f.dump();
+    if (f["path"] == "/usr/bin/dpkg-deb") {
+      found = true;
+      EXPECT_NE(f["message"].get<std::string>().find("undefined symbol gzdopen (needed by /usr/bin/dpkg-deb)"),
+                std::string::npos)
+          << f.dump();
+      EXPECT_NE(f["message"].get<std::string>().find("fails to start"), std::string::npos) << f.dump();
+    }
+  }
+  EXPECT_TRUE(found) << r.out;
 }
 
 TEST_F(ChecksFsServer, SonameLinkIntoNowhereIsFound) {
