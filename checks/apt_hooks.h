@@ -16,6 +16,7 @@ struct HookProgram {
   std::string word;      // as written in the command
   std::string path;      // where /bin/sh finds it in the root ("" when nowhere)
   bool guarded = false;  // its failure does not fail the hook (see ShellProgram)
+  bool tested = false;   // the hook tests for it before running it: absence is expected
   AptHook hook;
 };
 
@@ -27,7 +28,7 @@ struct HookProgram {
 // a hook runs (APT::Update::Pre-Invoke, DPkg::Pre-Invoke, DPkg::Post-Invoke,
 // DPkg::Pre-Install-Pkgs, … see apt_hook_keys()) that does not exist or is not executable
 // blocks (apt-get update or every dpkg run fails), unless a test guards it or `||` follows
-// it (info). The finding's path is the configuration file, its message "line N: …"; the
+// it (info; nothing when the test names the program: `[ -x P ] && P`). The finding's path is the configuration file, its message "line N: …"; the
 // interpreters check reads the `#!` line of the programs found.
 class AptHooksCheck final : public Check {
  public:

@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cstdlib>
 #include <cstring>
+#include <set>
 #include <stack>
 
 #include "base/dir.h"
@@ -515,6 +516,8 @@ std::vector<ShellProgram> shell_programs(std::string_view command) {
   bool after_test_and = false;      // an earlier test in this and-or list, joined by &&
   bool last_was_test = false;       // the command just finished was a test
   bool next_is_program = false;     // after exec/command
+  bool in_test = false;             // reading the arguments of a test command
+  std::set<std::string> tested;     // the arguments of every test so far
   std::size_t and_or_begin = 0;     // index in `out` where the current and-or list starts
   std::size_t pipeline_begin = 0;   // index in `out` where the current pipeline starts
   auto guarded_here = [&] {
@@ -580,7 +583,13 @@ std::vector<ShellProgram> shell_programs(std::string_view command) {
       last_was_test = false;
       continue;
     }
-    if (!at_start && !next_is_program) continue;  // an argument
+    if (!at_start && !next_is_program) {  // an argument
+      if (in_test) {  // "/usr/bin/appstreamcli" tests for both that path and the name appstreamcli
+        tested.insert(t.text.starts_with("/") ? base::normalize_path(t.text) : t.text);
+        tested.insert(std::string(base::basename(t.text)));
+      }
+      continue;
+    }
     const std::string& w = t.text;
     if (next_is_program) {
       next_is_program = false;
@@ -630,10 +639,13 @@ std::vector<ShellProgram> shell_programs(std::string_view command) {
     at_start = false;
     bool test = is_test(w);
     last_was_test = test;
+    in_test = test;
     if (test && !frames.empty() && frames.back().kind == Frame::cond && frames.back().in_condition)
       frames.back().cond_tested = true;
     if (t.dynamic || w.empty() || (w.find('/') == std::string::npos && is_builtin(w))) continue;
-    out.push_back({w, guarded_here()});
+    bool guarded = guarded_here();
+    std::string key = w.starts_with("/") ? base::normalize_path(w) : w;
+    out.push_back({w, guarded, guarded && tested.count(key) != 0});
   }
   return out;
 }

@@ -90,6 +90,7 @@ struct AptHook {
 struct ShellProgram {
   std::string word;      // e.g. "/usr/bin/gdbus", "appstreamcli"
   bool guarded = false;  // after a test (`test -x P &&`, `if [ -x P ]`) or followed by `||`
+  bool tested = false;   // guarded, and an earlier test names this word (`[ -x /usr/bin/P ] && /usr/bin/P`)
 };
 
 // The programs `command` runs as /bin/sh would parse it, simplified: commands split on `;`,
