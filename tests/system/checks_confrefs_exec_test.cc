@@ -104,6 +104,22 @@ class ConfrefsExecServer : public ::testing::Test {
     return nullptr;
   }
 
+  // Runs the check, expects exit 1 and a blocking finding of `check` on `path`, and returns it
+  // (null when there is none).
+  static nlohmann::json expect_blocking(const std::string& check, const std::string& path) {
+    int rc = 0;
+    auto j = check_json(&rc);
+    EXPECT_EQ(rc, 1) << j.dump(2);
+    const auto* f = blocking(j, check, path);
+    EXPECT_NE(f, nullptr) << j.dump(2);
+    return f != nullptr ? *f : nlohmann::json();
+  }
+  // Writes a file into the copy, removed again when the returned Undo goes.
+  static Undo add_file(const std::string& rel, const std::string& text, mode_t mode = 0644) {
+    write_file(p(rel), text, mode);
+    return Undo{[rel] { std::filesystem::remove(p(rel)); }};
+  }
+
   static inline std::unique_ptr<TempDir> dir_;
   static inline std::string root_;
   static inline std::string why_;
@@ -111,15 +127,10 @@ class ConfrefsExecServer : public ::testing::Test {
 
 TEST_F(ConfrefsExecServer, AptHookNamingARemovedProgramBlocks) {
   const std::string conf = "/etc/apt/apt.conf.d/99gone-tool";
-  write_file(p(conf), "// added by the test\nAPT::Update::Pre-Invoke {\"/usr/bin/gone-tool\";};\n");
-  Undo undo{[&] { std::filesystem::remove(p(conf)); }};
-  int rc = 0;
-  auto j = check_json(&rc);
-  EXPECT_EQ(rc, 1) << j.dump(2);
-  const auto* f = blocking(j, "apt-hooks", conf);
-  ASSERT_NE(f, nullptr) << j.dump(2);
-  EXPECT_EQ((*f)["message"].get<std::string>().rfind("line 2: APT::Update::Pre-Invoke runs /usr/bin/gone-tool", 0), 0u)
-      << f->dump();
+  Undo undo = add_file(conf, "// added by the test\nAPT::Update::Pre-Invoke {\"/usr/bin/gone-tool\";};\n");
+  auto f = expect_blocking("apt-hooks", conf);
+  ASSERT_FALSE(f.is_null());
+  EXPECT_EQ(f.value("message", "").rfind("line 2: APT::Update::Pre-Invoke runs /usr/bin/gone-tool", 0), 0u) << f.dump();
   // Real: apt runs the hook before it fetches anything and fails (network or not).
   auto apt = guard::testing::run({"chroot", root_, "apt-get", "-o", "Acquire::Retries=0", "-o",
                                   "Acquire::http::Timeout=5", "update"},
@@ -132,14 +143,10 @@ TEST_F(ConfrefsExecServer, AptHookNamingARemovedProgramBlocks) {
 
 TEST_F(ConfrefsExecServer, AptSyntaxErrorBlocks) {
   const std::string conf = "/etc/apt/apt.conf.d/98broken";
-  write_file(p(conf), "APT::Get::Assume-Yes \"true\";\nAPT::Get::Fix-Broken \"true\" oops;\n");
-  Undo undo{[&] { std::filesystem::remove(p(conf)); }};
-  int rc = 0;
-  auto j = check_json(&rc);
-  EXPECT_EQ(rc, 1) << j.dump(2);
-  const auto* f = blocking(j, "apt-hooks", conf);
-  ASSERT_NE(f, nullptr) << j.dump(2);
-  EXPECT_EQ((*f)["message"].get<std::string>().rfind("line 2: ", 0), 0u) << f->dump();
+  Undo undo = add_file(conf, "APT::Get::Assume-Yes \"true\";\nAPT::Get::Fix-Broken \"true\" oops;\n");
+  auto f = expect_blocking("apt-hooks", conf);
+  ASSERT_FALSE(f.is_null());
+  EXPECT_EQ(f.value("message", "").rfind("line 2: ", 0), 0u) << f.dump();
   // Real: apt refuses the same file at the same line.
   auto apt = guard::testing::run({"chroot", root_, "apt-config", "dump"}, 60);
   EXPECT_NE(apt.exit_code, 0);
@@ -155,13 +162,10 @@ TEST_F(ConfrefsExecServer, RootsMissingLoginShellBlocks) {
   changed.replace(at, 16, ":/root:/usr/bin/zsh");
   write_file(p("/etc/passwd"), changed);
   ASSERT_FALSE(std::filesystem::exists(p("/usr/bin/zsh")));
-  int rc = 0;
-  auto j = check_json(&rc);
-  EXPECT_EQ(rc, 1) << j.dump(2);
-  const auto* f = blocking(j, "login-shells", "/etc/passwd");
-  ASSERT_NE(f, nullptr) << j.dump(2);
-  EXPECT_EQ((*f)["message"].get<std::string>(), "line 1: user root: login shell /usr/bin/zsh is not installed");
-  EXPECT_EQ((*f)["id"].get<std::string>(), "shell:root");
+  auto f = expect_blocking("login-shells", "/etc/passwd");
+  ASSERT_FALSE(f.is_null());
+  EXPECT_EQ(f.value("message", ""), "line 1: user root: login shell /usr/bin/zsh is not installed");
+  EXPECT_EQ(f.value("id", ""), "shell:root");
   // Real: a login as root cannot start its shell.
   auto su = guard::testing::run({"chroot", root_, "su", "-l", "root", "-c", "true"}, 60);
   EXPECT_NE(su.exit_code, 0) << su.out << su.err;
@@ -171,21 +175,14 @@ TEST_F(ConfrefsExecServer, EnabledUnitScriptWithMissingInterpreterBlocks) {
   const std::string script = "/usr/local/sbin/ug-test-daemon";
   const std::string unit = "/etc/systemd/system/ug-test.service";
   const std::string link = "/etc/systemd/system/multi-user.target.wants/ug-test.service";
-  write_file(p(script), "#!/usr/bin/perl-missing -w\nsleep 1;\n", 0755);
-  write_file(p(unit), "[Unit]\nDescription=test\n\n[Service]\nExecStart=" + script + " --foreground\n\n"
-                      "[Install]\nWantedBy=multi-user.target\n");
+  Undo undo_script = add_file(script, "#!/usr/bin/perl-missing -w\nsleep 1;\n", 0755);
+  Undo undo_unit = add_file(unit, "[Unit]\nDescription=test\n\n[Service]\nExecStart=" + script +
+                                      " --foreground\n\n[Install]\nWantedBy=multi-user.target\n");
   std::filesystem::create_symlink(unit, p(link));
-  Undo undo{[&] {
-    std::filesystem::remove(p(link));
-    std::filesystem::remove(p(unit));
-    std::filesystem::remove(p(script));
-  }};
-  int rc = 0;
-  auto j = check_json(&rc);
-  EXPECT_EQ(rc, 1) << j.dump(2);
-  const auto* f = blocking(j, "interpreters", script);
-  ASSERT_NE(f, nullptr) << j.dump(2);
-  std::string msg = (*f)["message"].get<std::string>();
+  Undo undo_link{[&] { std::filesystem::remove(p(link)); }};
+  auto f = expect_blocking("interpreters", script);
+  ASSERT_FALSE(f.is_null());
+  std::string msg = f.value("message", "");
   EXPECT_EQ(msg.rfind("line 1: interpreter /usr/bin/perl-missing does not exist", 0), 0u) << msg;
   EXPECT_NE(msg.find(unit + " line 5: ExecStart= of the enabled unit ug-test.service"), std::string::npos) << msg;
   // Real: the program cannot be executed.
