@@ -11,6 +11,7 @@
 
 #include "base/dir.h"
 #include "base/strings.h"
+#include "checks/interpreters.h"
 
 namespace guard::checks {
 namespace {
@@ -18,6 +19,7 @@ namespace {
 constexpr const char* kParts = "/etc/apt/apt.conf.d";
 constexpr const char* kMain = "/etc/apt/apt.conf";
 constexpr std::uint64_t kMaxConfigBytes = 16 << 20;
+constexpr std::size_t kMaxFiles = 4096;
 
 bool space(char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; }
 
@@ -305,6 +307,7 @@ class AptReader {
     }
     bool ok = true;
     for (const auto& n : *names) {  // sorted by byte order, as apt sorts the full paths
+      if (out_.files > kMaxFiles) return false;
       if (!is_apt_config_name(n)) continue;
       std::string path = base::join_path(dir, n);
       auto st = root_.stat(path);
@@ -315,13 +318,11 @@ class AptReader {
   }
 
   bool read_file(const std::string& path, unsigned depth) {
-    ++out_.files;
-    auto st = root_.stat(path);
-    if (st && !S_ISREG(st->st_mode)) {
-      out_.errors.push_back({path, 0, "not a regular file"});
+    if (++out_.files > kMaxFiles) {  // includes of directories that include themselves
+      if (out_.files == kMaxFiles + 1) out_.errors.push_back({path, 0, "more than 4096 files read: an include loop"});
       return false;
     }
-    auto bytes = root_.read_file(path, kMaxConfigBytes);
+    auto bytes = read_regular_file(root_, path, kMaxConfigBytes);
     if (!bytes) {
       out_.errors.push_back({path, 0, "cannot be read: " + bytes.error().to_string()});
       return false;

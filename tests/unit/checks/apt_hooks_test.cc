@@ -215,6 +215,13 @@ TEST_F(AptHooksTest, IncludesAreFollowedAndLoopsBounded) {
   EXPECT_TRUE(find(out, "/etc/apt/apt.conf.d/11loop", Severity::block, "Too many nested includes")) << dump(out);
 }
 
+TEST_F(AptHooksTest, DirectoryIncludeLoopsAreBounded) {
+  for (const char* n : {"12a", "12b", "12c", "12d"}) write_file(conf(n), "#include \"/etc/apt/apt.conf.d/\";\n");
+  CheckOutput out = run();  // 4^11 reads without a bound
+  EXPECT_TRUE(find(out, "/etc/apt/apt.conf.d/12a", Severity::block, "line 1: ")) << dump(out);
+  EXPECT_LE(out.items, 20000u);  // 4096 files and the hooks they set, each read appending again
+}
+
 TEST_F(AptHooksTest, OurOwnHookFilePasses) {
   std::string text = guard::testing::read_file(std::string(UG_SOURCE_DIR) + "/packaging/apt/80upgrade-guard.in");
   for (std::size_t p = text.find("@UG_SBINDIR@"); p != std::string::npos; p = text.find("@UG_SBINDIR@"))

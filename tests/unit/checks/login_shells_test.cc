@@ -1,6 +1,7 @@
 #include "checks/login_shells.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include "tests/unit/checks/fixture_root.h"
 #include "tests/unit/checks/single_check_fixture.h"
@@ -111,6 +112,15 @@ TEST_F(LoginShellsTest, MissingEtcShellsEntryWarns) {
   const Finding* f = find(out, "/etc/shells", Severity::warn, "line 5: /usr/bin/zsh");
   ASSERT_TRUE(f) << dump(out);
   EXPECT_EQ(test::count_at_least(out, Severity::block), 0u) << dump(out);
+}
+
+TEST_F(LoginShellsTest, FifosAreNotReadForever) {
+  for (const char* f : {"/etc/shells", "/etc/shadow", "/etc/login.defs"}) {
+    std::filesystem::remove(root_ + f);
+    ASSERT_EQ(::mkfifo((root_ + f).c_str(), 0644), 0) << f;
+  }
+  CheckOutput out = run();
+  EXPECT_TRUE(out.findings.empty()) << dump(out);
 }
 
 }  // namespace
