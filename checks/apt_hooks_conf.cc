@@ -494,7 +494,11 @@ bool is_builtin(std::string_view w) {
   return std::any_of(std::begin(kBuiltins), std::end(kBuiltins), [&](const char* b) { return w == b; });
 }
 
-bool is_test(std::string_view w) { return w == "[" || w == "test" || base::basename(w) == "test" || base::basename(w) == "["; }
+// A command that looks for a file or program: what follows it with && or || is guarded.
+bool is_test(std::string_view w) {
+  auto name = base::basename(w);
+  return name == "[" || name == "test" || name == "which" || w == "type";
+}
 
 // One open compound command: `if`/`while`/`until` (condition, then body) or `case`.
 struct Frame {
@@ -568,7 +572,7 @@ std::vector<ShellProgram> shell_programs(std::string_view command) {
     if (t.kind == Token::op) {
       if (t.text == "||") {
         for (std::size_t k = and_or_begin; k < out.size(); ++k) out[k].guarded = true;
-        after_test_and = false;
+        after_test_and = after_test_and || last_was_test;  // `[ ! -x P ] || P`
         at_start = true;
         pipeline_begin = out.size();
       } else if (t.text == "&&") {
@@ -594,7 +598,10 @@ std::vector<ShellProgram> shell_programs(std::string_view command) {
     const std::string& w = t.text;
     if (next_is_program) {
       next_is_program = false;
-      if (!w.empty() && w.front() == '-') continue;  // command -v: a lookup, not a run
+      if (!w.empty() && w.front() == '-') {  // command -v P: a lookup, not a run, and a test for P
+        last_was_test = in_test = true;
+        continue;
+      }
     } else {
       if (is_assignment(t.raw)) continue;
       if (w == "if" || w == "while" || w == "until" || w == "elif") {
@@ -644,9 +651,10 @@ std::vector<ShellProgram> shell_programs(std::string_view command) {
     if (test && !frames.empty() && frames.back().kind == Frame::cond && frames.back().in_condition)
       frames.back().cond_tested = true;
     if (t.dynamic || w.empty() || (w.find('/') == std::string::npos && is_builtin(w))) continue;
-    bool guarded = guarded_here();
+    // A program an earlier test looked for (`[ -x P ] || exit 0; P`) is expected to be absent.
     std::string key = w.starts_with("/") ? base::normalize_path(w) : w;
-    out.push_back({w, guarded, guarded && tested.count(key) != 0});
+    bool was_tested = tested.count(key) != 0;
+    out.push_back({w, guarded_here() || was_tested, was_tested});
   }
   return out;
 }

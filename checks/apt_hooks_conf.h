@@ -89,8 +89,9 @@ struct AptHook {
 // A program a shell command string runs: the first word of a simple command.
 struct ShellProgram {
   std::string word;      // e.g. "/usr/bin/gdbus", "appstreamcli"
-  bool guarded = false;  // after a test (`test -x P &&`, `if [ -x P ]`) or followed by `||`
-  bool tested = false;   // guarded, and an earlier test names this word (`[ -x /usr/bin/P ] && /usr/bin/P`)
+  bool guarded = false;  // after a test (`test -x P &&`, `if [ -x P ]`, `command -v P &&`) or followed by `||`
+  bool tested = false;   // an earlier test names this word (`[ -x /usr/bin/P ] && /usr/bin/P`,
+                         // `[ -x P ] || exit 0; P`): guarded too, and absence is expected
 };
 
 // The programs `command` runs as /bin/sh would parse it, simplified: commands split on `;`,

@@ -43,6 +43,10 @@ TEST(ShellPrograms, TestsGuardWhatFollows) {
             (std::vector<std::string>{"/usr/bin/t?t", "/usr/bin/after"}));
   EXPECT_EQ(words("if [ -x /usr/bin/t ]; then /usr/bin/t; else /usr/bin/fallback; fi"),
             (std::vector<std::string>{"/usr/bin/t?t", "/usr/bin/fallback"}));
+  EXPECT_EQ(words("[ -x /usr/bin/t ] || exit 0; /usr/bin/t; [ ! -e /x ] || /usr/bin/u"),
+            (std::vector<std::string>{"/usr/bin/t?t", "/usr/bin/u?"}));
+  EXPECT_EQ(words("command -v foo >/dev/null && foo --x; which bar && bar"),
+            (std::vector<std::string>{"foo?t", "which", "bar?t"}));
   // packagekit's hook: the first test runs unguarded, the rest only after it.
   EXPECT_EQ(words("/usr/bin/test -e /usr/share/x.service && /usr/bin/test -S /run/dbus/s && /usr/bin/gdbus call "
                   "> /dev/null; /bin/echo > /dev/null"),
