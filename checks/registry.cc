@@ -1,11 +1,14 @@
 // The list of every check, in report order: the order of policies::known_check_ids(), which
 // `policy show` follows too (tests/unit/checks/registry_test.cc keeps the two equal). Each
 // check file adds one factory here.
+#include "checks/apt_hooks.h"
 #include "checks/boot.h"
 #include "checks/check.h"
 #include "checks/critical.h"
 #include "checks/dpkg_state_check.h"
+#include "checks/interpreters.h"
 #include "checks/libraries.h"
+#include "checks/login_shells.h"
 #include "checks/mounts.h"
 #include "checks/nss.h"
 #include "checks/package_files_check.h"
@@ -32,6 +35,9 @@ std::vector<std::unique_ptr<Check>> make_all_checks() {
   all.push_back(std::make_unique<PamCheck>());
   all.push_back(std::make_unique<NssCheck>());
   all.push_back(std::make_unique<PreloadCheck>());
+  all.push_back(std::make_unique<AptHooksCheck>());
+  all.push_back(std::make_unique<LoginShellsCheck>());
+  all.push_back(std::make_unique<InterpretersCheck>());
   // The system around the packages, last.
   all.push_back(std::make_unique<SpaceCheck>());
   all.push_back(std::make_unique<FilesystemCheck>());

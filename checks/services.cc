@@ -30,6 +30,16 @@ class ServicesRun {
   }
 
   base::Result<CheckOutput> run() {
+    auto services = enabled();
+    if (!services) return base::fail(services.error());
+    if (!out_.skipped.empty()) return std::move(out_);
+    check_default_target();
+    for (const auto& s : *services) check_service(s);
+    return std::move(out_);
+  }
+
+  // The enabled services whose conditions hold (findings about the links go to out_).
+  base::Result<std::vector<EnabledService>> enabled() {
     bool systemd = false;
     for (const char* p : {"/lib/systemd/systemd", "/usr/lib/systemd/systemd"}) {
       auto e = root_.exists(p);
@@ -37,7 +47,7 @@ class ServicesRun {
     }
     if (!systemd) {
       out_.skipped = "not a systemd root (no /lib/systemd/systemd)";
-      return std::move(out_);
+      return std::vector<EnabledService>{};
     }
     auto names = base::list_dir(root_, kEtc);
     if (!names) return base::fail(names.error());
@@ -55,10 +65,11 @@ class ServicesRun {
         check_link(path, Severity::warn);  // an alias, e.g. sshd.service -> ssh.service
       }
     }
-    check_default_target();
+    std::vector<EnabledService> out;
     for (const auto& [unit, link] : enabled)
-      if (unit.ends_with(".service")) check_service(unit, link);
-    return std::move(out_);
+      if (unit.ends_with(".service"))
+        if (auto s = load_service(unit, link)) out.push_back(std::move(*s));
+    return out;
   }
 
  private:
@@ -196,24 +207,31 @@ class ServicesRun {
     return !any_trigger || trigger_ok;
   }
 
-  void check_service(const std::string& unit, const std::string& link) {
+  std::optional<EnabledService> load_service(const std::string& unit, const std::string& link) {
     bool masked = false;
     std::string templ = template_of(unit);
     std::string fragment = find_fragment(unit, &masked);
     if (fragment.empty() && !masked && !templ.empty()) fragment = find_fragment(templ, &masked);
-    if (masked) return;
+    if (masked) return std::nullopt;
     // A unit enabled by a link whose name is in no lookup path (systemctl link): its target.
     if (fragment.empty()) fragment = link;
     ++out_.items;
-    std::vector<UnitFile> files;
+    EnabledService s{unit, {fragment}, {}};
     auto bytes = root_.read_file(fragment, 1 << 20);
-    if (!bytes) return;
-    files.push_back(parse_unit_file(*bytes));
+    if (!bytes) return std::nullopt;
+    s.files.push_back(parse_unit_file(*bytes));
     for (const auto& d : drop_ins(unit, templ)) {
       auto b = root_.read_file(d, 1 << 20);
-      if (b) files.push_back(parse_unit_file(*b));
+      if (b) s.paths.push_back(d), s.files.push_back(parse_unit_file(*b));
     }
-    if (!conditions_hold(files)) return;
+    if (!conditions_hold(s.files)) return std::nullopt;
+    return s;
+  }
+
+  void check_service(const EnabledService& s) {
+    const std::string& unit = s.unit;
+    const std::string& fragment = s.paths.front();
+    const auto& files = s.files;
     std::set<std::string> reported;
     for (const char* key : kExecKeys) {
       for (const auto& value : unit_values(files, "Service", key)) {
@@ -279,6 +297,10 @@ std::optional<std::string> exec_binary(std::string_view value) {
 
 base::Result<CheckOutput> ServicesCheck::run(const CheckContext& ctx) const {
   return ServicesRun(ctx).run();
+}
+
+base::Result<std::vector<EnabledService>> enabled_services(const CheckContext& ctx) {
+  return ServicesRun(ctx).enabled();
 }
 
 }  // namespace guard::checks

@@ -4,8 +4,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "checks/check.h"
+#include "checks/unit_file.h"
 
 namespace guard::checks {
 
@@ -32,5 +34,18 @@ class ServicesCheck final : public Check {
 // with a $variable or holds a %specifier. A name without '/' is returned as is (systemd
 // searches it in its fixed PATH). e.g. "-/usr/sbin/sshd -D $SSHD_OPTS" -> "/usr/sbin/sshd".
 [[nodiscard]] std::optional<std::string> exec_binary(std::string_view value);
+
+// One enabled .service as systemd would load it: the unit file, then its drop-ins.
+// e.g. {"getty@tty1.service", {"/lib/systemd/system/getty@.service"}, {<parsed>}}.
+struct EnabledService {
+  std::string unit;
+  std::vector<std::string> paths;  // the fragment first, then the drop-ins, in order
+  std::vector<UnitFile> files;     // parsed, in the same order
+};
+
+// The enabled services of the root (the links in /etc/systemd/system/*.wants and *.requires,
+// templates instantiated, masked ones and those whose path conditions fail left out), as the
+// services check finds them; empty on a root without systemd.
+[[nodiscard]] base::Result<std::vector<EnabledService>> enabled_services(const CheckContext& ctx);
 
 }  // namespace guard::checks

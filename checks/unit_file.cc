@@ -63,19 +63,26 @@ UnitFile parse_unit_file(std::string_view bytes) {
   return out;
 }
 
-std::vector<std::string> unit_values(const std::vector<UnitFile>& files, std::string_view section,
-                                     std::string_view key) {
-  std::vector<std::string> values;
-  for (const auto& file : files) {
-    for (const auto& a : file.assignments) {
+std::vector<UnitValue> unit_assignments(const std::vector<UnitFile>& files, std::string_view section,
+                                        std::string_view key) {
+  std::vector<UnitValue> values;
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    for (const auto& a : files[i].assignments) {
       if (a.section != section || a.key != key) continue;
       if (a.value.empty()) {
         values.clear();
       } else {
-        values.push_back(a.value);
+        values.push_back({i, &a});
       }
     }
   }
+  return values;
+}
+
+std::vector<std::string> unit_values(const std::vector<UnitFile>& files, std::string_view section,
+                                     std::string_view key) {
+  std::vector<std::string> values;
+  for (const auto& v : unit_assignments(files, section, key)) values.push_back(v.assignment->value);
   return values;
 }
 

@@ -34,4 +34,12 @@ struct UnitFile {
 [[nodiscard]] std::vector<std::string> unit_values(const std::vector<UnitFile>& files, std::string_view section,
                                                    std::string_view key);
 
+// The same with where each value comes from: the index in `files` and the assignment (its line).
+struct UnitValue {
+  std::size_t file = 0;
+  const UnitAssignment* assignment = nullptr;
+};
+[[nodiscard]] std::vector<UnitValue> unit_assignments(const std::vector<UnitFile>& files, std::string_view section,
+                                                      std::string_view key);
+
 }  // namespace guard::checks

@@ -349,8 +349,8 @@ INSTANTIATE_TEST_SUITE_P(
                   "services, snapshot, preflight, backup, boot_check, hook, audit, custom)"},
         ErrorCase{"unknown_check_id", "[checks.symlink]\nseverity = \"warn\"\n",
                   "FILE:1:9: checks.symlink: unknown check id (known: dpkg-state, package-files, package-hashes, "
-                  "libraries, symlinks, boot, mounts, services, critical, pam, nss, preload, space, filesystem, "
-                  "backup, custom)"},
+                  "libraries, symlinks, boot, mounts, services, critical, pam, nss, preload, apt-hooks, "
+                  "login-shells, interpreters, space, filesystem, backup, custom)"},
         ErrorCase{"unknown_key_in_check", "[checks.boot]\nseverity = \"warn\"\nconffiles = \"off\"\n",
                   "FILE:3:1: checks.boot.conffiles: unknown key (expected one of: severity, paths, ignore)"},
         ErrorCase{"wrong_type", "[checks.symlinks]\nseverity = 3\n",
