@@ -107,11 +107,13 @@ Result<std::string> Root::readlink(std::string_view path) const {
 }
 
 Result<std::string> Root::read_file(std::string_view path, std::uint64_t max_bytes) const {
-  auto fd = open(path, O_RDONLY);
+  // O_NONBLOCK: a FIFO planted where a file should be must not hang the open (nor the read).
+  auto fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY);
   if (!fd) return fail(fd.error());
   struct stat st {};
   if (::fstat(fd->get(), &st) != 0) return fail_errno("fstat", std::string(path));
   if (S_ISDIR(st.st_mode)) return fail_errno("read", std::string(path), EISDIR);
+  if (!S_ISREG(st.st_mode)) return fail("read", std::string(path), "is not a regular file");
   if (static_cast<std::uint64_t>(st.st_size) > max_bytes)
     return fail("read", std::string(path), "file is larger than " + std::to_string(max_bytes) + " bytes");
   std::string data;

@@ -60,7 +60,8 @@ class Root {
   [[nodiscard]] Result<bool> exists(std::string_view path, Follow follow = Follow::yes) const;
   // The target text of the symlink at `path` (its parents resolved inside the root).
   [[nodiscard]] Result<std::string> readlink(std::string_view path) const;
-  // The whole file; refuses files larger than max_bytes.
+  // The whole regular file, opened without blocking; refuses a FIFO, a device or a socket in
+  // its place (never a read that hangs or runs on) and files larger than max_bytes.
   [[nodiscard]] Result<std::string> read_file(std::string_view path,
                                               std::uint64_t max_bytes = 256ULL << 20) const;
   // The canonical root-relative path after following every link, e.g. "/bin/sh" -> "/usr/bin/dash".

@@ -322,7 +322,7 @@ class AptReader {
       if (out_.files == kMaxFiles + 1) out_.errors.push_back({path, 0, "more than 4096 files read: an include loop"});
       return false;
     }
-    auto bytes = read_regular_file(root_, path, kMaxConfigBytes);
+    auto bytes = root_.read_file(path, kMaxConfigBytes);
     if (!bytes) {
       out_.errors.push_back({path, 0, "cannot be read: " + bytes.error().to_string()});
       return false;

@@ -17,30 +17,6 @@
 
 namespace guard::checks {
 
-base::Result<std::string> read_config_file(const base::Root& root, std::string_view path, std::uint64_t max_bytes) {
-  auto fd = root.open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY);
-  if (!fd) return base::fail(fd.error());
-  struct stat st {};
-  if (::fstat(fd->get(), &st) != 0) return base::fail_errno("fstat", std::string(path));
-  if (!S_ISREG(st.st_mode)) return base::fail("read", std::string(path), "is not a regular file");
-  if (static_cast<std::uint64_t>(st.st_size) > max_bytes)
-    return base::fail("read", std::string(path), fmt::format("is larger than {} bytes", max_bytes));
-  std::string data;
-  char buf[65536];
-  for (;;) {
-    ssize_t n = ::read(fd->get(), buf, sizeof(buf));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return base::fail_errno("read", std::string(path));
-    }
-    if (n == 0) break;
-    data.append(buf, static_cast<std::size_t>(n));
-    if (data.size() > max_bytes)
-      return base::fail("read", std::string(path), fmt::format("is larger than {} bytes", max_bytes));
-  }
-  return data;
-}
-
 namespace {
 
 std::string describe(const ElfIdent& id) {

@@ -21,12 +21,6 @@
 
 namespace guard::checks {
 
-// Reads a configuration file without ever blocking: opened O_NONBLOCK, only a regular file
-// (a FIFO or a device is an error naming it), at most `max_bytes`. e.g. "/etc/nsswitch.conf".
-// ENOENT/ENOTDIR in the error's `err` mean "not there".
-[[nodiscard]] base::Result<std::string> read_config_file(const base::Root& root, std::string_view path,
-                                                         std::uint64_t max_bytes = 1U << 20);
-
 // One reason a named object does not load, as the tail of a finding's message, with a stable
 // id suffix and a repair hint. e.g. {"needs libldap-2.5.so.0, which is not found in the library
 // search path", "needed:libldap-2.5.so.0", "find the package that ships ..."}; `missing` is true

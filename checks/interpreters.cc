@@ -80,26 +80,6 @@ Shebang parse_shebang(std::string_view head) {
   return s;
 }
 
-base::Result<std::string> read_regular_file(const base::Root& root, const std::string& path,
-                                            std::uint64_t max_bytes) {
-  auto fd = root.open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-  if (!fd) return base::fail(fd.error());
-  struct stat st {};
-  if (::fstat(fd->get(), &st) != 0) return base::fail_errno("fstat", path);
-  if (!S_ISREG(st.st_mode)) return base::fail("read", path, "not a regular file");
-  std::string data;
-  char buf[65536];
-  for (;;) {
-    ssize_t n = ::read(fd->get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return base::fail_errno("read", path);
-    if (n == 0) return data;
-    data.append(buf, static_cast<std::size_t>(n));
-    if (data.size() > max_bytes)
-      return base::fail("read", path, "file is larger than " + std::to_string(max_bytes) + " bytes");
-  }
-}
-
 Shebang read_shebang(const base::Root& root, const std::string& path) {
   auto fd = root.open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
   if (!fd) return {};
@@ -172,7 +152,7 @@ class InterpretersRun {
  private:
   // The maintainer scripts dpkg runs next: those of packages it left in the middle of something.
   void maintainer_scripts() {
-    auto bytes = read_regular_file(root_, "/var/lib/dpkg/status", 512ULL << 20);
+    auto bytes = root_.read_file("/var/lib/dpkg/status", 512ULL << 20);
     if (!bytes) return;
     auto records = parse_status(*bytes, "/var/lib/dpkg/status");
     if (!records) return;  // the dpkg-state check reports a database dpkg cannot read

@@ -25,10 +25,6 @@ namespace guard::checks {
 // ("does not exist", "is not a regular file", "is not executable", "is a link loop").
 [[nodiscard]] std::string executable_problem(const base::Root& root, const std::string& path);
 
-// The bytes of the regular file `path` (at most max_bytes), opened with O_NONBLOCK: a FIFO or a
-// device in its place is an error, never a read that hangs.
-[[nodiscard]] base::Result<std::string> read_regular_file(const base::Root& root, const std::string& path,
-                                                          std::uint64_t max_bytes);
 
 // The `#!` line of a file as the kernel's binfmt_script reads it: the first 256 bytes, the
 // line up to '\n', the interpreter is the first word, the rest (trimmed) one argument.

@@ -38,7 +38,7 @@ class LoginShellsRun {
   explicit LoginShellsRun(const CheckContext& ctx) : root_(ctx.root), resolver_(ctx.root) {}
 
   base::Result<CheckOutput> run() {
-    auto passwd = read_regular_file(root_, "/etc/passwd", kMaxAccountsBytes);
+    auto passwd = root_.read_file("/etc/passwd", kMaxAccountsBytes);
     if (!passwd) {
       if (passwd.error().err == ENOENT) {
         out_.skipped = "no /etc/passwd";
@@ -68,7 +68,7 @@ class LoginShellsRun {
 
  private:
   void read_login_defs() {
-    auto defs = read_regular_file(root_, "/etc/login.defs", 1 << 20);
+    auto defs = root_.read_file("/etc/login.defs", 1 << 20);
     if (!defs) return;
     for (const auto& [n, line] : lines_of(*defs)) {
       auto w = base::split_ws(line);
@@ -82,7 +82,7 @@ class LoginShellsRun {
   }
 
   void read_shadow() {
-    auto shadow = read_regular_file(root_, "/etc/shadow", kMaxAccountsBytes);
+    auto shadow = root_.read_file("/etc/shadow", kMaxAccountsBytes);
     if (!shadow) return;
     for (const auto& [n, line] : lines_of(*shadow)) {
       auto f = base::split(line, ':');
@@ -135,7 +135,7 @@ class LoginShellsRun {
   }
 
   void check_shells_file() {
-    auto shells = read_regular_file(root_, "/etc/shells", 1 << 20);
+    auto shells = root_.read_file("/etc/shells", 1 << 20);
     if (!shells) return;
     for (const auto& [n, line] : lines_of(*shells)) {
       std::string shell(line);

@@ -124,7 +124,7 @@ std::optional<std::string> find_module(LibraryResolver& resolver, const std::opt
 
 base::Result<CheckOutput> NssCheck::run(const CheckContext& ctx) const {
   CheckOutput out;
-  auto text = read_config_file(ctx.root, kNsswitch);
+  auto text = ctx.root.read_file(kNsswitch, 1U << 20);
   if (!text) {
     int err = text.error().err;
     if (err == ENOENT || err == ENOTDIR) return out;  // glibc's defaults: files only
@@ -175,7 +175,7 @@ base::Result<CheckOutput> NssCheck::run(const CheckContext& ctx) const {
 
 std::vector<std::string> nss_named_objects(const base::Root& root, LibraryResolver& resolver) {
   std::vector<std::string> out;
-  auto text = read_config_file(root, kNsswitch);
+  auto text = root.read_file(kNsswitch, 1U << 20);
   if (!text) return out;
   auto anchor = search_anchor(resolver);
   for (const auto& l : parse_nsswitch(*text))

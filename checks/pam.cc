@@ -234,7 +234,7 @@ class PamModel {
     auto it = files_.find(path);
     if (it != files_.end()) return it->second;
     StackFile f;
-    auto text = read_config_file(root_, path);
+    auto text = root_.read_file(path, 1U << 20);
     if (text) {
       f.lines = parse_pam_stack(*text);
     } else {

@@ -49,7 +49,7 @@ std::vector<PreloadEntry> parse_ld_so_preload(std::string_view text) {
 
 base::Result<CheckOutput> PreloadCheck::run(const CheckContext& ctx) const {
   CheckOutput out;
-  auto text = read_config_file(ctx.root, kPreload);
+  auto text = ctx.root.read_file(kPreload, 1U << 20);
   if (!text) {
     int err = text.error().err;
     if (err == ENOENT || err == ENOTDIR) return out;  // the usual case: nothing is preloaded
@@ -91,7 +91,7 @@ base::Result<CheckOutput> PreloadCheck::run(const CheckContext& ctx) const {
 
 std::vector<std::string> preload_named_objects(const base::Root& root, LibraryResolver& resolver) {
   std::vector<std::string> out;
-  auto text = read_config_file(root, kPreload);
+  auto text = root.read_file(kPreload, 1U << 20);
   if (!text) return out;
   auto anchor = search_anchor(resolver);
   for (const auto& e : parse_ld_so_preload(*text))
