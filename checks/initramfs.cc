@@ -306,8 +306,9 @@ class Scanner {
     seg.entries = parser.entries();
     if (!parser.between())
       problem(Kind::truncated, in_.offset(),
-              fmt::format("it ends at offset {} {} of the uncompressed cpio archive at offset {}", in_.offset(),
-                          parser.where(), seg.offset));
+              fmt::format("it ends at offset {} {} of the uncompressed cpio archive at offset {}: the file is "
+                          "truncated",
+                          in_.offset(), parser.where(), seg.offset));
   }
 
   void compressed_segment(Compression c) {
