@@ -41,7 +41,7 @@ constexpr std::size_t kImageHead = std::size_t{64} << 10;
 constexpr std::size_t kUkiHead = std::size_t{4} << 20;
 constexpr std::uint64_t kMaxModulesDep = std::uint64_t{64} << 20;
 constexpr std::uint64_t kMaxModuleFile = std::uint64_t{64} << 20;    // compressed .ko.xz
-constexpr std::size_t kMaxModuleBytes = std::size_t{512} << 20;      // decompressed
+constexpr std::size_t kMaxModuleBytes = std::size_t{128} << 20;      // decompressed
 
 // The modules a kernel needs to mount its root filesystem: the closure in modules.dep of the
 // filesystem's module, paths relative to /lib/modules/VER. Empty when it is built in or unknown.
@@ -147,13 +147,18 @@ class BootRun {
           fmt::format("depmod {}", version));
       return {};
     }
+    // A UKI of an installed kernel names the same modules directory: read it once.
+    if (!module_dirs_.insert(version).second) return {};
     return check_module_tree(version, dir);
   }
 
   // The filesystem type of the root's `/` entry in its fstab, when it names one type.
   std::string root_fstype() const {
     const formats::MountEntry* e = layout_.fstab.find_target("/");
-    if (e == nullptr || e->fstype.empty() || e->fstype == "auto" || e->fstype.find(',') != std::string::npos) return {};
+    if (e == nullptr || e->fstype.empty() || e->fstype.find(',') != std::string::npos) return {};
+    // Types no module provides: the kernel's own (tmpfs, ramfs) or none named (auto).
+    for (const char* virt : {"auto", "none", "rootfs", "tmpfs", "ramfs"})
+      if (e->fstype == virt) return {};
     return e->fstype;
   }
 
@@ -694,6 +699,7 @@ class BootRun {
   const base::Root& root_;
   BootLayout layout_;
   std::vector<InstalledKernel> kernels_;
+  std::set<std::string> module_dirs_;  // versions whose module tree was checked
   CheckOutput out_;
 };
 

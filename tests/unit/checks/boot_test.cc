@@ -413,6 +413,16 @@ TEST_F(BootTest, RootFilesystemModulesMustBeInTheInitrd) {
   EXPECT_EQ(count_at_least(run(), Severity::info), 0U) << dump(run());
 }
 
+TEST_F(BootTest, RootFilesystemWithoutAModule) {
+  write_file(p("etc/fstab"), "tmpfs / tmpfs defaults 0 0\n");  // no module provides it: nothing to require
+  EXPECT_EQ(count_at_least(run(), Severity::info), 0U) << dump(run());
+  write_file(p("etc/fstab"), "UUID=aaaa / xfs defaults 0 0\n");  // neither a module nor built in
+  CheckOutput out = run();
+  const Finding* f = find(out, "/lib/modules/" + v_ + "/modules.dep", Severity::warn, "root filesystem type xfs");
+  ASSERT_TRUE(f) << dump(out);
+  EXPECT_EQ(f->id, "root-fs-module");
+}
+
 TEST_F(BootTest, ModuleBuiltForAnotherKernelBlocks) {
   std::string d = modules_dir(v_);
   std::string right = fake_module(v_ + " SMP preempt mod_unload modversions ");
