@@ -132,9 +132,13 @@ TEST_P(BootContent, TruncatedInitrdBlocks) {
   std::uintmax_t size = fs::file_size(initrd);
   fs::resize_file(initrd, size * 2 / 3);
   // The breakage is real: initramfs-tools' own tools cannot read it to its end either.
-  if (GetParam() == "server") {
+  if (GetParam() == "server") {  // bookworm: one zstd stream
     auto t = run({"zstd", "-t", "-q", initrd});
     EXPECT_FALSE(t.ok()) << "zstd -t accepted the truncated initrd";
+  } else {  // trixie: the cut falls in the uncompressed cpio of (already compressed) modules
+    auto t = run({"sh", "-c", "cpio -t --quiet < " + initrd + " > /dev/null"});
+    EXPECT_FALSE(t.ok()) << "cpio -t accepted the truncated initrd";
+    EXPECT_NE(t.err.find("premature end"), std::string::npos) << t.err;
   }
   auto r = check();
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
