@@ -195,6 +195,22 @@ TEST_P(BootContent, ModuleBuiltForAnotherKernelBlocks) {
   EXPECT_TRUE(has(boot_blocking(parse_json(r)), path + ".xz", "was built for kernel " + other)) << r.out;
 }
 
+// The root filesystem's module deleted from the kernel's tree (modules.dep still names it):
+// the next update-initramfs cannot add it and modprobe cannot load it.
+TEST_P(BootContent, RootFilesystemModuleRemovedBlocks) {
+  Restore fstab(root_ + "/etc/fstab");
+  write_file(root_ + "/etc/fstab", "UUID=aaaa / btrfs defaults,subvol=@ 0 0\n");
+  std::string rel = "kernel/fs/btrfs/btrfs.ko";
+  std::string dir = root_ + "/usr/lib/modules/" + v_ + "/";
+  if (!fs::exists(dir + rel)) rel += ".xz";
+  ASSERT_TRUE(fs::exists(dir + rel));
+  Restore keep(dir + rel);
+  fs::remove(dir + rel);
+  auto r = check("boot");
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_TRUE(has(boot_blocking(parse_json(r)), "/lib/modules/" + v_ + "/modules.dep", "names " + rel)) << r.out;
+}
+
 INSTANTIATE_TEST_SUITE_P(Roots, BootContent, ::testing::Values("server", "trixie-server"),
                          [](const auto& info) { return info.param == "server" ? "Bookworm" : "Trixie"; });
 
