@@ -167,15 +167,17 @@ class BootRun {
     out.fstype = root_fstype();
     if (out.fstype.empty()) return out;
     std::string name = module_name(out.fstype + ".ko");
-    auto builtin = root_.read_file(dir + "/modules.builtin", kMaxModulesDep);
-    if (builtin && parse_modules_builtin(*builtin).count(name) != 0) return out;
+    auto builtin_bytes = root_.read_file(dir + "/modules.builtin", kMaxModulesDep);
+    std::set<std::string> builtin = builtin_bytes ? parse_modules_builtin(*builtin_bytes) : std::set<std::string>{};
+    if (builtin.count(name) != 0) return out;
     auto it = dep.by_name.find(name);
-    if (it == dep.by_name.end()) {
+    if (it == dep.by_name.end()) {  // e.g. ext3, which ext4 provides: "alias fs-ext3 ext4"
       auto aliases = root_.read_file(dir + "/modules.alias", kMaxModulesDep);
       auto target = aliases ? find_alias(*aliases, "fs-" + out.fstype) : std::nullopt;
       if (target) {
-        if (builtin && parse_modules_builtin(*builtin).count(module_name(*target + ".ko")) != 0) return out;
-        it = dep.by_name.find(module_name(*target + ".ko"));
+        std::string target_name = module_name(*target + ".ko");
+        if (builtin.count(target_name) != 0) return out;
+        it = dep.by_name.find(target_name);
       }
     }
     if (it == dep.by_name.end()) {

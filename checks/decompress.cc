@@ -21,9 +21,8 @@ constexpr std::size_t kLz4BlockOut = std::size_t{8} << 20;
 constexpr std::uint32_t kLz4LegacyMagic = 0x184C2102;
 
 std::uint32_t le32(const char* p) {
-  std::uint32_t v = 0;
-  std::memcpy(&v, p, 4);
-  return v;  // x86 and the other Debian architectures we build for are little endian
+  auto b = [p](int i) { return static_cast<std::uint32_t>(static_cast<unsigned char>(p[i])); };
+  return b(0) | b(1) << 8 | b(2) << 16 | b(3) << 24;
 }
 
 class GzipDecoder final : public Decoder {

@@ -416,6 +416,9 @@ TEST_F(BootTest, RootFilesystemModulesMustBeInTheInitrd) {
 TEST_F(BootTest, RootFilesystemWithoutAModule) {
   write_file(p("etc/fstab"), "tmpfs / tmpfs defaults 0 0\n");  // no module provides it: nothing to require
   EXPECT_EQ(count_at_least(run(), Severity::info), 0U) << dump(run());
+  write_file(p("etc/fstab"), "UUID=aaaa / ext3 defaults 0 0\n");  // ext4 provides it, built in here
+  write_file(p(modules_dir(v_) + "modules.alias"), "alias fs-ext3 ext4\n");
+  EXPECT_EQ(count_at_least(run(), Severity::info), 0U) << dump(run());
   write_file(p("etc/fstab"), "UUID=aaaa / xfs defaults 0 0\n");  // neither a module nor built in
   CheckOutput out = run();
   const Finding* f = find(out, "/lib/modules/" + v_ + "/modules.dep", Severity::warn, "root filesystem type xfs");
