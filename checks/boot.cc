@@ -4,17 +4,27 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/utsname.h>
+#include <dirent.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include <fmt/format.h>
 
 #include "base/dir.h"
+#include "base/unique_fd.h"
 #include "base/strings.h"
 #include "checks/bls.h"
+#include "checks/decompress.h"
 #include "checks/grubenv.h"
+#include "checks/initramfs.h"
 #include "checks/kernels.h"
+#include "checks/modules.h"
 #include "formats/boot_layout.h"
 #include "formats/grub_cfg.h"
 
@@ -29,6 +39,16 @@ using formats::GrubRoot;
 
 constexpr std::size_t kImageHead = std::size_t{64} << 10;
 constexpr std::size_t kUkiHead = std::size_t{4} << 20;
+constexpr std::uint64_t kMaxModulesDep = std::uint64_t{64} << 20;
+constexpr std::uint64_t kMaxModuleFile = std::uint64_t{64} << 20;    // compressed .ko.xz
+constexpr std::size_t kMaxModuleBytes = std::size_t{128} << 20;      // decompressed
+
+// The modules a kernel needs to mount its root filesystem: the closure in modules.dep of the
+// filesystem's module, paths relative to /lib/modules/VER. Empty when it is built in or unknown.
+struct RootFsModules {
+  std::string fstype;                // "btrfs"
+  std::vector<std::string> modules;  // "kernel/fs/btrfs/btrfs.ko.xz", "kernel/lib/libcrc32c.ko.xz", …
+};
 
 std::string mib(std::uint64_t bytes) {
   return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20));
@@ -109,7 +129,8 @@ class BootRun {
     return out;
   }
 
-  void check_modules(const std::string& version, const std::string& what) {
+  // Returns what the kernel needs to mount root (for the initrd check).
+  RootFsModules check_modules(const std::string& version, const std::string& what) {
     std::string dir = "/lib/modules/" + version;
     auto st = root_.stat(dir);
     if (!st || !S_ISDIR(st->st_mode)) {
@@ -118,12 +139,157 @@ class BootRun {
                       "and network",
                       what, dir),
           fmt::format("apt-get install --reinstall linux-image-{}", version));
-      return;
+      return {};
     }
-    if (!is_file(dir + "/modules.dep"))
+    if (!is_file(dir + "/modules.dep")) {
       add(Severity::block, dir + "/modules.dep",
           fmt::format("{} has no {}/modules.dep: no module could be loaded at boot", what, dir),
           fmt::format("depmod {}", version));
+      return {};
+    }
+    // A UKI of an installed kernel names the same modules directory: read it once.
+    if (!module_dirs_.insert(version).second) return {};
+    return check_module_tree(version, dir);
+  }
+
+  // The filesystem type of the root's `/` entry in its fstab, when it names one type.
+  std::string root_fstype() const {
+    const formats::MountEntry* e = layout_.fstab.find_target("/");
+    if (e == nullptr || e->fstype.empty() || e->fstype.find(',') != std::string::npos) return {};
+    // Types no module provides: the kernel's own (tmpfs, ramfs) or none named (auto).
+    for (const char* virt : {"auto", "none", "rootfs", "tmpfs", "ramfs"})
+      if (e->fstype == virt) return {};
+    return e->fstype;
+  }
+
+  RootFsModules root_fs_modules(const std::string& version, const std::string& dir, const ModulesDep& dep) {
+    RootFsModules out;
+    out.fstype = root_fstype();
+    if (out.fstype.empty()) return out;
+    std::string name = module_name(out.fstype + ".ko");
+    auto builtin_bytes = root_.read_file(dir + "/modules.builtin", kMaxModulesDep);
+    std::set<std::string> builtin = builtin_bytes ? parse_modules_builtin(*builtin_bytes) : std::set<std::string>{};
+    if (builtin.count(name) != 0) return out;
+    auto it = dep.by_name.find(name);
+    if (it == dep.by_name.end()) {  // e.g. ext3, which ext4 provides: "alias fs-ext3 ext4"
+      auto aliases = root_.read_file(dir + "/modules.alias", kMaxModulesDep);
+      auto target = aliases ? find_alias(*aliases, "fs-" + out.fstype) : std::nullopt;
+      if (target) {
+        std::string target_name = module_name(*target + ".ko");
+        if (builtin.count(target_name) != 0) return out;
+        it = dep.by_name.find(target_name);
+      }
+    }
+    if (it == dep.by_name.end()) {
+      add(Severity::warn, dir + "/modules.dep",
+          fmt::format("kernel {} has no module for the root filesystem type {} (from /etc/fstab), and it is not "
+                      "built in: it may not mount its root",
+                      version, out.fstype),
+          fmt::format("apt-get install --reinstall linux-image-{}", version), "root-fs-module");
+      return out;
+    }
+    out.modules = dep_closure(dep, it->second);
+    return out;
+  }
+
+  RootFsModules check_module_tree(const std::string& version, const std::string& dir) {
+    auto bytes = root_.read_file(dir + "/modules.dep", kMaxModulesDep);
+    if (!bytes) {
+      add(Severity::block, dir + "/modules.dep", fmt::format("cannot read it: {}", bytes.error().to_string()),
+          fmt::format("depmod {}", version), "unreadable");
+      return {};
+    }
+    ModulesDep dep = parse_modules_dep(*bytes);
+    RootFsModules rootfs = root_fs_modules(version, dir, dep);
+    std::set<std::string> needed(rootfs.modules.begin(), rootfs.modules.end());
+    std::vector<std::string> missing;
+    for (const auto& [path, deps] : dep.deps) {
+      if (is_file(path.starts_with('/') ? path : dir + "/" + path)) continue;
+      if (needed.count(path) != 0) {
+        add(Severity::block, dir + "/modules.dep",
+            fmt::format("{}/modules.dep names {}, needed to mount the {} root filesystem, but it does not exist: "
+                        "kernel {} would not mount its root",
+                        dir, path, rootfs.fstype, version),
+            fmt::format("apt-get install --reinstall linux-image-{} && depmod {}", version, version),
+            "missing-module:" + path);
+      } else {
+        missing.push_back(path);
+      }
+    }
+    if (!missing.empty())
+      add(Severity::warn, dir + "/modules.dep",
+          fmt::format("{}/modules.dep names {} module(s) that do not exist (first: {}): modprobe of those fails",
+                      dir, missing.size(), missing.front()),
+          fmt::format("depmod {}", version), "missing-modules");
+    check_vermagic(version, dir, needed);
+    return rootfs;
+  }
+
+  // Every uncompressed module, and the compressed ones outside the kernel package's own
+  // kernel/ tree (updates/, extra/, misc/, dkms/: where DKMS and other out-of-tree modules go)
+  // or needed for the root filesystem, were built for `version`.
+  void check_vermagic(const std::string& version, const std::string& dir, const std::set<std::string>& needed) {
+    std::string prefix = dir + "/";
+    auto walked = root_.walk(dir, [&](const base::WalkEntry& e) {
+      if (e.type != DT_REG || module_name(e.name).empty()) return base::WalkAction::next;
+      std::string rel(e.path.substr(prefix.size()));
+      bool compressed = strip_module_compression(rel).size() != rel.size();
+      if (compressed && rel.starts_with("kernel/") && needed.count(rel) == 0) return base::WalkAction::next;
+      check_module_file(version, std::string(e.path), e.dir_fd, e.name);
+      return base::WalkAction::next;
+    });
+    if (!walked)
+      add(Severity::warn, dir, fmt::format("cannot walk {}: {}", dir, walked.error().to_string()), {}, "unreadable");
+  }
+
+  void check_module_file(const std::string& version, const std::string& path, int dir_fd, std::string_view name) {
+    ++out_.items;
+    std::string hint =
+        fmt::format("rebuild it for {} (dkms autoinstall -k {}) or remove it, then depmod {}", version, version, version);
+    auto bad = [&](const std::string& why) {
+      add(Severity::block, path,
+          fmt::format("the kernel module {} for kernel {} cannot be loaded: {}", path, version, why), hint,
+          "module:" + path);
+    };
+    int raw = ::openat(dir_fd, std::string(name).c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (raw < 0) return bad(fmt::format("cannot open it: {}", ::strerror(errno)));
+    base::UniqueFd fd(raw);
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return;
+    auto size = static_cast<std::uint64_t>(st.st_size);
+    std::string_view plain = strip_module_compression(name);
+    base::Result<std::optional<std::string>> magic;
+    if (plain.size() == name.size()) {
+      ReadAt read = [&](std::uint64_t off, std::size_t n, std::string* out) {
+        out->resize(n);
+        return ::pread(fd.get(), out->data(), n, static_cast<off_t>(off)) == static_cast<ssize_t>(n);
+      };
+      magic = module_vermagic(read, size);
+    } else {
+      if (size > kMaxModuleFile) return bad(fmt::format("it is larger than {} bytes", kMaxModuleFile));
+      std::string packed(size, '\0');
+      if (::pread(fd.get(), packed.data(), size, 0) != static_cast<ssize_t>(size)) return bad("cannot read it");
+      auto c = detect_compression(packed);
+      if (!c) return bad("its compressed data has no known magic");
+      auto data = decompress_all(*c, packed, kMaxModuleBytes);
+      if (!data) return bad(data.error().message);
+      ReadAt read = [&](std::uint64_t off, std::size_t n, std::string* out) {
+        if (off > data->size() || n > data->size() - off) return false;
+        out->assign(*data, off, n);
+        return true;
+      };
+      magic = module_vermagic(read, data->size());
+    }
+    if (!magic) return bad(magic.error().message);
+    if (!*magic) return bad("its .modinfo has no vermagic (the kernel refuses such a module)");
+    std::string_view built_for = **magic;
+    built_for = built_for.substr(0, built_for.find(' '));
+    if (built_for == version) return;
+    add(Severity::block, path,
+        fmt::format("the kernel module {} was built for kernel {} (vermagic \"{}\"), not {}: modprobe refuses it "
+                    "(\"Exec format error\")",
+                    path, built_for, base::trim(**magic), version),
+        hint, "vermagic:" + path);
   }
 
   void check_kernel(const InstalledKernel& k) {
@@ -132,14 +298,20 @@ class BootRun {
     std::string what = "kernel " + v;
     std::string initrd = "/boot/initrd.img-" + v;
     auto st = root_.stat(initrd);
+    std::string valid_initrd;  // the initrd to read, when there is a non-empty one
     if (!st || !S_ISREG(st->st_mode)) {
-      if (!is_file("/boot/initramfs-" + v + ".img"))
+      std::string dracut = "/boot/initramfs-" + v + ".img";
+      if (!is_file(dracut))
         add(Severity::block, initrd,
             fmt::format("{} has no initrd ({} is missing): it would not find its root filesystem", what, initrd),
             fmt::format("update-initramfs -c -k {}", v));
+      else if (file_size(dracut) > 0)
+        valid_initrd = dracut;
     } else if (st->st_size == 0) {
       add(Severity::block, initrd, fmt::format("the initrd of {} is empty (0 bytes)", what),
           fmt::format("update-initramfs -u -k {}", v));
+    } else {
+      valid_initrd = initrd;
     }
     auto names = base::list_dir(root_, "/boot");
     if (names) {
@@ -153,13 +325,22 @@ class BootRun {
               fmt::format("update-initramfs -u -k {} && rm /boot/{}", v, n));
       }
     }
-    check_modules(v, what);
+    RootFsModules rootfs = check_modules(v, what);
+    if (!valid_initrd.empty()) check_initrd(valid_initrd, v, rootfs);
     auto head = read_head(root_, k.image, kImageHead);
     if (!head) {
       add(Severity::block, k.image, fmt::format("cannot read {}: {}", k.image, head.error().to_string()),
           fmt::format("apt-get install --reinstall linux-image-{}", v), "unreadable");
       return;
     }
+    auto min_size = bzimage_min_size(*head);
+    std::uint64_t size = file_size(k.image);
+    if (min_size && size < *min_size)
+      add(Severity::block, k.image,
+          fmt::format("{} is truncated: it has {} bytes, its own bzImage header says at least {}: the boot loader "
+                      "would load a broken kernel",
+                      k.image, size, *min_size),
+          fmt::format("apt-get install --reinstall linux-image-{}", v), "truncated");
     auto inside = bzimage_version(*head);
     if (!inside) {
       add(Severity::info, k.image,
@@ -173,6 +354,79 @@ class BootRun {
                       *inside),
           fmt::format("apt-get install --reinstall linux-image-{}", v), "version-mismatch");
     }
+  }
+
+  // The initrd unpacks to its end as the kernel unpacks it, has an /init, and holds the
+  // modules its kernel needs to mount the root filesystem.
+  void check_initrd(const std::string& path, const std::string& v, const RootFsModules& rootfs) {
+    std::string hint = fmt::format("update-initramfs -u -k {}", v);
+    auto fd = root_.open(path, O_RDONLY | O_NONBLOCK);
+    if (!fd) {
+      add(Severity::block, path, fmt::format("cannot read the initrd of kernel {}: {}", v, fd.error().to_string()),
+          hint, "initrd-unreadable");
+      return;
+    }
+    struct stat st {};
+    if (::fstat(fd->get(), &st) != 0 || !S_ISREG(st.st_mode)) return;
+    std::map<std::string, std::string> wanted;  // module path without compression suffix -> as in modules.dep
+    for (const auto& m : rootfs.modules) wanted.emplace(strip_module_compression(m), m);
+    std::set<std::string> found;
+    bool init = false;
+    std::string in_usr = "usr/lib/modules/" + v + "/", in_lib = "lib/modules/" + v + "/";
+    InitramfsScan scan = scan_initramfs(fd_source(fd->get()), [&](const InitramfsEntry& e) {
+      if (e.name == "init") init = true;
+      std::string_view rel = e.name;
+      if (rel.starts_with(in_usr)) {
+        rel.remove_prefix(in_usr.size());
+      } else if (rel.starts_with(in_lib)) {
+        rel.remove_prefix(in_lib.size());
+      } else {
+        return;
+      }
+      auto it = wanted.find(std::string(strip_module_compression(rel)));
+      if (it != wanted.end()) found.insert(it->first);
+    });
+    using Kind = InitramfsProblem::Kind;
+    if (scan.problem) {
+      const InitramfsProblem& p = *scan.problem;
+      switch (p.kind) {
+        case Kind::truncated:
+        case Kind::corrupt:
+        case Kind::read_error:
+          add(Severity::block, path,
+              fmt::format("the initrd of kernel {} is damaged: {}: the kernel would not unpack it (\"Initramfs "
+                          "unpacking failed\")",
+                          v, p.message),
+              hint, "initrd-damaged");
+          return;
+        case Kind::unsupported:
+          add(Severity::info, path, fmt::format("the initrd of kernel {} was not read: {}", v, p.message), {},
+              "initrd-unchecked");
+          return;
+        case Kind::too_large:
+          add(Severity::warn, path, fmt::format("the initrd of kernel {} was not read to its end: {}", v, p.message),
+              {}, "initrd-unchecked");
+          return;
+        case Kind::trailing:
+          add(Severity::warn, path, fmt::format("the initrd of kernel {} has trailing data: {}", v, p.message), hint,
+              "initrd-trailing");
+          break;
+      }
+    }
+    if (!init) {
+      add(Severity::block, path,
+          fmt::format("the initrd of kernel {} has no /init: the kernel would panic (\"No working init found\")", v),
+          hint, "initrd-no-init");
+    }
+    std::vector<std::string> absent;
+    for (const auto& [plain, as_listed] : wanted)
+      if (found.count(plain) == 0) absent.push_back(as_listed);
+    if (!absent.empty())
+      add(Severity::block, path,
+          fmt::format("the initrd of kernel {} lacks {} needed to mount the {} root filesystem (/etc/fstab): it "
+                      "would not find its root",
+                      v, base::join(absent, ", "), rootfs.fstype),
+          hint, "initrd-root-modules");
   }
 
   void check_uki(const std::string& path) {
@@ -447,6 +701,7 @@ class BootRun {
   const base::Root& root_;
   BootLayout layout_;
   std::vector<InstalledKernel> kernels_;
+  std::set<std::string> module_dirs_;  // versions whose module tree was checked
   CheckOutput out_;
 };
 

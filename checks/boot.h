@@ -22,6 +22,18 @@ namespace guard::checks {
 // and no /vmlinuz links is skipped (a container, or a VM booted from outside), and so is one
 // whose separate /boot (per its fstab) is not mounted inside it (a snapshot). GRUB/BLS paths on
 // btrfs may carry the subvolume prefix (/@/boot/vmlinuz-…).
+//
+// Content: each initrd is read as the kernel unpacks it (checks/initramfs.h: an uncompressed
+// early cpio, then gzip/zstd/xz/lzma/lz4-legacy streams of cpio, streamed with bounded
+// buffers); truncated or corrupt data, a missing /init, or a missing module that the fstab
+// root filesystem needs (the closure of its module in modules.dep, unless modules.builtin has
+// it) block; bzip2/lzo images are only noted, trailing junk warns. Module vermagic (first
+// word) must be the kernel's version: every uncompressed .ko (a few header reads each), and
+// of the compressed ones (trixie's .ko.xz: decompressing all 4000 costs ~10 s) those outside
+// kernel/ (updates/, extra/, misc/, dkms/) and the root filesystem's closure; a module that
+// cannot be read as one blocks too. modules.dep naming a missing file blocks for the root
+// closure, warns for others. A bzImage (boot protocol >= 2.04) shorter than
+// (setup_sects+1)*512 + syssize*16 is truncated; other architectures' images are not sized.
 class BootCheck final : public Check {
  public:
   [[nodiscard]] std::string_view id() const override { return "boot"; }

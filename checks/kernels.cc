@@ -60,6 +60,13 @@ std::optional<std::string> bzimage_version(std::string_view head) {
   return std::string(s);
 }
 
+std::optional<std::uint64_t> bzimage_min_size(std::string_view head) {
+  if (head.size() < 0x210 || head.substr(0x202, 4) != "HdrS" || le16(head, 0x206) < 0x0204) return std::nullopt;
+  std::uint64_t setup_sects = static_cast<unsigned char>(head[0x1F1]);
+  if (setup_sects == 0) setup_sects = 4;
+  return (setup_sects + 1) * 512 + std::uint64_t{le32(head, 0x1F4)} * 16;
+}
+
 std::optional<std::string> uki_uname(std::string_view image) {
   if (image.size() < 0x40 || image.substr(0, 2) != "MZ") return std::nullopt;
   std::size_t pe = le32(image, 0x3c);

@@ -27,6 +27,13 @@ struct InstalledKernel {
 // `head` (the image's first bytes, 64 KiB are enough) is not a bzImage with a version string.
 [[nodiscard]] std::optional<std::string> bzimage_version(std::string_view head);
 
+// The size a bzImage's setup header says its file has at least: (setup_sects + 1) * 512 for
+// the real-mode part (setup_sects at 0x1F1, 0 meaning 4) plus syssize * 16 for the protected-
+// mode kernel (syssize at 0x1F4, 32-bit since boot protocol 2.04). A smaller file is truncated;
+// a larger one is fine (an appended signature). nullopt when `head` is not a bzImage of
+// protocol 2.04 or later (other architectures, compressed images: not checked).
+[[nodiscard]] std::optional<std::uint64_t> bzimage_min_size(std::string_view head);
+
 // The `.uname` section of a unified kernel image (a PE file), e.g. "6.1.0-13-amd64"; nullopt
 // when `image` is not PE or has no such section.
 [[nodiscard]] std::optional<std::string> uki_uname(std::string_view image);

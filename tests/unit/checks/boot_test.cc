@@ -6,6 +6,7 @@
 
 #include "checks/kernels.h"
 #include "tests/common/test_env.h"
+#include "tests/unit/checks/initramfs_fixture.h"
 #include "tests/unit/checks/single_check_fixture.h"
 
 namespace guard::checks {
@@ -57,9 +58,10 @@ class BootTest : public ::testing::Test {
   }
   void add_kernel(const std::string& v) {
     write_file(dir_ / ("boot/vmlinuz-" + v), fake_bzimage(v + " (debian-kernel@lists.debian.org) #1 SMP Debian"));
-    write_file(dir_ / ("boot/initrd.img-" + v), std::string(4096, 'i'));
+    write_file(dir_ / ("boot/initrd.img-" + v), testing::newc({{"init", "#!/bin/sh\n", 0100755}}));
     write_file(dir_ / ("boot/config-" + v), "CONFIG_EXT4_FS=y\n");
-    write_file(dir_ / ("usr/lib/modules/" + v + "/modules.dep"), "kernel/fs/btrfs/btrfs.ko.xz:\n");
+    write_file(dir_ / ("usr/lib/modules/" + v + "/modules.dep"), "");
+    write_file(dir_ / ("usr/lib/modules/" + v + "/modules.builtin"), "kernel/fs/ext4/ext4.ko\nkernel/fs/btrfs/btrfs.ko\n");
     if (!std::filesystem::exists(dir_ / "lib")) make_symlink("usr/lib", dir_ / "lib");
   }
   CheckOutput run() { return run_on(BootCheck(), dir_.path()); }
@@ -318,6 +320,167 @@ TEST_F(BootTest, UnmountedSeparateBootIsSkipped) {
   write_file(p("etc/fstab"), "UUID=aaaa / ext4 defaults 0 1\n");
   out = run();
   EXPECT_TRUE(find(out, "/vmlinuz", Severity::block)) << dump(out);
+}
+
+}  // namespace
+}  // namespace guard::checks
+
+namespace guard::checks {
+namespace {
+
+using testing::compress;
+using testing::fake_module;
+using testing::microcode_cpio;
+using testing::newc;
+
+std::string modules_dir(const std::string& v) { return "usr/lib/modules/" + v + "/"; }
+
+TEST_F(BootTest, InitrdWithoutInitBlocks) {
+  auto main = compress("zstd", newc({{"usr", "", 040755}, {"sbin/init", "x", 0100755}}));
+  ASSERT_TRUE(main);
+  write_file(p("boot/initrd.img-" + v_), microcode_cpio() + *main);
+  CheckOutput out = run();
+  const Finding* f = find(out, "/boot/initrd.img-" + v_, Severity::block, "has no /init");
+  ASSERT_TRUE(f) << dump(out);
+  EXPECT_EQ(f->id, "initrd-no-init");
+  EXPECT_EQ(f->hint, "update-initramfs -u -k " + v_);
+}
+
+TEST_F(BootTest, TruncatedOrCorruptInitrdBlocks) {
+  std::string noise;
+  std::uint32_t x = 12345;
+  for (int i = 0; i < 200000; ++i) noise.push_back(static_cast<char>((x = x * 1103515245 + 12345) >> 24));
+  auto main = compress("zstd", newc({{"init", noise, 0100755}}));
+  ASSERT_TRUE(main);
+  std::string image = microcode_cpio() + *main;
+  write_file(p("boot/initrd.img-" + v_), image);
+  EXPECT_EQ(count_at_least(run(), Severity::info), 0U) << dump(run());
+
+  write_file(p("boot/initrd.img-" + v_), image.substr(0, image.size() - 100));
+  CheckOutput out = run();
+  const Finding* f = find(out, "/boot/initrd.img-" + v_, Severity::block, "is damaged");
+  ASSERT_TRUE(f) << dump(out);
+  EXPECT_EQ(f->id, "initrd-damaged");
+  EXPECT_NE(f->message.find("zstd data starting at offset " + std::to_string(microcode_cpio().size()) + " ends early"),
+            std::string::npos)
+      << f->message;
+
+  image[microcode_cpio().size() + main->size() / 2] ^= 0x40;
+  write_file(p("boot/initrd.img-" + v_), image);
+  out = run();
+  EXPECT_TRUE(find(out, "/boot/initrd.img-" + v_, Severity::block, "corrupt near offset")) << dump(out);
+}
+
+// A btrfs root: the kernel needs btrfs.ko and what modules.dep says it needs, in the initrd.
+TEST_F(BootTest, RootFilesystemModulesMustBeInTheInitrd) {
+  write_file(p("etc/fstab"), "UUID=aaaa / btrfs defaults,subvol=@ 0 0\n");
+  std::string d = modules_dir(v_);
+  write_file(p(d + "modules.builtin"), "kernel/fs/ext4/ext4.ko\n");
+  write_file(p(d + "modules.dep"), "kernel/fs/btrfs/btrfs.ko.xz: kernel/lib/libcrc32c.ko.xz\nkernel/lib/libcrc32c.ko.xz:\n");
+  auto ko = compress("xz", fake_module(v_ + " SMP preempt mod_unload modversions "));
+  ASSERT_TRUE(ko);
+  write_file(p(d + "kernel/fs/btrfs/btrfs.ko.xz"), *ko);
+  write_file(p(d + "kernel/lib/libcrc32c.ko.xz"), *ko);
+  std::string in_initrd = "usr/lib/modules/" + v_ + "/kernel/";
+  auto only_btrfs = compress("zstd", newc({{"init", "#!/bin/sh\n", 0100755}, {in_initrd + "fs/btrfs/btrfs.ko.xz", *ko}}));
+  ASSERT_TRUE(only_btrfs);
+  write_file(p("boot/initrd.img-" + v_), microcode_cpio() + *only_btrfs);
+  CheckOutput out = run();
+  const Finding* f = find(out, "/boot/initrd.img-" + v_, Severity::block, "kernel/lib/libcrc32c.ko.xz");
+  ASSERT_TRUE(f) << dump(out);
+  EXPECT_EQ(f->id, "initrd-root-modules");
+  EXPECT_NE(f->message.find("btrfs root filesystem"), std::string::npos) << f->message;
+  EXPECT_EQ(f->message.find("btrfs.ko.xz,"), std::string::npos) << f->message;  // btrfs itself is there
+
+  // initramfs-tools may store modules decompressed: the name without .xz counts too.
+  auto both = compress("gzip", newc({{"init", "#!/bin/sh\n", 0100755},
+                                     {in_initrd + "fs/btrfs/btrfs.ko.xz", *ko},
+                                     {in_initrd + "lib/libcrc32c.ko", "x"}}));
+  write_file(p("boot/initrd.img-" + v_), *both);
+  EXPECT_EQ(count_at_least(run(), Severity::info), 0U) << dump(run());
+
+  // The module file itself gone: modules.dep names it for the root filesystem.
+  std::filesystem::remove(p(d + "kernel/lib/libcrc32c.ko.xz"));
+  out = run();
+  f = find(out, "/lib/modules/" + v_ + "/modules.dep", Severity::block, "kernel/lib/libcrc32c.ko.xz");
+  ASSERT_TRUE(f) << dump(out);
+  EXPECT_EQ(f->id, "missing-module:kernel/lib/libcrc32c.ko.xz");
+
+  // Built in: nothing is needed.
+  write_file(p(d + "modules.builtin"), "kernel/fs/btrfs/btrfs.ko\n");
+  write_file(p(d + "modules.dep"), "");
+  write_file(p("boot/initrd.img-" + v_), newc({{"init", "#!/bin/sh\n", 0100755}}));
+  EXPECT_EQ(count_at_least(run(), Severity::info), 0U) << dump(run());
+}
+
+TEST_F(BootTest, RootFilesystemWithoutAModule) {
+  write_file(p("etc/fstab"), "tmpfs / tmpfs defaults 0 0\n");  // no module provides it: nothing to require
+  EXPECT_EQ(count_at_least(run(), Severity::info), 0U) << dump(run());
+  write_file(p("etc/fstab"), "UUID=aaaa / ext3 defaults 0 0\n");  // ext4 provides it, built in here
+  write_file(p(modules_dir(v_) + "modules.alias"), "alias fs-ext3 ext4\n");
+  EXPECT_EQ(count_at_least(run(), Severity::info), 0U) << dump(run());
+  write_file(p("etc/fstab"), "UUID=aaaa / xfs defaults 0 0\n");  // neither a module nor built in
+  CheckOutput out = run();
+  const Finding* f = find(out, "/lib/modules/" + v_ + "/modules.dep", Severity::warn, "root filesystem type xfs");
+  ASSERT_TRUE(f) << dump(out);
+  EXPECT_EQ(f->id, "root-fs-module");
+}
+
+TEST_F(BootTest, ModuleBuiltForAnotherKernelBlocks) {
+  std::string d = modules_dir(v_);
+  std::string right = fake_module(v_ + " SMP preempt mod_unload modversions ");
+  std::string wrong = fake_module("6.1.0-99-amd64 SMP preempt mod_unload modversions ");
+  write_file(p(d + "updates/dkms/zfs.ko"), right);
+  write_file(p(d + "modules.dep"), "updates/dkms/zfs.ko:\n");
+  std::uint64_t items = run().items;
+  EXPECT_EQ(count_at_least(run(), Severity::info), 0U) << dump(run());
+
+  write_file(p(d + "updates/dkms/zfs.ko"), wrong);
+  CheckOutput out = run();
+  std::string path = "/lib/modules/" + v_ + "/updates/dkms/zfs.ko";
+  const Finding* f = find(out, path, Severity::block, "built for kernel 6.1.0-99-amd64");
+  ASSERT_TRUE(f) << dump(out);
+  EXPECT_EQ(f->id, "vermagic:" + path);
+  EXPECT_NE(f->message.find("not " + v_), std::string::npos) << f->message;
+  EXPECT_NE(f->message.find("Exec format error"), std::string::npos) << f->message;
+  EXPECT_GE(out.items, items);
+
+  // xz-compressed, as trixie's kernel and DKMS write them.
+  std::filesystem::remove(p(d + "updates/dkms/zfs.ko"));
+  write_file(p(d + "modules.dep"), "");
+  auto xz = compress("xz", wrong);
+  ASSERT_TRUE(xz);
+  write_file(p(d + "extra/vbox.ko.xz"), *xz);
+  out = run();
+  EXPECT_TRUE(find(out, "/lib/modules/" + v_ + "/extra/vbox.ko.xz", Severity::block, "6.1.0-99-amd64")) << dump(out);
+  write_file(p(d + "extra/vbox.ko.xz"), xz->substr(0, xz->size() / 2));
+  out = run();
+  EXPECT_TRUE(find(out, "/lib/modules/" + v_ + "/extra/vbox.ko.xz", Severity::block, "cannot be loaded")) << dump(out);
+  std::filesystem::remove(p(d + "extra/vbox.ko.xz"));
+
+  // The kernel package's own compressed modules are read only when root needs them; its
+  // uncompressed ones are cheap to read and always are.
+  write_file(p(d + "kernel/drivers/x/x.ko.xz"), *xz);
+  EXPECT_EQ(count_at_least(run(), Severity::info), 0U) << dump(run());
+  write_file(p(d + "kernel/drivers/x/y.ko"), wrong);
+  EXPECT_TRUE(find(run(), "/lib/modules/" + v_ + "/kernel/drivers/x/y.ko", Severity::block, "6.1.0-99")) << dump(run());
+}
+
+TEST_F(BootTest, TruncatedKernelImageBlocks) {
+  std::string img = fake_bzimage(v_ + " (debian-kernel@lists.debian.org) #1 SMP Debian");
+  img[0x1F1] = 27;                      // setup_sects
+  img[0x1F4] = 0x00, img[0x1F5] = 0x02;  // syssize 0x200 paragraphs: 8 KiB
+  std::size_t full = 28 * 512 + 0x200 * 16;
+  img.resize(full, '\x90');
+  write_file(p("boot/vmlinuz-" + v_), img + std::string(700, 's'));  // an appended signature is fine
+  EXPECT_EQ(count_at_least(run(), Severity::info), 0U) << dump(run());
+  write_file(p("boot/vmlinuz-" + v_), img.substr(0, full - 1));
+  CheckOutput out = run();
+  const Finding* f = find(out, "/boot/vmlinuz-" + v_, Severity::block, "is truncated");
+  ASSERT_TRUE(f) << dump(out);
+  EXPECT_EQ(f->id, "truncated");
+  EXPECT_NE(f->message.find(std::to_string(full - 1) + " bytes"), std::string::npos) << f->message;
+  EXPECT_NE(f->message.find("at least " + std::to_string(full)), std::string::npos) << f->message;
 }
 
 }  // namespace
