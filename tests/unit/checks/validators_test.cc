@@ -44,7 +44,7 @@ base::ProcessResult exited(int code, std::string out) {
 
 struct Fixture {
   TempDir dir;
-  policies::Policy policy = policies::default_policy();
+  policies::Policy policy;  // with the built-in validators
   ScriptedRunner runner;
   std::optional<base::Root> root;
   Fixture() {

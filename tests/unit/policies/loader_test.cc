@@ -189,7 +189,12 @@ TEST(DefaultPolicy, ShippedDefaultTomlDocumentsEveryKeyOfTheTable) {
   const std::set<std::string> set = keys_in(text, /*commented=*/false);
   const Policy defaults = default_policy();
   for (const auto& [key, origin] : defaults.origins) EXPECT_TRUE(set.count(key)) << key << " is only commented out";
-  for (const auto& key : set) EXPECT_TRUE(defaults.origins.count(key)) << key << " is set but has no built-in value";
+  for (const auto& key : set) {
+    // Built-in entries of an array of tables ([[validator]]) are compared entry by entry by
+    // ShippedDefaultTomlIsExactlyTheBuiltInDefaults.
+    if (key.find("[].") != std::string::npos) continue;
+    EXPECT_TRUE(defaults.origins.count(key)) << key << " is set but has no built-in value";
+  }
 }
 
 TEST(DefaultPolicy, CheckPathsAreTheChecksOwnFallbacks) {
