@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -12,7 +13,9 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/process.hpp>
 #include <boost/process/extend.hpp>
+#include <algorithm>
 #include <cstring>
+#include <string_view>
 #include <array>
 #include <cstdio>
 #include <memory>
@@ -47,13 +50,9 @@ struct MountStep {
   dev_t dev = 0;
 };
 
-// A private /dev for the chroot: a tmpfs with the usual nodes (world-usable whatever the
-// host's look like), devpts and shm, like systemd-nspawn and debootstrap provide.
-std::vector<MountStep> system_dir_steps(const std::string& root) {
-  std::vector<MountStep> steps;
-  steps.push_back({MountStep::bind, "/proc", root + "/proc", "", 0, 0});
-  steps.push_back({MountStep::bind, "/sys", root + "/sys", "", 0, 0});
-  std::string dev = root + "/dev";
+// A private /dev at `dev`: a tmpfs with the usual nodes (world-usable whatever the host's look
+// like); with `terminals`, also tty, devpts and shm, like systemd-nspawn and debootstrap provide.
+void add_dev_steps(std::vector<MountStep>& steps, const std::string& dev, bool terminals) {
   steps.push_back({MountStep::fs, "tmpfs", dev, "mode=755,size=16m", 0, 0});
   struct Node {
     const char* name;
@@ -61,18 +60,86 @@ std::vector<MountStep> system_dir_steps(const std::string& root) {
   };
   for (Node n : {Node{"null", 1, 3}, Node{"zero", 1, 5}, Node{"full", 1, 7}, Node{"random", 1, 8},
                  Node{"urandom", 1, 9}, Node{"tty", 5, 0}}) {
+    if (!terminals && std::string_view(n.name) == "tty") continue;
     steps.push_back({MountStep::node, "", dev + "/" + n.name, "", S_IFCHR | 0666, makedev(n.major, n.minor)});
   }
-  steps.push_back({MountStep::dir, "", dev + "/pts", "", 0755, 0});
-  steps.push_back({MountStep::fs, "devpts", dev + "/pts", "newinstance,ptmxmode=0666,mode=620", 0, 0});
-  steps.push_back({MountStep::link, "pts/ptmx", dev + "/ptmx", "", 0, 0});
-  steps.push_back({MountStep::dir, "", dev + "/shm", "", 01777, 0});
-  steps.push_back({MountStep::fs, "tmpfs", dev + "/shm", "mode=1777", 0, 0});
+  if (terminals) {
+    steps.push_back({MountStep::dir, "", dev + "/pts", "", 0755, 0});
+    steps.push_back({MountStep::fs, "devpts", dev + "/pts", "newinstance,ptmxmode=0666,mode=620", 0, 0});
+    steps.push_back({MountStep::link, "pts/ptmx", dev + "/ptmx", "", 0, 0});
+    steps.push_back({MountStep::dir, "", dev + "/shm", "", 01777, 0});
+    steps.push_back({MountStep::fs, "tmpfs", dev + "/shm", "mode=1777", 0, 0});
+  }
   steps.push_back({MountStep::link, "/proc/self/fd", dev + "/fd", "", 0, 0});
   steps.push_back({MountStep::link, "/proc/self/fd/0", dev + "/stdin", "", 0, 0});
   steps.push_back({MountStep::link, "/proc/self/fd/1", dev + "/stdout", "", 0, 0});
   steps.push_back({MountStep::link, "/proc/self/fd/2", dev + "/stderr", "", 0, 0});
+}
+
+std::vector<MountStep> system_dir_steps(const std::string& root) {
+  std::vector<MountStep> steps;
+  steps.push_back({MountStep::bind, "/proc", root + "/proc", "", 0, 0});
+  steps.push_back({MountStep::bind, "/sys", root + "/sys", "", 0, 0});
+  add_dev_steps(steps, root + "/dev", /*terminals=*/true);
   return steps;
+}
+
+// The sandbox's own /run (with the runtime directories and their parents), /tmp, /dev and
+// /proc, made after the chroot into the read-only root: paths inside it.
+std::vector<MountStep> sandbox_steps(const Sandbox& sandbox) {
+  std::vector<MountStep> steps;
+  steps.push_back({MountStep::fs, "tmpfs", "/run", "mode=755,size=16m", 0, 0});
+  std::vector<std::string> made = {"/run"};
+  for (const auto& dir : sandbox.runtime_dirs) {
+    for (std::size_t slash = dir.find('/', 1); ; slash = dir.find('/', slash + 1)) {
+      std::string part = dir.substr(0, slash);
+      if (std::find(made.begin(), made.end(), part) == made.end()) {
+        made.push_back(part);
+        steps.push_back({MountStep::dir, "", part, "", 0755, 0});
+      }
+      if (slash == std::string::npos) break;
+    }
+  }
+  steps.push_back({MountStep::fs, "tmpfs", "/tmp", "mode=1777,size=64m", 0, 0});
+  add_dev_steps(steps, "/dev", /*terminals=*/false);
+  steps.push_back({MountStep::fs, "proc", "/proc", "", 0, 0});
+  return steps;
+}
+
+// In the child: new namespaces, the root (`root`, a host path) bound onto itself and made
+// read-only with everything mounted below it, then chrooted into. Returns the failed call.
+const char* enter_sandbox(const char* root) {
+  if (::unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS) != 0) return "unshare sandbox namespaces";
+  // From here on no mount propagates back to the host's namespace.
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return "make the sandbox's mounts private";
+  // The live root is already the top of its tree; any other root becomes a mount of its own.
+  if (std::strcmp(root, "/") != 0 && ::mount(root, root, nullptr, MS_BIND | MS_REC, nullptr) != 0)
+    return "bind the root";
+  struct mount_attr attr {};
+  attr.attr_set = MOUNT_ATTR_RDONLY;
+  if (::mount_setattr(AT_FDCWD, root, AT_RECURSIVE, &attr, sizeof attr) != 0) {
+    // Before Linux 5.12: only the top mount.
+    if (errno != ENOSYS || ::mount(nullptr, root, nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY, nullptr) != 0)
+      return "make the root read-only";
+  }
+  if (::chroot(root) != 0 || ::chdir("/") != 0) return "chroot";
+  return nullptr;
+}
+
+// Runs the steps (after fork, only system calls); the failed call's name, or nullptr.
+const char* run_steps(const std::vector<MountStep>& steps) {
+  for (const auto& st : steps) {
+    int rc = 0;
+    switch (st.kind) {
+      case MountStep::bind: rc = ::mount(st.source.c_str(), st.target.c_str(), nullptr, MS_BIND | MS_REC, nullptr); break;
+      case MountStep::fs: rc = ::mount(st.source.c_str(), st.target.c_str(), st.source.c_str(), MS_NOSUID, st.data.c_str()); break;
+      case MountStep::node: rc = ::mknod(st.target.c_str(), st.mode, st.dev); if (rc == 0) rc = ::chmod(st.target.c_str(), st.mode & 07777); break;
+      case MountStep::dir: rc = ::mkdir(st.target.c_str(), st.mode); if (rc == 0) rc = ::chmod(st.target.c_str(), st.mode); break;
+      case MountStep::link: rc = ::symlink(st.source.c_str(), st.target.c_str()); break;
+    }
+    if (rc != 0) return "prepare chroot /dev";
+  }
+  return nullptr;
 }
 
 // Runs in the child between fork and exec: own process group, optional private mount
@@ -93,20 +160,15 @@ struct ChildSetup {
     // namespace shows (a snapshot under the top level) and stays.
     if (!command->chroot && host_namespace >= 0 && ::setns(host_namespace, CLONE_NEWNS) != 0)
       return failed("setns host mount namespace");
+    if (command->sandbox) {
+      if (const char* what = enter_sandbox(command->chroot->c_str())) return failed(what);
+      if (const char* what = run_steps(steps)) return failed(what);
+      return;
+    }
     if (!steps.empty()) {
       if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
         return failed("unshare mount namespace");
-      for (const auto& st : steps) {
-        int rc = 0;
-        switch (st.kind) {
-          case MountStep::bind: rc = ::mount(st.source.c_str(), st.target.c_str(), nullptr, MS_BIND | MS_REC, nullptr); break;
-          case MountStep::fs: rc = ::mount(st.source.c_str(), st.target.c_str(), st.source.c_str(), MS_NOSUID, st.data.c_str()); break;
-          case MountStep::node: rc = ::mknod(st.target.c_str(), st.mode, st.dev); if (rc == 0) rc = ::chmod(st.target.c_str(), st.mode & 07777); break;
-          case MountStep::dir: rc = ::mkdir(st.target.c_str(), st.mode); if (rc == 0) rc = ::chmod(st.target.c_str(), st.mode); break;
-          case MountStep::link: rc = ::symlink(st.source.c_str(), st.target.c_str()); break;
-        }
-        if (rc != 0) return failed("prepare chroot /dev");
-      }
+      if (const char* what = run_steps(steps)) return failed(what);
     }
     if (command->chroot) {
       if (::chroot(command->chroot->c_str()) != 0) return failed("chroot");
@@ -128,8 +190,14 @@ Result<ProcessResult> SystemCommandRunner::run(const Command& command) {
     if (found.empty()) return fail_errno("run", exe, ENOENT, "command not found in PATH");
     exe = found.string();
   }
+  if (command.sandbox && !command.chroot) return fail("run", exe, "a sandbox needs the root to chroot into");
   std::vector<std::string> args(command.argv.begin() + 1, command.argv.end());
   bp::environment env = boost::this_process::environment();
+  if (command.sandbox) {
+    env.clear();  // nothing of the guard's environment reaches the root's code
+    env["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    env["LC_ALL"] = "C";
+  }
   for (const auto& [k, v] : command.env) env[k] = v;
 
   boost::asio::io_context ios;
@@ -142,7 +210,22 @@ Result<ProcessResult> SystemCommandRunner::run(const Command& command) {
   auto started = std::chrono::steady_clock::now();
   std::optional<bp::child> child;
   ChildSetup setup{&command, {}, host_mount_namespace()};
-  if (command.chroot && command.bind_system_dirs) setup.steps = system_dir_steps(*command.chroot);
+  if (command.sandbox)
+    setup.steps = sandbox_steps(*command.sandbox);
+  else if (command.chroot && command.bind_system_dirs)
+    setup.steps = system_dir_steps(*command.chroot);
+  // A sandbox's output: a sealed memfd of kSandboxOutputMax bytes that cannot grow.
+  UniqueFd sandbox_out;
+  std::unique_ptr<FILE, int (*)(FILE*)> sandbox_file(nullptr, &std::fclose);
+  if (command.sandbox) {
+    sandbox_out.reset(::memfd_create("validator-output", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+    if (!sandbox_out) return fail_errno("memfd_create", exe);
+    if (::ftruncate(sandbox_out.get(), kSandboxOutputMax) != 0 ||
+        ::fcntl(sandbox_out.get(), F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) != 0)
+      return fail_errno("seal", exe, errno, "cannot bound the command's output");
+    sandbox_file.reset(::fdopen(::dup(sandbox_out.get()), "w"));
+    if (!sandbox_file) return fail_errno("fdopen", exe);
+  }
   // Output::tee: the child writes straight into the log file (O_APPEND), so its output never
   // depends on this process staying alive (a killed guard must not break the upgrade's
   // stdout); this process follows the file and copies what arrives to the terminal.
@@ -159,7 +242,10 @@ Result<ProcessResult> SystemCommandRunner::run(const Command& command) {
     tee_file.reset(::fdopen(::dup(tee_fd.get()), "a"));
     if (!tee_file) return fail_errno("fdopen", command.tee_file);
   }
-  if (command.output == Output::tee) {
+  if (command.sandbox) {
+    child.emplace(bp::exe = exe, bp::args = args, env, (bp::std_out & bp::std_err) > sandbox_file.get(),
+                  bp::std_in < bp::null, ios, bp::on_exit = on_exit, bp::extend::on_exec_setup = setup, start_error);
+  } else if (command.output == Output::tee) {
     child.emplace(bp::exe = exe, bp::args = args, env, (bp::std_out & bp::std_err) > tee_file.get(), ios,
                   bp::on_exit = on_exit, bp::extend::on_exec_setup = setup, start_error);
   } else if (command.output == Output::capture) {
@@ -221,6 +307,12 @@ Result<ProcessResult> SystemCommandRunner::run(const Command& command) {
       result.out = out_future.get();
     if (err_future.valid() && err_future.wait_for(std::chrono::seconds(0)) == std::future_status::ready)
       result.err = err_future.get();
+  }
+  if (sandbox_out) {
+    result.out.resize(kSandboxOutputMax);
+    ssize_t n = ::pread(sandbox_out.get(), result.out.data(), result.out.size(), 0);
+    result.out.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+    while (!result.out.empty() && result.out.back() == '\0') result.out.pop_back();  // the unwritten rest
   }
   native_status = child->native_exit_code();  // the raw wait status
   if (WIFEXITED(native_status)) {

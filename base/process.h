@@ -17,6 +17,20 @@ enum class Output {
   tee,      // stdin inherited; stdout+stderr go to our stdout and are appended to tee_file
 };
 
+// Containment for running a checked root's own code (its configuration validators, e.g.
+// `sshd -t`), with Command::chroot the root's host path ("/" for the live system). The child
+// gets private mount, network, IPC and UTS namespaces (no network but its own loopback, down);
+// the root bound recursively read-only; a new /proc; a /dev tmpfs with null, zero, full,
+// random and urandom only; empty tmpfs on /run (with `runtime_dirs` made) and /tmp; an
+// environment of its own (PATH, LC_ALL=C); stdin from /dev/null. Every mount lives in the
+// child's namespace: the host's mount table never sees one, and they vanish with the child.
+// Its stdout and stderr go, interleaved, into ProcessResult::out, at most kSandboxOutputMax
+// bytes (writes beyond fail with EPERM instead of growing memory).
+struct Sandbox {
+  std::vector<std::string> runtime_dirs;  // absolute, under /run, e.g. "/run/sshd"
+};
+inline constexpr std::size_t kSandboxOutputMax = 64 * 1024;
+
 // e.g. Command{{"/usr/bin/apt-get", "-y", "dist-upgrade"}, std::chrono::hours(6)}.
 struct Command {
   std::vector<std::string> argv;                // argv[0] is looked up in PATH when it has no '/'
@@ -32,6 +46,7 @@ struct Command {
   std::string cwd;                              // working dir (inside the chroot), "" = "/" with chroot
   std::map<std::string, std::string> env;       // added to (or replacing in) our environment
   std::string input;                            // written to stdin with Output::capture
+  std::optional<Sandbox> sandbox;               // with chroot: run contained (see Sandbox); output ignored
 };
 
 // How a command ended. exit_code is -1 when it died by a signal or timed out.

@@ -18,6 +18,7 @@
 #include "checks/services.h"
 #include "checks/symlinks.h"
 #include "checks/system_checks.h"
+#include "checks/validators.h"
 
 namespace guard::checks {
 
@@ -42,6 +43,7 @@ std::vector<std::unique_ptr<Check>> make_all_checks() {
   all.push_back(std::make_unique<SpaceCheck>());
   all.push_back(std::make_unique<FilesystemCheck>());
   all.push_back(std::make_unique<BackupCheck>());
+  all.push_back(std::make_unique<ValidatorsCheck>());
   all.push_back(std::make_unique<CustomCheck>());
   return all;
 }

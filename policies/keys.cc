@@ -36,8 +36,8 @@ std::optional<std::string> custom_name_problem(const std::string& name) {
   return fmt::format("bad name '{}' (1 to 64 letters, digits, '-', '_' or '.')", name);
 }
 
-const std::vector<Field<CustomCheck>>& custom_fields() {
-  static const std::vector<Field<CustomCheck>> fields = {
+const Entries<CustomCheck>& custom_entries() {
+  static const Entries<CustomCheck> table{{
       required(field<CustomCheck>("name", Text{custom_name_problem}, &CustomCheck::name,
                                   "unique id of the check: letters, digits, '-', '_', '.'")),
       required(field<CustomCheck>("command", argv(/*empty_ok=*/false), &CustomCheck::command,
@@ -45,8 +45,39 @@ const std::vector<Field<CustomCheck>>& custom_fields() {
       field<CustomCheck>("timeout", Duration{.zero_ok = false}, &CustomCheck::timeout,
                          "the command is killed after this"),
       field<CustomCheck>("severity", severity(), &CustomCheck::severity, "how a failure counts: off|info|warn|block"),
-  };
-  return fields;
+  }, &Policy::custom, "custom check"};
+  return table;
+}
+
+std::optional<std::string> runtime_dir_problem(const std::string& path, std::size_t) {
+  if (auto why = path_problem(path, false)) return why;
+  if (path.rfind("/run/", 0) != 0) return fmt::format("'{}' is not under /run (the sandbox's fresh /run)", path);
+  return std::nullopt;
+}
+
+std::optional<std::string> no_problem(const std::string&, std::size_t) { return std::nullopt; }
+
+const Entries<Validator>& validator_entries() {
+  static const Entries<Validator> table{
+      {
+          required(field<Validator>("name", Text{custom_name_problem}, &Validator::name,
+                                    "unique id of the validator: letters, digits, '-', '_', '.'")),
+          required(field<Validator>("program", Text{[](const std::string& p) { return path_problem(p, false); }},
+                                    &Validator::program,
+                                    "the root's file whose presence enables it, e.g. \"/usr/sbin/sshd\"")),
+          required(field<Validator>("argv", argv(/*empty_ok=*/false), &Validator::argv,
+                                    "run chrooted in the checked root, sandboxed, no shell; exit status 0 passes")),
+          field<Validator>("timeout", Duration{.zero_ok = false}, &Validator::timeout,
+                           "the validator is killed after this (a timeout is a warning)"),
+          field<Validator>("runtime_dirs", List{runtime_dir_problem, {}}, &Validator::runtime_dirs,
+                           "directories created on the sandbox's empty /run, e.g. [\"/run/sshd\"]"),
+          field<Validator>("warn_output", List{no_problem, {}}, &Validator::warn_output,
+                           "a failure whose output contains one of these is a warning (what only a boot provides)"),
+          field<Validator>("severity", severity(), &Validator::severity, "how a failure counts: off|info|warn|block"),
+          field<Validator>("enabled", Flag{}, &Validator::enabled, "false turns the validator off"),
+      },
+      &Policy::validators, "validator", /*merge=*/true};
+  return table;
 }
 
 }  // namespace
@@ -115,7 +146,9 @@ const std::vector<Key>& table() {
       field("audit.close_gate", Flag{}, member(&Policy::audit, &AuditPolicy::close_gate),
             "close the reboot gate when the audit finds a new blocking finding"),
 
-      entries("custom", custom_fields(), "the administrator's own checks, run in the guarded root after the upgrade"),
+      entries("custom", custom_entries(), "the administrator's own checks, run in the guarded root after the upgrade"),
+      entries("validator", validator_entries(),
+              "the root's own configuration validators, run sandboxed in the checked root when their program is there"),
   };
   return keys;
 }
@@ -159,14 +192,6 @@ const char* type_name(const toml::node& node) {
 std::vector<std::string> split_key(std::string_view dotted) {
   auto parts = base::split(dotted, '.');
   return {parts.begin(), parts.end()};
-}
-
-Key entries(std::string_view dotted, const std::vector<Field<CustomCheck>>& fields, std::string_view help) {
-  Key k;
-  k.path = split_key(dotted);
-  k.help = help;
-  k.entries = &fields;
-  return k;
 }
 
 base::Result<std::size_t> read_name(const Site& site, const toml::node& node, std::string_view noun,

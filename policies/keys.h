@@ -16,6 +16,7 @@
 #include <string_view>
 #include <type_traits>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "base/error.h"
@@ -145,6 +146,9 @@ struct Optional {
 
 // ---- the table's rows ---------------------------------------------------------------------
 
+template <typename Record>
+struct Entries;
+
 // One key of `Record` (Policy, or CustomCheck for the fields of a [[custom]] entry), its kind
 // and accessor erased. `id` is the check id a "*" in the path stands for ("" elsewhere).
 template <typename Record>
@@ -159,10 +163,23 @@ struct Field {
   std::function<std::optional<std::string>(const Record&, std::string_view id)> show;
   // Sets the built-in default where the model's initializer (policy.h) is not it; else empty.
   std::function<void(Record&, std::string_view id)> reset;
-  // Set on the one array of tables, [[custom]]: the fields of each entry (read, show unset).
-  const std::vector<Field<CustomCheck>>* entries = nullptr;
+  // Set on the arrays of tables, [[custom]] and [[validator]]: the fields of each entry.
+  std::variant<std::monostate, const Entries<CustomCheck>*, const Entries<Validator>*> entries;
 
   [[nodiscard]] std::string name() const { return path.back(); }
+  [[nodiscard]] bool has_entries() const { return entries.index() != 0; }
+};
+
+// An array of tables of the policy, e.g. [[custom]]: the fields of an entry and the list of
+// Policy the entries go to. Entries are named (field "name"); a later layer's entry with an
+// earlier one's name replaces it in place, or with `merge` changes only the fields it sets
+// (so that `[[validator]] name = "sshd" enabled = false` turns off a built-in one).
+template <typename Record>
+struct Entries {
+  std::vector<Field<Record>> fields;
+  std::vector<Record> Policy::*list = nullptr;
+  std::string_view noun;  // "custom check" in "a custom check named 'x' is already defined"
+  bool merge = false;
 };
 
 using Key = Field<Policy>;
@@ -235,9 +252,15 @@ template <typename Record>
   return f;
 }
 
-// The array of tables `dotted` (e.g. "custom"), each entry read with `fields`.
-[[nodiscard]] Key entries(std::string_view dotted, const std::vector<Field<CustomCheck>>& fields,
-                          std::string_view help);
+// The array of tables `dotted` (e.g. "custom"), each entry read as `table` says.
+template <typename Record>
+[[nodiscard]] Key entries(std::string_view dotted, const Entries<Record>& table, std::string_view help) {
+  Key k;
+  k.path = split_key(dotted);
+  k.help = help;
+  k.entries = &table;
+  return k;
+}
 
 // Every key of a policy, in the order `policy show` and default.toml list them.
 [[nodiscard]] const std::vector<Key>& table();

@@ -12,6 +12,8 @@
 #include <cerrno>
 #include <memory>
 #include <set>
+#include <type_traits>
+#include <variant>
 
 #include "base/dir.h"
 #include "base/unique_fd.h"
@@ -59,6 +61,16 @@ std::string entry_origin_key(const std::string& array, const std::string& name, 
   return field == "name" ? fmt::format("{}.{}", array, name) : fmt::format("{}.{}.{}", array, name, field);
 }
 
+// Calls `fn` with the entries table (keys::Entries<Record>) of an array-of-tables key.
+template <typename Fn>
+void for_entries(const Key& key, Fn&& fn) {
+  std::visit(
+      [&](const auto& table) {
+        if constexpr (std::is_pointer_v<std::decay_t<decltype(table)>>) fn(*table);
+      },
+      key.entries);
+}
+
 // Applies one parsed document to a Policy (a copy the caller commits only on success).
 class Layer {
  public:
@@ -100,20 +112,27 @@ class Layer {
   }
 
   Result<void> read(const Key& key, const std::string& id, const Site& site, const toml::node& node) {
-    if (key.entries) return read_entries(*key.entries, site, node);
+    if (key.has_entries()) {
+      Result<void> r;
+      for_entries(key, [&](const auto& table) { r = read_entries(table, site, node); });
+      return r;
+    }
     if (auto r = key.read(p_, id, site, node); !r) return r;
     p_.origins[site.key] = site.position(node.source());
     return {};
   }
 
-  // [[custom]]: each entry read with `fields` into one CustomCheck; an entry whose name an
-  // earlier layer used replaces that one in place, two entries of one file may not share one.
-  Result<void> read_entries(const std::vector<keys::Field<CustomCheck>>& fields, const Site& site,
-                            const toml::node& node) {
+  // An array of tables ([[custom]], [[validator]]): each entry read with the table's fields; an
+  // entry whose name an earlier layer used replaces that one in place (or, for a merging table,
+  // changes the fields it sets); two entries of one file may not share one.
+  template <typename Record>
+  Result<void> read_entries(const keys::Entries<Record>& table, const Site& site, const toml::node& node) {
+    const auto& fields = table.fields;
+    std::vector<Record>& list = p_.*table.list;
     const toml::array* arr = node.as_array();
     if (!arr) {
-      return site.fail(node.source(),
-                       fmt::format("expected an array of tables ([[custom]]), got {}", keys::type_name(node)));
+      return site.fail(node.source(), fmt::format("expected an array of tables ([[{}]]), got {}", site.key,
+                                                  keys::type_name(node)));
     }
     std::vector<std::string> names;
     for (const auto& f : fields) names.push_back(f.name());
@@ -123,7 +142,14 @@ class Layer {
       const Site entry_site{file_, fmt::format("{}[{}]", site.key, i)};
       const toml::table* tbl = item.as_table();
       if (!tbl) return entry_site.fail(item.source(), fmt::format("expected a table, got {}", keys::type_name(item)));
-      CustomCheck entry;
+      // The earlier entry this one merges into, found by the name it gives.
+      auto earlier = list.end();
+      if (table.merge) {
+        if (const auto* name = tbl->get_as<std::string>("name")) {
+          earlier = std::find_if(list.begin(), list.end(), [&](const auto& e) { return e.name == name->get(); });
+        }
+      }
+      Record entry = earlier != list.end() ? *earlier : Record{};
       Origins origins;  // by field name
       for (auto&& [name_node, value] : *tbl) {
         std::string name(name_node.str());
@@ -136,27 +162,31 @@ class Layer {
         }
         if (auto r = f->read(entry, "", field_site, value); !r) return r;
         if (name == "name" && seen.count(entry.name)) {
-          return field_site.fail(value.source(),
-                                 fmt::format("a custom check named '{}' is already defined in this file", entry.name));
+          return field_site.fail(value.source(), fmt::format("a {} named '{}' is already defined in this file",
+                                                             table.noun, entry.name));
         }
         origins[name] = field_site.position(value.source());
       }
       for (const auto& f : fields) {
-        if (f.required && !origins.count(f.name())) {
+        bool given = origins.count(f.name()) || (earlier != list.end() && f.name() != "name");
+        if (f.required && !given) {
           return entry_site.fail(item.source(), fmt::format("missing required key '{}'", f.name()));
         }
       }
       seen.insert(entry.name);
 
-      // A later layer's entry with the same name replaces the earlier one in place.
-      auto it = std::find_if(p_.custom.begin(), p_.custom.end(), [&](const auto& c) { return c.name == entry.name; });
-      if (it != p_.custom.end())
+      auto it = std::find_if(list.begin(), list.end(), [&](const auto& c) { return c.name == entry.name; });
+      if (it != list.end())
         *it = entry;
       else
-        p_.custom.push_back(entry);
+        list.push_back(entry);
       for (const auto& f : fields) {
+        std::string key = entry_origin_key(site.key, entry.name, f.name());
         auto o = origins.find(f.name());
-        p_.origins[entry_origin_key(site.key, entry.name, f.name())] = o != origins.end() ? o->second : "built-in";
+        if (o != origins.end())
+          p_.origins[key] = o->second;
+        else if (!table.merge || !p_.origins.count(key))
+          p_.origins[key] = "built-in";
       }
     }
     return {};
@@ -180,7 +210,7 @@ struct Slot {
 struct Section {
   std::string name;
   std::vector<Slot> slots;
-  const Key* entries = nullptr;
+  const Key* entries = nullptr;  // an array of tables: the key whose `entries` it is
 };
 
 // The table's keys by TOML table, with "*" expanded to each of `ids`.
@@ -188,7 +218,7 @@ std::vector<Section> layout(const std::vector<std::string>& ids) {
   std::vector<Section> sections;
   const std::vector<std::string> no_id = {""};
   for (const Key& k : keys::table()) {
-    if (k.entries) {
+    if (k.has_entries()) {
       sections.push_back(Section{join(k.path, "."), {}, &k});
       continue;
     }
@@ -312,7 +342,9 @@ std::vector<std::string> policy_keys() {
   for (const Section& s : layout(known_check_ids())) {
     for (const Slot& slot : s.slots) out.push_back(slot.dotted);
     if (s.entries) {
-      for (const auto& f : *s.entries->entries) out.push_back(fmt::format("{}[].{}", s.name, f.name()));
+      for_entries(*s.entries, [&](const auto& table) {
+        for (const auto& f : table.fields) out.push_back(fmt::format("{}[].{}", s.name, f.name()));
+      });
     }
   }
   return out;
@@ -416,14 +448,17 @@ std::string render_policy(const Policy& p) {
     out += "\n";
     if (s.entries) {
       explain(*s.entries);
-      for (const auto& f : *s.entries->entries) explain(f);
-      for (std::size_t i = 0; i < p.custom.size(); ++i) {
-        out += fmt::format("{}[[{}]]\n", i ? "\n" : "", s.name);
-        for (const auto& f : *s.entries->entries) {
-          std::string key = entry_origin_key(s.name, p.custom[i].name, f.name());
-          out += value_line(p, f, f.show(p.custom[i], ""), key);
+      for_entries(*s.entries, [&](const auto& table) {
+        for (const auto& f : table.fields) explain(f);
+        const auto& list = p.*table.list;
+        for (std::size_t i = 0; i < list.size(); ++i) {
+          out += fmt::format("{}[[{}]]\n", i ? "\n" : "", s.name);
+          for (const auto& f : table.fields) {
+            std::string key = entry_origin_key(s.name, list[i].name, f.name());
+            out += value_line(p, f, f.show(list[i], ""), key);
+          }
         }
-      }
+      });
       continue;
     }
     for (const Slot& slot : s.slots) explain(*slot.key);

@@ -33,6 +33,7 @@ const std::vector<KnownCheck>& known_checks() {
       {"space", {}},
       {"filesystem", {}},
       {"backup", {}},
+      {"validators", {}},
       {"custom", {}},
   };
   return checks;
@@ -55,6 +56,35 @@ const std::vector<std::string>& default_check_paths(std::string_view id) {
     if (c.id == id) return c.default_paths;
   }
   return none;
+}
+
+const std::vector<Validator>& default_validators() {
+  // Each validates configuration without side effects and without the network; runtime_dirs
+  // are what the daemon's unit or init script creates under /run before it runs the same test.
+  static const std::vector<Validator> validators = [] {
+    auto v = [](std::string name, std::string program, std::vector<std::string> argv) {
+      Validator out;
+      out.name = std::move(name);
+      out.program = std::move(program);
+      out.argv = std::move(argv);
+      return out;
+    };
+    std::vector<Validator> out;
+    out.push_back(v("sshd", "/usr/sbin/sshd", {"/usr/sbin/sshd", "-t"}));
+    out.back().runtime_dirs = {"/run/sshd"};  // its privilege separation directory
+    out.back().warn_output = {"no hostkeys available"};  // keys made at first boot (cloud images)
+    // nginx -t opens its log files for writing: refused in the read-only root.
+    out.push_back(v("nginx", "/usr/sbin/nginx", {"/usr/sbin/nginx", "-t", "-q"}));
+    out.back().warn_output = {"Read-only file system"};
+    // apache2ctl reads /etc/apache2/envvars (APACHE_RUN_DIR...) and creates the run directory.
+    out.push_back(v("apache2", "/usr/sbin/apache2ctl", {"/usr/sbin/apache2ctl", "-t"}));
+    out.back().warn_output = {"Read-only file system"};
+    out.push_back(v("named", "/usr/bin/named-checkconf", {"/usr/bin/named-checkconf"}));
+    out.push_back(v("sudoers", "/usr/sbin/visudo", {"/usr/sbin/visudo", "-c", "-q"}));
+    out.push_back(v("haproxy", "/usr/sbin/haproxy", {"/usr/sbin/haproxy", "-c", "-q", "-f", "/etc/haproxy/haproxy.cfg"}));
+    return out;
+  }();
+  return validators;
 }
 
 const CheckPolicy& Policy::check(const std::string& id) const {

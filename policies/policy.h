@@ -37,6 +37,26 @@ struct CustomCheck {
   Severity severity = Severity::block;
 };
 
+// A configuration validator of the root, e.g. [[validator]] name = "sshd" program = "/usr/sbin/sshd"
+// argv = ["/usr/sbin/sshd", "-t"]: run by the `validators` check, sandboxed in the checked root,
+// only when `program` is installed there. Built-in ones (default_validators()) are entries like
+// the administrator's; a later entry with the same name changes only the fields it sets.
+struct Validator {
+  std::string name;
+  std::string program;            // root path whose presence enables it, e.g. "/usr/sbin/sshd"
+  std::vector<std::string> argv;  // run chrooted in the root, no shell
+  std::chrono::seconds timeout{30};
+  std::vector<std::string> runtime_dirs;  // created on the sandbox's fresh /run, e.g. "/run/sshd"
+  // A failure whose output contains one of these is a warning: what a booted system provides
+  // and a root that never booted may lack, e.g. "no hostkeys available".
+  std::vector<std::string> warn_output;
+  Severity severity = Severity::block;
+  bool enabled = true;
+};
+
+// The validators shipped: sshd, nginx, apache2, named, sudo (visudo), haproxy.
+[[nodiscard]] const std::vector<Validator>& default_validators();
+
 struct SnapshotPolicy {
   SnapshotBackendKind backend = SnapshotBackendKind::automatic;
   bool required = false;                     // refuse to run an upgrade without a snapshot
@@ -94,6 +114,7 @@ struct Policy {
   std::vector<std::string> preserve;          // carried into a rolled-back root
   std::vector<std::string> required_services; // units that must be active after boot
   std::vector<CustomCheck> custom;
+  std::vector<Validator> validators = default_validators();
   SnapshotPolicy snapshot;
   PreflightPolicy preflight;
   BackupPolicy backup;

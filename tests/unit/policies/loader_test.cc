@@ -41,6 +41,18 @@ void expect_same_settings(const Policy& a, const Policy& b) {
     EXPECT_EQ(a.custom[i].timeout, b.custom[i].timeout);
     EXPECT_EQ(a.custom[i].severity, b.custom[i].severity);
   }
+  ASSERT_EQ(a.validators.size(), b.validators.size());
+  for (std::size_t i = 0; i < a.validators.size(); ++i) {
+    SCOPED_TRACE("validator " + a.validators[i].name);
+    EXPECT_EQ(a.validators[i].name, b.validators[i].name);
+    EXPECT_EQ(a.validators[i].program, b.validators[i].program);
+    EXPECT_EQ(a.validators[i].argv, b.validators[i].argv);
+    EXPECT_EQ(a.validators[i].timeout, b.validators[i].timeout);
+    EXPECT_EQ(a.validators[i].runtime_dirs, b.validators[i].runtime_dirs);
+    EXPECT_EQ(a.validators[i].warn_output, b.validators[i].warn_output);
+    EXPECT_EQ(a.validators[i].severity, b.validators[i].severity);
+    EXPECT_EQ(a.validators[i].enabled, b.validators[i].enabled);
+  }
   EXPECT_EQ(a.snapshot.backend, b.snapshot.backend);
   EXPECT_EQ(a.snapshot.required, b.snapshot.required);
   EXPECT_EQ(a.snapshot.min_free_bytes, b.snapshot.min_free_bytes);
@@ -177,7 +189,12 @@ TEST(DefaultPolicy, ShippedDefaultTomlDocumentsEveryKeyOfTheTable) {
   const std::set<std::string> set = keys_in(text, /*commented=*/false);
   const Policy defaults = default_policy();
   for (const auto& [key, origin] : defaults.origins) EXPECT_TRUE(set.count(key)) << key << " is only commented out";
-  for (const auto& key : set) EXPECT_TRUE(defaults.origins.count(key)) << key << " is set but has no built-in value";
+  for (const auto& key : set) {
+    // Built-in entries of an array of tables ([[validator]]) are compared entry by entry by
+    // ShippedDefaultTomlIsExactlyTheBuiltInDefaults.
+    if (key.find("[].") != std::string::npos) continue;
+    EXPECT_TRUE(defaults.origins.count(key)) << key << " is set but has no built-in value";
+  }
 }
 
 TEST(DefaultPolicy, CheckPathsAreTheChecksOwnFallbacks) {
@@ -346,11 +363,11 @@ INSTANTIATE_TEST_SUITE_P(
                   "FILE:3:1: snapshot.bakend: unknown key (expected one of: backend, required, min_free, keep, keep_broken)"},
         ErrorCase{"unknown_table", "[snapshots]\nkeep = 1\n",
                   "FILE:1:2: snapshots: unknown key (expected one of: on_fail, command_timeout, checks, preserve, "
-                  "services, snapshot, preflight, backup, boot_check, hook, audit, custom)"},
+                  "services, snapshot, preflight, backup, boot_check, hook, audit, custom, validator)"},
         ErrorCase{"unknown_check_id", "[checks.symlink]\nseverity = \"warn\"\n",
                   "FILE:1:9: checks.symlink: unknown check id (known: dpkg-state, package-files, package-hashes, "
                   "libraries, symlinks, boot, mounts, services, critical, pam, nss, preload, apt-hooks, "
-                  "login-shells, interpreters, space, filesystem, backup, custom)"},
+                  "login-shells, interpreters, space, filesystem, backup, validators, custom)"},
         ErrorCase{"unknown_key_in_check", "[checks.boot]\nseverity = \"warn\"\nconffiles = \"off\"\n",
                   "FILE:3:1: checks.boot.conffiles: unknown key (expected one of: severity, paths, ignore)"},
         ErrorCase{"wrong_type", "[checks.symlinks]\nseverity = 3\n",
