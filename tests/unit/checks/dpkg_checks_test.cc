@@ -23,6 +23,7 @@ namespace {
 using guard::testing::make_dirs;
 using guard::testing::make_symlink;
 using guard::testing::TempDir;
+using guard::testing::read_file;
 using guard::testing::write_file;
 
 struct FakePackage {
@@ -54,6 +55,9 @@ class FakeDpkgRoot {
     status_ += "Package: " + p.name + "\nStatus: " + p.status + "\nArchitecture: amd64\n";
     if (!p.multi_arch.empty()) status_ += "Multi-Arch: " + p.multi_arch + "\n";
     status_ += "Version: " + p.version + "\n";
+    // dpkg refuses a trigger state without the triggers it names
+    if (p.status.find("triggers-pending") != std::string::npos) status_ += "Triggers-Pending: /usr/share/man\n";
+    if (p.status.find("triggers-awaited") != std::string::npos) status_ += "Triggers-Awaited: man-db\n";
     if (!p.conffiles.empty() || !p.extra_conffile_lines.empty()) {
       status_ += "Conffiles:\n";
       for (const auto& [path, content] : p.conffiles) status_ += " " + path + " " + md5_bytes(content) + "\n";
@@ -158,23 +162,67 @@ TEST(DpkgStateCheck, EveryStateAndTheReinstRequiredFlag) {
   EXPECT_EQ(out.findings.size(), 6u) << dump(out);
 }
 
-TEST(DpkgStateCheck, UpdatesJournalBlocks) {
+// The one finding of a root whose update journal holds `entry` as 0001.
+Finding journal_finding(const std::string& entry) {
   FakeDpkgRoot r;
   r.add({.name = "a"});
-  write_file(r / "var/lib/dpkg/updates/0001", "Package: a\n");
+  write_file(r / "var/lib/dpkg/updates/0001", entry);
   write_file(r / "var/lib/dpkg/updates/tmp.i", "");
   CheckOutput out = r.run(DpkgStateCheck());
-  ASSERT_EQ(out.findings.size(), 1u) << dump(out);
+  EXPECT_EQ(out.findings.size(), 1u) << dump(out);
+  if (out.findings.empty()) return {};
   EXPECT_EQ(out.findings[0].path, "/var/lib/dpkg/updates/0001");
   EXPECT_EQ(out.findings[0].severity, Severity::block);
   EXPECT_NE(out.findings[0].hint.find("dpkg --configure -a"), std::string::npos);
+  return out.findings[0];
+}
+
+TEST(DpkgStateCheck, UpdatesJournalBlocks) {
+  Finding f = journal_finding("Package: a\nStatus: install ok half-configured\nArchitecture: amd64\nVersion: 1.0-1\n");
+  EXPECT_EQ(f.id, "journal");
+}
+
+TEST(DpkgStateCheck, DamagedJournalEntryNamesItsLine) {
+  Finding f = journal_finding("Package: a\nStatus: install ok unpacked\nArchi");
+  EXPECT_EQ(f.id, "corrupt-journal");
+  EXPECT_EQ(f.message.rfind("/var/lib/dpkg/updates/0001:3: the file ends inside field 'Archi'", 0), 0u) << f.message;
+}
+
+TEST(DpkgStateCheck, TruncatedStatusBlocksAndTheFileChecksError) {
+  FakeDpkgRoot r;
+  r.add({.name = "a", .files = {{"/usr/bin/a", "x"}}});
+  r.add({.name = "libfoo", .files = {{"/usr/lib/libfoo.so.1", "y"}}});
+  r.finish();
+  // Cut at a line end (line 10) before libfoo's Version: dpkg refuses the stanza (missing 'Version').
+  std::string status = read_file(r / "var/lib/dpkg/status");
+  status.resize(status.find("Version: 1.0-1\nDescription: fake\n long text\n\n", status.find("libfoo")));
+  write_file(r / "var/lib/dpkg/status", status);
+  auto root = base::Root::open(r / "");
+  ASSERT_TRUE(root);
+  CheckContext ctx{*root, r.policy_, {}, nullptr, false, {}, {}};
+  auto out = DpkgStateCheck().run(ctx);
+  ASSERT_TRUE(out);
+  ASSERT_EQ(out->findings.size(), 1u) << dump(*out);
+  EXPECT_EQ(out->findings[0].severity, Severity::block);
+  EXPECT_EQ(out->findings[0].id, "corrupt");
+  EXPECT_EQ(out->findings[0].message,
+            "/var/lib/dpkg/status:10: stanza of package 'libfoo' (from line 8) ends without a 'Version' field (dpkg: "
+            "missing 'Version' field); the rest of the database is not trusted");
+  PackageFilesCheck files_check;
+  PackageHashesCheck hashes_check;
+  for (const Check* c : {static_cast<const Check*>(&files_check), static_cast<const Check*>(&hashes_check)}) {
+    auto files = c->run(ctx);
+    ASSERT_FALSE(files) << c->id() << " ran on a database dpkg refuses";
+    EXPECT_NE(files.error().message.find("/var/lib/dpkg/status:10: "), std::string::npos) << files.error().message;
+  }
 }
 
 TEST(DpkgStateCheck, MalformedStatusIsABlockingFindingWithTheLine) {
   FakeDpkgRoot r;
   r.add({.name = "a"});
   r.finish();
-  write_file(r / "var/lib/dpkg/status", "Package: a\nStatus: install ok installed\n\nPackage: b\nStatus: garbage\n");
+  write_file(r / "var/lib/dpkg/status",
+             "Package: a\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1\n\nPackage: b\nStatus: garbage\n\n");
   auto root = base::Root::open(r / "");
   ASSERT_TRUE(root);
   CheckContext ctx{*root, r.policy_, {}, nullptr, false, {}, {}};
@@ -183,11 +231,13 @@ TEST(DpkgStateCheck, MalformedStatusIsABlockingFindingWithTheLine) {
   ASSERT_EQ(out->findings.size(), 1u);
   EXPECT_EQ(out->findings[0].severity, Severity::block);
   EXPECT_EQ(out->findings[0].path, "/var/lib/dpkg/status");
-  EXPECT_NE(out->findings[0].message.find("line 5:"), std::string::npos) << out->findings[0].message;
+  EXPECT_EQ(out->findings[0].message.rfind("/var/lib/dpkg/status:7: ", 0), 0u) << out->findings[0].message;
+  EXPECT_NE(out->findings[0].message.find("the rest of the database is not trusted"), std::string::npos);
   // The file checks cannot run on it: an error that names the line.
   auto files = PackageFilesCheck().run(ctx);
   ASSERT_FALSE(files);
-  EXPECT_NE(files.error().message.find("line 5:"), std::string::npos);
+  EXPECT_NE(files.error().message.find("/var/lib/dpkg/status:7: "), std::string::npos);
+  EXPECT_NE(files.error().message.find("no package's files are checked"), std::string::npos);
 }
 
 TEST(DpkgStateCheck, LeftoverDpkgNewWarns) {
@@ -439,7 +489,7 @@ TEST(PackageHashesCheck, BadMd5sumsFileWarns) {
   const Finding* f = find(out, "/var/lib/dpkg/info/a.md5sums");
   ASSERT_NE(f, nullptr) << dump(out);
   EXPECT_EQ(f->severity, Severity::warn);
-  EXPECT_NE(f->message.find("line 1:"), std::string::npos);
+  EXPECT_NE(f->message.find(":1: "), std::string::npos);
 }
 
 // ---- PackageOwners ----
