@@ -24,6 +24,17 @@ struct Scope {
   std::set<std::string> paths;     // root-relative files known to have changed
 };
 
+// Where the package-hashes check keeps the md5s it verified, and whether to trust them.
+struct HashCacheOptions {
+  // A host file, e.g. "/var/lib/upgrade-guard/verified-hashes"; empty = no cache, every file
+  // is hashed.
+  std::string file;
+  // Rehash every file even where the cache vouches for it (`audit --deep`); the cache is
+  // rewritten. Without it the check goes deep on its own when the policy's audit.deep_every
+  // has passed since the last deep run.
+  bool deep = false;
+};
+
 // Everything a check may use. The root is the only way to the files it checks.
 struct CheckContext {
   const base::Root& root;
@@ -37,6 +48,9 @@ struct CheckContext {
   // "/var/lib/upgrade-guard/runs/run-12.needed": a full run writes it; a scoped run reads it
   // to load only the objects that name a changed library instead of opening every file.
   std::string needed_index;
+  // The package-hashes check's verified-hash cache (checks/hash_cache.h), used only by a full
+  // scope: the scheduled audit passes it; `check` and a guarded run's checks do not.
+  HashCacheOptions hash_cache;
 };
 
 // What a check returns. `skipped` says why the check did not apply (a container without a
@@ -45,6 +59,12 @@ struct CheckOutput {
   std::vector<Finding> findings;
   std::uint64_t items = 0;
   std::string skipped;
+  // Said in the check's summary when it ran, e.g. "1,204 files hashed, 98,311 verified by the
+  // hash cache".
+  std::string note;
+  // package-hashes: files read and hashed, and files the verified-hash cache vouched for.
+  std::uint64_t hashed = 0;
+  std::uint64_t cached = 0;
 };
 
 class Check {

@@ -129,6 +129,8 @@ base::Result<std::optional<std::vector<Md5Entry>>> DpkgDb::md5sums(const Package
   return std::optional<std::vector<Md5Entry>>(std::move(*entries));
 }
 
+bool is_dpkg_parse_error(const base::Error& e) { return e.err == 0 && e.what.rfind("dpkg", 0) == 0; }
+
 bool in_scope(const Scope& scope, const PackageRecord& pkg) {
   if (scope.full) return true;
   const auto& p = scope.packages;
@@ -212,7 +214,12 @@ base::Result<std::optional<DpkgDb>> load_dpkg_db_if_present(const base::Root& ro
   auto exists = root.exists("/var/lib/dpkg/status");
   if (exists && !*exists) return std::optional<DpkgDb>();
   auto db = DpkgDb::load(root);
-  if (!db) return base::fail(db.error());
+  if (!db) {
+    base::Error e = db.error();
+    if (is_dpkg_parse_error(e))
+      e.message += "; dpkg refuses its database (dpkg-state blocks on it), so no package's files are checked";
+    return base::fail(std::move(e));
+  }
   return std::optional<DpkgDb>(std::move(*db));
 }
 

@@ -71,8 +71,14 @@ class DpkgDb {
   PathFilter filter_;
 };
 
+// True when `e` is a parse error of a dpkg database file (the file is damaged), not a failure
+// to read it.
+[[nodiscard]] bool is_dpkg_parse_error(const base::Error& e);
+
 // The root's dpkg database, or nullopt when the root has none (no /var/lib/dpkg/status: a
-// check then says it was skipped, with kNoDpkgDatabase as the reason).
+// check then says it was skipped, with kNoDpkgDatabase as the reason). A status file that dpkg
+// would refuse is an error naming its line: the checks of package files cannot run on it (the
+// check errors, so the verdict fails even when dpkg-state is set to warn).
 [[nodiscard]] base::Result<std::optional<DpkgDb>> load_dpkg_db_if_present(const base::Root& root);
 inline constexpr const char* kNoDpkgDatabase = "no dpkg database (/var/lib/dpkg/status)";
 

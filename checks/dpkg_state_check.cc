@@ -13,6 +13,9 @@
 namespace guard::checks {
 namespace {
 
+// An update journal entry is one stanza; a bigger file is not one dpkg wrote.
+constexpr std::uint64_t kMaxJournalBytes = 16ULL << 20;
+
 bool all_digits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
@@ -110,6 +113,36 @@ void find_leftovers(const base::Root& root, const DpkgDb& db, std::vector<Findin
   }
 }
 
+// The entries of dpkg's update journal: any is an interrupted run; one dpkg cannot parse
+// stops dpkg altogether.
+base::Result<void> check_journal(const base::Root& root, std::vector<Finding>& out) {
+  auto journal = base::list_dir(root, "/var/lib/dpkg/updates");
+  if (!journal) return tl::unexpected(journal.error());
+  for (const auto& name : *journal) {
+    if (!all_digits(name)) continue;
+    // dpkg reads every journal entry before it does anything: one it refuses stops dpkg too.
+    const std::string path = "/var/lib/dpkg/updates/" + name;
+    auto bytes = root.read_file(path, kMaxJournalBytes);
+    auto parsed = bytes ? parse_status(*bytes, path, StatusFile::journal)
+                        : base::Result<std::vector<PackageRecord>>(tl::unexpected(bytes.error()));
+    if (!parsed) {
+      out.push_back(make_finding(
+          "dpkg-state", Severity::block, path,
+          is_dpkg_parse_error(parsed.error()) ? parsed.error().message + "; dpkg refuses to start until it is repaired"
+                                              : "cannot read dpkg's update journal: " + parsed.error().to_string(),
+          "move the damaged entry away (dpkg then loses that one change), then " +
+              repair_command(root, "dpkg --configure -a"),
+          "corrupt-journal"));
+      continue;
+    }
+    out.push_back(
+        make_finding("dpkg-state", Severity::block, "/var/lib/dpkg/updates/" + name,
+                     "dpkg's update journal is not empty: a dpkg run was interrupted before it recorded its changes",
+                     repair_command(root, "dpkg --configure -a"), "journal"));
+  }
+  return {};
+}
+
 }  // namespace
 
 base::Result<CheckOutput> DpkgStateCheck::run(const CheckContext& ctx) const {
@@ -119,12 +152,13 @@ base::Result<CheckOutput> DpkgStateCheck::run(const CheckContext& ctx) const {
     out.skipped = "no dpkg database (/var/lib/dpkg/status)";
     return out;
   }
+  if (auto j = check_journal(ctx.root, out.findings); !j) return tl::unexpected(j.error());
   auto db = DpkgDb::load(ctx.root);
   if (!db) {
     const base::Error& e = db.error();
-    if (e.what.rfind("dpkg", 0) != 0) return tl::unexpected(e);  // not a parse error: cannot run
+    if (!is_dpkg_parse_error(e)) return tl::unexpected(e);  // not a parse error: cannot run
     out.findings.push_back(make_finding(
-        "dpkg-state", Severity::block, e.path, "the dpkg database is corrupt: " + e.message,
+        "dpkg-state", Severity::block, e.path, e.message + "; the rest of the database is not trusted",
         e.path == "/var/lib/dpkg/status"
             ? "compare with /var/lib/dpkg/status-old and /var/backups/dpkg.status.0, restore the last good one"
             : "repair the file by hand; dpkg cannot work until it parses",
@@ -136,15 +170,6 @@ base::Result<CheckOutput> DpkgStateCheck::run(const CheckContext& ctx) const {
     if (needs_attention(p)) out.findings.push_back(package_finding(ctx.root, p));
   }
 
-  auto journal = base::list_dir(ctx.root, "/var/lib/dpkg/updates");
-  if (!journal) return tl::unexpected(journal.error());
-  for (const auto& name : *journal) {
-    if (!all_digits(name)) continue;
-    out.findings.push_back(
-        make_finding("dpkg-state", Severity::block, "/var/lib/dpkg/updates/" + name,
-                     "dpkg's update journal is not empty: a dpkg run was interrupted before it recorded its changes",
-                     repair_command(ctx.root, "dpkg --configure -a"), "journal"));
-  }
   find_leftovers(ctx.root, *db, out.findings);
   return out;
 }

@@ -7,8 +7,10 @@ namespace guard::checks {
 
 // Blocks on a package that is half-installed, unpacked, half-configured, triggers-awaited or
 // triggers-pending, or flagged reinst-required; on an updates journal file
-// (/var/lib/dpkg/updates/0001: an interrupted dpkg run) and on a status file that does not
-// parse. Warns on leftover *.dpkg-new / *.dpkg-tmp files in the packages' directories.
+// (/var/lib/dpkg/updates/0001: an interrupted dpkg run), and on a status file or journal entry
+// that dpkg would refuse (parse_status: truncated, a field without a value it requires, a bad
+// Status...), naming FILE:LINE: a damaged database is never read as a shorter valid one. The
+// package-files and package-hashes checks then error out (no package's files are checked). Warns on leftover *.dpkg-new / *.dpkg-tmp files in the packages' directories.
 // config-files packages and holds are fine. Items = packages. Always looks at every package.
 class DpkgStateCheck : public Check {
  public:

@@ -58,12 +58,30 @@ struct PackageRecord {
   [[nodiscard]] std::string key() const;
 };
 
-// Parses a dpkg status (or available) file. `origin` names it in errors, e.g.
-// "/var/lib/dpkg/status". Errors: a line that is neither "Field: value" nor a continuation,
-// a paragraph without Package or with a Status that is not three known words, a malformed
-// Conffiles line; the message starts with "line N:".
+// Which status-format file is read: dpkg's database (/var/lib/dpkg/status), which dpkg ends
+// with a blank line after every stanza, or an entry of its updates journal
+// (/var/lib/dpkg/updates/0001), which has no blank line after its stanza.
+enum class StatusFile { database, journal };
+
+// Parses a dpkg status file strictly: what dpkg refuses to read is an error, so that a damaged
+// database is never taken for a shorter valid one. `origin` names the file in errors, e.g.
+// "/var/lib/dpkg/status"; the message starts with "ORIGIN:LINE: ". Refused (dpkg's rules of
+// lib/dpkg/parse.c, parsehelp.c and fields.c, in the subset that matters here):
+// - a NUL byte; a last line without a newline (the file ends inside a field); for a
+//   database, a last stanza without the blank line after it (cut at a line end);
+// - a line that is not "Field: value" (no colon, empty or one-letter field name), a line of
+//   only blanks, a continuation line before any field, a field given twice in a stanza;
+// - a stanza without Package (or with an invalid package name) or Status; a Status that is not
+//   "want flag state" of dpkg's words; no Version for a package past half-installed, or an
+//   invalid Version (empty part, embedded blank, bad epoch); no Architecture for a package
+//   with files on disk (dpkg only warns, but has always written it since 1.16); Multi-Arch:
+//   same with Architecture: all; Config-Version with Status installed or not-installed;
+//   Triggers-Pending/-Awaited that disagree with the state; a malformed Conffiles line;
+// - a second stanza for the same package and architecture.
+// Linear in the input; at most 512 fields a stanza.
 [[nodiscard]] base::Result<std::vector<PackageRecord>> parse_status(std::string_view bytes,
-                                                                    std::string_view origin = "status");
+                                                                    std::string_view origin = "status",
+                                                                    StatusFile kind = StatusFile::database);
 
 // One diversion: files named `from` of every package except `package` live at `to`.
 // `package` is ":" for a local diversion (dpkg-divert --local), which diverts every package.

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <execution>
 #include <mutex>
@@ -13,6 +14,7 @@
 #include <unordered_set>
 
 #include "checks/dpkg_db.h"
+#include "checks/hash_cache.h"
 #include "checks/md5.h"
 
 namespace guard::checks {
@@ -28,6 +30,9 @@ struct Job {
   std::uint64_t size = 0;
   bool present = false;   // exists (missing files are package-files' business)
   bool regular = false;
+  FileIdentity identity;  // from the size pass
+  bool from_cache = false;  // the verified-hash cache vouches for it: not read
+  bool cacheable = false;   // hashed, matched, and unchanged while it was read
   std::unique_ptr<Finding> finding;  // rare: kept out of line so the job list stays small
 
   [[nodiscard]] const std::string& location() const { return diverted.empty() ? listed : diverted; }
@@ -99,11 +104,24 @@ std::string diverted_note(const Job& j) {
   return j.diverted.empty() ? std::string() : fmt::format(" (diverted from {})", j.listed);
 }
 
-void hash_one(const CheckContext& ctx, Job& j) {
+// Whether the file's identity is the one of the size pass, unchanged while it was read, and
+// old enough (`settled_before`, unix ns) that a write in the same clock tick as the stat could
+// not have left ctime as it was.
+bool stable(int fd, const Job& j, std::int64_t settled_before) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || FileIdentity::of(st) != j.identity) return false;
+  return j.identity.ctime_sec * 1'000'000'000 + j.identity.ctime_nsec < settled_before;
+}
+
+void hash_one(const CheckContext& ctx, Job& j, std::int64_t settled_before) {
   auto fd = ctx.root.open(j.location(), O_RDONLY | O_NOCTTY | O_NONBLOCK);
   if (!fd && fd.error().err == ENOENT) return;  // removed since the size pass
+  bool before = fd && settled_before > 0 && stable(fd->get(), j, settled_before);
   auto digest = fd ? md5_fd(fd->get(), j.location()) : base::Result<FileDigest>(tl::unexpected(fd.error()));
-  if (digest && digest->md5 == j.md5) return;
+  if (digest && digest->md5 == j.md5) {
+    j.cacheable = before && stable(fd->get(), j, settled_before);
+    return;
+  }
   const std::string package = j.package->key();
   if (!digest) {
     j.finding = std::make_unique<Finding>(job_finding(
@@ -127,6 +145,72 @@ void hash_one(const CheckContext& ctx, Job& j) {
   }
 }
 
+// The verified-hash cache of a run: whether it is used, trusted, and the entries read.
+struct CacheUse {
+  bool use = false;    // read and rewritten: a full scope with a cache file
+  bool trust = false;  // its entries vouch for unchanged files (not a deep run)
+  bool deep = false;
+  HashCache old;
+  RootIdentity root;
+  std::int64_t now = 0;             // unix seconds at the start
+  std::int64_t settled_before = 0;  // unix ns: a file changed since is not cached (0 = no caching)
+  std::string note;
+};
+
+CacheUse open_cache(const CheckContext& ctx) {
+  CacheUse c;
+  if (ctx.hash_cache.file.empty() || !ctx.scope.full) return c;
+  auto wall = std::chrono::system_clock::now().time_since_epoch();
+  c.now = std::chrono::duration_cast<std::chrono::seconds>(wall).count();
+  // A second of margin covers the coarse clock the kernel stamps ctime with.
+  c.settled_before = std::chrono::duration_cast<std::chrono::nanoseconds>(wall).count() - 1'000'000'000;
+  auto root = RootIdentity::of(ctx.root);
+  if (!root) {
+    c.note = "the hash cache is not used: cannot identify the root (" + root.error().to_string() + ")";
+    c.settled_before = 0;
+    return c;
+  }
+  c.use = true;
+  c.root = *root;
+  const std::string& file = ctx.hash_cache.file;
+  auto read = read_hash_cache(file);
+  bool valid = false;
+  if (!read) {
+    if (read.error().err != ENOENT)
+      c.note = "the hash cache is ignored and rebuilt: " + read.error().to_string();
+  } else if (!(read->root == c.root)) {
+    c.note = "the hash cache " + file + " is ignored and rebuilt: it was written for another root (another "
+             "filesystem, subvolume or root directory)";
+  } else {
+    valid = true;
+    c.old = std::move(*read);
+  }
+  const std::int64_t every = ctx.policy.audit.deep_every.count();
+  c.deep = ctx.hash_cache.deep || !valid || every == 0 || c.now - c.old.last_deep >= every;
+  c.trust = !c.deep;
+  return c;
+}
+
+// Writes the files verified this run (read or vouched for) as the new cache; a note for the
+// summary.
+std::string save_cache(const CheckContext& ctx, const CacheUse& c, const std::vector<Job>& jobs) {
+  HashCache next;
+  next.root = c.root;
+  next.last_deep = c.deep ? c.now : c.old.last_deep;
+  for (const auto& j : jobs) {
+    if (j.from_cache || j.cacheable) next.entries.push_back(CachedHash{j.location(), j.md5, j.identity});
+  }
+  std::sort(next.entries.begin(), next.entries.end(),
+            [](const CachedHash& a, const CachedHash& b) { return a.path < b.path; });
+  next.entries.erase(std::unique(next.entries.begin(), next.entries.end(),
+                                 [](const CachedHash& a, const CachedHash& b) { return a.path == b.path; }),
+                     next.entries.end());
+  std::string note = c.deep ? " (deep: every file read)" : "";
+  if (auto w = write_hash_cache(ctx.hash_cache.file, next); !w)
+    note += "; the hash cache cannot be written: " + w.error().to_string();
+  return note;
+}
+
 }  // namespace
 
 base::Result<CheckOutput> PackageHashesCheck::run(const CheckContext& ctx) const {
@@ -138,6 +222,7 @@ base::Result<CheckOutput> PackageHashesCheck::run(const CheckContext& ctx) const
     return out;
   }
   auto& db = *loaded;
+  CacheUse cache = open_cache(ctx);
 
   std::vector<Job> jobs;
   jobs.reserve(db->packages().size() * 64);
@@ -153,6 +238,11 @@ base::Result<CheckOutput> PackageHashesCheck::run(const CheckContext& ctx) const
     j.present = true;
     j.regular = S_ISREG(st->st_mode);
     j.size = static_cast<std::uint64_t>(st->st_size);
+    j.identity = FileIdentity::of(*st);
+    if (cache.trust && j.regular) {
+      const CachedHash* e = cache.old.find(j.location());
+      j.from_cache = e != nullptr && e->md5 == j.md5 && e->identity == j.identity;
+    }
   });
   std::vector<Job*> order;
   order.reserve(jobs.size());
@@ -165,6 +255,10 @@ base::Result<CheckOutput> PackageHashesCheck::run(const CheckContext& ctx) const
       out.findings.push_back(job_finding(
           ctx, j, severity, fmt::format("{} of package {} is no longer a regular file", j.location(), j.package->key()),
           "not-regular"));
+      continue;
+    }
+    if (j.from_cache) {
+      ++out.cached;
       continue;
     }
     order.push_back(&j);
@@ -182,17 +276,21 @@ base::Result<CheckOutput> PackageHashesCheck::run(const CheckContext& ctx) const
     for (;;) {
       std::size_t n = next.fetch_add(1, std::memory_order_relaxed);
       if (n >= order.size()) return;
-      hash_one(ctx, *order[n]);
+      hash_one(ctx, *order[n], cache.settled_before);
       if (ctx.progress && (n + 1) % 4096 == 0) {
         std::lock_guard lock(progress_mutex);
         ctx.progress(id(), n + 1, order.size());
       }
     }
   });
-  out.items = order.size();
+  out.hashed = order.size();
+  out.items = out.hashed + out.cached;
   for (Job* j : order) {
     if (j->finding) out.findings.push_back(std::move(*j->finding));
   }
+  out.note = fmt::format("{} files hashed, {} verified by the hash cache", out.hashed, out.cached);
+  if (cache.use) out.note += save_cache(ctx, cache, jobs);
+  if (!cache.note.empty()) out.note += "; " + cache.note;
   return out;
 }
 

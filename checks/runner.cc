@@ -48,6 +48,8 @@ Report run_check_set(const CheckContext& ctx, const std::vector<const Check*>& c
     if (!out->skipped.empty()) {
       slot.summary.status = CheckStatus::skipped;
       slot.summary.note = out->skipped;
+    } else {
+      slot.summary.note = out->note;
     }
     for (auto& f : out->findings) {
       if (f.check.empty()) f.check = slot.summary.id;

@@ -145,6 +145,8 @@ const std::vector<Key>& table() {
             "what a regression found after apt's dpkg run (apt hook mode) does"),
       field("audit.close_gate", Flag{}, member(&Policy::audit, &AuditPolicy::close_gate),
             "close the reboot gate when the audit finds a new blocking finding"),
+      field("audit.deep_every", Duration{.zero_ok = true}, member(&Policy::audit, &AuditPolicy::deep_every),
+            "rehash every package file when the last deep audit is older than this (0 = always)"),
 
       entries("custom", custom_entries(), "the administrator's own checks, run in the guarded root after the upgrade"),
       entries("validator", validator_entries(),

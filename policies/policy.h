@@ -101,6 +101,10 @@ struct AuditPolicy {
   // Close the reboot gate when the audit finds a blocking finding absent from the accepted
   // baseline, e.g. a library deleted by hand since the last upgrade.
   bool close_gate = true;
+  // The package-hashes check trusts its verified-hash cache (a file whose identity has not
+  // changed keeps its verified md5) until the last deep audit, which rehashes every file, is
+  // older than this. 0 = every audit is deep (the cache is never trusted).
+  std::chrono::seconds deep_every{7 * 24 * 3600};
 };
 
 // Where each setting came from, for `policy show`: key -> "file:line:column" or "built-in".

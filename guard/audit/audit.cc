@@ -72,7 +72,14 @@ void log_result(const AuditResult& a) {
 
 }  // namespace
 
-base::Result<AuditResult> run_audit(RunContext& ctx) {
+std::string hash_cache_file(const std::string& state_dir, const std::string& root_key) {
+  if (root_key == "/") return state_dir + "/verified-hashes";
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : root_key) h = (h ^ c) * 0x100000001b3ULL;
+  return fmt::format("{}/verified-hashes-{:016x}", state_dir, h);
+}
+
+base::Result<AuditResult> run_audit(RunContext& ctx, bool deep) {
   auto quiet = wait_for_quiet_root(ctx.root, ctx.root_key, ctx.store, ctx.policy.preflight.lock_timeout,
                                    [&](int pid, const std::string& p) {
                                      ctx.say(fmt::format("waiting for the package manager (pid {} holds {})", pid, p));
@@ -80,7 +87,10 @@ base::Result<AuditResult> run_audit(RunContext& ctx) {
   if (!quiet) return base::fail(quiet.error());
 
   const auto start = std::chrono::steady_clock::now();
-  auto report = run_checks({ctx.root, ctx.policy, ctx.runner, ctx.live}, {});
+  CheckSessionOptions session;
+  session.hash_cache.file = hash_cache_file(ctx.paths.state_dir, ctx.root_key);
+  session.hash_cache.deep = deep;
+  auto report = run_checks({ctx.root, ctx.policy, ctx.runner, ctx.live}, session);
   if (!report) return base::fail(report.error());
   AuditResult a;
   a.root = ctx.root_key;

@@ -37,6 +37,14 @@ struct AuditResult {
 // Audits ctx.root. Fails (what="busy") at once while a guarded run of it is alive, and waits
 // up to the policy's preflight.lock_timeout for dpkg's locks. A check that cannot run is in
 // the report (its verdict fails), not an error.
-[[nodiscard]] base::Result<AuditResult> run_audit(RunContext& ctx);
+// The package-hashes check keeps its verified-hash cache (checks/hash_cache.h) in the state
+// directory, one file a root: files whose identity has not changed since their md5 was
+// verified are not read again, until the policy's audit.deep_every has passed since the last
+// deep audit; `deep` (audit --deep) rehashes every file now.
+[[nodiscard]] base::Result<AuditResult> run_audit(RunContext& ctx, bool deep = false);
+
+// The cache file of root `root_key` in `state_dir`: "STATE/verified-hashes" for "/",
+// "STATE/verified-hashes-<hash of the key>" for another root.
+[[nodiscard]] std::string hash_cache_file(const std::string& state_dir, const std::string& root_key);
 
 }  // namespace guard::audit

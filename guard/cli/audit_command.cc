@@ -20,6 +20,7 @@ namespace {
 struct AuditOptions {
   std::string prometheus;            // e.g. /var/lib/prometheus/node-exporter/upgrade-guard.prom
   bool prometheus_optional = false;  // skip the textfile when its directory does not exist
+  bool deep = false;                 // rehash every package file, whatever the hash cache says
 };
 
 void print_result(const GlobalOptions& o, const AuditResult& a) {
@@ -72,7 +73,7 @@ bool export_metrics(const AuditOptions& opts, const AuditResult& a) {
 int run_audit(CliContext& ctx, const AuditOptions& opts) {
   auto run_ctx = ctx.invocation().context();
   if (!run_ctx) return report_error(run_ctx.error().error, run_ctx.error().exit_code);
-  auto a = audit::run_audit(**run_ctx);
+  auto a = audit::run_audit(**run_ctx, opts.deep);
   if (!a) return report_error(a.error(), kExitEnvironment);
   print_result(ctx.options, *a);
   int code = a->failed() ? kExitChecksFailed : kExitOk;
@@ -100,6 +101,9 @@ void add_audit_command(CLI::App& app, CliContext& ctx) {
   sub->add_flag("--prometheus-optional", opts->prometheus_optional,
                 "With --prometheus: skip the file when its directory does not exist (node-exporter\n"
                 "not installed) instead of failing");
+  sub->add_flag("--deep", opts->deep,
+                "Read and hash every package file now, trusting nothing from the verified-hash cache\n"
+                "(the policy's audit.deep_every makes an audit deep on its own, weekly by default)");
   sub->callback([&ctx, opts] {
     if (opts->prometheus_optional && opts->prometheus.empty()) {
       std::fprintf(stderr, "upgrade-guard: --prometheus-optional needs --prometheus FILE\n");

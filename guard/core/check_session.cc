@@ -23,8 +23,8 @@ void fill_owners(const base::Root& root, checks::Report& report) {
 }  // namespace
 
 base::Result<checks::Report> run_checks(const CheckTarget& target, const CheckSessionOptions& session) {
-  checks::CheckContext ctx{target.root,     target.policy,    session.scope,       &target.runner,
-                           target.live,     session.progress, session.needed_index};
+  checks::CheckContext ctx{target.root, target.policy,    session.scope,        &target.runner,
+                           target.live, session.progress, session.needed_index, session.hash_cache};
   auto report = checks::run_checks(ctx, session.check_ids);
   if (!report) return base::fail(report.error());
   fill_owners(target.root, *report);

@@ -33,6 +33,8 @@ struct CheckSessionOptions {
   checks::Scope scope;                 // default: everything
   // checks::CheckContext::needed_index: the baseline of a run writes it, its post-checks read it.
   std::string needed_index;
+  // checks::CheckContext::hash_cache: the audit's verified-hash cache.
+  checks::HashCacheOptions hash_cache;
   std::function<void(std::string_view, std::uint64_t, std::uint64_t)> progress;
 };
 

@@ -49,7 +49,7 @@ Report check(const std::string& dir, bool live = false) {
   auto root = base::Root::open(dir);
   EXPECT_TRUE(root) << root.error().to_string();
   policies::Policy policy;
-  CheckContext ctx{*root, policy, {}, nullptr, live, {}, {}};
+  CheckContext ctx{*root, policy, {}, nullptr, live, {}, {}, {}};
   auto report = run_checks(ctx, kChecks);
   EXPECT_TRUE(report) << report.error().to_string();
   return report ? *report : Report{};

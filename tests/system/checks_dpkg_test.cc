@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 
 #include "base/root.h"
 #include "base/strings.h"
@@ -51,7 +52,7 @@ Report check(const std::string& dir, const std::vector<std::string>& ids = kDpkg
   auto root = base::Root::open(dir);
   EXPECT_TRUE(root) << root.error().to_string();
   policies::Policy policy;
-  CheckContext ctx{*root, policy, std::move(scope), nullptr, false, {}, {}};
+  CheckContext ctx{*root, policy, std::move(scope), nullptr, false, {}, {}, {}};
   auto report = run_checks(ctx, ids);
   EXPECT_TRUE(report) << report.error().to_string();
   return report ? *report : Report{};
@@ -174,6 +175,47 @@ TEST_F(ChecksDpkgServerRoot, RetargetedLinkBlocks) {
   EXPECT_EQ(f->package, "zlib1g:amd64");
   EXPECT_NE(f->message.find("libz.so.1.9.99"), std::string::npos);
   EXPECT_EQ(r.verdict, Verdict::fail);
+}
+
+// A status file cut at a line end inside a stanza (as a crash while dpkg wrote it could leave
+// it): the CLI's check fails with a blocking dpkg-state finding naming the file and line, and
+// the file checks cannot run on it (no package is silently left unchecked).
+TEST_F(ChecksDpkgServerRoot, TruncatedStatusBlocksWithItsLine) {
+  auto restore = save("/var/lib/dpkg/status");
+  std::string status = guard::testing::read_file(at("/var/lib/dpkg/status"));
+  auto stanza = status.find("Package: curl\n");
+  ASSERT_NE(stanza, std::string::npos);
+  auto version = status.find("\nVersion: ", stanza);
+  ASSERT_NE(version, std::string::npos);
+  status.resize(version + 1);  // ends after curl's Architecture..., before its Version
+  const auto last_line = static_cast<std::size_t>(std::count(status.begin(), status.end(), '\n'));
+  guard::testing::write_file(at("/var/lib/dpkg/status"), status);
+  TempDir state("ug-state");
+  auto r = guard::testing::run_guard({"--root", dir_, "--state-dir", state.path(), "check", "--json"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(r.out);
+  } catch (const std::exception& e) {
+    FAIL() << "not JSON: " << e.what() << "\n" << r.out << r.err;
+  }
+  EXPECT_EQ(j.at("verdict"), "fail");
+  const std::string prefix = "/var/lib/dpkg/status:" + std::to_string(last_line) + ": stanza of package 'curl'";
+  bool found = false;
+  for (const auto& f : j.at("findings")) {
+    if (f.at("check") != "dpkg-state") continue;
+    found = true;
+    EXPECT_EQ(f.at("severity"), "block");
+    EXPECT_EQ(f.at("path"), "/var/lib/dpkg/status");
+    EXPECT_EQ(f.at("message").get<std::string>().rfind(prefix, 0), 0u) << f.at("message");
+    EXPECT_NE(f.at("message").get<std::string>().find("'Version'"), std::string::npos) << f.at("message");
+  }
+  EXPECT_TRUE(found) << r.out;
+  for (const auto& c : j.at("checks")) {
+    if (c.at("id") == "package-files" || c.at("id") == "package-hashes") {
+      EXPECT_EQ(c.at("status"), "error") << c;
+    }
+  }
 }
 
 TEST_F(ChecksDpkgServerRoot, HalfConfiguredPackageBlocks) {

@@ -39,7 +39,7 @@ Report run_fs_checks(const std::string& root_dir) {
   auto root = base::Root::open(root_dir);
   EXPECT_TRUE(root) << root.error().to_string();
   policies::Policy policy;  // defaults: every check blocks, default scan paths
-  CheckContext ctx{*root, policy, {}, nullptr, false, {}, {}};
+  CheckContext ctx{*root, policy, {}, nullptr, false, {}, {}, {}};
   auto report = run_checks(ctx, {"libraries", "symlinks", "critical"});
   EXPECT_TRUE(report) << report.error().to_string();
   return report ? *report : Report{};

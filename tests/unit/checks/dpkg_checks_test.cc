@@ -3,15 +3,19 @@
 // Fixtures name only the FakePackage fields they need.
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <map>
 #include <optional>
+#include <thread>
+#include <sys/stat.h>
 
 #include "base/root.h"
 #include "checks/dpkg_db.h"
 #include "checks/dpkg_state_check.h"
+#include "checks/hash_cache.h"
 #include "checks/md5.h"
 #include "checks/package_files_check.h"
 #include "checks/package_hashes_check.h"
@@ -23,6 +27,7 @@ namespace {
 using guard::testing::make_dirs;
 using guard::testing::make_symlink;
 using guard::testing::TempDir;
+using guard::testing::read_file;
 using guard::testing::write_file;
 
 struct FakePackage {
@@ -54,6 +59,9 @@ class FakeDpkgRoot {
     status_ += "Package: " + p.name + "\nStatus: " + p.status + "\nArchitecture: amd64\n";
     if (!p.multi_arch.empty()) status_ += "Multi-Arch: " + p.multi_arch + "\n";
     status_ += "Version: " + p.version + "\n";
+    // dpkg refuses a trigger state without the triggers it names
+    if (p.status.find("triggers-pending") != std::string::npos) status_ += "Triggers-Pending: /usr/share/man\n";
+    if (p.status.find("triggers-awaited") != std::string::npos) status_ += "Triggers-Awaited: man-db\n";
     if (!p.conffiles.empty() || !p.extra_conffile_lines.empty()) {
       status_ += "Conffiles:\n";
       for (const auto& [path, content] : p.conffiles) status_ += " " + path + " " + md5_bytes(content) + "\n";
@@ -88,7 +96,17 @@ class FakeDpkgRoot {
     finish();
     auto root = base::Root::open(dir_.path());
     EXPECT_TRUE(root) << root.error().to_string();
-    CheckContext ctx{*root, policy_, std::move(scope), nullptr, false, {}, {}};
+    CheckContext ctx{*root, policy_, std::move(scope), nullptr, false, {}, {}, {}};
+    auto out = check.run(ctx);
+    EXPECT_TRUE(out) << out.error().to_string();
+    return out ? *out : CheckOutput{};
+  }
+
+  // Runs `check` on the full scope with a verified-hash cache.
+  CheckOutput run_cached(const Check& check, const HashCacheOptions& cache) {
+    auto root = base::Root::open(dir_.path());
+    EXPECT_TRUE(root) << root.error().to_string();
+    CheckContext ctx{*root, policy_, {}, nullptr, false, {}, {}, cache};
     auto out = check.run(ctx);
     EXPECT_TRUE(out) << out.error().to_string();
     return out ? *out : CheckOutput{};
@@ -158,36 +176,82 @@ TEST(DpkgStateCheck, EveryStateAndTheReinstRequiredFlag) {
   EXPECT_EQ(out.findings.size(), 6u) << dump(out);
 }
 
-TEST(DpkgStateCheck, UpdatesJournalBlocks) {
+// The one finding of a root whose update journal holds `entry` as 0001.
+Finding journal_finding(const std::string& entry) {
   FakeDpkgRoot r;
   r.add({.name = "a"});
-  write_file(r / "var/lib/dpkg/updates/0001", "Package: a\n");
+  write_file(r / "var/lib/dpkg/updates/0001", entry);
   write_file(r / "var/lib/dpkg/updates/tmp.i", "");
   CheckOutput out = r.run(DpkgStateCheck());
-  ASSERT_EQ(out.findings.size(), 1u) << dump(out);
+  EXPECT_EQ(out.findings.size(), 1u) << dump(out);
+  if (out.findings.empty()) return {};
   EXPECT_EQ(out.findings[0].path, "/var/lib/dpkg/updates/0001");
   EXPECT_EQ(out.findings[0].severity, Severity::block);
   EXPECT_NE(out.findings[0].hint.find("dpkg --configure -a"), std::string::npos);
+  return out.findings[0];
+}
+
+TEST(DpkgStateCheck, UpdatesJournalBlocks) {
+  Finding f = journal_finding("Package: a\nStatus: install ok half-configured\nArchitecture: amd64\nVersion: 1.0-1\n");
+  EXPECT_EQ(f.id, "journal");
+}
+
+TEST(DpkgStateCheck, DamagedJournalEntryNamesItsLine) {
+  Finding f = journal_finding("Package: a\nStatus: install ok unpacked\nArchi");
+  EXPECT_EQ(f.id, "corrupt-journal");
+  EXPECT_EQ(f.message.rfind("/var/lib/dpkg/updates/0001:3: the file ends inside field 'Archi'", 0), 0u) << f.message;
+}
+
+TEST(DpkgStateCheck, TruncatedStatusBlocksAndTheFileChecksError) {
+  FakeDpkgRoot r;
+  r.add({.name = "a", .files = {{"/usr/bin/a", "x"}}});
+  r.add({.name = "libfoo", .files = {{"/usr/lib/libfoo.so.1", "y"}}});
+  r.finish();
+  // Cut at a line end (line 10) before libfoo's Version: dpkg refuses the stanza (missing 'Version').
+  std::string status = read_file(r / "var/lib/dpkg/status");
+  status.resize(status.find("Version: 1.0-1\nDescription: fake\n long text\n\n", status.find("libfoo")));
+  write_file(r / "var/lib/dpkg/status", status);
+  auto root = base::Root::open(r / "");
+  ASSERT_TRUE(root);
+  CheckContext ctx{*root, r.policy_, {}, nullptr, false, {}, {}, {}};
+  auto out = DpkgStateCheck().run(ctx);
+  ASSERT_TRUE(out);
+  ASSERT_EQ(out->findings.size(), 1u) << dump(*out);
+  EXPECT_EQ(out->findings[0].severity, Severity::block);
+  EXPECT_EQ(out->findings[0].id, "corrupt");
+  EXPECT_EQ(out->findings[0].message,
+            "/var/lib/dpkg/status:10: stanza of package 'libfoo' (from line 8) ends without a 'Version' field (dpkg: "
+            "missing 'Version' field); the rest of the database is not trusted");
+  PackageFilesCheck files_check;
+  PackageHashesCheck hashes_check;
+  for (const Check* c : {static_cast<const Check*>(&files_check), static_cast<const Check*>(&hashes_check)}) {
+    auto files = c->run(ctx);
+    ASSERT_FALSE(files) << c->id() << " ran on a database dpkg refuses";
+    EXPECT_NE(files.error().message.find("/var/lib/dpkg/status:10: "), std::string::npos) << files.error().message;
+  }
 }
 
 TEST(DpkgStateCheck, MalformedStatusIsABlockingFindingWithTheLine) {
   FakeDpkgRoot r;
   r.add({.name = "a"});
   r.finish();
-  write_file(r / "var/lib/dpkg/status", "Package: a\nStatus: install ok installed\n\nPackage: b\nStatus: garbage\n");
+  write_file(r / "var/lib/dpkg/status",
+             "Package: a\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1\n\nPackage: b\nStatus: garbage\n\n");
   auto root = base::Root::open(r / "");
   ASSERT_TRUE(root);
-  CheckContext ctx{*root, r.policy_, {}, nullptr, false, {}, {}};
+  CheckContext ctx{*root, r.policy_, {}, nullptr, false, {}, {}, {}};
   auto out = DpkgStateCheck().run(ctx);
   ASSERT_TRUE(out);
   ASSERT_EQ(out->findings.size(), 1u);
   EXPECT_EQ(out->findings[0].severity, Severity::block);
   EXPECT_EQ(out->findings[0].path, "/var/lib/dpkg/status");
-  EXPECT_NE(out->findings[0].message.find("line 5:"), std::string::npos) << out->findings[0].message;
+  EXPECT_EQ(out->findings[0].message.rfind("/var/lib/dpkg/status:7: ", 0), 0u) << out->findings[0].message;
+  EXPECT_NE(out->findings[0].message.find("the rest of the database is not trusted"), std::string::npos);
   // The file checks cannot run on it: an error that names the line.
   auto files = PackageFilesCheck().run(ctx);
   ASSERT_FALSE(files);
-  EXPECT_NE(files.error().message.find("line 5:"), std::string::npos);
+  EXPECT_NE(files.error().message.find("/var/lib/dpkg/status:7: "), std::string::npos);
+  EXPECT_NE(files.error().message.find("no package's files are checked"), std::string::npos);
 }
 
 TEST(DpkgStateCheck, LeftoverDpkgNewWarns) {
@@ -206,7 +270,7 @@ TEST(DpkgStateCheck, NoDatabaseIsSkipped) {
   auto root = base::Root::open(dir.path());
   ASSERT_TRUE(root);
   policies::Policy policy;
-  CheckContext ctx{*root, policy, {}, nullptr, false, {}, {}};
+  CheckContext ctx{*root, policy, {}, nullptr, false, {}, {}, {}};
   auto out = DpkgStateCheck().run(ctx);
   ASSERT_TRUE(out);
   EXPECT_FALSE(out->skipped.empty());
@@ -439,7 +503,138 @@ TEST(PackageHashesCheck, BadMd5sumsFileWarns) {
   const Finding* f = find(out, "/var/lib/dpkg/info/a.md5sums");
   ASSERT_NE(f, nullptr) << dump(out);
   EXPECT_EQ(f->severity, Severity::warn);
-  EXPECT_NE(f->message.find("line 1:"), std::string::npos);
+  EXPECT_NE(f->message.find(":1: "), std::string::npos);
+}
+
+// ---- the verified-hash cache of package-hashes ----
+
+class HashCacheTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    r_.add({.name = "a", .files = {{"/usr/bin/a", "binary a"}, {"/usr/share/doc/a/README", "read me"}}});
+    r_.add({.name = "b", .files = {{"/usr/lib/libb.so.1", "library b"}}, .conffiles = {{"/etc/b.conf", "x=1\n"}}});
+    r_.finish();
+    // Files changed less than a second before a run are not cached (a write in the same clock
+    // tick could leave ctime as it was): let the fixture settle.
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  }
+  CheckOutput run(bool deep = false) { return r_.run_cached(PackageHashesCheck(), {cache_file(), deep}); }
+  std::string cache_file() const { return state_ / "verified-hashes"; }
+
+  FakeDpkgRoot r_;
+  TempDir state_{"ug-state"};
+};
+
+TEST_F(HashCacheTest, SecondRunHashesNothing) {
+  CheckOutput first = run();
+  EXPECT_EQ(first.hashed, 4u) << first.note;
+  EXPECT_EQ(first.cached, 0u);
+  EXPECT_NE(first.note.find("deep"), std::string::npos) << first.note;
+  EXPECT_TRUE(first.findings.empty()) << dump(first);
+  CheckOutput second = run();
+  EXPECT_EQ(second.hashed, 0u) << second.note;
+  EXPECT_EQ(second.cached, 4u);
+  EXPECT_EQ(second.items, 4u);
+  EXPECT_EQ(second.note, "0 files hashed, 4 verified by the hash cache");
+  CheckOutput deep = run(/*deep=*/true);
+  EXPECT_EQ(deep.hashed, 4u) << deep.note;
+  r_.policy_.audit.deep_every = std::chrono::seconds(0);  // every run deep
+  EXPECT_EQ(run().hashed, 4u);
+}
+
+TEST_F(HashCacheTest, ChangedContentIsRehashedEvenWithSizeAndMtimeRestored) {
+  (void)run();
+  const std::string lib = r_ / "usr/lib/libb.so.1";
+  struct stat before {};
+  ASSERT_EQ(::stat(lib.c_str(), &before), 0);
+  write_file(lib, "library B");  // same size
+  const struct timespec times[2] = {before.st_atim, before.st_mtim};
+  ASSERT_EQ(::utimensat(AT_FDCWD, lib.c_str(), times, 0), 0);
+  CheckOutput out = run();
+  EXPECT_EQ(out.hashed, 1u) << out.note;  // its ctime changed
+  EXPECT_EQ(out.cached, 3u);
+  const Finding* f = find(out, "/usr/lib/libb.so.1");
+  ASSERT_NE(f, nullptr) << dump(out);
+  EXPECT_EQ(f->severity, Severity::block);
+  EXPECT_EQ(run().hashed, 1u) << "a changed file is never cached";
+}
+
+TEST_F(HashCacheTest, ANewExpectedMd5IsRehashed) {
+  (void)run();
+  // As an upgrade does: new content, new md5sums entry.
+  write_file(r_ / "usr/bin/a", "binary a, version 2");
+  write_file(r_ / "var/lib/dpkg/info/a.md5sums",
+             md5_bytes("binary a, version 2") + "  usr/bin/a\n" + md5_bytes("read me") + "  usr/share/doc/a/README\n");
+  CheckOutput out = run();
+  EXPECT_EQ(out.hashed, 1u) << out.note;
+  EXPECT_TRUE(out.findings.empty()) << dump(out);
+}
+
+TEST_F(HashCacheTest, DamagedCacheIsIgnoredWithANoteAndRebuilt) {
+  (void)run();
+  std::string good = read_file(cache_file());
+  for (const std::string& bad : {std::string("garbage"), good.substr(0, good.size() - 9),
+                                 good.substr(0, 60) + std::string(1, static_cast<char>(good[60] ^ 1)) + good.substr(61)}) {
+    write_file(cache_file(), bad);
+    CheckOutput out = run();
+    EXPECT_EQ(out.hashed, 4u) << out.note;
+    EXPECT_NE(out.note.find("the hash cache is ignored and rebuilt"), std::string::npos) << out.note;
+    EXPECT_EQ(run().cached, 4u) << "rebuilt";
+  }
+}
+
+TEST_F(HashCacheTest, AnotherFormatVersionIsIgnored) {
+  (void)run();
+  std::string bytes = read_file(cache_file());
+  bytes[8] = static_cast<char>(kHashCacheVersion + 1);  // the version follows the 8-byte magic
+  write_file(cache_file(), bytes);
+  CheckOutput out = run();
+  EXPECT_EQ(out.hashed, 4u) << out.note;
+  EXPECT_NE(out.note.find("format version 2"), std::string::npos) << out.note;
+}
+
+TEST_F(HashCacheTest, ACacheOfAnotherRootIsNotUsed) {
+  (void)run();
+  FakeDpkgRoot other;  // the same packages in another directory: another root
+  other.add({.name = "a", .files = {{"/usr/bin/a", "binary a"}, {"/usr/share/doc/a/README", "read me"}}});
+  other.add({.name = "b", .files = {{"/usr/lib/libb.so.1", "library b"}}, .conffiles = {{"/etc/b.conf", "x=1\n"}}});
+  other.finish();
+  CheckOutput out = other.run_cached(PackageHashesCheck(), {cache_file(), false});
+  EXPECT_EQ(out.hashed, 4u) << out.note;
+  EXPECT_NE(out.note.find("written for another root"), std::string::npos) << out.note;
+}
+
+TEST_F(HashCacheTest, ScopedRunsNeitherReadNorWriteIt) {
+  auto root = base::Root::open(r_ / "");
+  ASSERT_TRUE(root);
+  Scope scope;
+  scope.full = false;
+  scope.packages = {"a"};
+  CheckContext ctx{*root, r_.policy_, scope, nullptr, false, {}, {}, {cache_file(), false}};
+  auto out = PackageHashesCheck().run(ctx);
+  ASSERT_TRUE(out);
+  EXPECT_EQ(out->hashed, 2u);
+  struct stat st {};
+  EXPECT_NE(::stat(cache_file().c_str(), &st), 0) << "a scoped run wrote the cache";
+}
+
+TEST(HashCacheFormat, RoundTripAndRefusals) {
+  HashCache c;
+  c.root = {1, 2, 3, 4};
+  c.last_deep = 1700000000;
+  c.entries.push_back({"/usr/bin/a", std::string(32, 'a'), {1, 2, 3, 4, 5, 6, 7}});
+  c.entries.push_back({"/usr/bin/b", std::string(32, 'b'), {8, 9, 10, 11, 12, 13, 14}});
+  std::string bytes = serialize_hash_cache(c);
+  auto back = parse_hash_cache(bytes);
+  ASSERT_TRUE(back) << back.error().to_string();
+  EXPECT_EQ(back->root, c.root);
+  EXPECT_EQ(back->last_deep, c.last_deep);
+  ASSERT_EQ(back->entries.size(), 2u);
+  EXPECT_EQ(back->find("/usr/bin/b")->identity, c.entries[1].identity);
+  EXPECT_EQ(back->find("/usr/bin/c"), nullptr);
+  for (std::size_t cut = 0; cut < bytes.size(); ++cut) EXPECT_FALSE(parse_hash_cache(bytes.substr(0, cut))) << cut;
+  std::swap(c.entries[0], c.entries[1]);
+  EXPECT_FALSE(parse_hash_cache(serialize_hash_cache(c))) << "unsorted entries";
 }
 
 // ---- PackageOwners ----

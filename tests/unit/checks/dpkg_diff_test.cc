@@ -65,10 +65,10 @@ TEST(DiffStatus, IdenticalFilesGiveAnEmptyScope) {
 }
 
 TEST(DiffStatus, MalformedInputNamesTheSide) {
-  auto diff = diff_status("Package: a\nStatus: install ok installed\n", "Package: a\nStatus: bogus\n");
+  auto diff = diff_status(para("a", "1"), "Package: a\nStatus: bogus\n\n");
   ASSERT_FALSE(diff);
   EXPECT_EQ(diff.error().path, "after");
-  EXPECT_NE(diff.error().message.find("line 2:"), std::string::npos);
+  EXPECT_NE(diff.error().message.find(":2: "), std::string::npos);
 }
 
 TEST(DiffStatus, TwoRoots) {

@@ -35,6 +35,7 @@ Package: old-thing
 Status: deinstall ok config-files
 Architecture: all
 Version: 1.0
+
 )";
 
 TEST(ParseStatus, ReadsPackagesStatesAndConffiles) {
@@ -70,50 +71,139 @@ TEST(ParseStatus, EveryStateWord) {
   const char* words[] = {"not-installed",   "config-files",     "half-installed", "unpacked",
                          "half-configured", "triggers-awaited", "triggers-pending", "installed"};
   for (int i = 0; i < 8; ++i) {
-    std::string text = std::string("Package: p\nStatus: install ok ") + words[i] + "\n";
-    auto pkgs = parse_status(text);
-    ASSERT_TRUE(pkgs) << words[i];
+    std::string text = std::string("Package: p\nStatus: install ok ") + words[i] + "\nArchitecture: amd64\nVersion: 1\n";
+    if (std::string_view(words[i]) == "triggers-awaited") text += "Triggers-Awaited: man-db\n";
+    if (std::string_view(words[i]) == "triggers-pending") text += "Triggers-Pending: /usr/share/man\n";
+    auto pkgs = parse_status(text + "\n");
+    ASSERT_TRUE(pkgs) << words[i] << ": " << pkgs.error().to_string();
     EXPECT_EQ(static_cast<int>((*pkgs)[0].state), i);
     EXPECT_STREQ(to_string((*pkgs)[0].state), words[i]);
   }
 }
 
+// The error of parsing `text` as /var/lib/dpkg/status, which must name `line` and contain `what`.
+void expect_refused(const std::string& text, std::size_t line, std::string_view what,
+                    StatusFile kind = StatusFile::database) {
+  auto r = parse_status(text, "/var/lib/dpkg/status", kind);
+  ASSERT_FALSE(r) << "accepted: " << text;
+  EXPECT_EQ(r.error().path, "/var/lib/dpkg/status");
+  const std::string& m = r.error().message;
+  EXPECT_EQ(m.rfind("/var/lib/dpkg/status:" + std::to_string(line) + ": ", 0), 0u) << m;
+  EXPECT_NE(m.find(what), std::string::npos) << m;
+}
+
+constexpr const char* kGood = "Package: a\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1.0-1\n\n";
+
 TEST(ParseStatus, MalformedParagraphNamesTheLine) {
-  auto bad_line = parse_status("Package: a\nStatus: install ok installed\n\nPackage: b\nthis is not a field\n",
-                               "/var/lib/dpkg/status");
-  ASSERT_FALSE(bad_line);
-  EXPECT_EQ(bad_line.error().path, "/var/lib/dpkg/status");
-  EXPECT_NE(bad_line.error().message.find("line 5:"), std::string::npos) << bad_line.error().message;
+  expect_refused(std::string(kGood) + "Package: b\nthis is not a field\n", 7, "must be followed by colon");
+  expect_refused("Package: a\nVersion: 1\nStatus: install ok\n\n", 3, "is not \"want flag state\"");
+  expect_refused("Package: a\nStatus: install ok exploded\n\n", 2, "exploded");
+  expect_refused("Package: a\nStatus: installed ok installed\n\n", 2, "unknown Status");
+  expect_refused("Package: a\nStatus: install broken installed\n\n", 2, "unknown Status");
+  expect_refused("Package: a\nStatus: install ok installed junk\n\n", 2, "want flag state");
+  expect_refused(std::string(kGood) + "\nVersion: 1\n\n", 7, "stanza from line 7 ends without a 'Package' field");
+  expect_refused(" continuation\n", 1, "continuation line without a field");
+  expect_refused("Package: a\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1\nConffiles:\n etc/x 123\n\n",
+                 6, "not absolute");
+}
 
-  auto bad_status = parse_status("Package: a\nVersion: 1\nStatus: install ok\n");
-  ASSERT_FALSE(bad_status);
-  EXPECT_NE(bad_status.error().message.find("line 3:"), std::string::npos) << bad_status.error().message;
+TEST(ParseStatus, RefusesWhatDpkgRefuses) {
+  // Cut inside a field: no final newline.
+  expect_refused(std::string(kGood) + "Package: b\nStatus: install ok installed\nArchitecture: amd64\nVers", 9,
+                 "ends inside field 'Vers' without a final newline");
+  // Cut at a line end inside a stanza that lacks a required field.
+  expect_refused(std::string(kGood) + "Package: libfoo\nStatus: install ok installed\nArchitecture: amd64\n", 8,
+                 "stanza of package 'libfoo' (from line 6) ends without a 'Version' field (dpkg: missing 'Version'");
+  // Cut at a line end after every required field: the blank line dpkg writes is missing.
+  expect_refused(std::string(kGood) + "Package: b\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2\n"
+                                      "Depends: libc6\n",
+                 10, "ends inside the stanza of package 'b' (from line 6) without the blank line");
+  // A journal entry has no blank line after its stanza.
+  EXPECT_TRUE(parse_status("Package: b\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2\n", "0001",
+                           StatusFile::journal));
+  expect_refused("Package: b\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2", 4,
+                 "without a final newline", StatusFile::journal);
+  // Fields without a value dpkg requires.
+  expect_refused("Package:\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1\n\n", 1,
+                 "empty value for 'Package' field");
+  expect_refused("Package: a\nStatus:\nArchitecture: amd64\nVersion: 1\n\n", 4,
+                 "ends without a value for its 'Status' field");
+  expect_refused("Package: a\nArchitecture: amd64\nVersion: 1\n\n", 3, "ends without a 'Status' field");
+  expect_refused("Package: a\nStatus: install ok installed\nArchitecture: amd64\nVersion:\n\n", 4,
+                 "ends without a value for its 'Version' field (dpkg: empty value for 'Version' field)");
+  expect_refused("Package: a\nStatus: install ok unpacked\nVersion: 1\n\n", 3, "ends without a 'Architecture' field");
+  expect_refused("Package: a\nStatus: install ok config-files\nArchitecture: amd64\n\n", 3,
+                 "ends without a 'Version' field");
+  // Bad names and versions.
+  expect_refused("Package: -a\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1\n\n", 1,
+                 "invalid package name '-a'");
+  expect_refused("Package: a/b\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1\n\n", 1,
+                 "character '/' not allowed");
+  expect_refused("Package: a\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1.0-\n\n", 4,
+                 "revision number is empty");
+  expect_refused("Package: a\nStatus: install ok installed\nArchitecture: amd64\nVersion: x:1.0\n\n", 4,
+                 "epoch in version is not number");
+  expect_refused("Package: a\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1:\n\n", 4,
+                 "nothing after colon");
+  expect_refused("Package: a\nStatus: install ok installed\nArchitecture: amd64\nVersion: 99999999999:1\n\n", 4,
+                 "epoch in version is too big");
+  expect_refused("Package: a\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1 2\n\n", 4,
+                 "embedded spaces");
+  // Field syntax.
+  expect_refused(std::string(kGood) + ": value\n\n", 6, "empty field name");
+  expect_refused(std::string(kGood) + "X: value\n\n", 6, "field name 'X' too short");
+  expect_refused("Package: a\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1\nversion: 2\n\n", 5,
+                 "duplicate value for 'version' field (the first is at line 4)");
+  expect_refused("Package: a\nStatus: install ok installed\nDescription: x\n \nArchitecture: amd64\nVersion: 1\n\n", 4,
+                 "blank line in value of field 'Description'");
+  expect_refused(std::string(kGood) + "\t\n", 6, "a line of only blanks");
+  // A NUL byte (a crash can zero-fill a file's end).
+  expect_refused(std::string(kGood) + "Package: b\nStatus: install ok inst" + std::string(3, '\0') + "\n\n", 7,
+                 "NUL byte");
+  // Inconsistent stanzas.
+  expect_refused("Package: a\nStatus: install ok installed\nArchitecture: all\nMulti-Arch: same\nVersion: 1\n\n", 1,
+                 "'Multi-Arch: same' but is architecture all");
+  expect_refused("Package: a\nStatus: install ok installed\nArchitecture: all\nVersion: 1\nConfig-Version: 1\n\n", 1,
+                 "Config-Version");
+  expect_refused("Package: a\nStatus: install ok installed\nArchitecture: all\nVersion: 1\nTriggers-Pending: x\n\n", 1,
+                 "but triggers are pending");
+  expect_refused("Package: a\nStatus: install ok triggers-pending\nArchitecture: all\nVersion: 1\n\n", 1,
+                 "no Triggers-Pending");
+  expect_refused("Package: a\nStatus: install ok triggers-awaited\nArchitecture: all\nVersion: 1\n\n", 1,
+                 "no Triggers-Awaited");
+  expect_refused("Package: a\nStatus: install ok installed\nArchitecture: all\nVersion: 1\nTriggers-Awaited: b\n\n", 1,
+                 "but triggers are awaited");
+  // Two stanzas of one package and architecture; other architectures are other packages.
+  expect_refused(std::string(kGood) + kGood, 6, "a second stanza for package 'a' architecture amd64 (the first is at line 1)");
+  std::string two_arches = std::string(kGood) + "Package: a\nStatus: install ok installed\nArchitecture: i386\nVersion: 1\n\n";
+  EXPECT_TRUE(parse_status(two_arches));
+}
 
-  auto unknown_state = parse_status("Package: a\nStatus: install ok exploded\n");
-  ASSERT_FALSE(unknown_state);
-  EXPECT_NE(unknown_state.error().message.find("exploded"), std::string::npos);
-
-  auto no_package = parse_status("Package: a\nStatus: install ok installed\n\n\nVersion: 1\n");
-  ASSERT_FALSE(no_package);
-  EXPECT_NE(no_package.error().message.find("line 5: paragraph has no Package"), std::string::npos)
-      << no_package.error().message;
-
-  auto leading_continuation = parse_status(" continuation\n");
-  ASSERT_FALSE(leading_continuation);
-  EXPECT_NE(leading_continuation.error().message.find("line 1:"), std::string::npos);
-
-  auto bad_conffile = parse_status("Package: a\nStatus: install ok installed\nConffiles:\n etc/x 123\n");
-  ASSERT_FALSE(bad_conffile);
-  EXPECT_NE(bad_conffile.error().message.find("line 4:"), std::string::npos);
+TEST(ParseStatus, AcceptsWhatDpkgWrites) {
+  // Spaces before the colon, a field value on continuation lines only, a version that does not
+  // start with a digit (dpkg only warns), a not-installed stub without Version or Architecture.
+  auto r = parse_status(
+      "Package: a\nStatus : install ok installed\nArchitecture: amd64\nVersion: 1:a.0~rc1+dfsg-1.2\nConffiles:\n"
+      " /etc/a 0123456789abcdef0123456789abcdef\nDescription: x\n y\n .\n z\n\n"
+      "Package: b\nStatus: purge ok not-installed\n\n"
+      "Package: c\nStatus: install reinstreq half-installed\nArchitecture: amd64\n\n");
+  ASSERT_TRUE(r) << r.error().to_string();
+  ASSERT_EQ(r->size(), 3u);
+  EXPECT_EQ((*r)[0].version, "1:a.0~rc1+dfsg-1.2");
+  EXPECT_EQ((*r)[0].conffiles.size(), 1u);
 }
 
 TEST(ParseStatus, EmptyAndCrlfInput) {
   auto empty = parse_status("");
   ASSERT_TRUE(empty);
   EXPECT_TRUE(empty->empty());
-  auto crlf = parse_status("Package: a\r\nStatus: install ok installed\r\n\r\n");
-  ASSERT_TRUE(crlf);
+  // A CR at a line's end is trimmed like dpkg trims blanks, but a CRLF blank line is a line of
+  // blanks, which dpkg refuses.
+  auto crlf = parse_status("Package: a\r\nStatus: install ok installed\r\nArchitecture: amd64\r\nVersion: 1\r\n\n");
+  ASSERT_TRUE(crlf) << crlf.error().to_string();
   EXPECT_EQ((*crlf)[0].state, DpkgState::installed);
+  expect_refused("Package: a\r\nStatus: install ok installed\r\nArchitecture: amd64\r\nVersion: 1\r\n\r\n", 5,
+                 "blank line in value");
 }
 
 TEST(ParseStatus, RandomBytesNeverCrash) {
@@ -144,10 +234,10 @@ TEST(ParseDiversions, TriplesAndIncompleteOnes) {
 
   auto incomplete = parse_diversions("/bin/sh\n/bin/sh.distrib\ndash\n/etc/x\n");
   ASSERT_FALSE(incomplete);
-  EXPECT_NE(incomplete.error().message.find("line 4:"), std::string::npos) << incomplete.error().message;
+  EXPECT_NE(incomplete.error().message.find(":4: "), std::string::npos) << incomplete.error().message;
   auto relative = parse_diversions("bin/sh\n/x\ndash\n");
   ASSERT_FALSE(relative);
-  EXPECT_NE(relative.error().message.find("line 1:"), std::string::npos);
+  EXPECT_NE(relative.error().message.find(":1: "), std::string::npos);
 }
 
 TEST(PathFilter, LastMatchingFilterWins) {
@@ -191,7 +281,7 @@ TEST(ParseMd5sums, AddsTheLeadingSlash) {
   EXPECT_EQ((*e)[1].path, "/a b");
   auto bad = parse_md5sums("d41d8cd98f00b204e9800998ecf8427e  ok\nnot-a-sum  x\n", "info/x.md5sums");
   ASSERT_FALSE(bad);
-  EXPECT_NE(bad.error().message.find("line 2:"), std::string::npos);
+  EXPECT_NE(bad.error().message.find(":2: "), std::string::npos);
 }
 
 }  // namespace

@@ -118,7 +118,7 @@ inline std::vector<checks::Finding> run_one(const checks::Check& check, const st
   EXPECT_TRUE(root.has_value());
   if (!root) return {};
   policies::Policy policy;
-  checks::CheckContext ctx{*root, policy, {}, nullptr, false, {}, {}};
+  checks::CheckContext ctx{*root, policy, {}, nullptr, false, {}, {}, {}};
   auto out = check.run(ctx);
   EXPECT_TRUE(out.has_value()) << (out ? "" : out.error().to_string());
   if (!out) return {};

@@ -244,7 +244,7 @@ TEST(LibrariesScope, ScopedRunWithTheNeededIndexLoadsOnlyTheUsersOfWhatChanged) 
   auto r = base::Root::open(root);
   ASSERT_TRUE(r);
   policies::Policy policy;
-  CheckContext ctx{*r, policy, {}, nullptr, false, {}, index};
+  CheckContext ctx{*r, policy, {}, nullptr, false, {}, index, {}};
   auto full = LibrariesCheck().run(ctx);
   ASSERT_TRUE(full);
   EXPECT_EQ(blocking(full->findings), 0u) << dump(full->findings);
@@ -296,7 +296,7 @@ TEST(LibrariesScope, ChangeScopedRunReportsOnlyDependentsOfChangedFiles) {
   auto r = base::Root::open(root);
   ASSERT_TRUE(r);
   policies::Policy policy;
-  CheckContext ctx{*r, policy, {}, nullptr, false, {}, {}};
+  CheckContext ctx{*r, policy, {}, nullptr, false, {}, {}, {}};
   auto full = LibrariesCheck().run(ctx);
   ASSERT_TRUE(full);
   EXPECT_EQ(blocking(full->findings), 2u) << dump(full->findings);

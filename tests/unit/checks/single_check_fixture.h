@@ -19,7 +19,7 @@ inline CheckOutput run_on(const Check& check, const std::string& dir, bool live 
   EXPECT_TRUE(root) << root.error().to_string();
   if (!root) return {};
   policies::Policy policy;
-  CheckContext ctx{*root, policy, {}, nullptr, live, {}, {}};
+  CheckContext ctx{*root, policy, {}, nullptr, live, {}, {}, {}};
   auto out = check.run(ctx);
   EXPECT_TRUE(out) << out.error().to_string();
   return out ? *out : CheckOutput{};

@@ -147,7 +147,7 @@ TEST_F(SymlinksTest, ChangeScopedRunReportsChangedLinksAndLinksToChangedFiles) {
   auto r = base::Root::open(root_);
   ASSERT_TRUE(r);
   policies::Policy policy;
-  CheckContext ctx{*r, policy, {}, nullptr, false, {}, {}};
+  CheckContext ctx{*r, policy, {}, nullptr, false, {}, {}, {}};
   ctx.scope.full = false;
   ctx.scope.paths = {"/usr/bin/real-removed"};
   auto out = SymlinksCheck().run(ctx);

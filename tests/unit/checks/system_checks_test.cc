@@ -34,7 +34,7 @@ struct Fixture {
     guard::testing::make_dirs(dir / "etc");
     root.emplace(std::move(*base::Root::open(dir.path())));
   }
-  CheckContext ctx() { return CheckContext{*root, policy, {}, &runner, false, {}, {}}; }
+  CheckContext ctx() { return CheckContext{*root, policy, {}, &runner, false, {}, {}, {}}; }
 };
 
 TEST(CustomCheckTest, RunsEachCommandChrootedAndReportsFailures) {

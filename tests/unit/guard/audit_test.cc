@@ -6,8 +6,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "guard/state/store.h"
 #include "policies/policy.h"
@@ -65,6 +67,37 @@ class AuditTest : public ::testing::Test {
   TempDir state_{"ug-audit-state"};
   TempDir cfg_{"ug-audit-cfg"};
 };
+
+// The package-hashes check's note in an audit's JSON report.
+std::string hashes_note(const nlohmann::json& j) {
+  for (const auto& c : j.at("checks")) {
+    if (c.at("id") == "package-hashes") return c.value("note", "");
+  }
+  return "(no package-hashes check)";
+}
+
+TEST_F(AuditTest, SecondAuditTrustsTheVerifiedHashCacheUntilDeep) {
+  std::string text;
+  for (const auto& id : policies::known_check_ids())
+    text += "[checks." + id + "]\nseverity = \"" + (id == "package-hashes" ? "block" : "off") + "\"\n";
+  write_file(policy_path(), text, 0644);
+  write_file(root_ / "usr/bin/tool", "a tool");
+  write_file(root_ / "var/lib/dpkg/status",
+             "Package: tool\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1\n\n");
+  write_file(root_ / "var/lib/dpkg/info/tool.list", "/usr\n/usr/bin\n/usr/bin/tool\n");
+  // The real md5 of "a tool", so that the file verifies.
+  auto sum = guard::testing::run({"md5sum", root_ / "usr/bin/tool"});
+  write_file(root_ / "var/lib/dpkg/info/tool.md5sums", sum.out.substr(0, 32) + "  usr/bin/tool\n");
+  make_dirs(root_ / "var/lib/dpkg/updates");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // settled: old enough to cache
+  EXPECT_EQ(hashes_note(guard_json({"audit"})), "1 files hashed, 0 verified by the hash cache (deep: every file read)");
+  EXPECT_EQ(hashes_note(guard_json({"audit"})), "0 files hashed, 1 verified by the hash cache");
+  EXPECT_EQ(hashes_note(guard_json({"audit", "--deep"})),
+            "1 files hashed, 0 verified by the hash cache (deep: every file read)");
+  EXPECT_EQ(hashes_note(guard_json({"check", "--checks", "package-hashes"})),
+            "1 files hashed, 0 verified by the hash cache")
+      << "check never uses the cache";
+}
 
 TEST_F(AuditTest, CleanRootWithoutBaselineExitsZeroAndSuggestsBaselineAccept) {
   auto r = guard({"audit"});

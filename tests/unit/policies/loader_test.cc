@@ -67,6 +67,7 @@ void expect_same_settings(const Policy& a, const Policy& b) {
   EXPECT_EQ(a.boot_check.rollback, b.boot_check.rollback);
   EXPECT_EQ(a.hook.on_fail, b.hook.on_fail);
   EXPECT_EQ(a.audit.close_gate, b.audit.close_gate);
+  EXPECT_EQ(a.audit.deep_every, b.audit.deep_every);
 }
 
 std::string default_toml_path() {
@@ -154,6 +155,8 @@ TEST(DefaultPolicy, HasTheDocumentedDefaults) {
   EXPECT_EQ(p.hook.on_fail, OnFail::block_reboot);
   EXPECT_TRUE(p.audit.close_gate);
   EXPECT_EQ(p.origins.at("audit.close_gate"), "built-in");
+  EXPECT_EQ(p.audit.deep_every, std::chrono::hours(24 * 7));
+  EXPECT_EQ(p.origins.at("audit.deep_every"), "built-in");
   EXPECT_TRUE(p.custom.empty());
   EXPECT_EQ(p.origins.at("checks.symlinks.severity"), "built-in");
   EXPECT_EQ(p.origins.at("snapshot.keep"), "built-in");
@@ -378,7 +381,7 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"audit_close_gate_not_bool", "[audit]\nclose_gate = \"no\"\n",
                   "FILE:2:14: audit.close_gate: expected a boolean (true|false), got a string"},
         ErrorCase{"audit_unknown_key", "[audit]\nclose_gate = false\nclose = true\n",
-                  "FILE:3:1: audit.close: unknown key (expected one of: close_gate)"},
+                  "FILE:3:1: audit.close: unknown key (expected one of: close_gate, deep_every)"},
         ErrorCase{"bad_severity", "[checks.symlinks]\nseverity = \"high\"\n",
                   "FILE:2:12: checks.symlinks.severity: unknown severity 'high' (expected off, info, warn or block)"},
         ErrorCase{"bad_hook_on_fail", "[hook]\non_fail = \"ignore\"\n",
