@@ -43,7 +43,7 @@ TEST_P(ConfrefsExecHealthy, NoBlockingFinding) {
   auto root = base::Root::open(dir);
   ASSERT_TRUE(root) << root.error().to_string();
   policies::Policy policy;
-  CheckContext ctx{*root, policy, {}, nullptr, false, {}, {}};
+  CheckContext ctx{*root, policy, {}, nullptr, false, {}, {}, {}};
   auto report = run_checks(ctx, kChecks);
   ASSERT_TRUE(report) << report.error().to_string();
   std::string text;

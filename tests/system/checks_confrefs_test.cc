@@ -41,7 +41,7 @@ TEST_P(ChecksConfigHealthy, NoBlockingFinding) {
   auto root = base::Root::open(dir);
   ASSERT_TRUE(root) << root.error().to_string();
   policies::Policy policy;
-  CheckContext ctx{*root, policy, {}, nullptr, false, {}, {}};
+  CheckContext ctx{*root, policy, {}, nullptr, false, {}, {}, {}};
   auto r = run_checks(ctx, kConfigChecks);
   ASSERT_TRUE(r) << r.error().to_string();
   EXPECT_EQ(r->blocking_count(), 0u) << render_human(*r, false);

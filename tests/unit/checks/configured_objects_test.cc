@@ -269,7 +269,7 @@ TEST_F(ConfigRefsTest, NoNsswitchNoPreloadNothingToCheck) {
   auto root = base::Root::open(root_);
   ASSERT_TRUE(root);
   policies::Policy policy;
-  CheckContext ctx{*root, policy, {}, nullptr, false, {}, {}};
+  CheckContext ctx{*root, policy, {}, nullptr, false, {}, {}, {}};
   for (const Check* c : std::initializer_list<const Check*>{new NssCheck(), new PreloadCheck()}) {
     std::unique_ptr<const Check> owned(c);
     auto out = c->run(ctx);

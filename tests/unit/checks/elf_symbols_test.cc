@@ -221,7 +221,7 @@ TEST_F(ElfSymbolsTest, ScopedRunFindsALibraryLosingASymbolItsUserImports) {
   auto r = base::Root::open(root_);
   ASSERT_TRUE(r);
   policies::Policy policy;
-  CheckContext ctx{*r, policy, {}, nullptr, false, {}, dir_ / "needed"};
+  CheckContext ctx{*r, policy, {}, nullptr, false, {}, dir_ / "needed", {}};
   auto full = LibrariesCheck().run(ctx);
   ASSERT_TRUE(full);
   EXPECT_TRUE(full->findings.empty()) << dump(full->findings);

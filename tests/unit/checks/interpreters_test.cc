@@ -50,7 +50,7 @@ class InterpretersTest : public ::testing::Test {
     make_symlink("/lib/systemd/system/my.service", dir_ / "etc/systemd/system/multi-user.target.wants/my.service");
     write_file(dir_ / "var/lib/dpkg/status",
                "Package: ok-pkg\nStatus: install ok installed\nArchitecture: all\nVersion: 1\n\n"
-               "Package: pending\nStatus: install ok half-configured\nArchitecture: all\nVersion: 1\n");
+               "Package: pending\nStatus: install ok half-configured\nArchitecture: all\nVersion: 1\n\n");
     write_file(dir_ / "var/lib/dpkg/info/ok-pkg.postinst", "#!/usr/bin/gone-but-not-run\n", 0755);
     write_file(dir_ / "var/lib/dpkg/info/pending.postinst", "#!/bin/sh\nset -e\n", 0755);
   }

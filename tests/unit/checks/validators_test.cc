@@ -55,7 +55,7 @@ struct Fixture {
     write_file(dir / program.substr(1), "#!/bin/sh\n", mode);
   }
   CheckOutput run() {
-    CheckContext ctx{*root, policy, {}, &runner, false, {}, {}};
+    CheckContext ctx{*root, policy, {}, &runner, false, {}, {}, {}};
     auto out = ValidatorsCheck().run(ctx);
     EXPECT_TRUE(out) << out.error().to_string();
     return out ? *out : CheckOutput{};
