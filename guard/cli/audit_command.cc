@@ -94,7 +94,10 @@ void add_audit_command(CLI::App& app, CliContext& ctx) {
       "Exits 0 when nothing new blocks (or no baseline is accepted yet), 1 when something does (or a\n"
       "check could not run), 4 while a guarded run is changing the root. Each audit is logged to the journal\n"
       "(MESSAGE_ID=7d3c9a41e2b84f6c8e05a1b9c4d2f630, fields UG_FINDINGS_NEW, UG_FINDINGS_BLOCKING,\n"
-      "UG_GATE_CLOSED...).");
+      "UG_GATE_CLOSED...). Package files whose md5 an earlier audit verified are not read again while\n"
+      "their identity (device, inode, size, mtime, ctime) is unchanged (the verified-hash cache in the\n"
+      "state directory); an audit is deep, reading every file, with --deep or when the last deep one is\n"
+      "older than audit.deep_every.");
   sub->add_option("--prometheus", opts->prometheus,
                   "Also write the metrics to FILE (node-exporter textfile collector, atomically, mode 0644),\n"
                   "e.g. /var/lib/prometheus/node-exporter/upgrade-guard.prom");
