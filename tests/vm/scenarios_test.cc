@@ -341,11 +341,17 @@ void VmCountedScenario::early_boot_failure_ends_on_the_pre_upgrade_root() {
   std::string list = must("upgrade-guard snapshot list");
   EXPECT_EQ(list.find("GRUB cannot count boots"), std::string::npos) << list;
   EXPECT_NE(list.find("boot counter: GRUB's environment block " + grubenv_), std::string::npos) << list;
-  // The package's postinst damages the running kernel's initrd: same size, not a valid archive.
+  // The package's postinst damages the running kernel's initrd in a way no file check can see:
+  // a valid archive with /init and every module, plus an appended cpio segment whose /init (the
+  // kernel unpacks segments in order, so it replaces the real one) exits at once: the kernel
+  // panics with "Attempted to kill init!". (A plain corruption is caught by the boot check now.)
   std::string bad = deb_in_guest({"ug-vm-badinitrd", "1.0", "", {{"/usr/share/ug-vm-badinitrd/README", {"x\n", 0644}}}, "",
                                   "#!/bin/sh\nset -e\n"
-                                  "dd if=/dev/urandom of=/boot/initrd.img-$(uname -r) bs=1M count=4 conv=notrunc "
-                                  "status=none\n"});
+                                  "d=$(mktemp -d)\n"
+                                  "printf '#!/bin/sh\\nexit 1\\n' >\"$d/init\"\n"
+                                  "chmod 0755 \"$d/init\"\n"
+                                  "(cd \"$d\" && echo init | cpio -o -H newc --quiet) >>/boot/initrd.img-$(uname -r)\n"
+                                  "rm -rf \"$d\"\n"});
   GuestResult run = vm_->sh("upgrade-guard run -- apt-get install -y " + bad, seconds(900));
   ASSERT_EQ(run.exit_code, 0) << "the checks should not see the damage: " << run.describe();
   json upgraded = last_run();
