@@ -8,6 +8,7 @@
 #include <unordered_set>
 
 #include "base/dir.h"
+#include "base/input_limits.h"
 #include "base/strings.h"
 
 namespace guard::checks {
@@ -27,8 +28,6 @@ constexpr std::size_t kMaxLibraryDirs = 4096;
 // Include patterns expanded in all, each one a glob over directory listings: bounds the work a
 // file of a million "include /*/*/*" lines could cause (a real system has one or two).
 constexpr std::size_t kMaxIncludePatterns = 4096;
-// One ld.so.conf file: Debian's are under 100 bytes.
-constexpr std::uint64_t kMaxConfFileBytes = 1 << 20;
 
 // Expands the configuration once per file: a file included a second time (through a loop or
 // from two places) adds no directory the first expansion did not, so it is skipped, which keeps
@@ -56,7 +55,7 @@ class Loader {
   }
 
   void load_lines(const std::string& file, int depth) {
-    auto text = root_.read_file(file, kMaxConfFileBytes);
+    auto text = root_.read_file(file, base::limits::kConfigFileBytes);
     if (!text) {
       // A missing /etc/ld.so.conf is fine (ldconfig uses its built-in dirs); a missing include
       // match cannot happen (globs only return what exists).
