@@ -8,7 +8,10 @@
 #include <cstring>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "base/dir.h"
+#include "base/regular_file.h"
 
 namespace guard::base {
 namespace {
@@ -52,6 +55,14 @@ unsigned char mode_to_dt(mode_t mode) {
     case S_IFSOCK: return DT_SOCK;
     default: return DT_UNKNOWN;
   }
+}
+
+// "is larger than 16 MiB, the most read of such a file" (the caps are in base/input_limits.h).
+std::string too_large(std::uint64_t max_bytes) {
+  std::string size = max_bytes % (1U << 20) == 0 ? fmt::format("{} MiB", max_bytes >> 20)
+                     : max_bytes % 1024 == 0    ? fmt::format("{} KiB", max_bytes >> 10)
+                                                : fmt::format("{} bytes", max_bytes);
+  return fmt::format("is larger than {}, the most read of such a file", size);
 }
 
 }  // namespace
@@ -106,16 +117,25 @@ Result<std::string> Root::readlink(std::string_view path) const {
   }
 }
 
-Result<std::string> Root::read_file(std::string_view path, std::uint64_t max_bytes) const {
-  // O_NONBLOCK: a FIFO planted where a file should be must not hang the open (nor the read).
-  auto fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY);
+Result<UniqueFd> open_regular(const Root& root, std::string_view path, Follow follow) {
+  // O_NONBLOCK: a FIFO planted where a file should be must not hang the open (nor a read);
+  // O_NOCTTY: a terminal device must not become our controlling terminal.
+  auto fd = root.open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY, 0, follow);
   if (!fd) return fail(fd.error());
   struct stat st {};
   if (::fstat(fd->get(), &st) != 0) return fail_errno("fstat", std::string(path));
   if (S_ISDIR(st.st_mode)) return fail_errno("read", std::string(path), EISDIR);
-  if (!S_ISREG(st.st_mode)) return fail("read", std::string(path), "is not a regular file");
-  if (static_cast<std::uint64_t>(st.st_size) > max_bytes)
-    return fail("read", std::string(path), "file is larger than " + std::to_string(max_bytes) + " bytes");
+  if (!S_ISREG(st.st_mode))
+    return fail("read", std::string(path), fmt::format("is {}, not a regular file", file_kind(st.st_mode)));
+  return fd;
+}
+
+Result<std::string> Root::read_file(std::string_view path, std::uint64_t max_bytes) const {
+  auto fd = open_regular(*this, path);
+  if (!fd) return fail(fd.error());
+  struct stat st {};
+  if (::fstat(fd->get(), &st) != 0) return fail_errno("fstat", std::string(path));
+  if (static_cast<std::uint64_t>(st.st_size) > max_bytes) return fail("read", std::string(path), too_large(max_bytes));
   std::string data;
   data.reserve(static_cast<size_t>(st.st_size));
   char buf[65536];
@@ -127,8 +147,7 @@ Result<std::string> Root::read_file(std::string_view path, std::uint64_t max_byt
     }
     if (n == 0) break;
     data.append(buf, static_cast<size_t>(n));
-    if (data.size() > max_bytes)
-      return fail("read", std::string(path), "file is larger than " + std::to_string(max_bytes) + " bytes");
+    if (data.size() > max_bytes) return fail("read", std::string(path), too_large(max_bytes));
   }
   return data;
 }
@@ -213,6 +232,19 @@ std::string Root::host_path(std::string_view path) const {
   std::string p = normalize_path(path);
   if (real_path_ == "/") return p;
   return p == "/" ? real_path_ : real_path_ + p;
+}
+
+std::string_view file_kind(mode_t mode) {
+  switch (mode & S_IFMT) {
+    case S_IFREG: return "a regular file";
+    case S_IFDIR: return "a directory";
+    case S_IFLNK: return "a symbolic link";
+    case S_IFCHR: return "a character device";
+    case S_IFBLK: return "a block device";
+    case S_IFIFO: return "a FIFO";
+    case S_IFSOCK: return "a socket";
+    default: return "of an unknown file type";
+  }
 }
 
 std::string join_path(std::string_view dir, std::string_view name) {

@@ -17,8 +17,10 @@
 #include <fmt/format.h>
 
 #include "base/dir.h"
-#include "base/unique_fd.h"
+#include "base/input_limits.h"
+#include "base/regular_file.h"
 #include "base/strings.h"
+#include "base/unique_fd.h"
 #include "checks/bls.h"
 #include "checks/decompress.h"
 #include "checks/grubenv.h"
@@ -102,6 +104,13 @@ class BootRun {
     return st && S_ISREG(st->st_mode);
   }
 
+  // Why `path` is not a regular file, for a message: "is missing", "is a FIFO, not a regular file".
+  std::string not_a_file(const std::string& path) const {
+    auto st = root_.stat(path);
+    if (!st) return "is missing";
+    return fmt::format("is {}, not a regular file", base::file_kind(st->st_mode));
+  }
+
   base::Result<std::vector<std::string>> list_ukis() const {
     std::vector<std::string> out;
     if (layout_.esp.empty()) return out;
@@ -143,7 +152,8 @@ class BootRun {
     }
     if (!is_file(dir + "/modules.dep")) {
       add(Severity::block, dir + "/modules.dep",
-          fmt::format("{} has no {}/modules.dep: no module could be loaded at boot", what, dir),
+          fmt::format("{} has no {}/modules.dep ({}): no module could be loaded at boot", what, dir,
+                      not_a_file(dir + "/modules.dep")),
           fmt::format("depmod {}", version));
       return {};
     }
@@ -303,7 +313,8 @@ class BootRun {
       std::string dracut = "/boot/initramfs-" + v + ".img";
       if (!is_file(dracut))
         add(Severity::block, initrd,
-            fmt::format("{} has no initrd ({} is missing): it would not find its root filesystem", what, initrd),
+            fmt::format("{} has no initrd ({} {}): it would not find its root filesystem", what, initrd,
+                        not_a_file(initrd)),
             fmt::format("update-initramfs -c -k {}", v));
       else if (file_size(dracut) > 0)
         valid_initrd = dracut;
@@ -360,7 +371,7 @@ class BootRun {
   // modules its kernel needs to mount the root filesystem.
   void check_initrd(const std::string& path, const std::string& v, const RootFsModules& rootfs) {
     std::string hint = fmt::format("update-initramfs -u -k {}", v);
-    auto fd = root_.open(path, O_RDONLY | O_NONBLOCK);
+    auto fd = base::open_regular(root_, path);
     if (!fd) {
       add(Severity::block, path, fmt::format("cannot read the initrd of kernel {}: {}", v, fd.error().to_string()),
           hint, "initrd-unreadable");
@@ -523,7 +534,7 @@ class BootRun {
   }
 
   void check_grub(const std::string& cfg_path) {
-    auto bytes = root_.read_file(cfg_path, 16ULL << 20);
+    auto bytes = root_.read_file(cfg_path, base::limits::kBootConfigBytes);
     if (!bytes) {
       add(Severity::block, cfg_path, fmt::format("cannot read {}: {}", cfg_path, bytes.error().to_string()),
           "update-grub", "unreadable");
@@ -579,7 +590,7 @@ class BootRun {
   void check_grubenv(const GrubConfig& cfg) {
     const std::string path = "/boot/grub/grubenv";
     if (!is_file(path)) return;
-    auto bytes = root_.read_file(path, 1 << 20);
+    auto bytes = root_.read_file(path, base::limits::kConfigFileBytes);
     if (!bytes) {
       add(Severity::warn, path, "cannot read the GRUB environment block: " + bytes.error().to_string(),
           "grub-editenv /boot/grub/grubenv create", "unreadable");
@@ -612,7 +623,7 @@ class BootRun {
     for (const auto& n : *names) {
       if (!n.ends_with(".conf")) continue;
       std::string entry_path = dir + "/" + n;
-      auto bytes = root_.read_file(entry_path, 1 << 20);
+      auto bytes = root_.read_file(entry_path, base::limits::kConfigFileBytes);
       if (!bytes) continue;
       ++out_.items;
       BlsEntry e = parse_bls_entry(*bytes);

@@ -8,6 +8,7 @@
 #include <optional>
 #include <unordered_set>
 
+#include "base/input_limits.h"
 #include "base/strings.h"
 #include "checks/elf_resolver.h"
 #include "checks/ld_so_conf.h"
@@ -33,7 +34,7 @@ bool always_required(std::string_view path) {
 std::unordered_set<std::string> shipped_paths(const base::Root& root) {
   std::unordered_set<std::string> out;
   for (const auto& list : glob_in_root(root, "/var/lib/dpkg/info/*.list")) {
-    auto text = root.read_file(list, 64 << 20);
+    auto text = root.read_file(list, base::limits::kDpkgListBytes);
     if (!text) continue;
     for (auto line : base::split(*text, '\n'))
       if (!line.empty()) out.insert(merged(line));

@@ -4,6 +4,7 @@
 #include <array>
 
 #include "base/dir.h"
+#include "base/input_limits.h"
 #include "base/strings.h"
 
 namespace guard::checks {
@@ -69,17 +70,20 @@ std::string Diversions::location(std::string_view path, std::string_view package
 
 base::Result<DpkgDb> DpkgDb::load(const base::Root& root) {
   DpkgDb db(root);
-  auto status = root.read_file("/var/lib/dpkg/status");
+  auto status = root.read_file("/var/lib/dpkg/status", base::limits::kDpkgStatusBytes);
   if (!status) {
     base::Error e = status.error();
-    e.message = "cannot read the dpkg status database";
+    // "cannot read the dpkg status database (is a FIFO, not a regular file)"; an errno's text
+    // is added by to_string().
+    e.message = e.message.empty() ? "cannot read the dpkg status database"
+                                  : "cannot read the dpkg status database (" + e.message + ")";
     return tl::unexpected(e);
   }
   auto packages = parse_status(*status, "/var/lib/dpkg/status");
   if (!packages) return tl::unexpected(packages.error());
   db.packages_ = std::move(*packages);
 
-  auto diversions = root.read_file("/var/lib/dpkg/diversions");
+  auto diversions = root.read_file("/var/lib/dpkg/diversions", base::limits::kDpkgConfigBytes);
   if (diversions) {
     auto parsed = parse_diversions(*diversions, "/var/lib/dpkg/diversions");
     if (!parsed) return tl::unexpected(parsed.error());
@@ -88,11 +92,11 @@ base::Result<DpkgDb> DpkgDb::load(const base::Root& root) {
     return tl::unexpected(diversions.error());
   }
 
-  if (auto cfg = root.read_file("/etc/dpkg/dpkg.cfg")) db.filter_.add_config(*cfg);
+  if (auto cfg = root.read_file("/etc/dpkg/dpkg.cfg", base::limits::kDpkgConfigBytes)) db.filter_.add_config(*cfg);
   if (auto names = base::list_dir(root, "/etc/dpkg/dpkg.cfg.d")) {
     for (const auto& n : *names) {
       if (!is_dpkg_config_name(n)) continue;
-      if (auto cfg = root.read_file("/etc/dpkg/dpkg.cfg.d/" + n)) db.filter_.add_config(*cfg);
+      if (auto cfg = root.read_file("/etc/dpkg/dpkg.cfg.d/" + n, base::limits::kDpkgConfigBytes)) db.filter_.add_config(*cfg);
     }
   }
   return db;
@@ -112,14 +116,14 @@ std::string DpkgDb::info_path(const PackageRecord& pkg, std::string_view suffix)
 }
 
 base::Result<std::vector<std::string>> DpkgDb::list(const PackageRecord& pkg) const {
-  auto bytes = root_->read_file(info_path(pkg, ".list"));
+  auto bytes = root_->read_file(info_path(pkg, ".list"), base::limits::kDpkgListBytes);
   if (!bytes) return tl::unexpected(bytes.error());
   return parse_list(*bytes);
 }
 
 base::Result<std::optional<std::vector<Md5Entry>>> DpkgDb::md5sums(const PackageRecord& pkg) const {
   std::string path = info_path(pkg, ".md5sums");
-  auto bytes = root_->read_file(path);
+  auto bytes = root_->read_file(path, base::limits::kDpkgMd5sumsBytes);
   if (!bytes) {
     if (bytes.error().err == ENOENT) return std::optional<std::vector<Md5Entry>>();
     return tl::unexpected(bytes.error());

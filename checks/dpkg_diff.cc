@@ -2,6 +2,7 @@
 
 #include <map>
 
+#include "base/input_limits.h"
 #include "checks/dpkg_version.h"
 
 namespace guard::checks {
@@ -65,9 +66,9 @@ base::Result<StatusDiff> diff_status(std::string_view before_bytes, std::string_
 }
 
 base::Result<StatusDiff> diff_roots(const base::Root& before, const base::Root& after) {
-  auto b = before.read_file("/var/lib/dpkg/status");
+  auto b = before.read_file("/var/lib/dpkg/status", base::limits::kDpkgStatusBytes);
   if (!b) return tl::unexpected(b.error());
-  auto a = after.read_file("/var/lib/dpkg/status");
+  auto a = after.read_file("/var/lib/dpkg/status", base::limits::kDpkgStatusBytes);
   if (!a) return tl::unexpected(a.error());
   auto before_pkgs = parse_status(*b, before.host_path("/var/lib/dpkg/status"));
   if (!before_pkgs) return tl::unexpected(before_pkgs.error());

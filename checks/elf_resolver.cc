@@ -10,6 +10,7 @@
 #include <functional>
 
 #include "base/dir.h"
+#include "base/input_limits.h"
 #include "base/strings.h"
 #include "checks/ld_so_conf.h"
 
@@ -71,7 +72,7 @@ void replace_all(std::string& s, std::string_view from, std::string_view to) {
 
 LibraryResolver::LibraryResolver(const base::Root& root)
     : root_(root), objects_(new ObjectShard[kShards]), listings_(new ListingShard[kShards]) {
-  auto bytes = root_.read_file("/etc/ld.so.cache", 64 << 20);
+  auto bytes = root_.read_file("/etc/ld.so.cache", base::limits::kLdSoCacheBytes);
   if (bytes) {
     auto entries = parse_ld_so_cache(*bytes);
     if (entries) {

@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "base/input_limits.h"
 #include "base/strings.h"
 #include "checks/apt_hooks.h"
 #include "checks/critical.h"
@@ -152,7 +153,7 @@ class InterpretersRun {
  private:
   // The maintainer scripts dpkg runs next: those of packages it left in the middle of something.
   void maintainer_scripts() {
-    auto bytes = root_.read_file("/var/lib/dpkg/status", 512ULL << 20);
+    auto bytes = root_.read_file("/var/lib/dpkg/status", base::limits::kDpkgStatusBytes);
     if (!bytes) return;
     auto records = parse_status(*bytes, "/var/lib/dpkg/status");
     if (!records) return;  // the dpkg-state check reports a database dpkg cannot read

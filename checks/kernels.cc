@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "base/dir.h"
+#include "base/regular_file.h"
 
 namespace guard::checks {
 namespace {
@@ -95,7 +96,7 @@ std::optional<std::string> uki_uname(std::string_view image) {
 }
 
 base::Result<std::string> read_head(const base::Root& root, std::string_view path, std::size_t max_bytes) {
-  auto fd = root.open(path, O_RDONLY);
+  auto fd = base::open_regular(root, path);
   if (!fd) return base::fail(fd.error());
   std::string buf(max_bytes, '\0');
   std::size_t got = 0;

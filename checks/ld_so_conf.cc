@@ -4,8 +4,11 @@
 
 #include <fmt/format.h>
 #include <algorithm>
+#include <cstdint>
+#include <unordered_set>
 
 #include "base/dir.h"
+#include "base/input_limits.h"
 #include "base/strings.h"
 
 namespace guard::checks {
@@ -15,36 +18,112 @@ bool has_magic(std::string_view s) { return s.find_first_of("*?[") != std::strin
 
 // ldconfig follows includes recursively without loop detection; we stop at this depth.
 constexpr int kMaxIncludeDepth = 8;
+// Debian ships about five files in /etc/ld.so.conf.d; a configuration reaching more distinct
+// files than this is damaged or hostile, and the rest of it is not read (each file is read at
+// most once, so this also bounds the time: a glob like "/*/*/*" cannot make us read the tree).
+constexpr std::size_t kMaxIncludedFiles = 1024;
+// Far above any real system (tens of directories), low enough that the resolver's search of
+// them for every soname stays cheap.
+constexpr std::size_t kMaxLibraryDirs = 4096;
+// Include patterns expanded in all, each one a glob over directory listings: bounds the work a
+// file of a million "include /*/*/*" lines could cause (a real system has one or two).
+constexpr std::size_t kMaxIncludePatterns = 4096;
 
-void load_file(const base::Root& root, const std::string& file, int depth, LdConfDirs& out) {
-  auto text = root.read_file(file, 1 << 20);
-  if (!text) {
-    // A missing /etc/ld.so.conf is fine (ldconfig uses its built-in dirs); a missing include
-    // match cannot happen (globs only return what exists).
-    if (text.error().err != ENOENT) out.problems.push_back(text.error());
-    return;
+// Expands the configuration once per file: a file included a second time (through a loop or
+// from two places) adds no directory the first expansion did not, so it is skipped, which keeps
+// the expansion linear in the number of distinct files, whatever the fan-out of the includes.
+class Loader {
+ public:
+  Loader(const base::Root& root, LdConfDirs& out) : root_(root), out_(out) {}
+
+  void load(const std::string& file, int depth) {
+    loaded_.insert(file);
+    reading_.push_back(file);
+    load_lines(file, depth);
+    reading_.pop_back();
   }
-  auto lines = parse_ld_so_conf(*text, file);
-  if (!lines) {
-    out.problems.push_back(lines.error());
-    return;
+
+ private:
+  void problem(const std::string& file, std::size_t line, const std::string& what) {
+    out_.problems.push_back(base::Error{"ld.so.conf", file, 0, fmt::format("line {}: {}", line, what)});
   }
-  for (auto& l : *lines) {
-    if (l.kind == LdConfLine::Kind::directory) {
-      std::string dir = base::normalize_path(l.value);
-      if (std::find(out.dirs.begin(), out.dirs.end(), dir) == out.dirs.end()) out.dirs.push_back(dir);
-      continue;
+
+  // Stops the whole expansion: what was read so far is used, the rest is reported once.
+  void cap(const std::string& file, std::size_t line, const std::string& what) {
+    problem(file, line, what + "; the rest of the configuration is not read");
+    capped_ = true;
+  }
+
+  void load_lines(const std::string& file, int depth) {
+    auto text = root_.read_file(file, base::limits::kConfigFileBytes);
+    if (!text) {
+      // A missing /etc/ld.so.conf is fine (ldconfig uses its built-in dirs); a missing include
+      // match cannot happen (globs only return what exists).
+      if (text.error().err != ENOENT) out_.problems.push_back(text.error());
+      return;
     }
-    if (depth >= kMaxIncludeDepth) {
-      out.problems.push_back(base::Error{"ld.so.conf", file, 0,
-                                         fmt::format("line {}: includes nested deeper than {}", l.line, kMaxIncludeDepth)});
-      continue;
+    auto lines = parse_ld_so_conf(*text, file);
+    if (!lines) {
+      out_.problems.push_back(lines.error());
+      return;
     }
-    std::string pattern = l.value;
-    if (pattern.front() != '/') pattern = base::join_path(base::dirname(file), pattern);
-    for (const auto& match : glob_in_root(root, pattern)) load_file(root, match, depth + 1, out);
+    for (auto& l : *lines) {
+      if (capped_) return;
+      if (l.kind == LdConfLine::Kind::directory) {
+        std::string dir = base::normalize_path(l.value);
+        if (dirs_seen_.contains(dir)) continue;
+        if (out_.dirs.size() >= kMaxLibraryDirs) {
+          if (!dirs_capped_)
+            problem(file, l.line, fmt::format("more than {} library directories; the rest are ignored", kMaxLibraryDirs));
+          dirs_capped_ = true;
+          continue;
+        }
+        dirs_seen_.insert(dir);
+        out_.dirs.push_back(std::move(dir));
+        continue;
+      }
+      if (depth >= kMaxIncludeDepth) {
+        problem(file, l.line, fmt::format("includes nested deeper than {}", kMaxIncludeDepth));
+        continue;
+      }
+      if (++patterns_ > kMaxIncludePatterns) {
+        return cap(file, l.line, fmt::format("more than {} include patterns in all", kMaxIncludePatterns));
+      }
+      std::string pattern = l.value;
+      if (pattern.front() != '/') pattern = base::join_path(base::dirname(file), pattern);
+      bool truncated = false;
+      auto matches = glob_in_root(root_, pattern, kMaxIncludedFiles, &truncated);
+      if (truncated) {
+        return cap(file, l.line, fmt::format("the pattern {} matches more than {} paths", pattern, kMaxIncludedFiles));
+      }
+      for (auto& match : matches) {
+        // One name per file, whatever the path or link that reached it ("../ld.so.conf").
+        if (auto real = root_.realpath(match)) match = std::move(*real);
+        if (std::find(reading_.begin(), reading_.end(), match) != reading_.end()) {
+          problem(file, l.line,
+                  fmt::format("includes {}, which is already being read: an include loop, which ldconfig "
+                              "follows without end",
+                              match));
+          continue;
+        }
+        if (loaded_.contains(match)) continue;
+        if (loaded_.size() >= kMaxIncludedFiles) {
+          return cap(file, l.line, fmt::format("includes more than {} files in all", kMaxIncludedFiles));
+        }
+        load(match, depth + 1);
+      }
+    }
   }
-}
+
+  const base::Root& root_;
+  LdConfDirs& out_;
+  std::unordered_set<std::string> loaded_;
+  std::vector<std::string> reading_;  // the include chain being expanded, outermost first
+  std::unordered_set<std::string> dirs_seen_;
+  std::size_t patterns_ = 0;
+  bool dirs_capped_ = false;
+  bool capped_ = false;
+};
 
 }  // namespace
 
@@ -76,7 +155,14 @@ base::Result<std::vector<LdConfLine>> parse_ld_so_conf(std::string_view text, co
   return out;
 }
 
-std::vector<std::string> glob_in_root(const base::Root& root, std::string_view pattern) {
+std::vector<std::string> glob_in_root(const base::Root& root, std::string_view pattern, std::size_t max_paths,
+                                      bool* truncated) {
+  if (truncated != nullptr) *truncated = false;
+  auto over = [&](const std::vector<std::string>& v) {
+    if (v.size() <= max_paths) return false;
+    if (truncated != nullptr) *truncated = true;
+    return true;
+  };
   std::vector<std::string> current{"/"};
   auto parts = base::split(pattern, '/');
   for (auto part : parts) {
@@ -93,6 +179,7 @@ std::vector<std::string> glob_in_root(const base::Root& root, std::string_view p
       std::string pat(part);
       for (const auto& n : *names)
         if (::fnmatch(pat.c_str(), n.c_str(), FNM_PERIOD) == 0) next.push_back(base::join_path(dir, n));
+      if (over(next)) return {};
     }
     current = std::move(next);
   }
@@ -106,7 +193,7 @@ std::vector<std::string> glob_in_root(const base::Root& root, std::string_view p
 
 LdConfDirs load_ld_so_conf(const base::Root& root, const std::string& file) {
   LdConfDirs out;
-  load_file(root, file, 0, out);
+  Loader(root, out).load(file, 0);
   return out;
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -30,8 +31,10 @@ struct LdConfLine {
 // Matches an absolute glob `pattern` (fnmatch per component, directory listings read inside
 // the root, never glob() on the host) and returns the root-relative matches sorted, e.g.
 // "/etc/ld.so.conf.d/*.conf" -> {"/etc/ld.so.conf.d/libc.conf", ...}. A pattern without magic
-// characters is returned as it is when it exists.
-[[nodiscard]] std::vector<std::string> glob_in_root(const base::Root& root, std::string_view pattern);
+// characters is returned as it is when it exists. When a step of the match reaches more than
+// `max_paths` candidates, nothing is returned and `*truncated` (when given) is set.
+[[nodiscard]] std::vector<std::string> glob_in_root(const base::Root& root, std::string_view pattern,
+                                                    std::size_t max_paths = SIZE_MAX, bool* truncated = nullptr);
 
 // The root's library directories in ldconfig's order, from /etc/ld.so.conf and its includes.
 // `problems` receives each file that could not be read or parsed (the rest is still used).

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "base/input_limits.h"
 #include "base/strings.h"
 #include "checks/elf_resolver.h"
 #include "checks/interpreters.h"
@@ -68,7 +69,7 @@ class LoginShellsRun {
 
  private:
   void read_login_defs() {
-    auto defs = root_.read_file("/etc/login.defs", 1 << 20);
+    auto defs = root_.read_file("/etc/login.defs", base::limits::kConfigFileBytes);
     if (!defs) return;
     for (const auto& [n, line] : lines_of(*defs)) {
       auto w = base::split_ws(line);
@@ -135,7 +136,7 @@ class LoginShellsRun {
   }
 
   void check_shells_file() {
-    auto shells = root_.read_file("/etc/shells", 1 << 20);
+    auto shells = root_.read_file("/etc/shells", base::limits::kConfigFileBytes);
     if (!shells) return;
     for (const auto& [n, line] : lines_of(*shells)) {
       std::string shell(line);

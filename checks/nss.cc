@@ -6,6 +6,7 @@
 #include <optional>
 #include <set>
 
+#include "base/input_limits.h"
 #include "base/strings.h"
 #include "checks/configured_objects.h"
 
@@ -124,7 +125,7 @@ std::optional<std::string> find_module(LibraryResolver& resolver, const std::opt
 
 base::Result<CheckOutput> NssCheck::run(const CheckContext& ctx) const {
   CheckOutput out;
-  auto text = ctx.root.read_file(kNsswitch, 1U << 20);
+  auto text = ctx.root.read_file(kNsswitch, base::limits::kConfigFileBytes);
   if (!text) {
     int err = text.error().err;
     if (err == ENOENT || err == ENOTDIR) return out;  // glibc's defaults: files only
@@ -175,7 +176,7 @@ base::Result<CheckOutput> NssCheck::run(const CheckContext& ctx) const {
 
 std::vector<std::string> nss_named_objects(const base::Root& root, LibraryResolver& resolver) {
   std::vector<std::string> out;
-  auto text = root.read_file(kNsswitch, 1U << 20);
+  auto text = root.read_file(kNsswitch, base::limits::kConfigFileBytes);
   if (!text) return out;
   auto anchor = search_anchor(resolver);
   for (const auto& l : parse_nsswitch(*text))

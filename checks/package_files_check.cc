@@ -11,14 +11,26 @@
 #include <thread>
 #include <unordered_set>
 
+#include "checks/bounded_findings.h"
 #include "checks/dpkg_db.h"
 
 namespace guard::checks {
 namespace {
 
+// The check's findings, bounded while it runs: a package listing two million missing files
+// must not hold two million findings. Workers add under the lock, ordered by package and then
+// by the package's own order, so the findings kept do not depend on the threads' timing.
 struct PackageResult {
-  std::vector<Finding> findings;
+  BoundedFindings* findings = nullptr;
+  std::mutex* mutex = nullptr;
+  std::uint64_t package_index = 0;
+  std::uint64_t next = 0;
   std::uint64_t items = 0;
+
+  void push_back(Finding f) {
+    std::lock_guard lock(*mutex);
+    findings->add(std::move(f), (package_index << 32) | next++);
+  }
 };
 
 // The paths of `pkg` to look at: all of them in its scope, else those named in scope.paths.
@@ -40,7 +52,7 @@ void check_package(const CheckContext& ctx, const DpkgDb& db, const PackageRecor
   auto listed = db.list(pkg);
   if (!listed) {
     if (!wanted) return;
-    result.findings.push_back(
+    result.push_back(
         make_package_finding("package-files", Severity::warn, pkg.key(), db.info_path(pkg, ".list"),
                              fmt::format("package {} has no readable file list ({}): its files cannot be checked",
                                          pkg.key(), listed.error().to_string()),
@@ -66,7 +78,7 @@ void check_package(const CheckContext& ctx, const DpkgDb& db, const PackageRecor
     const std::string& shown = where;
     std::string diverted = where == path ? "" : fmt::format(" (diverted from {})", path);
     auto add = [&](Severity severity, std::string message, std::string id) {
-      result.findings.push_back(
+      result.push_back(
           make_package_finding("package-files", severity, pkg.key(), shown, std::move(message),
                                repair_command(ctx.root, "apt-get install --reinstall " + pkg.key()), std::move(id)));
     };
@@ -113,7 +125,10 @@ base::Result<CheckOutput> PackageFilesCheck::run(const CheckContext& ctx) const 
   for (const auto& p : db->packages()) {
     if (has_files(p.state)) pkgs.push_back(&p);
   }
+  BoundedFindings findings;
+  std::mutex findings_mutex;
   std::vector<PackageResult> results(pkgs.size());
+  for (std::size_t i = 0; i < results.size(); ++i) results[i] = PackageResult{&findings, &findings_mutex, i, 0, 0};
   // Workers pull packages from a shared counter (see package_hashes_check.cc for why).
   std::atomic<std::size_t> next{0};
   std::mutex progress_mutex;
@@ -130,10 +145,8 @@ base::Result<CheckOutput> PackageFilesCheck::run(const CheckContext& ctx) const 
       }
     }
   });
-  for (auto& r : results) {
-    out.items += r.items;
-    for (auto& f : r.findings) out.findings.push_back(std::move(f));
-  }
+  for (auto& r : results) out.items += r.items;
+  out.findings = findings.take(std::string(id()));
   return out;
 }
 

@@ -13,6 +13,7 @@
 #include <thread>
 #include <unordered_set>
 
+#include "base/regular_file.h"
 #include "checks/dpkg_db.h"
 #include "checks/hash_cache.h"
 #include "checks/md5.h"
@@ -114,7 +115,8 @@ bool stable(int fd, const Job& j, std::int64_t settled_before) {
 }
 
 void hash_one(const CheckContext& ctx, Job& j, std::int64_t settled_before) {
-  auto fd = ctx.root.open(j.location(), O_RDONLY | O_NOCTTY | O_NONBLOCK);
+  // Regular files only: one replaced by /dev/zero since the size pass would be hashed forever.
+  auto fd = base::open_regular(ctx.root, j.location());
   if (!fd && fd.error().err == ENOENT) return;  // removed since the size pass
   bool before = fd && settled_before > 0 && stable(fd->get(), j, settled_before);
   auto digest = fd ? md5_fd(fd->get(), j.location()) : base::Result<FileDigest>(tl::unexpected(fd.error()));

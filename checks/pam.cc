@@ -12,6 +12,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "base/input_limits.h"
 #include "base/strings.h"
 #include "checks/configured_objects.h"
 
@@ -191,7 +192,8 @@ class PamModel {
       auto walked = root.walk(dir, [&](const base::WalkEntry& e) {
         if (e.path == dir) return base::WalkAction::next;
         if (e.type == DT_DIR) return base::WalkAction::skip_subtree;
-        if ((e.type == DT_REG || e.type == DT_LNK || e.type == DT_FIFO) && !backup_name(e.name))
+        // Every name libpam would open as a service, a FIFO or a device too (reported unreadable).
+        if (!backup_name(e.name))
           stacks_[std::string(e.name)] = std::string(e.path);
         return base::WalkAction::next;
       });
@@ -234,7 +236,7 @@ class PamModel {
     auto it = files_.find(path);
     if (it != files_.end()) return it->second;
     StackFile f;
-    auto text = root_.read_file(path, 1U << 20);
+    auto text = root_.read_file(path, base::limits::kConfigFileBytes);
     if (text) {
       f.lines = parse_pam_stack(*text);
     } else {

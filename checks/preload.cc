@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <optional>
 
+#include "base/input_limits.h"
 #include "base/strings.h"
 #include "checks/configured_objects.h"
 
@@ -49,7 +50,7 @@ std::vector<PreloadEntry> parse_ld_so_preload(std::string_view text) {
 
 base::Result<CheckOutput> PreloadCheck::run(const CheckContext& ctx) const {
   CheckOutput out;
-  auto text = ctx.root.read_file(kPreload, 1U << 20);
+  auto text = ctx.root.read_file(kPreload, base::limits::kConfigFileBytes);
   if (!text) {
     int err = text.error().err;
     if (err == ENOENT || err == ENOTDIR) return out;  // the usual case: nothing is preloaded
@@ -91,7 +92,7 @@ base::Result<CheckOutput> PreloadCheck::run(const CheckContext& ctx) const {
 
 std::vector<std::string> preload_named_objects(const base::Root& root, LibraryResolver& resolver) {
   std::vector<std::string> out;
-  auto text = root.read_file(kPreload, 1U << 20);
+  auto text = root.read_file(kPreload, base::limits::kConfigFileBytes);
   if (!text) return out;
   auto anchor = search_anchor(resolver);
   for (const auto& e : parse_ld_so_preload(*text))

@@ -3,6 +3,7 @@
 #include <thread>
 #include <fmt/format.h>
 
+#include "checks/bounded_findings.h"
 #include "checks/check.h"
 
 namespace guard::checks {
@@ -51,6 +52,10 @@ Report run_check_set(const CheckContext& ctx, const std::vector<const Check*>& c
     } else {
       slot.summary.note = out->note;
     }
+    // At most kMaxFindingsPerCheck findings, the blocking ones first: a root with millions of
+    // missing files must not make millions of findings (and gigabytes of report). What a check
+    // cut itself (its own findings-cut finding) is kept as it is.
+    BoundedFindings kept;
     for (auto& f : out->findings) {
       if (f.check.empty()) f.check = slot.summary.id;
       f.severity = std::min(f.severity, cp.severity);  // a check set to warn never blocks
@@ -58,8 +63,17 @@ Report run_check_set(const CheckContext& ctx, const std::vector<const Check*>& c
       bool ignored = std::any_of(cp.ignore.begin(), cp.ignore.end(), [&](const std::string& pattern) {
         return f.path == pattern || (pattern.size() > 1 && pattern.back() == '/' && f.path.rfind(pattern, 0) == 0);
       });
-      if (!ignored) slot.findings.push_back(std::move(f));
+      if (ignored) continue;
+      if (f.id == kFindingsCutId) {
+        slot.findings.push_back(std::move(f));
+      } else {
+        kept.add(std::move(f));
+      }
     }
+    out->findings.clear();
+    auto self_cut = std::move(slot.findings);
+    slot.findings = kept.take(slot.summary.id);
+    for (auto& f : self_cut) slot.findings.push_back(std::move(f));
   };
   std::vector<std::thread> threads;
   threads.reserve(order.size());

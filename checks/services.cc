@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "base/dir.h"
+#include "base/input_limits.h"
 #include "base/strings.h"
 #include "checks/unit_file.h"
 
@@ -217,11 +218,11 @@ class ServicesRun {
     if (fragment.empty()) fragment = link;
     ++out_.items;
     EnabledService s{unit, {fragment}, {}};
-    auto bytes = root_.read_file(fragment, 1 << 20);
+    auto bytes = root_.read_file(fragment, base::limits::kConfigFileBytes);
     if (!bytes) return std::nullopt;
     s.files.push_back(parse_unit_file(*bytes));
     for (const auto& d : drop_ins(unit, templ)) {
-      auto b = root_.read_file(d, 1 << 20);
+      auto b = root_.read_file(d, base::limits::kConfigFileBytes);
       if (b) s.paths.push_back(d), s.files.push_back(parse_unit_file(*b));
     }
     if (!conditions_hold(s.files)) return std::nullopt;

@@ -1,5 +1,6 @@
 #include "formats/boot_layout.h"
 
+#include "base/input_limits.h"
 #include "formats/mount_table.h"
 
 namespace guard::formats {
@@ -11,7 +12,7 @@ constexpr const char* kEspDirs[] = {"/boot/efi", "/efi"};
 
 base::Result<BootLayout> read_boot_layout(const base::Root& root) {
   BootLayout layout;
-  auto bytes = root.read_file("/etc/fstab", 16ULL << 20);
+  auto bytes = root.read_file("/etc/fstab", base::limits::kBootConfigBytes);
   if (bytes) {
     auto fstab = parse_fstab(*bytes);
     if (!fstab) return base::fail(fstab.error());

@@ -374,7 +374,9 @@ GrubConfig parse_grub_cfg(std::string_view bytes) {
 std::string find_grub_cfg(const base::Root& root) {
   for (const char* path : {"/boot/grub/grub.cfg", "/boot/grub2/grub.cfg"}) {
     auto st = root.stat(path);
-    if (st && S_ISREG(st->st_mode)) return path;
+    // Anything but a directory: GRUB reads this name, so a FIFO or a device here is a grub.cfg
+    // that cannot be read, for the reader to report, not a missing one.
+    if (st && !S_ISDIR(st->st_mode)) return path;
   }
   return {};
 }

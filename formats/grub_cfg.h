@@ -67,8 +67,9 @@ struct GrubConfig {
 // `if/then/else/fi` (both branches read in order), `set var=value` and `var=value`.
 [[nodiscard]] GrubConfig parse_grub_cfg(std::string_view bytes);
 
-// The root's grub.cfg: the first of /boot/grub/grub.cfg and /boot/grub2/grub.cfg that is a
-// regular file (links followed inside the root), or "" when there is none.
+// The root's grub.cfg: the first of /boot/grub/grub.cfg and /boot/grub2/grub.cfg that exists and
+// is not a directory (links followed inside the root; a FIFO or device there is returned, for
+// the reader to refuse), or "" when there is none.
 [[nodiscard]] std::string find_grub_cfg(const base::Root& root);
 
 }  // namespace guard::formats

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
+#include "base/input_limits.h"
 #include "base/root.h"
 #include "base/strings.h"
 #include "formats/boot_layout.h"
@@ -189,7 +190,7 @@ base::Result<Layout> detect_layout(const std::string& root_dir, DetectOptions op
     }
   }
   if (std::string grub_cfg = formats::find_grub_cfg(*root); !grub_cfg.empty()) {
-    if (auto text = root->read_file(grub_cfg, 16 << 20))
+    if (auto text = root->read_file(grub_cfg, base::limits::kBootConfigBytes))
       for (auto& p : parse_grub_pins(*text)) layout.pins.push_back(std::move(p));
   }
 

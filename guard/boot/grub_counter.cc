@@ -10,6 +10,7 @@
 #include <filesystem>
 
 #include "base/atomic_file.h"
+#include "base/input_limits.h"
 #include "base/strings.h"
 #include "formats/fstab.h"
 #include "snapshots/btrfs_backend.h"
@@ -181,7 +182,7 @@ std::string arm_grub(const base::Root& root, std::int64_t trial_id, const snapsh
   if (!bytes) return "no GRUB environment block (" + env_path + "): no boot counter armed";
   if (snapshot.backend != "btrfs") return "the snapshot is not a btrfs subvolume GRUB can boot: no boot counter armed";
   std::optional<std::string> uuid;
-  if (auto bytes = root.read_file("/etc/fstab")) {
+  if (auto bytes = root.read_file("/etc/fstab", base::limits::kBootConfigBytes)) {
     if (auto fstab = formats::parse_fstab(*bytes)) uuid = fstab->root_uuid();
   }
   if (!uuid) return "the root is not mounted by UUID= in /etc/fstab: no boot counter armed";

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "base/input_limits.h"
 #include "base/root.h"
 #include "checks/check.h"
 #include "checks/dpkg_diff.h"
@@ -71,9 +72,9 @@ int run_check(CliContext& ctx, const CheckOptions& opts) {
   if (opts.scope == "changed") {
     // The packages that differ from a dpkg status of before the change, and their files.
     auto host = base::Root::open("/");
-    auto before = host ? host->read_file(opts.packages_from) : base::Result<std::string>(base::fail(host.error()));
+    auto before = host ? host->read_file(opts.packages_from, base::limits::kDpkgStatusBytes) : base::Result<std::string>(base::fail(host.error()));
     if (!before) return report_error(before.error(), kExitUsage);
-    auto after = (*root)->read_file("/var/lib/dpkg/status");
+    auto after = (*root)->read_file("/var/lib/dpkg/status", base::limits::kDpkgStatusBytes);
     if (!after) return report_error(after.error(), kExitEnvironment);
     auto diff = checks::diff_status(*before, *after);
     if (!diff) return report_error(diff.error(), kExitUsage);

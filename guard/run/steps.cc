@@ -13,6 +13,7 @@
 
 #include "base/atomic_file.h"
 #include "base/dir.h"
+#include "base/input_limits.h"
 #include "base/log.h"
 #include "base/strings.h"
 #include "checks/check.h"
@@ -291,7 +292,7 @@ bool Run::take_baseline() {
   if (auto w = ctx_.store.save_report(s_.run_id, state::ReportStage::baseline, *report); !w)
     return stop_unrecorded(w.error());
   baseline_keys_ = finding_keys(*report);
-  auto status = ctx_.root.read_file("/var/lib/dpkg/status");
+  auto status = ctx_.root.read_file("/var/lib/dpkg/status", base::limits::kDpkgStatusBytes);
   if (!status) return refuse("cannot read the dpkg status: " + status.error().to_string(), kExitEnvironment);
   if (auto w = base::write_file_atomic(status_file(), *status, 0600); !w)
     return refuse("cannot keep the dpkg status from before the command: " + w.error().to_string(), kExitEnvironment);
@@ -381,11 +382,11 @@ void Run::judge(policies::OnFail on_fail) {
 bool Run::record_changes() {
   if (status_before_.empty()) {
     auto kept = base::Root::open("/");
-    auto bytes = kept ? kept->read_file(status_file()) : base::Result<std::string>(base::fail(kept.error()));
+    auto bytes = kept ? kept->read_file(status_file(), base::limits::kDpkgStatusBytes) : base::Result<std::string>(base::fail(kept.error()));
     if (bytes) status_before_ = std::move(*bytes);
     else s_.notes.push_back("the dpkg status from before the command is lost (" + bytes.error().to_string() + ")");
   }
-  auto after = ctx_.root.read_file("/var/lib/dpkg/status");
+  auto after = ctx_.root.read_file("/var/lib/dpkg/status", base::limits::kDpkgStatusBytes);
   if (!status_before_.empty() && after) {
     auto diff = checks::diff_status(status_before_, *after);
     if (diff) {

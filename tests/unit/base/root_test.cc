@@ -3,6 +3,10 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#include "base/regular_file.h"
 
 #include "tests/common/test_env.h"
 
@@ -103,6 +107,34 @@ TEST_F(RootTest, WalkStartsThroughALinkInsideTheRoot) {
   });
   ASSERT_TRUE(r);
   EXPECT_EQ(seen, std::vector<std::string>{"/bin/tool"});
+}
+
+// A FIFO or a device where a file should be is refused at once, naming what it is: never a
+// read that hangs (FIFO), runs on (/dev/zero) or returns nothing (/dev/null).
+TEST_F(RootTest, ReadFileRefusesSpecialFilesByKind) {
+  ASSERT_EQ(::mkfifo((dir_ / "etc/fstab").c_str(), 0644), 0);
+  auto root = Root::open(dir_.path());
+  ASSERT_TRUE(root);
+  auto fifo = root->read_file("/etc/fstab");
+  ASSERT_FALSE(fifo);
+  EXPECT_EQ(fifo.error().path, "/etc/fstab");
+  EXPECT_EQ(fifo.error().message, "is a FIFO, not a regular file");
+  auto opened = open_regular(*root, "/etc/fstab");
+  ASSERT_FALSE(opened);
+  EXPECT_EQ(opened.error().message, "is a FIFO, not a regular file");
+  EXPECT_TRUE(open_regular(*root, "/etc/hostname"));
+  if (!guard::testing::is_root()) GTEST_SKIP() << "mknod of a character device needs root";
+  for (auto [name, minor] : {std::pair{"status", 3}, std::pair{"zero", 5}}) {  // /dev/null, /dev/zero
+    std::string path = dir_ / (std::string("etc/") + name);
+    ASSERT_EQ(::mknod(path.c_str(), S_IFCHR | 0644, ::makedev(1, minor)), 0);
+    auto dev = root->read_file(std::string("/etc/") + name);
+    ASSERT_FALSE(dev);
+    EXPECT_EQ(dev.error().message, "is a character device, not a regular file");
+  }
+  write_file(dir_ / "etc/big", std::string(2048, 'x'));
+  auto big = root->read_file("/etc/big", 1024);
+  ASSERT_FALSE(big);
+  EXPECT_EQ(big.error().message, "is larger than 1 KiB, the most read of such a file");
 }
 
 TEST(PathTest, Normalize) {

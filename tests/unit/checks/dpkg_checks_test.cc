@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "base/root.h"
+#include "checks/bounded_findings.h"
 #include "checks/dpkg_db.h"
 #include "checks/dpkg_state_check.h"
 #include "checks/hash_cache.h"
@@ -319,6 +320,46 @@ TEST(PackageFilesCheck, MissingFilesBlockInSystemDirsAndWarnElsewhere) {
   ASSERT_NE(find(out, "/usr/share/tool-empty"), nullptr);
   EXPECT_EQ(find(out, "/usr/share/tool-empty")->severity, Severity::warn);
   EXPECT_EQ(out.findings.size(), 5u) << dump(out);
+}
+
+// A package listing thousands of missing files: the check keeps kMaxFindingsPerCheck findings,
+// the blocking ones first, and counts the rest, without holding a finding for each (a
+// 2-million-line .list took 5 GB).
+TEST(PackageFilesCheck, FindingsAreCappedBlockingFirst) {
+  FakeDpkgRoot r;
+  r.add({.name = "junk", .files = {{"/usr/share/doc/junk/README", "x"}}});
+  r.add({.name = "tool", .files = {{"/usr/bin/tool", "x"}}});
+  r.finish();
+  std::string list = guard::testing::read_file(r / "var/lib/dpkg/info/junk.list");
+  for (int i = 0; i < 2500; ++i) list += "/usr/share/junk/w" + std::to_string(i) + "\n";
+  write_file(r / "var/lib/dpkg/info/junk.list", list);
+  list = guard::testing::read_file(r / "var/lib/dpkg/info/tool.list");
+  for (int i = 0; i < 1500; ++i) list += "/usr/bin/b" + std::to_string(i) + "\n";
+  write_file(r / "var/lib/dpkg/info/tool.list", list);
+  CheckOutput out = r.run(PackageFilesCheck());
+  ASSERT_EQ(out.findings.size(), kMaxFindingsPerCheck + 1);
+  EXPECT_EQ(std::count_if(out.findings.begin(), out.findings.end(),
+                          [](const Finding& f) { return f.severity == Severity::block; }),
+            1500);
+  EXPECT_EQ(out.findings.front().path, "/usr/share/junk/w0");  // package order, then the .list's
+  EXPECT_EQ(out.findings[kMaxFindingsPerCheck - 1].path, "/usr/bin/b1499");
+  EXPECT_EQ(out.findings.back().id, kFindingsCutId);
+  EXPECT_EQ(out.findings.back().message, "2,000 more findings not kept (at most 2,000 a check), 0 of them blocking");
+}
+
+// A .list over base::limits::kDpkgListBytes is refused with a finding naming it and the cap.
+TEST(PackageFilesCheck, ListOverTheSizeCapIsAFindingNotRead) {
+  FakeDpkgRoot r;
+  r.add({.name = "huge", .files = {{"/usr/bin/huge", "x"}}});
+  r.finish();
+  std::string list = guard::testing::read_file(r / "var/lib/dpkg/info/huge.list");
+  list.resize(16 * 1024 * 1024 + 1, '/');
+  write_file(r / "var/lib/dpkg/info/huge.list", list);
+  CheckOutput out = r.run(PackageFilesCheck());
+  const Finding* f = find(out, "/var/lib/dpkg/info/huge.list");
+  ASSERT_NE(f, nullptr) << dump(out);
+  EXPECT_EQ(f->id, "no-list");
+  EXPECT_NE(f->message.find("is larger than 16 MiB"), std::string::npos) << f->message;
 }
 
 TEST(PackageFilesCheck, MergedUsrBothWays) {

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include "tests/common/test_env.h"
 
 namespace guard::checks {
@@ -47,6 +49,56 @@ TEST(LdSoConf, IncludeGlobsAreMatchedInsideTheRoot) {
   EXPECT_EQ(conf.dirs, want);
   ASSERT_EQ(conf.problems.size(), 1u);
   EXPECT_EQ(conf.problems[0].path, "/etc/ld.so.conf.d/bad.conf");
+}
+
+// The issue's reproducer: 150 bytes that include themselves six times took 108 s and 8.7 GB
+// (6^8 expansions under the depth cap). Each file is now expanded once and the loop reported.
+TEST(LdSoConf, SelfIncludingFileIsExpandedOnceAndReported) {
+  testing::TempDir dir;
+  std::string text = "/opt/a\n";
+  for (int i = 0; i < 6; ++i) text += "include /etc/ld.so.conf\n";
+  text += "include /etc/ld.so.conf.d/*.conf\n";
+  testing::write_file(dir / "etc/ld.so.conf", text);
+  // A diamond: two files that both include the third, which includes the top again.
+  testing::write_file(dir / "etc/ld.so.conf.d/a.conf", "/opt/b\ninclude /etc/ld.so.conf.d/common\n");
+  testing::write_file(dir / "etc/ld.so.conf.d/b.conf", "include /etc/ld.so.conf.d/common\n/opt/c\n");
+  testing::write_file(dir / "etc/ld.so.conf.d/common", "/opt/common\ninclude ../ld.so.conf\n");
+  auto root = base::Root::open(dir.path());
+  ASSERT_TRUE(root);
+  auto start = std::chrono::steady_clock::now();
+  auto conf = load_ld_so_conf(*root);
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_LT(took, std::chrono::seconds(1));
+  std::vector<std::string> want{"/opt/a", "/opt/b", "/opt/common", "/opt/c"};
+  EXPECT_EQ(conf.dirs, want);
+  // Six loop lines in ld.so.conf, one in common: each named by file and line.
+  ASSERT_EQ(conf.problems.size(), 7u);
+  EXPECT_EQ(conf.problems[0].path, "/etc/ld.so.conf");
+  EXPECT_NE(conf.problems[0].message.find("line 2: includes /etc/ld.so.conf, which is already being read"),
+            std::string::npos)
+      << conf.problems[0].message;
+  EXPECT_EQ(conf.problems[6].path, "/etc/ld.so.conf.d/common");
+  EXPECT_NE(conf.problems[6].message.find("line 2: includes /etc/ld.so.conf,"), std::string::npos)
+      << conf.problems[6].message;
+}
+
+// Many distinct files: the expansion stops at a cap, reported once with the file and line.
+TEST(LdSoConf, FanOutOverDistinctFilesIsCapped) {
+  testing::TempDir dir;
+  testing::write_file(dir / "etc/ld.so.conf", "include /etc/ld.so.conf.d/*/*.conf\n/opt/top\n");
+  for (int i = 0; i < 40; ++i)
+    for (int j = 0; j < 40; ++j)
+      testing::write_file(dir / ("etc/ld.so.conf.d/" + std::to_string(i) + "/" + std::to_string(j) + ".conf"),
+                          "/opt/" + std::to_string(i) + "/" + std::to_string(j) + "\n");
+  auto root = base::Root::open(dir.path());
+  ASSERT_TRUE(root);
+  auto conf = load_ld_so_conf(*root);
+  ASSERT_EQ(conf.problems.size(), 1u);
+  EXPECT_EQ(conf.problems[0].path, "/etc/ld.so.conf");
+  EXPECT_NE(conf.problems[0].message.find("line 1: the pattern /etc/ld.so.conf.d/*/*.conf matches more than 1024"),
+            std::string::npos)
+      << conf.problems[0].message;
+  EXPECT_TRUE(conf.dirs.empty());  // the expansion stopped at the first line
 }
 
 TEST(LdSoConf, GlobNeverLooksAtTheHost) {

@@ -1,6 +1,7 @@
 #include "formats/grub_cfg.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 
@@ -170,6 +171,11 @@ TEST(GrubCfg, FindsTheRootsGrubCfg) {
   EXPECT_EQ(find_grub_cfg(open_root()), "/boot/grub2/grub.cfg");
   std::filesystem::remove(dir / "boot/grub/grub.cfg");
   guard::testing::make_symlink("/boot/grub2/grub.cfg", dir / "boot/grub/grub.cfg");  // resolved inside the root
+  EXPECT_EQ(find_grub_cfg(open_root()), "/boot/grub/grub.cfg");
+  // A FIFO (or a device) is a grub.cfg GRUB cannot read: returned, for the boot check to
+  // report, not taken for a missing one.
+  std::filesystem::remove(dir / "boot/grub/grub.cfg");
+  ASSERT_EQ(::mkfifo((dir / "boot/grub/grub.cfg").c_str(), 0644), 0);
   EXPECT_EQ(find_grub_cfg(open_root()), "/boot/grub/grub.cfg");
 }
 
