@@ -234,9 +234,15 @@ Result<ProcessResult> SystemCommandRunner::run(const Command& command) {
   std::unique_ptr<FILE, int (*)(FILE*)> tee_file(nullptr, &std::fclose);
   if (command.output == Output::tee) {
     if (command.tee_file.empty()) return fail("run", exe, "Output::tee needs a log file");
-    tee_fd.reset(::open(command.tee_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
+    // Never through a symlink, never into a FIFO or device: a log file is ours and regular.
+    tee_fd.reset(
+        ::open(command.tee_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0640));
     if (!tee_fd) return fail_errno("open", command.tee_file, errno, "cannot open the command's log file");
-    follow_fd.reset(::open(command.tee_file.c_str(), O_RDONLY | O_CLOEXEC));
+    struct stat tee_st {};
+    if (::fstat(tee_fd.get(), &tee_st) != 0 || !S_ISREG(tee_st.st_mode))
+      return fail("open", command.tee_file, "the command's log file is not a regular file");
+    ::fcntl(tee_fd.get(), F_SETFL, ::fcntl(tee_fd.get(), F_GETFL) & ~O_NONBLOCK);  // the command's stdout
+    follow_fd.reset(::open(command.tee_file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
     if (!follow_fd) return fail_errno("open", command.tee_file, errno, "cannot read the command's log file");
     ::lseek(follow_fd.get(), 0, SEEK_END);
     tee_file.reset(::fdopen(::dup(tee_fd.get()), "a"));

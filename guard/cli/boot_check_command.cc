@@ -54,6 +54,8 @@ void add_boot_check_command(CLI::App& app, CliContext& ctx) {
       ctx.exit_code = kExitOk;
       return;
     }
+    // Not root, the trial's state cannot be read: "no trial pending" would be a guess.
+    if ((ctx.exit_code = require_root("boot-check")) != kExitOk) return;
     // The GRUB fallback boot: the snapshot's own state knows nothing of the trial that failed;
     // the pinned root's does.
     boot::BootCheckSummary s;

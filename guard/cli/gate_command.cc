@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "base/trusted_dir.h"
 #include "guard/cli/cli.h"
 #include "guard/cli/invocation.h"
 #include "guard/cli/render.h"
@@ -48,26 +49,43 @@ std::vector<GateFinding> gate_findings(const state::StateStore& store, const sta
   return out;
 }
 
+// The gate's state could not be read: "unknown", which counts as closed (exit 4, never 0).
+int gate_unknown(const CliContext& ctx, const base::Error& why) {
+  report_error(why, kExitEnvironment);
+  if (ctx.options.json) {
+    nlohmann::json j{{"schema", 1},     {"closed", nullptr},          {"state", "unknown"},
+                     {"reboot_safe", false}, {"error", why.to_string()}};
+    std::printf("%s\n", j.dump(2).c_str());
+  } else {
+    std::printf("gate UNKNOWN: its state cannot be read, so it counts as closed: do not reboot until `upgrade-guard "
+                "gate status` (as root) says open\n");
+  }
+  return kExitEnvironment;
+}
+
 int gate_status(CliContext& ctx) {
   const auto& o = ctx.options;
   Invocation& inv = ctx.invocation();
+  // A state directory others can write to may hold a planted gate file or database.
+  if (auto trusted = base::check_trusted_dir(o.state_dir, "the state directory"); !trusted)
+    return gate_unknown(ctx, trusted.error());
   // The gate file alone (molly-guard's view) and the database; closed if either says closed,
   // and neither may be unreadable: unknown is never reported as open.
   auto file = gate::read_gate_file(gate::gate_file_path(o.state_dir));
-  if (!file) return report_error(file.error(), kExitEnvironment);
+  if (!file) return gate_unknown(ctx, file.error());
   auto store = inv.existing_store();
-  if (!store) return report_error(store.error().error, kExitEnvironment);
+  if (!store) return gate_unknown(ctx, store.error().error);
   state::GateState row;
   std::vector<GateFinding> findings;
   std::vector<run::OpenWork> work;
   if (*store != nullptr) {
     auto g = (*store)->get_gate();
-    if (!g) return report_error(g.error(), kExitEnvironment);
+    if (!g) return gate_unknown(ctx, g.error());
     row = *g;
     work = run::open_work(**store);
   } else if (::access(o.state_dir.c_str(), F_OK) == 0 && ::access(o.state_dir.c_str(), R_OK | X_OK) != 0) {
-    return report_error(base::Error{"access", o.state_dir, errno, "cannot read the state directory (run as root?)"},
-                        kExitEnvironment);
+    return gate_unknown(
+        ctx, base::Error{"access", o.state_dir, errno, "cannot read the state directory (run as root)"});
   }
   state::GateState gate = gate::effective_gate(row, *file);
   // A rollback half done leaves the next boot's root undetermined: that closes the gate too.
@@ -85,7 +103,10 @@ int gate_status(CliContext& ctx) {
     findings = gate_findings(**store, gate, r ? root_key(**r) : o.root);
   }
   if (o.json) {
-    nlohmann::json j{{"schema", 1}, {"closed", gate.closed}, {"reboot_safe", !gate.closed}};
+    nlohmann::json j{{"schema", 1},
+                     {"closed", gate.closed},
+                     {"state", gate.closed ? "closed" : "open"},
+                     {"reboot_safe", !gate.closed}};
     if (gate.closed) {
       j["reason"] = gate.reason;
       j["run"] = gate.run_id ? nlohmann::json(*gate.run_id) : nlohmann::json(nullptr);
@@ -141,7 +162,11 @@ void add_gate_command(CLI::App& app, CliContext& ctx) {
   auto* status = gate->add_subcommand(
       "status",
       "Exit 0 when a reboot is safe, 1 when the gate is closed (printing the run and findings that\n"
-      "closed it), 4 when its state cannot be read (never \"open\" then). The gate is closed while\n"
+      "closed it), 4 when its state is unknown: the state database or gate file cannot be read (not\n"
+      "root), is lost (state.db missing or empty although state.db.created says there was one),\n"
+      "damaged or newer than this program, or the state directory is writable by others; it then\n"
+      "prints \"gate UNKNOWN\" (JSON: \"state\": \"unknown\", \"reboot_safe\": false) and counts as closed,\n"
+      "never \"open\". The gate is closed while\n"
       "the state database or the gate file says so, and while a rollback is unfinished. For\n"
       "scripts, Ansible and unattended-upgrades: reboot only after `gate status` exits 0 (a refused\n"
       "`reboot` can itself exit 0). Not kured's sentinel as it is (it exits 0 with no reboot\n"

@@ -11,6 +11,7 @@
 #include "guard/cli/cli.h"
 #include "guard/gate/enforcement.h"
 #include "guard/gate/gate_file.h"
+#include "guard/state/store.h"
 
 namespace guard::cli {
 
@@ -26,8 +27,19 @@ int run_gate_hold(const CliContext& ctx, int recheck_seconds) {
         base::Error{"gate hold", o.root, 0, "the inhibitor guards the running system; --root is not supported here"},
         kExitUsage);
   const std::string gate_path = gate::gate_file_path(o.state_dir);
-  auto file = gate::read_gate_file(gate_path);
-  if (!file) return report_error(file.error(), kExitEnvironment);
+  // Unknown counts as closed: a gate file that cannot be read, or a state database that was
+  // lost (the gate file may say open from before), keeps the block.
+  auto known = [&o, &gate_path]() -> base::Result<gate::GateFile> {
+    auto file = gate::read_gate_file(gate_path);
+    if (!file) return base::fail(file.error());
+    if (auto present = state::StateStore::present(o.state_dir); !present) return base::fail(present.error());
+    return file;
+  };
+  auto file = known();
+  if (!file) {
+    report_error(file.error(), kExitEnvironment);
+    file = gate::GateFile{true, "the gate's state is unknown (" + file.error().to_string() + ")", std::nullopt};
+  }
   if (!file->closed) {
     std::printf("the reboot gate is open (%s): no inhibitor to hold\n", gate_path.c_str());
     return kExitOk;
@@ -39,9 +51,9 @@ int run_gate_hold(const CliContext& ctx, int recheck_seconds) {
   HoldUntil until;
   until.watch_dir = o.state_dir;
   until.recheck = std::chrono::seconds(recheck_seconds);
-  until.released = [&gate_path] {
-    auto now = gate::read_gate_file(gate_path);
-    return now && !now->closed;  // unreadable: keep holding
+  until.released = [&known] {
+    auto now = known();
+    return now && !now->closed;  // unknown: keep holding
   };
 
   auto system_bus = bus::make_system_gate_bus();

@@ -51,13 +51,10 @@ CliResult<state::StateStore*> Invocation::store() {
 CliResult<state::StateStore*> Invocation::existing_store() {
   if (store_) return &*store_;
   if (read_store_) return &*read_store_;
-  struct stat st {};
-  const std::string path = state::StateStore::database_path(options_.state_dir);
-  if (::stat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT) return nullptr;
-    return tl::unexpected(
-        CliError{base::Error{"stat", path, errno, "cannot read the state database"}, kExitEnvironment});
-  }
+  // None on a fresh install; a lost, unreadable or foreign one is an error, never "no state".
+  auto present = state::StateStore::present(options_.state_dir);
+  if (!present) return tl::unexpected(CliError{present.error(), kExitEnvironment});
+  if (!*present) return nullptr;
   // As root on a writable filesystem, the one store every later step uses (a second, read-only
   // connection beside it would see another view); read-only where writing is impossible (a
   // boot from a read-only snapshot) or not allowed (not root).

@@ -43,7 +43,8 @@ class Invocation {
   // saying so.
   [[nodiscard]] CliResult<state::StateStore*> store();
   // For reading commands (history, gate status, snapshot list, completion): the state store
-  // when its database exists (never created); nullptr when it does not. As root on a writable
+  // when its database exists (never created); nullptr when there is legitimately none
+  // (StateStore::present: a fresh install); an error when it was lost or cannot be read. As root on a writable
   // filesystem that is store() (one connection for the whole invocation); otherwise (not
   // root, a read-only filesystem) StateStore::open_read_only: migrated only where a writer
   // could, nothing written.

@@ -25,6 +25,7 @@
 #include "guard/core/locks.h"
 #include "guard/core/retention.h"
 #include "guard/core/rollback.h"
+#include "base/trusted_dir.h"
 #include "guard/gate/gate.h"
 
 namespace guard::run {
@@ -210,6 +211,10 @@ bool Run::preflight() {
   auto problem = [&]() -> std::optional<std::string> {
     const auto& p = ctx_.policy;
     if (mode_ == Mode::command) {
+      // The command's output is appended to run-<id>.log there, as root: a directory others can
+      // change could hold a symlink to any file.
+      if (auto trusted = base::check_trusted_dir(ctx_.paths.log_dir, "the log directory"); !trusted)
+        return trusted.error().to_string();
       auto locks = wait_for_dpkg_locks(ctx_.root, p.preflight.lock_timeout, [&](int pid, const std::string& path) {
         ctx_.say(fmt::format("waiting for the package manager (pid {}) to release {}", pid, path));
       });

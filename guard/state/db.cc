@@ -12,6 +12,8 @@
 #include <cstdlib>
 #include <vector>
 
+#include "base/atomic_file.h"
+#include "base/trusted_dir.h"
 #include "base/unique_fd.h"
 #include "guard/state/db.h"
 
@@ -63,6 +65,20 @@ std::string damaged_advice(const std::string& path) {
       "it was left untouched: move it aside (mv {0} {0}.broken) and upgrade-guard starts a new, empty store "
       "(run history, baselines and the gate state are lost), or restore it from a backup",
       path);
+}
+
+// What to tell the operator about a state.db that is missing or empty although there was one.
+std::string lost_advice(const std::string& dir, const std::string& path) {
+  return fmt::format(
+      "restore it from a backup; or, knowingly losing the run history, baselines and the gate state, start a new, "
+      "empty store: rm -f {} {}/{}",
+      path, dir, StateStore::kMarkerName);
+}
+
+// <state_dir>/<name> for a file beside state.db.
+std::string beside(const std::string& state_dir, const char* name) {
+  std::string path = StateStore::database_path(state_dir);
+  return path.substr(0, path.size() - std::string_view(StateStore::kFileName).size()) + name;
 }
 
 // A file name as an SQLite URI path: everything but unreserved characters and '/' escaped.
@@ -163,6 +179,40 @@ Result<void> StateStore::exec(const char* sql, std::string_view context) const {
   return {};
 }
 
+Result<bool> StateStore::present(const std::string& state_dir) {
+  const std::string path = database_path(state_dir);
+  struct stat st {};
+  const int err = ::lstat(path.c_str(), &st) == 0 ? 0 : errno;
+  const bool missing = err == ENOENT;
+  if (err != 0 && !missing) {
+    return base::fail_errno("stat", path, err,
+                            err == EACCES    ? "cannot read the state database (run as root: the state directory is "
+                                               "root's alone)"
+                            : err == ENOTDIR ? "cannot read the state database: the state directory is not a directory"
+                                             : "cannot read the state database");
+  }
+  if (!missing && !S_ISREG(st.st_mode))
+    return fail(Error{"stat", path, 0, "the state database is not a regular file; " + damaged_advice(path)});
+  if (!missing && st.st_size > 0) return true;
+  // Missing or empty: a fresh start, unless the directory says there was a database here.
+  std::string evidence;
+  for (const char* name : {kMarkerName, "gate"}) {
+    struct stat mst {};
+    const std::string other = beside(state_dir, name);
+    if (::lstat(other.c_str(), &mst) == 0) {
+      evidence = other;
+      break;
+    }
+    if (errno != ENOENT) return base::fail_errno("stat", other, errno, "cannot read the state directory");
+  }
+  if (evidence.empty()) return false;
+  return fail(Error{"state", path, 0,
+                    fmt::format("the state database is {} although {} says this directory had one: it was lost (a "
+                                "full disk, a damaged filesystem, or removed by hand), and with it the run history "
+                                "and the gate's state. Nothing was changed; {}",
+                                missing ? "missing" : "empty (0 bytes)", evidence, lost_advice(state_dir, path))});
+}
+
 Result<StateStore> StateStore::open(const std::string& state_dir) {
   return open_impl(state_dir, kSchemaVersion);
 }
@@ -184,8 +234,14 @@ Result<StateStore> StateStore::open_read_only_uri(const std::string& uri, const 
 
 Result<StateStore> StateStore::open_read_only(const std::string& state_dir) {
   std::string path = database_path(state_dir);
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return base::fail_errno("stat", path, errno, "cannot open the state database");
+  if (auto r = base::check_trusted_dir(state_dir, "the state directory"); !r) return fail(r.error());
+  auto is_present = present(state_dir);
+  if (!is_present) return fail(is_present.error());
+  if (!*is_present) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return base::fail_errno("stat", path, errno, "cannot open the state database");
+    return fail(Error{"stat", path, 0, "the state database is empty and cannot be created read-only"});
+  }
 
   // 1. As any reader: with the -shm of the writers, so a running guard's commits are seen.
   auto store = open_read_only_uri(file_uri(path, "mode=ro"), path, "read-only");
@@ -259,8 +315,13 @@ Result<StateStore> StateStore::open_at_version_for_test(const std::string& state
 }
 
 Result<StateStore> StateStore::open_impl(const std::string& state_dir, int target_version) {
+  // Before anything in it is followed or created: a directory others can change is refused.
+  if (auto r = base::check_trusted_dir(state_dir, "the state directory"); !r) return fail(r.error());
   if (auto r = ensure_state_dir(state_dir); !r) return fail(r.error());
+  if (auto r = base::check_trusted_dir(state_dir, "the state directory"); !r) return fail(r.error());
   std::string path = database_path(state_dir);
+  // A lost database is not replaced by an empty one: that would read as "no runs, gate open".
+  if (auto r = present(state_dir); !r) return fail(r.error());
 
   // Create the file ourselves so that it is 0600 from the first byte; SQLite gives the
   // -wal and -shm files the mode of the database. An empty file is an empty database.
@@ -305,6 +366,17 @@ Result<StateStore> StateStore::open_impl(const std::string& state_dir, int targe
     return fail(r.error());
   }
   if (auto r = store.migrate(target_version); !r) return fail(r.error());
+  // The database is complete: from now on a missing or empty state.db is a lost one.
+  const std::string marker = beside(state_dir, kMarkerName);
+  struct stat mst {};
+  if (::lstat(marker.c_str(), &mst) != 0) {
+    if (auto w = base::write_file_atomic(marker,
+                                         "upgrade-guard's state database state.db was created in this directory: "
+                                         "if it is missing or empty, it was lost.\n",
+                                         0644);
+        !w)
+      return fail(w.error());
+  }
   return store;
 }
 

@@ -71,6 +71,8 @@ class StateStore::Statement {
   // Finalizes now, e.g. before a COMMIT while a row was left unread.
   void close() { stmt_.reset(); }
 
+  // SQLITE_INTEGER, SQLITE_TEXT, SQLITE_NULL...: a column's stored type.
+  [[nodiscard]] int type(int col) const { return sqlite3_column_type(stmt_.get(), col); }
   [[nodiscard]] bool is_null(int col) const { return sqlite3_column_type(stmt_.get(), col) == SQLITE_NULL; }
   [[nodiscard]] std::int64_t integer(int col) const { return sqlite3_column_int64(stmt_.get(), col); }
   [[nodiscard]] std::string text(int col) const {

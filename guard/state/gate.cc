@@ -17,6 +17,11 @@ Result<GateState> StateStore::get_gate() const {
   if (!row) return fail(row.error());
   GateState g;
   if (!*row) return g;
+  // Anything but 0 or 1 is a row this program cannot read: never taken as open.
+  if (stmt->type(0) != SQLITE_INTEGER || (stmt->integer(0) != 0 && stmt->integer(0) != 1))
+    return fail(Error{"state", path_, 0,
+                      fmt::format("table gate, row 1: closed is {}, not 0 or 1: the gate's state is unknown",
+                                  stmt->is_null(0) ? std::string("NULL") : "'" + stmt->text(0) + "'")});
   g.closed = stmt->integer(0) != 0;
   g.reason = stmt->text(1);
   g.run_id = stmt->opt_integer(2);

@@ -91,7 +91,8 @@ Result<std::vector<FindingRecord>> StateStore::findings_for_run(std::int64_t run
     f.report_id = stmt->integer(0);
     f.run_id = stmt->opt_integer(1);
     auto stage = parse_report_stage(stmt->text(2));
-    if (!stage) return fail(stage.error());
+    if (!stage)
+      return fail(Error{"state", path_, 0, fmt::format("table findings, report {}: {}", f.report_id, stage.error().message)});
     f.stage = *stage;
     f.check = stmt->text(3);
     f.severity = stmt->text(4);

@@ -246,7 +246,8 @@ Result<std::vector<PhaseRecord>> StateStore::run_phases(std::int64_t run_id) con
     if (!row) return fail(row.error());
     if (!*row) break;
     auto phase = parse_run_phase(stmt->text(0));
-    if (!phase) return fail(phase.error());
+    if (!phase)
+      return fail(Error{"state", path_, 0, fmt::format("table run_phases, run {}: {}", run_id, phase.error().message)});
     phases.push_back(PhaseRecord{*phase, stmt->integer(1)});
   }
   return phases;

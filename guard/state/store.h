@@ -42,11 +42,25 @@ class StateStore {
   static constexpr int kSchemaVersion = 3;
   // The database's file name inside the state directory.
   static constexpr const char* kFileName = "state.db";
+  // Written (atomically) beside state.db once its first migration committed: from then on a
+  // missing or empty state.db is a lost one, never a fresh start. e.g.
+  // /var/lib/upgrade-guard/state.db.created.
+  static constexpr const char* kMarkerName = "state.db.created";
+
+  // Whether <state_dir> holds a state database: true when state.db exists and is not empty;
+  // false when there is legitimately none yet (a fresh install: no state.db and no sign that
+  // there ever was one, neither the marker nor a gate file); an error naming the file when it
+  // was lost (missing or 0 bytes while the marker or the gate file exists), is not a regular
+  // file, or cannot be looked at (not root, the state directory is a file). Changes nothing.
+  // e.g. present("/var/lib/upgrade-guard").
+  [[nodiscard]] static base::Result<bool> present(const std::string& state_dir);
 
   // Opens (creating when missing: directory 0700, file 0600) <state_dir>/state.db and
   // migrates it to kSchemaVersion. A database newer than this program, a file that is not
   // SQLite, or one failing PRAGMA quick_check is an error naming the file; such a file is
-  // never rewritten. e.g. open("/var/lib/upgrade-guard").
+  // never rewritten. A lost database (see present()) is an error too: it is never replaced by
+  // a new, empty one. The state directory and its parents must pass base::check_trusted_dir.
+  // e.g. open("/var/lib/upgrade-guard").
   [[nodiscard]] static base::Result<StateStore> open(const std::string& state_dir);
   // True when `dir` (or, when it does not exist yet, its nearest existing parent) is on a
   // read-only filesystem, e.g. "/var/lib/upgrade-guard" on a boot from a read-only snapshot:
