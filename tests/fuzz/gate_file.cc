@@ -7,7 +7,16 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace guard;
-  auto gate = gate::parse_gate_file(fuzz::bytes(data, size));
+  auto text = fuzz::bytes(data, size);
+  auto gate = gate::parse_gate_file(text);
+  if (!gate.closed) {
+    // Open only for a text without content, or one whose first line is "open".
+    constexpr std::string_view kBlank = " \t\r\n";
+    auto first = text.substr(0, text.find('\n'));
+    auto b = first.find_first_not_of(kBlank);
+    auto word = b == std::string_view::npos ? std::string_view{} : first.substr(b, first.find_last_not_of(kBlank) - b + 1);
+    UG_FUZZ_CHECK(word == "open" || text.find_first_not_of(kBlank) == std::string_view::npos);
+  }
   state::GateState st;
   st.closed = gate.closed;
   st.reason = gate.reason;
