@@ -278,12 +278,13 @@ bool peek_elf_ident(std::string_view head, ElfIdent* out) {
   return true;
 }
 
-ElfObject read_elf(int fd) {
-  init_libelf();
+namespace {
+
+// The parse proper, over an ELF descriptor opened from a file or from memory.
+ElfObject read_elf_descriptor(const ElfPtr& elf, const char* opened_by) {
   ElfObject obj;
-  ElfPtr elf(::elf_begin(fd, ELF_C_READ_MMAP, nullptr));
   if (!elf) {
-    obj.error = elf_error("elf_begin");
+    obj.error = elf_error(opened_by);
     return obj;
   }
   if (::elf_kind(elf.get()) != ELF_K_ELF) {
@@ -363,6 +364,22 @@ ElfObject read_elf(int fd) {
   }
   if (sc.dynsym != nullptr) read_symbols(elf.get(), sc, obj);
   return obj;
+}
+
+}  // namespace
+
+ElfObject read_elf(int fd) {
+  init_libelf();
+  ElfPtr elf(::elf_begin(fd, ELF_C_READ_MMAP, nullptr));
+  return read_elf_descriptor(elf, "elf_begin");
+}
+
+ElfObject read_elf_bytes(std::string_view bytes) {
+  init_libelf();
+  // elf_memory takes a writable image (it may convert in place); work on a copy.
+  std::string image(bytes);
+  ElfPtr elf(::elf_memory(image.data(), image.size()));
+  return read_elf_descriptor(elf, "elf_memory");
 }
 
 }  // namespace guard::checks

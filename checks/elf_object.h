@@ -80,4 +80,8 @@ struct ElfObject {
 // set (never an exception or a crash).
 [[nodiscard]] ElfObject read_elf(int fd);
 
+// The same parse over a whole file's bytes in memory (for tests and fuzzing), e.g. the
+// contents of /usr/lib/x86_64-linux-gnu/libz.so.1.
+[[nodiscard]] ElfObject read_elf_bytes(std::string_view bytes);
+
 }  // namespace guard::checks

@@ -26,18 +26,23 @@ bool iequals(std::string_view a, std::string_view b) {
 }
 
 // Splits a logical line into libpam's tokens: words, or "[...]" kept whole (it may hold spaces).
+// libpam's word separators (_pam_StrTok(buf, " \n\t", ...)) and '\r' (a CRLF file): not \v or
+// \f, which libpam keeps in a word. The same set as base::trim's, so every line that is not
+// blank has a first word.
+bool pam_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
 std::vector<std::string> tokenize(std::string_view s) {
   std::vector<std::string> out;
   std::size_t i = 0;
   while (i < s.size()) {
-    while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i])) != 0) ++i;
+    while (i < s.size() && pam_space(s[i])) ++i;
     if (i >= s.size()) break;
     std::size_t start = i;
     if (s[i] == '[') {
       while (i < s.size() && s[i] != ']') i += (s[i] == '\\' && i + 1 < s.size()) ? 2 : 1;
       if (i < s.size()) ++i;  // the ']'
     } else {
-      while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i])) == 0) ++i;
+      while (i < s.size() && !pam_space(s[i])) ++i;
     }
     out.emplace_back(s.substr(start, i - start));
   }

@@ -23,7 +23,7 @@ constexpr const char* kExecKeys[] = {"ExecStart", "ExecStartPre", "ExecStartPost
 
 class ServicesRun {
  public:
-  explicit ServicesRun(const CheckContext& ctx) : ctx_(ctx), root_(ctx.root) {
+  explicit ServicesRun(const CheckContext& ctx) : root_(ctx.root) {
     lookup_.push_back(kEtc);
     if (ctx.live) lookup_.push_back("/run/systemd/system");
     lookup_.push_back("/lib/systemd/system");
@@ -267,7 +267,6 @@ class ServicesRun {
     return problem;
   }
 
-  const CheckContext& ctx_;
   const base::Root& root_;
   std::vector<std::string> lookup_;
   CheckOutput out_;

@@ -29,8 +29,9 @@ std::string render_gate_file(const state::GateState& gate) {
 GateFile parse_gate_file(std::string_view text) {
   GateFile gate;
   auto lines = base::split(text, '\n');
-  if (lines.empty() || base::trim(lines.front()).empty()) return gate;  // no file, or empty: open
-  std::string_view state = base::trim(lines.front());
+  if (base::trim(text).empty()) return gate;  // no file, or nothing in it: open
+  // A blank first line before other content is not "open" either: a damaged file, closed.
+  std::string_view state = lines.empty() ? std::string_view{} : base::trim(lines.front());
   gate.closed = state != "open";
   for (std::size_t i = 1; i < lines.size(); ++i) {
     std::string_view line = base::trim(lines[i]);

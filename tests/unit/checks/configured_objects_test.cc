@@ -223,6 +223,20 @@ TEST(PamParse, TokensBracketsAndComments) {
   EXPECT_FALSE(parse_pam_stack("auth [default=ignore success=ok] pam_x.so\n")[0].hard);
 }
 
+// Found by tests/fuzz/pam.cc: a line holding only a vertical tab or a form feed (space to
+// isspace, not to libpam, which splits words at " \t\n") gave no words, and the first was read
+// anyway. libpam reads such a word as an unknown module type: a handler that always fails.
+TEST(PamParse, ALineOfOtherWhitespaceIsAnUnknownType) {
+  auto lines = parse_pam_stack("auth required pam_unix.so\n\v\n\f \nauth\vrequired pam_unix.so\n");
+  ASSERT_EQ(lines.size(), 4u);
+  EXPECT_EQ(lines[0].kind, PamLine::Kind::module);
+  for (std::size_t i = 1; i < 4; ++i) {
+    EXPECT_EQ(lines[i].kind, PamLine::Kind::malformed) << i;
+    EXPECT_TRUE(lines[i].hard) << i;
+  }
+  EXPECT_EQ(lines[1].problem, "unknown module type \"\v\"");
+}
+
 // ---- nss ----
 
 constexpr const char* kDebianNsswitch =

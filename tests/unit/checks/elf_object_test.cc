@@ -44,6 +44,25 @@ TEST(ElfObject, ReadsDynamicSectionAndVersions) {
   EXPECT_TRUE(x2);
 }
 
+// The bytes entry point (the fuzz target's) reads what the file one reads, and a truncated
+// image gives an error, not a crash.
+TEST(ElfObject, ReadsTheSameFromBytes) {
+  TempDir dir;
+  build_lib(dir / "libx.so.1", "libx.so.1", "int x1(void) { return 1; }\nint x2(void) { return x1(); }\n",
+            "X_1.0 { global: x1; local: *; };\nX_2.0 { global: x2; } X_1.0;\n");
+  std::string bytes = read_file(dir / "libx.so.1");
+  ElfObject from_file = read_path(dir / "libx.so.1");
+  ElfObject from_bytes = read_elf_bytes(bytes);
+  EXPECT_TRUE(from_bytes.error.empty()) << from_bytes.error;
+  EXPECT_EQ(from_bytes.soname, from_file.soname);
+  EXPECT_EQ(from_bytes.verdef, from_file.verdef);
+  EXPECT_EQ(from_bytes.needed, from_file.needed);
+  EXPECT_EQ(from_bytes.exports.size(), from_file.exports.size());
+  EXPECT_EQ(from_bytes.imports.size(), from_file.imports.size());
+  EXPECT_FALSE(read_elf_bytes(std::string_view(bytes).substr(0, 200)).error.empty());
+  EXPECT_FALSE(read_elf_bytes("").error.empty());
+}
+
 // Random corruption of a real shared object: a result with or without `error`, never a crash.
 TEST(ElfObject, SurvivesRandomCorruption) {
   TempDir dir;

@@ -198,6 +198,14 @@ TEST(GateFileTest, Parses) {
   EXPECT_TRUE(parse_gate_file("\x01garbage\n").closed);
 }
 
+// Found by tests/fuzz/gate_file.cc: a blank first line made any file open, whatever followed.
+TEST(GateFileTest, ABlankFirstLineBeforeContentIsClosed) {
+  EXPECT_TRUE(parse_gate_file("\nclosed\nreason=run 12 failed its checks\nrun=12\n").closed);
+  EXPECT_TRUE(parse_gate_file(std::string_view("\nreason=\0\0\0\0\xfb\xff\xff\xff", 16)).closed);
+  EXPECT_TRUE(parse_gate_file(" \r\n\x01").closed);
+  EXPECT_FALSE(parse_gate_file(" \n\r\n").closed);  // no content at all: as a missing file
+}
+
 TEST(GateFileTest, AMissingFileIsOpen) {
   TempDir tmp("ug-gate");
   auto gate = read_gate_file(tmp / "gate");
