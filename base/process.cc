@@ -195,10 +195,12 @@ Result<ProcessResult> SystemCommandRunner::run(const Command& command) {
   bp::environment env = boost::this_process::environment();
   if (command.sandbox) {
     env.clear();  // nothing of the guard's environment reaches the root's code
-    env["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-    env["LC_ALL"] = "C";
+    env.set("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    env.set("LC_ALL", "C");
   }
-  for (const auto& [k, v] : command.env) env[k] = v;
+  // set(), not env[k]: Boost.Process 1.74's operator[] looks the key up with a find() that
+  // compares "k=" against every entry for its own length, past the end of shorter entries.
+  for (const auto& [k, v] : command.env) env.set(k, v);
 
   boost::asio::io_context ios;
   std::future<std::string> out_future, err_future;

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <thread>
 
@@ -106,6 +107,16 @@ base::Result<std::string> prepare_boot_root(const std::string& dir) {
 
   const std::string hook = "/packaging/molly-guard/run.d/20-upgrade-guard";
   write_file(root_dir + "/etc/molly-guard/run.d/20-upgrade-guard", read_file(std::string(UG_SOURCE_DIR) + hook), 0755);
+
+  // The sanitizer build's runtime options (set by ctest, tests/CMakeLists.txt) reach what runs
+  // through nsenter by inheritance; the container's units get them from its systemd manager.
+  std::string sanitizer_env;
+  for (const char* name : {"ASAN_OPTIONS", "UBSAN_OPTIONS"}) {
+    if (const char* value = std::getenv(name); value != nullptr && *value != '\0')
+      sanitizer_env += std::string(" \"") + name + "=" + value + "\"";
+  }
+  if (!sanitizer_env.empty())
+    write_file(root_dir + "/etc/systemd/system.conf.d/50-sanitizer.conf", "[Manager]\nDefaultEnvironment=" + sanitizer_env + "\n");
   return root_dir;
 }
 

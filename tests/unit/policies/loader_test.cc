@@ -4,8 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <fstream>
-#include <regex>
 #include <set>
 #include <sstream>
 
@@ -85,9 +85,18 @@ std::string read_text(const std::string& path) {
 // ("checks.symlinks.paths", "custom[].name"); with `commented`, also those of lines commented out
 // with "# " ("# max_age = ..." below "[backup]" is "backup.max_age"; a commented "# [[custom]]"
 // opens that table). Prose comments are not "KEY = " lines and count for nothing.
+// The length of the run of key characters ([A-Za-z0-9_-], with `dots` also '.') at `from`.
+std::size_t key_run(const std::string& line, std::size_t from, bool dots) {
+  std::size_t end = from;
+  while (end < line.size() && (std::isalnum(static_cast<unsigned char>(line[end])) != 0 || line[end] == '_' ||
+                               line[end] == '-' || (dots && line[end] == '.')))
+    ++end;
+  return end - from;
+}
+
+// Matched by hand, not with std::regex: gcc 12 with -fsanitize=address warns inside <regex>
+// (-Wmaybe-uninitialized, GCC bug 105616), which the sanitizer build's -Werror would refuse.
 std::set<std::string> keys_in(const std::string& text, bool commented) {
-  static const std::regex header(R"(^(\[\[?)([A-Za-z0-9_.-]+)\]\]?$)");
-  static const std::regex assignment(R"(^([A-Za-z0-9_-]+) = .*$)");
   std::set<std::string> keys;
   std::string table;
   std::istringstream lines(text);
@@ -97,11 +106,13 @@ std::set<std::string> keys_in(const std::string& text, bool commented) {
       if (!commented) continue;
       line.erase(0, 2);
     }
-    std::smatch m;
-    if (std::regex_match(line, m, header)) {
-      table = m[2].str() + (m[1] == "[[" ? "[]" : "");
-    } else if (std::regex_match(line, m, assignment)) {
-      keys.insert(table.empty() ? m[1].str() : table + "." + m[1].str());
+    if (line.rfind('[', 0) == 0) {  // "[name]" or "[[name]]"
+      std::size_t open = line.rfind("[[", 0) == 0 ? 2 : 1;
+      std::size_t name = key_run(line, open, /*dots=*/true);
+      std::string rest = line.substr(open + name);
+      if (name > 0 && (rest == "]" || rest == "]]")) table = line.substr(open, name) + (open == 2 ? "[]" : "");
+    } else if (std::size_t name = key_run(line, 0, /*dots=*/false); name > 0 && line.compare(name, 3, " = ") == 0) {
+      keys.insert(table.empty() ? line.substr(0, name) : table + "." + line.substr(0, name));
     }
   }
   return keys;
