@@ -45,7 +45,7 @@ const std::vector<std::string>& copy_backend_dirs() {
   return dirs;
 }
 
-CopyBackend::CopyBackend(Layout layout, const policies::Policy& policy, std::string state_dir)
+CopyBackend::CopyBackend(Layout layout, const policies::Policy& policy, const std::string& state_dir)
     : layout_(std::move(layout)), min_free_(policy.snapshot.min_free_bytes), store_(state_dir + "/snapshots") {}
 
 base::Result<SnapshotInfo> CopyBackend::create(const std::string& label,
