@@ -182,7 +182,7 @@ base::Result<RollbackResult> CopyBackend::rollback(const std::string& id, const 
   std::time_t now = std::time(nullptr);
   struct tm tm {};
   gmtime_r(&now, &tm);
-  std::strftime(ts, sizeof(ts), "%Y%m%d-%H%M%S", &tm);
+  (void)std::strftime(ts, sizeof(ts), "%Y%m%d-%H%M%S", &tm);  // 15 characters: always fits
   const std::string aside = std::string(".upgrade-guard-replaced-") + ts;
   RollbackResult res;
   res.snapshot_id = id;
