@@ -29,7 +29,7 @@ enum class Output {
 struct Sandbox {
   std::vector<std::string> runtime_dirs;  // absolute, under /run, e.g. "/run/sshd"
 };
-inline constexpr std::size_t kSandboxOutputMax = 64 * 1024;
+inline constexpr std::size_t kSandboxOutputMax = 64UL * 1024;
 
 // e.g. Command{{"/usr/bin/apt-get", "-y", "dist-upgrade"}, std::chrono::hours(6)}.
 struct Command {

@@ -36,7 +36,7 @@ std::string relative(std::string_view path) {
 
 Result<std::string> fd_path(int fd, std::string_view what_path) {
   char link[64];
-  std::snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+  (void)std::snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);  // at most 25 bytes: never truncated
   std::string buf(4096, '\0');
   ssize_t n = ::readlink(link, buf.data(), buf.size());
   if (n < 0) return fail_errno("readlink /proc/self/fd", std::string(what_path));

@@ -58,7 +58,7 @@ std::string human_bytes(std::uint64_t n) {
     ++u;
   }
   char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.1f %s", v, units[u]);
+  (void)std::snprintf(buf, sizeof(buf), "%.1f %s", v, units[u]);  // at most "16777216.0 TiB": never truncated
   return buf;
 }
 

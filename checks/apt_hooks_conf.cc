@@ -207,9 +207,7 @@ std::optional<AptSyntaxError> parse_apt_config(std::string_view bytes, const std
     in_quote = false;
     for (std::size_t i = start; i < end; ++i) {
       if (input[i] == '"') in_quote = !in_quote;
-      if (in_quote) {
-        fragment.push_back(input[i]);
-      } else if (input[i] == '/' && i + 1 < end && input[i + 1] == '*') {
+      if (!in_quote && input[i] == '/' && i + 1 < end && input[i + 1] == '*') {
         in_comment = true;
         for (std::size_t j = i; j < end; ++j) {
           if (input[j] == '*' && j + 1 < end && input[j + 1] == '/') {

@@ -26,7 +26,7 @@ bool ends_with(std::string_view s, std::string_view suffix) {
 
 Finding package_finding(const base::Root& root, const PackageRecord& p) {
   std::string version = p.version.empty() ? "" : " (version " + p.version + ")";
-  auto finding = [&](std::string message, std::string repair, std::string id) {
+  auto finding = [&](std::string message, const std::string& repair, std::string id) {
     return make_package_finding("dpkg-state", Severity::block, p.key(), "", std::move(message),
                                 repair_command(root, repair), std::move(id));
   };

@@ -330,7 +330,7 @@ class Binder {
   }
 
   struct KeyHash {
-    std::size_t operator()(const Key& k) const { return std::hash<const void*>()(k.first) ^ (k.second * 0x9e3779b9u); }
+    std::size_t operator()(const Key& k) const { return std::hash<const void*>()(k.first) ^ static_cast<std::size_t>(k.second * 0x9e3779b9u); }
   };
 
   LibraryResolver& resolver_;

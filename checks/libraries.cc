@@ -181,6 +181,7 @@ std::vector<LoadedElf> scan_elf_objects(LibraryResolver& resolver, const std::ve
 std::vector<Finding> dependency_findings(const std::string& path, const std::vector<DependencyProblem>& problems,
                                          Severity missing_severity, const std::string& check) {
   std::vector<Finding> out;
+  out.reserve(problems.size());
   for (const auto& p : problems) {
     out.push_back(make_finding(check,
                                p.kind == DependencyProblem::Kind::needed_missing ? missing_severity : Severity::block,

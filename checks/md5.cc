@@ -22,8 +22,8 @@ constexpr std::size_t kBufferSize = 1 << 20;
 
 std::string to_hex(const unsigned char* digest, unsigned int len) {
   static const char* hex = "0123456789abcdef";
-  std::string out(len * 2, '0');
-  for (unsigned int i = 0; i < len; ++i) {
+  std::string out(std::size_t{len} * 2, '0');
+  for (std::size_t i = 0; i < len; ++i) {
     out[2 * i] = hex[digest[i] >> 4];
     out[2 * i + 1] = hex[digest[i] & 0xf];
   }

@@ -171,6 +171,7 @@ class ServicesRun {
       }
     }
     std::vector<std::string> out;
+    out.reserve(by_name.size());
     for (auto& [name, path] : by_name) out.push_back(path);
     return out;
   }

@@ -135,6 +135,7 @@ class Layer {
                                                   keys::type_name(node)));
     }
     std::vector<std::string> names;
+    names.reserve(fields.size());
     for (const auto& f : fields) names.push_back(f.name());
     std::set<std::string> seen;  // names given in this file
     for (std::size_t i = 0; i < arr->size(); ++i) {

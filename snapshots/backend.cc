@@ -51,7 +51,7 @@ std::string make_snapshot_id(std::int64_t unix_time, const std::string& label) {
   struct tm tm {};
   gmtime_r(&t, &tm);
   char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y%m%d-%H%M%S", &tm);
+  (void)std::strftime(buf, sizeof(buf), "%Y%m%d-%H%M%S", &tm);  // 15 characters: always fits
   std::string clean;
   for (char c : label) {
     bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';

@@ -30,7 +30,7 @@ std::string utc_stamp(std::time_t t) {
   struct tm tm {};
   gmtime_r(&t, &tm);
   char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y%m%d-%H%M%S", &tm);
+  (void)std::strftime(buf, sizeof(buf), "%Y%m%d-%H%M%S", &tm);  // 15 characters: always fits
   return buf;
 }
 

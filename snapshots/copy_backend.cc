@@ -45,7 +45,7 @@ const std::vector<std::string>& copy_backend_dirs() {
   return dirs;
 }
 
-CopyBackend::CopyBackend(Layout layout, const policies::Policy& policy, std::string state_dir)
+CopyBackend::CopyBackend(Layout layout, const policies::Policy& policy, const std::string& state_dir)
     : layout_(std::move(layout)), min_free_(policy.snapshot.min_free_bytes), store_(state_dir + "/snapshots") {}
 
 base::Result<SnapshotInfo> CopyBackend::create(const std::string& label,
@@ -182,7 +182,7 @@ base::Result<RollbackResult> CopyBackend::rollback(const std::string& id, const 
   std::time_t now = std::time(nullptr);
   struct tm tm {};
   gmtime_r(&now, &tm);
-  std::strftime(ts, sizeof(ts), "%Y%m%d-%H%M%S", &tm);
+  (void)std::strftime(ts, sizeof(ts), "%Y%m%d-%H%M%S", &tm);  // 15 characters: always fits
   const std::string aside = std::string(".upgrade-guard-replaced-") + ts;
   RollbackResult res;
   res.snapshot_id = id;

@@ -22,7 +22,7 @@ namespace guard::snapshots {
 class CopyBackend final : public SnapshotBackend {
  public:
   // e.g. CopyBackend(layout of "/mnt/root", policy, "/var/lib/upgrade-guard")
-  CopyBackend(Layout layout, const policies::Policy& policy, std::string state_dir);
+  CopyBackend(Layout layout, const policies::Policy& policy, const std::string& state_dir);
 
   [[nodiscard]] std::string name() const override { return "copy"; }
   [[nodiscard]] base::Result<SnapshotInfo> create(const std::string& label,

@@ -68,7 +68,7 @@ int run_gate_hold(const CliContext& ctx, int recheck_seconds) {
   }
   std::printf("holding a logind %s inhibitor for %s while the reboot gate is closed (%s)\n", request.mode.c_str(),
               request.what.c_str(), gate_path.c_str());
-  std::fflush(stdout);
+  (void)std::fflush(stdout);  // a notice: failing to show it changes nothing about the hold
   auto ended = gate::hold_inhibitor(*system_bus, request, until);
   if (!ended) return report_error(ended.error(), kExitEnvironment);
   if (*ended == HoldEnd::signalled) {

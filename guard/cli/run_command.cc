@@ -151,7 +151,7 @@ void add_run_command(CLI::App& app, CliContext& ctx) {
     if (ctx.options.json) {
       std::printf("%s\n", render_run_json(summary).c_str());
     } else {
-      std::fflush(stdout);
+      (void)std::fflush(stdout);  // like the fputs below: a failed write to stdout has nowhere to go
       std::fputs(("\n" + render_run_summary(summary, ::isatty(STDOUT_FILENO) != 0, ctx.options.verbose)).c_str(), stdout);
     }
     ctx.exit_code = summary.exit_code;

@@ -260,7 +260,7 @@ Result<StateStore> StateStore::open_read_only(const std::string& state_dir) {
       std::unique_ptr<TempCopy, RemoveTempCopy> copy;
       std::string tried;
       const char* env_tmp = std::getenv("TMPDIR");
-      for (std::string base : {std::string(env_tmp ? env_tmp : ""), std::string("/run"), std::string("/dev/shm"),
+      for (const std::string& base : {std::string(env_tmp ? env_tmp : ""), std::string("/run"), std::string("/dev/shm"),
                                std::string("/tmp")}) {
         if (base.empty()) continue;
         std::string tmpl = base + "/upgrade-guard-state-XXXXXX";
