@@ -11,6 +11,7 @@
 // moment by stopping the guard under gdb at the function that starts the phase and filling
 // the image from the test (no test hook in the program), or by the command itself.
 #include <sys/mount.h>
+#include <csignal>
 #include <unistd.h>
 
 #include <chrono>
@@ -147,7 +148,9 @@ class FaultsTest : public ::testing::Test {
                   run.output.find("free on the root") != std::string::npos)
           << "the message does not say the disk is full:\n" << run.output;
     }
-    if (nothing_changed) EXPECT_FALSE(broken()) << "the root was changed although the run stopped before";
+    if (nothing_changed) {
+      EXPECT_FALSE(broken()) << "the root was changed although the run stopped before";
+    }
     expect_gate_safe("after the run, disk still full");
 
     free_space();
