@@ -130,7 +130,7 @@ class FaultsTest : public ::testing::Test {
     EXPECT_EQ(g.signal, 0) << when << ": " << g.output;
     if (broken()) {
       EXPECT_NE(g.exit_code, 0) << when << ": the root holds the upgrade, the gate must not read open:\n" << g.output;
-      EXPECT_EQ(g.output.find("gate open"), std::string::npos) << when << ": " << g.output;
+      EXPECT_EQ(g.output.find("gate open:"), std::string::npos) << when << ": " << g.output;
     }
     return g;
   }
