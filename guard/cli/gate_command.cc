@@ -91,12 +91,12 @@ int gate_status(CliContext& ctx) {
   // A rollback half done leaves the next boot's root undetermined: that closes the gate too.
   std::vector<std::string> unfinished;
   for (const auto& w : work) {
-    if (w.blocks_hook) unfinished.push_back(w.text);
+    if (w.blocks_hook || w.closes_gate) unfinished.push_back(w.text);
   }
   if (!gate.closed && !unfinished.empty()) {
     gate.closed = true;
     gate.reason = unfinished.front();
-    gate.changed_by = "an unfinished rollback";
+    gate.changed_by = "an unfinished rollback or run";
   }
   if (*store != nullptr && gate.closed) {
     auto r = inv.root();
@@ -126,8 +126,8 @@ int gate_status(CliContext& ctx) {
     for (const auto& f : findings)
       std::printf("  %s %s: %s%s\n", f.check.c_str(), f.path.c_str(), f.message.c_str(),
                   f.package.empty() ? "" : (" [" + f.package + "]").c_str());
-    if (!unfinished.empty() && gate.changed_by == "an unfinished rollback")
-      std::printf("Finish or give up the rollback first (`upgrade-guard recover`, or `recover --abandon`).\n");
+    if (!unfinished.empty() && gate.changed_by == "an unfinished rollback or run")
+      std::printf("Finish it first (`upgrade-guard recover`; a rollback can be given up: `recover --abandon`).\n");
     else
       std::printf("Fix the findings, then `upgrade-guard gate open` (re-runs the checks) or, knowingly,\n"
                   "`upgrade-guard gate open --force --reason ...`.\n");

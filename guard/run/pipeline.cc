@@ -532,7 +532,7 @@ std::vector<OpenWork> open_work(const state::StateStore& store) {
     }
     out.push_back({fmt::format("run {}{} was interrupted during the {} phase: run `upgrade-guard recover`", run.id,
                                root_suffix(run.root), to_string(run.phase)),
-                   false});
+                   false, run.phase >= RunPhase::command});
   }
   return out;
 }

@@ -99,6 +99,10 @@ class RunPipeline {
 struct OpenWork {
   std::string text;
   bool blocks_hook = false;
+  // The root may hold a change no check has judged (a run interrupted once its command had
+  // started, e.g. when a full disk stopped the state database and the gate file alike):
+  // `gate status` reads closed.
+  bool closes_gate = false;
 };
 [[nodiscard]] std::vector<OpenWork> open_work(const state::StateStore& store);
 

@@ -1,5 +1,5 @@
-// The SQLite connection of the state store: open, checks of a file that is not ours, WAL,
-// migrations, transactions. The tables live in runs.cc, reports.cc, snapshots.cc, gate.cc,
+// The SQLite connection of the state store: open, checks of a file that is not ours, the
+// journal (a rollback journal, never WAL: see use_rollback_journal), migrations, transactions. The tables live in runs.cc, reports.cc, snapshots.cc, gate.cc,
 // boot_trials.cc and rollbacks.cc; the schema in schema.cc.
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -161,7 +161,11 @@ Error StateStore::error(std::string_view call, std::string_view context) const {
   std::string detail = db ? sqlite3_errmsg(db) : "out of memory";
   if (read_only_ && db && (sqlite3_errcode(db) & 0xff) == SQLITE_READONLY)
     detail += " (the state database is open read-only: " + read_only_mode_ + ")";
-  return Error{std::string(call), path_, 0, fmt::format("{}: {}: {}", context, call, detail)};
+  // A full disk (SQLITE_FULL) or a failing one (SQLITE_IOERR_*): the errno says which, e.g.
+  // "...: sqlite3_step: database or disk is full: /var/lib/upgrade-guard/state.db: No space left on device".
+  int code = db ? sqlite3_errcode(db) & 0xff : 0;
+  int err = (code == SQLITE_FULL || code == SQLITE_IOERR || code == SQLITE_CANTOPEN) ? sqlite3_system_errno(db) : 0;
+  return Error{std::string(call), path_, err, fmt::format("{}: {}: {}", context, call, detail)};
 }
 
 Result<StateStore::Statement> StateStore::prepare(std::string_view sql, std::string_view context) const {
@@ -226,7 +230,9 @@ Result<StateStore> StateStore::open_read_only_uri(const std::string& uri, const 
   store.read_only_ = true;
   store.read_only_mode_ = std::move(mode);
   sqlite3_busy_timeout(store.db_.get(), kBusyTimeoutMs);
-  // The first read opens the write-ahead log: this is where a read-only directory fails.
+  if (auto r = store.exec("PRAGMA mmap_size=0", "cannot configure the state database"); !r) return fail(r.error());
+  // The first read opens the write-ahead log of a database still in WAL (upgrade-guard 0.0.9)
+  // or finds a hot rollback journal: this is where a read-only directory fails.
   if (auto r = store.exec("SELECT count(*) FROM sqlite_master", "cannot read the state database"); !r)
     return fail(r.error());
   return store;
@@ -246,17 +252,25 @@ Result<StateStore> StateStore::open_read_only(const std::string& state_dir) {
   // 1. As any reader: with the -shm of the writers, so a running guard's commits are seen.
   auto store = open_read_only_uri(file_uri(path, "mode=ro"), path, "read-only");
   if (!store) {
-    const std::string wal = path + "-wal";
-    struct stat wst {};
-    bool wal_content = ::stat(wal.c_str(), &wst) == 0 && wst.st_size > 0;
-    if (!wal_content) {
+    // The log that holds what the file alone does not say: the write-ahead log of a database
+    // still in WAL, or the rollback journal of a transaction that never finished (a hot
+    // journal, which a read-only connection cannot roll back).
+    std::string log_suffix;
+    for (const char* suffix : {"-wal", "-journal"}) {
+      struct stat lst {};
+      if (::stat((path + suffix).c_str(), &lst) == 0 && lst.st_size > 0) {
+        log_suffix = suffix;
+        break;
+      }
+    }
+    if (log_suffix.empty()) {
       // 2. No -shm can be made (a read-only filesystem) and no log to replay: the file is
       // all there is. immutable=1 reads it without the -shm.
       store = open_read_only_uri(file_uri(path, "mode=ro&immutable=1"), path,
                                  "immutable, its directory is read-only and it has no write-ahead log");
     } else {
-      // 3. immutable=1 would ignore the -wal and its commits: read a private copy of both,
-      // where SQLite can build the -shm.
+      // 3. immutable=1 would ignore the log: read a private copy of both, where SQLite can
+      // replay the -wal or roll the hot journal back.
       std::unique_ptr<TempCopy, RemoveTempCopy> copy;
       std::string tried;
       const char* env_tmp = std::getenv("TMPDIR");
@@ -277,7 +291,13 @@ Result<StateStore> StateStore::open_read_only(const std::string& state_dir) {
                           "private copy (tried " + tried + ")"});
       std::string copy_path = copy->dir + "/" + kFileName;
       if (auto r = copy_file(path, copy_path); !r) return fail(r.error());
-      if (auto r = copy_file(wal, copy_path + "-wal"); !r) return fail(r.error());
+      if (auto r = copy_file(path + log_suffix, copy_path + log_suffix); !r) return fail(r.error());
+      {
+        auto replay = open_connection(copy_path, SQLITE_OPEN_READWRITE, path, "cannot read the state database");
+        if (!replay) return fail(replay.error());
+        sqlite3_exec(replay->get(), "PRAGMA mmap_size=0; SELECT count(*) FROM sqlite_master", nullptr, nullptr,
+                     nullptr);
+      }
       store = open_read_only_uri(file_uri(copy_path, "mode=ro"), path,
                                  "a private copy, its directory is read-only (" + copy->dir + ")");
       if (store) store->temp_copy_ = std::move(copy);
@@ -339,10 +359,15 @@ Result<StateStore> StateStore::open_impl(const std::string& state_dir, int targe
   if (!db) return fail(db.error());
   StateStore store(std::move(*db), path);
   sqlite3_busy_timeout(store.db_.get(), kBusyTimeoutMs);
+  // Before the first read (see use_rollback_journal): no memory-mapped file at all, and a
+  // database still in WAL is opened with its wal-index on the heap instead of in a -shm.
+  if (auto r = store.exec("PRAGMA mmap_size=0; PRAGMA locking_mode=EXCLUSIVE", "cannot configure the state database");
+      !r)
+    return fail(r.error());
 
   // Read before anything writes: a file that is not ours, is damaged or is newer than this
-  // program must stay exactly as it is. (journal_mode=WAL would rewrite the header.)
-  auto version = store.schema_version();
+  // program must stay exactly as it is. (Changing the journal mode may rewrite the header.)
+  auto version = store.read_retrying_busy();
   if (!version) {
     int code = sqlite3_errcode(store.db_.get()) & 0xff;
     if (code == SQLITE_NOTADB || code == SQLITE_CORRUPT) {
@@ -360,7 +385,7 @@ Result<StateStore> StateStore::open_impl(const std::string& state_dir, int targe
   }
   if (auto r = store.quick_check(); !r) return fail(r.error());
 
-  if (auto r = store.enable_wal(); !r) return fail(r.error());
+  if (auto r = store.use_rollback_journal(); !r) return fail(r.error());
   if (auto r = store.exec("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON", "cannot configure the state database");
       !r) {
     return fail(r.error());
@@ -399,21 +424,49 @@ Result<int> StateStore::schema_version() const {
   return *row ? static_cast<int>(stmt->integer(0)) : 0;
 }
 
-Result<void> StateStore::enable_wal() {
-  // Switching a new database from rollback to WAL needs an exclusive lock, and SQLite does
-  // not run the busy handler for it: two guards opening a fresh store at once would see
-  // "database is locked". Retry for as long as the busy timeout.
-  const char* context = "cannot switch the state database to WAL";
+Result<int> StateStore::read_retrying_busy() {
+  // The first read of a database still in WAL takes the exclusive lock (locking_mode=
+  // EXCLUSIVE), and SQLite does not run the busy handler for it: retry for as long as the
+  // busy timeout, e.g. while an upgrade-guard 0.0.9 still has it open.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kBusyTimeoutMs);
   for (;;) {
-    auto stmt = prepare("PRAGMA journal_mode=WAL", context);
+    auto version = schema_version();
+    int code = sqlite3_errcode(db_.get()) & 0xff;
+    if (version || (code != SQLITE_BUSY && code != SQLITE_LOCKED) || std::chrono::steady_clock::now() >= deadline)
+      return version;
+    ::usleep(10'000);
+  }
+}
+
+// The state database keeps a rollback journal (journal_mode=TRUNCATE), not a write-ahead log.
+// WAL readers and writers share the wal-index through a memory-mapped <db>-shm file; on btrfs
+// (copy-on-write) every store into a mapped page needs a newly allocated block, and when the
+// filesystem is full that store is a SIGBUS, not an error: the guard died in
+// set_command_status right after a command had filled the disk (the default state directory
+// is on the root's filesystem). A rollback journal is written with write(), whose ENOSPC is
+// SQLITE_FULL, an error the run handles (the gate closes, `recover` finishes the run); with
+// mmap_size=0 nothing of the database is mapped at all. WAL with locking_mode=EXCLUSIVE (the
+// wal-index on the heap) would lock every reader, `gate status` included, out for a whole run;
+// reserving space cannot help on a copy-on-write filesystem. What readers lose is little: a
+// reader waits (busy timeout) while a commit writes, which takes milliseconds. TRUNCATE rather
+// than DELETE: the journal file stays, empty, between transactions, so a commit does not create
+// and remove a directory entry.
+//
+// A database from upgrade-guard 0.0.9 is still in WAL: open_impl set locking_mode=EXCLUSIVE
+// before its first read, so its -wal is read with the wal-index on the heap (no -shm mapped),
+// and leaving WAL here checkpoints the -wal into the file and removes it. Then the usual shared
+// locking again.
+Result<void> StateStore::use_rollback_journal() {
+  const char* context = "cannot switch the state database to a rollback journal";
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kBusyTimeoutMs);
+  for (;;) {
+    auto stmt = prepare("PRAGMA journal_mode=TRUNCATE", context);
     if (!stmt) return fail(stmt.error());
     auto row = stmt->step();
     if (row) {
-      if (!*row || stmt->text(0) != "wal") {
-        return fail("journal_mode", path_, fmt::format("{} (is it on a filesystem without shared memory?)", context));
-      }
-      return {};
+      if (!*row || stmt->text(0) != "truncate")
+        return fail("journal_mode", path_, fmt::format("{}: it stays {}", context, *row ? stmt->text(0) : "?"));
+      break;
     }
     int code = sqlite3_errcode(db_.get()) & 0xff;
     if ((code != SQLITE_BUSY && code != SQLITE_LOCKED) || std::chrono::steady_clock::now() >= deadline) {
@@ -422,6 +475,13 @@ Result<void> StateStore::enable_wal() {
     stmt->close();
     ::usleep(10'000);
   }
+  // A -shm left by a WAL database is nobody's now: no connection can be in WAL while this one
+  // holds its lock, and the file says rollback journal from now on.
+  if (::unlink((path_ + "-shm").c_str()) != 0 && errno != ENOENT)
+    return base::fail_errno("unlink", path_ + "-shm", errno, context);
+  // Back to shared locking; the lock this connection holds goes with its next read.
+  if (auto r = exec("PRAGMA locking_mode=NORMAL; SELECT count(*) FROM sqlite_master", context); !r) return r;
+  return {};
 }
 
 Result<void> StateStore::migrate(int target_version) {

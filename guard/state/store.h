@@ -1,6 +1,7 @@
 // The crash-safe state store: runs (with their phase), reports and findings, baselines,
 // snapshots, the reboot gate, boot trials and rollbacks, in one SQLite database
-// (/var/lib/upgrade-guard/state.db, WAL, synchronous=FULL).
+// (/var/lib/upgrade-guard/state.db, a rollback journal, synchronous=FULL; never memory-mapped,
+// see use_rollback_journal in db.cc).
 //
 // The contract that makes recovery possible: every write is one transaction, committed
 // before the function returns (or, inside transaction(), with the outermost body). A guard
@@ -67,10 +68,12 @@ class StateStore {
   // the store can then only be opened read-only.
   [[nodiscard]] static bool on_read_only_filesystem(std::string dir);
   // Opens an existing <state_dir>/state.db for reading only: it never creates, migrates or
-  // writes anything (no -wal or -shm either when the directory is read-only, e.g. a boot from
-  // a read-only btrfs snapshot). A WAL database whose -shm cannot be created is read from a
-  // private copy of the database and its -wal (under $TMPDIR, /run or /tmp, removed again with
-  // the store), so nothing committed is missed; without a -wal it is opened immutable. Every
+  // writes anything (no journal, -wal or -shm either when the directory is read-only, e.g. a
+  // boot from a read-only btrfs snapshot). A database with a hot journal (a transaction that
+  // never finished), or one still in WAL (upgrade-guard 0.0.9) whose -shm cannot be created, is
+  // read from a private copy of the database and its journal or -wal (under $TMPDIR, /run or
+  // /tmp, removed again with the store), so it reads as after its last commit; without either
+  // it is opened immutable. Every
   // write then fails naming the read-only store. A database older than this program is
   // migrated by open() when its directory is writable, else an error. A missing file is an
   // error (errno ENOENT). e.g. open_read_only("/var/lib/upgrade-guard").
@@ -227,7 +230,9 @@ class StateStore {
   [[nodiscard]] base::Error error(std::string_view call, std::string_view context) const;
   // PRAGMA user_version: 0 for a new, empty file.
   [[nodiscard]] base::Result<int> schema_version() const;
-  [[nodiscard]] base::Result<void> enable_wal();
+  // schema_version(), retried while the database is busy.
+  [[nodiscard]] base::Result<int> read_retrying_busy();
+  [[nodiscard]] base::Result<void> use_rollback_journal();
   [[nodiscard]] base::Result<void> migrate(int target_version);
   // Rows changed by the last statement, and the rowid it inserted.
   [[nodiscard]] int changes() const;

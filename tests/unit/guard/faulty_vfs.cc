@@ -10,7 +10,7 @@ namespace {
 
 struct Faults {
   sqlite3_vfs* real = nullptr;
-  int commits = 0;     // WAL syncs that went through
+  int commits = 0;     // commits that went through (syncs of a WAL, or of the database file)
   int fail_at = 0;     // 0: none; else the commit number (commits + 1 when it is written) to fail
   bool and_after = false;
   bool fired = false;
@@ -21,7 +21,9 @@ Faults g;
 // Our file: the real VFS's file follows it in the same allocation.
 struct File {
   sqlite3_file base;
-  bool wal;
+  bool wal;      // a write-ahead log: its sync is the commit
+  bool journal;  // a rollback journal: written first in every commit
+  bool main_db;  // the database file: with a rollback journal, its sync is the commit
   sqlite3_file* real() { return reinterpret_cast<sqlite3_file*>(this + 1); }
 };
 
@@ -46,23 +48,25 @@ int x_read(sqlite3_file* f, void* buf, int n, sqlite3_int64 off) {
   return self(f)->real()->pMethods->xRead(self(f)->real(), buf, n, off);
 }
 int x_write(sqlite3_file* f, const void* buf, int n, sqlite3_int64 off) {
-  if (self(f)->wal && should_fail()) return SQLITE_IOERR_WRITE;
+  if ((self(f)->wal || self(f)->journal) && should_fail()) return SQLITE_IOERR_WRITE;
   return self(f)->real()->pMethods->xWrite(self(f)->real(), buf, n, off);
 }
 int x_truncate(sqlite3_file* f, sqlite3_int64 size) {
   return self(f)->real()->pMethods->xTruncate(self(f)->real(), size);
 }
 int x_sync(sqlite3_file* f, int flags) {
-  if (self(f)->wal) {
+  if (self(f)->wal || self(f)->journal) {
     if (g.failing) {
       // The commit whose writes failed never reaches its sync; if it does, fail it too.
       return SQLITE_IOERR_FSYNC;
     }
     int rc = self(f)->real()->pMethods->xSync(self(f)->real(), flags);
-    if (rc == SQLITE_OK) ++g.commits;
+    if (rc == SQLITE_OK && self(f)->wal) ++g.commits;
     return rc;
   }
-  return self(f)->real()->pMethods->xSync(self(f)->real(), flags);
+  int rc = self(f)->real()->pMethods->xSync(self(f)->real(), flags);
+  if (rc == SQLITE_OK && self(f)->main_db) ++g.commits;
+  return rc;
 }
 int x_file_size(sqlite3_file* f, sqlite3_int64* size) {
   return self(f)->real()->pMethods->xFileSize(self(f)->real(), size);
@@ -110,6 +114,8 @@ int x_open(sqlite3_vfs* vfs, const char* name, sqlite3_file* file, int flags, in
   std::memset(f, 0, sizeof(File));
   int rc = g.real->xOpen(g.real, name, f->real(), flags, out_flags);
   f->wal = (flags & SQLITE_OPEN_WAL) != 0;
+  f->journal = (flags & SQLITE_OPEN_MAIN_JOURNAL) != 0;
+  f->main_db = (flags & SQLITE_OPEN_MAIN_DB) != 0;
   // SQLite calls xClose even when xOpen failed, as long as pMethods is set.
   file->pMethods = f->real()->pMethods ? &kMethods : nullptr;
   (void)vfs;

@@ -1,8 +1,9 @@
 // A SQLite VFS that fails the state store's commits on demand, registered as the process's
 // default VFS while it lives: every database the store opens goes through it, and the store's
 // code has no test branch at all. It passes everything to the real default VFS; a commit is
-// counted at each sync of a write-ahead log (synchronous=FULL syncs the WAL once per commit),
-// and the writes of the commit to fail return SQLITE_IOERR_WRITE, as a full or failing disk does.
+// counted at each sync of the database file after its rollback journal (synchronous=FULL syncs
+// it once per commit; of a write-ahead log, for a database in WAL), and the journal writes of
+// the commit to fail return SQLITE_IOERR_WRITE, as a full or failing disk does.
 #pragma once
 
 namespace guard::testing {

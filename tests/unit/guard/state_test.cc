@@ -88,14 +88,16 @@ TEST_F(StateStoreTest, OpenCreatesPrivateDirAndFileWithTheCurrentSchema) {
   EXPECT_EQ(mode_of(db_), 0600u);
   auto settings = store.settings();
   ASSERT_TRUE(settings) << settings.error().to_string();
-  EXPECT_EQ(settings->journal_mode, "wal");
+  EXPECT_EQ(settings->journal_mode, "truncate");  // a rollback journal: nothing memory-mapped
   EXPECT_EQ(settings->synchronous, 2);  // FULL
   EXPECT_TRUE(settings->foreign_keys);
   EXPECT_EQ(settings->busy_timeout_ms, 5000);
   EXPECT_EQ(settings->schema_version, StateStore::kSchemaVersion);
-  // The WAL files carry the database's mode, not the umask's.
+  // The journal carries the database's mode, not the umask's; there is no -wal or -shm.
   ASSERT_TRUE(begin(store, "/", {"true"}, 1));
-  EXPECT_EQ(mode_of(db_ + "-wal"), 0600u);
+  EXPECT_EQ(mode_of(db_ + "-journal"), 0600u);
+  EXPECT_FALSE(std::filesystem::exists(db_ + "-wal"));
+  EXPECT_FALSE(std::filesystem::exists(db_ + "-shm"));
   EXPECT_TRUE(store.quick_check());
 }
 
@@ -610,6 +612,43 @@ TEST_F(StateStoreTest, ANewerSchemaIsRefusedAndTheFileUntouched) {
                              std::to_string(StateStore::kSchemaVersion) + ": upgrade upgrade-guard"));
   EXPECT_THAT(msg, HasSubstr(db_));
   EXPECT_EQ(read_file(db_), bytes);
+}
+
+// upgrade-guard 0.0.9 kept the store in WAL. Such a database, left with commits in its -wal
+// (the guard was killed), is converted at the next open: the commits kept, no -wal or -shm
+// left, a rollback journal from then on.
+TEST_F(StateStoreTest, AWalDatabaseOfTheLastVersionIsConvertedKeepingItsLog) {
+  std::int64_t id = 0;
+  {
+    auto store = must_open(dir_);
+    id = *begin(store, "/", {"apt-get", "upgrade"}, 1);
+  }
+  std::string copy = tmp_ / "crashed";
+  std::filesystem::create_directories(copy);
+  {
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open(db_.c_str(), &raw), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(raw, "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0; "
+                                "UPDATE runs SET message = 'only in the log'",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK)
+        << sqlite3_errmsg(raw);
+    // What a kill -9 leaves: the file and its log, the commit only in the log.
+    for (const char* f : {"state.db", "state.db-wal", "state.db-shm"})
+      std::filesystem::copy_file(dir_ + "/" + f, copy + "/" + f);
+    sqlite3_close(raw);
+  }
+  ASSERT_GT(std::filesystem::file_size(copy + "/state.db-wal"), 0u);
+  auto store = must_open(copy);
+  auto settings = store.settings();
+  ASSERT_TRUE(settings) << settings.error().to_string();
+  EXPECT_EQ(settings->journal_mode, "truncate");
+  auto run = store.get_run(id);
+  ASSERT_TRUE(run && *run);
+  EXPECT_EQ((*run)->message, "only in the log");
+  EXPECT_FALSE(std::filesystem::exists(copy + "/state.db-wal"));
+  EXPECT_FALSE(std::filesystem::exists(copy + "/state.db-shm"));
+  EXPECT_TRUE(store.quick_check());
 }
 
 TEST_F(StateStoreTest, RandomBytesAreRefusedAndTheFileUntouched) {
