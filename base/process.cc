@@ -18,6 +18,7 @@
 #include <string_view>
 #include <array>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <functional>
 #include <future>
@@ -180,6 +181,53 @@ struct ChildSetup {
   }
 };
 
+// The child's environment, built by the project as "NAME=value" strings: the guard's own
+// environment (or, for a sandbox, only PATH and LC_ALL=C: nothing of the guard's reaches the
+// root's code) with the command's overrides. Boost.Process 1.74's environment is not used: its
+// find() (behind env[k]) compares "NAME=" against every entry for the name's length, reading
+// past the end of shorter entries. SetEnvironment hands execve this array.
+class ChildEnvironment {
+ public:
+  explicit ChildEnvironment(const Command& command) {
+    std::map<std::string, std::string, std::less<>> vars;
+    if (command.sandbox) {
+      vars["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+      vars["LC_ALL"] = "C";
+    } else {
+      for (char** e = ::environ; e && *e; ++e) {
+        std::string_view entry(*e);
+        std::size_t eq = entry.find('=');
+        if (eq == std::string_view::npos || eq == 0) continue;  // not a variable execve's users can read
+        vars.emplace(std::string(entry.substr(0, eq)), std::string(entry.substr(eq + 1)));  // the first wins, like getenv
+      }
+    }
+    for (const auto& [k, v] : command.env) vars[k] = v;
+    entries_.reserve(vars.size());
+    for (const auto& [k, v] : vars) entries_.push_back(k + "=" + v);
+    pointers_.reserve(entries_.size() + 1);
+    for (auto& entry : entries_) pointers_.push_back(entry.data());
+    pointers_.push_back(nullptr);
+  }
+  ChildEnvironment(const ChildEnvironment&) = delete;  // pointers_ point into entries_
+  ChildEnvironment& operator=(const ChildEnvironment&) = delete;
+
+  // The NULL-terminated array for execve, valid while this object lives.
+  char** envp() { return pointers_.data(); }
+
+ private:
+  std::vector<std::string> entries_;
+  std::vector<char*> pointers_;
+};
+
+// An on_setup handler (copied by Boost.Process) that gives the child `envp`.
+struct SetEnvironment {
+  char** envp;
+  template <class Executor>
+  void operator()(Executor& exec) const {
+    exec.env = envp;
+  }
+};
+
 }  // namespace
 
 Result<ProcessResult> SystemCommandRunner::run(const Command& command) {
@@ -192,13 +240,8 @@ Result<ProcessResult> SystemCommandRunner::run(const Command& command) {
   }
   if (command.sandbox && !command.chroot) return fail("run", exe, "a sandbox needs the root to chroot into");
   std::vector<std::string> args(command.argv.begin() + 1, command.argv.end());
-  bp::environment env = boost::this_process::environment();
-  if (command.sandbox) {
-    env.clear();  // nothing of the guard's environment reaches the root's code
-    env["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-    env["LC_ALL"] = "C";
-  }
-  for (const auto& [k, v] : command.env) env[k] = v;
+  ChildEnvironment environment(command);
+  const SetEnvironment env{environment.envp()};
 
   boost::asio::io_context ios;
   std::future<std::string> out_future, err_future;
@@ -243,17 +286,17 @@ Result<ProcessResult> SystemCommandRunner::run(const Command& command) {
     if (!tee_file) return fail_errno("fdopen", command.tee_file);
   }
   if (command.sandbox) {
-    child.emplace(bp::exe = exe, bp::args = args, env, (bp::std_out & bp::std_err) > sandbox_file.get(),
+    child.emplace(bp::exe = exe, bp::args = args, bp::extend::on_setup = env, (bp::std_out & bp::std_err) > sandbox_file.get(),
                   bp::std_in < bp::null, ios, bp::on_exit = on_exit, bp::extend::on_exec_setup = setup, start_error);
   } else if (command.output == Output::tee) {
-    child.emplace(bp::exe = exe, bp::args = args, env, (bp::std_out & bp::std_err) > tee_file.get(), ios,
+    child.emplace(bp::exe = exe, bp::args = args, bp::extend::on_setup = env, (bp::std_out & bp::std_err) > tee_file.get(), ios,
                   bp::on_exit = on_exit, bp::extend::on_exec_setup = setup, start_error);
   } else if (command.output == Output::capture) {
-    child.emplace(bp::exe = exe, bp::args = args, env, bp::std_out > out_future, bp::std_err > err_future,
+    child.emplace(bp::exe = exe, bp::args = args, bp::extend::on_setup = env, bp::std_out > out_future, bp::std_err > err_future,
                   bp::std_in < in_pipe, ios, bp::on_exit = on_exit, bp::extend::on_exec_setup = setup,
                   start_error);
   } else {
-    child.emplace(bp::exe = exe, bp::args = args, env, ios, bp::on_exit = on_exit,
+    child.emplace(bp::exe = exe, bp::args = args, bp::extend::on_setup = env, ios, bp::on_exit = on_exit,
                   bp::extend::on_exec_setup = setup, start_error);
   }
   if (start_error) return fail_errno("exec", exe, start_error.value(), "cannot start the command");
