@@ -1,5 +1,6 @@
 // The CLI as a user meets it: the built binary, its exit codes and output.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
@@ -50,6 +51,41 @@ TEST(CliTest, PolicyValidateNamesFileLineColumnAndKey) {
   auto show = run_guard({"policy", "show", "--policy", good});
   EXPECT_EQ(show.exit_code, 0);
   EXPECT_NE(show.out.find("on_fail = \"warn\"  # from " + good + ":1:11"), std::string::npos) << show.out;
+}
+
+// Policies that crashed toml++ 3.3.0 (a 40,000-part dotted key overflowed its stack: SIGSEGV, in
+// `hook pre` too, which made apt fail) or reached its __builtin_unreachable (a combining accent
+// at a line's start): refused by the project's pre-check with the place; `hook pre` leaves apt
+// alone (exit 0) and says the run is not guarded.
+TEST(CliTest, PoliciesThatCrashedTheTomlParserAreRefusedWithTheirPlace) {
+  TempDir dir;
+  std::string deep_key = "a";
+  for (int i = 1; i < 40000; ++i) deep_key += ".a";
+  const struct {
+    const char* name;
+    std::string text;
+    std::string where;
+  } cases[] = {
+      {"dotted.toml", deep_key + " = 1\n", ":1:33: a key with more than 16 dotted parts"},
+      {"combining.toml", "on_fail = \"warn\"\n\xCC\x81 = 1\n", ":2:1: character U+0301 outside a string or comment"},
+      {"nested.toml", "a = " + std::string(100000, '[') + std::string(100000, ']') + "\n",
+       ":1:13: arrays and inline tables nested more than 8 deep"},
+  };
+  for (const auto& c : cases) {
+    std::string file = dir / c.name;
+    guard::testing::write_file(file, c.text, 0644);
+    auto v = run_guard({"policy", "validate", "--policy", file}, 60);
+    EXPECT_EQ(v.signal, 0) << c.name;
+    EXPECT_EQ(v.exit_code, 2) << c.name;
+    EXPECT_NE(v.err.find(file + c.where), std::string::npos) << v.err;
+    TempDir state;
+    auto h = run_guard({"--state-dir", state.path(), "--policy", file, "hook", "pre"}, 60);
+    EXPECT_EQ(h.signal, 0) << c.name;
+    EXPECT_EQ(h.exit_code, 0) << c.name << ": " << h.err;
+    if (::geteuid() == 0) {
+      EXPECT_NE(h.err.find("this apt run is NOT guarded: " + file + c.where), std::string::npos) << h.err;
+    }
+  }
 }
 
 TEST(CliTest, GroupWritablePolicyIsRefused) {
