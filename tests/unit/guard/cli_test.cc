@@ -114,6 +114,32 @@ TEST(CliTest, CheckJsonHasSchemaOne) {
   EXPECT_TRUE(j["findings"].is_array());
 }
 
+// A root's contents with terminal escape sequences (a link target, a dpkg status line): the
+// human output of check shows them escaped, never as raw control bytes; JSON escapes them itself.
+TEST(CliTest, EscapeSequencesFromTheRootAreNotPrintedRaw) {
+  TempDir root;
+  TempDir state;
+  guard::testing::make_dirs(root / "usr/bin");
+  ASSERT_EQ(::symlink("/nonexistent\x1b[2J\x9b\xff", (root / "usr/bin/evil").c_str()), 0);
+  guard::testing::write_file(root / "var/lib/dpkg/status",
+                             "Package: hello\nStatus: install ok half-configured\nArchitecture: amd64\n"
+                             "Version: 2.10\x1b]0;owned\x07\n\n");
+  guard::testing::write_file(root / "var/lib/dpkg/info/hello.list", "/usr\n/usr/bin\n");
+  const std::vector<std::string> args{"check", "--root", root.path(), "--state-dir", state.path(), "--checks",
+                                      "symlinks,dpkg-state"};
+  auto r = run_guard(args);
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_EQ(r.out.find('\x1b'), std::string::npos) << r.out;
+  EXPECT_EQ(r.err.find('\x1b'), std::string::npos) << r.err;
+  EXPECT_EQ(r.out.find('\x07'), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("/nonexistent\\x1b[2J\\x9b\\xff"), std::string::npos) << r.out;
+  auto args_json = args;
+  args_json.push_back("--json");
+  auto j = run_guard(args_json);
+  EXPECT_EQ(j.out.find('\x1b'), std::string::npos);
+  EXPECT_NE(j.out.find("\\u001b[2J"), std::string::npos) << j.out;
+}
+
 // A host where another tool rewrote one package's files (npm over Debian's nodejs): the human
 // report is one line for that package, with the first paths; --verbose and --json give all.
 TEST(CliTest, ManyFindingsOfOnePackageAreOneLineWithTheFirstPaths) {
