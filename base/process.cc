@@ -18,6 +18,7 @@
 #include <string_view>
 #include <array>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <functional>
 #include <future>
@@ -180,6 +181,53 @@ struct ChildSetup {
   }
 };
 
+// The child's environment, built by the project as "NAME=value" strings: the guard's own
+// environment (or, for a sandbox, only PATH and LC_ALL=C: nothing of the guard's reaches the
+// root's code) with the command's overrides. Boost.Process 1.74's environment is not used: its
+// find() (behind env[k]) compares "NAME=" against every entry for the name's length, reading
+// past the end of shorter entries. SetEnvironment hands execve this array.
+class ChildEnvironment {
+ public:
+  explicit ChildEnvironment(const Command& command) {
+    std::map<std::string, std::string, std::less<>> vars;
+    if (command.sandbox) {
+      vars["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+      vars["LC_ALL"] = "C";
+    } else {
+      for (char** e = ::environ; e && *e; ++e) {
+        std::string_view entry(*e);
+        std::size_t eq = entry.find('=');
+        if (eq == std::string_view::npos || eq == 0) continue;  // not a variable execve's users can read
+        vars.emplace(std::string(entry.substr(0, eq)), std::string(entry.substr(eq + 1)));  // the first wins, like getenv
+      }
+    }
+    for (const auto& [k, v] : command.env) vars[k] = v;
+    entries_.reserve(vars.size());
+    for (const auto& [k, v] : vars) entries_.push_back(k + "=" + v);
+    pointers_.reserve(entries_.size() + 1);
+    for (auto& entry : entries_) pointers_.push_back(entry.data());
+    pointers_.push_back(nullptr);
+  }
+  ChildEnvironment(const ChildEnvironment&) = delete;  // pointers_ point into entries_
+  ChildEnvironment& operator=(const ChildEnvironment&) = delete;
+
+  // The NULL-terminated array for execve, valid while this object lives.
+  char** envp() { return pointers_.data(); }
+
+ private:
+  std::vector<std::string> entries_;
+  std::vector<char*> pointers_;
+};
+
+// An on_setup handler (copied by Boost.Process) that gives the child `envp`.
+struct SetEnvironment {
+  char** envp;
+  template <class Executor>
+  void operator()(Executor& exec) const {
+    exec.env = envp;
+  }
+};
+
 }  // namespace
 
 Result<ProcessResult> SystemCommandRunner::run(const Command& command) {
@@ -192,15 +240,8 @@ Result<ProcessResult> SystemCommandRunner::run(const Command& command) {
   }
   if (command.sandbox && !command.chroot) return fail("run", exe, "a sandbox needs the root to chroot into");
   std::vector<std::string> args(command.argv.begin() + 1, command.argv.end());
-  bp::environment env = boost::this_process::environment();
-  if (command.sandbox) {
-    env.clear();  // nothing of the guard's environment reaches the root's code
-    env.set("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-    env.set("LC_ALL", "C");
-  }
-  // set(), not env[k]: Boost.Process 1.74's operator[] looks the key up with a find() that
-  // compares "k=" against every entry for its own length, past the end of shorter entries.
-  for (const auto& [k, v] : command.env) env.set(k, v);
+  ChildEnvironment environment(command);
+  const SetEnvironment env{environment.envp()};
 
   boost::asio::io_context ios;
   std::future<std::string> out_future, err_future;
@@ -236,32 +277,26 @@ Result<ProcessResult> SystemCommandRunner::run(const Command& command) {
   std::unique_ptr<FILE, int (*)(FILE*)> tee_file(nullptr, &std::fclose);
   if (command.output == Output::tee) {
     if (command.tee_file.empty()) return fail("run", exe, "Output::tee needs a log file");
-    // Never through a symlink, never into a FIFO or device: a log file is ours and regular.
-    tee_fd.reset(
-        ::open(command.tee_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0640));
+    tee_fd.reset(::open(command.tee_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
     if (!tee_fd) return fail_errno("open", command.tee_file, errno, "cannot open the command's log file");
-    struct stat tee_st {};
-    if (::fstat(tee_fd.get(), &tee_st) != 0 || !S_ISREG(tee_st.st_mode))
-      return fail("open", command.tee_file, "the command's log file is not a regular file");
-    ::fcntl(tee_fd.get(), F_SETFL, ::fcntl(tee_fd.get(), F_GETFL) & ~O_NONBLOCK);  // the command's stdout
-    follow_fd.reset(::open(command.tee_file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+    follow_fd.reset(::open(command.tee_file.c_str(), O_RDONLY | O_CLOEXEC));
     if (!follow_fd) return fail_errno("open", command.tee_file, errno, "cannot read the command's log file");
     ::lseek(follow_fd.get(), 0, SEEK_END);
     tee_file.reset(::fdopen(::dup(tee_fd.get()), "a"));
     if (!tee_file) return fail_errno("fdopen", command.tee_file);
   }
   if (command.sandbox) {
-    child.emplace(bp::exe = exe, bp::args = args, env, (bp::std_out & bp::std_err) > sandbox_file.get(),
+    child.emplace(bp::exe = exe, bp::args = args, bp::extend::on_setup = env, (bp::std_out & bp::std_err) > sandbox_file.get(),
                   bp::std_in < bp::null, ios, bp::on_exit = on_exit, bp::extend::on_exec_setup = setup, start_error);
   } else if (command.output == Output::tee) {
-    child.emplace(bp::exe = exe, bp::args = args, env, (bp::std_out & bp::std_err) > tee_file.get(), ios,
+    child.emplace(bp::exe = exe, bp::args = args, bp::extend::on_setup = env, (bp::std_out & bp::std_err) > tee_file.get(), ios,
                   bp::on_exit = on_exit, bp::extend::on_exec_setup = setup, start_error);
   } else if (command.output == Output::capture) {
-    child.emplace(bp::exe = exe, bp::args = args, env, bp::std_out > out_future, bp::std_err > err_future,
+    child.emplace(bp::exe = exe, bp::args = args, bp::extend::on_setup = env, bp::std_out > out_future, bp::std_err > err_future,
                   bp::std_in < in_pipe, ios, bp::on_exit = on_exit, bp::extend::on_exec_setup = setup,
                   start_error);
   } else {
-    child.emplace(bp::exe = exe, bp::args = args, env, ios, bp::on_exit = on_exit,
+    child.emplace(bp::exe = exe, bp::args = args, bp::extend::on_setup = env, ios, bp::on_exit = on_exit,
                   bp::extend::on_exec_setup = setup, start_error);
   }
   if (start_error) return fail_errno("exec", exe, start_error.value(), "cannot start the command");
@@ -285,7 +320,7 @@ Result<ProcessResult> SystemCommandRunner::run(const Command& command) {
       // A vanished terminal is ignored: the log has it all.
       [[maybe_unused]] ssize_t w = ::write(command.tee_fd, buf, static_cast<std::size_t>(n));
       result.out.append(buf, static_cast<std::size_t>(n));
-      if (result.out.size() > 128UL * 1024) result.out.erase(0, result.out.size() - 64UL * 1024);
+      if (result.out.size() > 128 * 1024) result.out.erase(0, result.out.size() - 64 * 1024);
     }
   };
   const auto deadline = started + command.timeout;
@@ -309,7 +344,7 @@ Result<ProcessResult> SystemCommandRunner::run(const Command& command) {
   result.duration = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
   copy_new_output();
   if (tee_fd) ::fsync(tee_fd.get());
-  if (result.out.size() > 64UL * 1024) result.out.erase(0, result.out.size() - 64UL * 1024);
+  if (result.out.size() > 64 * 1024) result.out.erase(0, result.out.size() - 64 * 1024);
   if (command.output == Output::capture) {
     if (out_future.valid() && out_future.wait_for(std::chrono::seconds(0)) == std::future_status::ready)
       result.out = out_future.get();

@@ -22,4 +22,10 @@ namespace guard::base {
 // The 1-based line number of byte `offset` in `text`.
 [[nodiscard]] std::size_t line_of(std::string_view text, std::size_t offset);
 
+// Text from a root (a link target, a dpkg status line, a file name) made safe to print to a
+// terminal: C0 controls but tab and line feed, DEL, C1 controls (U+0080..U+009F) and bytes that
+// are not UTF-8 become \xNN (a backslash itself stays), so that no escape sequence in a root's
+// contents reaches the terminal. e.g. "a\x1b[2Jb" -> "a\\x1b[2Jb" (printed: a\x1b[2Jb).
+[[nodiscard]] std::string escape_control(std::string_view s);
+
 }  // namespace guard::base

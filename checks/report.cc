@@ -1,5 +1,6 @@
 #include "checks/report.h"
 
+#include "base/strings.h"
 #include "checks/bounded_findings.h"
 
 #include <fmt/format.h>
@@ -192,6 +193,9 @@ std::string group_count(std::size_t n) {
 }  // namespace
 
 std::string render_human(const Report& report, bool color, bool verbose) {
+  // Every string from the root (paths, link targets, package names, messages quoting its
+  // files) is printed with its control characters escaped: no escape sequence reaches the terminal.
+  auto esc = [](const std::string& text) { return base::escape_control(text); };
   auto paint = [color](const char* code, const std::string& text) {
     return color ? fmt::format("\x1b[{}m{}\x1b[0m", code, text) : text;
   };
@@ -203,7 +207,7 @@ std::string render_human(const Report& report, bool color, bool verbose) {
       default: return paint("36", "info ");
     }
   };
-  std::string out = fmt::format("upgrade-guard check of {}\n", report.root);
+  std::string out = fmt::format("upgrade-guard check of {}\n", esc(report.root));
   for (const auto& c : report.checks) {
     std::string status = to_string(c.status);
     const char* code = c.status == CheckStatus::passed    ? "32"
@@ -212,7 +216,7 @@ std::string render_human(const Report& report, bool color, bool verbose) {
                                                           : "1;31";
     out += fmt::format("  {:<15} {:<18} {:>8} items {:>7.2f}s", c.id, paint(code, status), c.items,
                        static_cast<double>(c.duration.count()) / 1000.0);
-    if (!c.note.empty()) out += "  (" + c.note + ")";
+    if (!c.note.empty()) out += "  (" + esc(c.note) + ")";
     out += '\n';
     std::size_t known = 0;
     // Findings of one package at one severity, in report order: listed one by one up to a few,
@@ -236,9 +240,9 @@ std::string render_human(const Report& report, bool color, bool verbose) {
     for (const auto& [key, fs] : groups) {
       if (verbose || fs.size() <= kGroupAbove || fs.front()->package.empty()) {
         for (const Finding* f : fs) {
-          out += fmt::format("      {} {}{}{}\n", sev_label(*f), f->path.empty() ? "" : f->path + ": ", f->message,
-                             f->package.empty() ? "" : " [" + f->package + "]");
-          if (!f->hint.empty()) out += fmt::format("            hint: {}\n", f->hint);
+          out += fmt::format("      {} {}{}{}\n", sev_label(*f), f->path.empty() ? "" : esc(f->path) + ": ", esc(f->message),
+                             f->package.empty() ? "" : " [" + esc(f->package) + "]");
+          if (!f->hint.empty()) out += fmt::format("            hint: {}\n", esc(f->hint));
         }
         continue;
       }
@@ -250,16 +254,16 @@ std::string render_human(const Report& report, bool color, bool verbose) {
       const bool same_id = !first.id.empty() && std::all_of(fs.begin(), fs.end(), [&](const Finding* f) {
         return f->id == first.id;
       });
-      out += fmt::format("      {} {}: {} files{}\n", sev_label(first), first.package, group_count(fs.size()),
-                         same_message ? ": " + first.message
-                         : same_id    ? " " + first.id
+      out += fmt::format("      {} {}: {} files{}\n", sev_label(first), esc(first.package), group_count(fs.size()),
+                         same_message ? ": " + esc(first.message)
+                         : same_id    ? " " + esc(first.id)
                                       : "");
       for (std::size_t i = 0; i < kGroupShown; ++i) {
-        out += fmt::format("            {}{}\n", fs[i]->path, same_message || same_id ? "" : ": " + fs[i]->message);
+        out += fmt::format("            {}{}\n", esc(fs[i]->path), same_message || same_id ? "" : ": " + esc(fs[i]->message));
       }
       out += fmt::format("            ... and {} more (--verbose or --json lists every one)\n",
                          group_count(fs.size() - kGroupShown));
-      if (!first.hint.empty()) out += fmt::format("            hint: {}\n", first.hint);
+      if (!first.hint.empty()) out += fmt::format("            hint: {}\n", esc(first.hint));
     }
     if (known > 0) out += fmt::format("      {} {} findings already in the baseline (listed by --json)\n", paint("2", "known"), known);
   }

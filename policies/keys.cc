@@ -98,7 +98,7 @@ const std::vector<Key>& table() {
       field("checks.package-hashes.conffiles", severity(), &Policy::conffiles,
             "how edited conffiles (e.g. /etc/ssh/sshd_config) count"),
 
-      field("preserve.paths", paths(/*prefix_ok=*/false, /*root_ok=*/false), &Policy::preserve,
+      field("preserve.paths", preserve_paths(), &Policy::preserve,
             "carried from the broken root into the restored one on rollback",
             Strings{"/home", "/root", "/srv", "/var/log", "/var/lib/postgresql", "/var/lib/mysql", "/var/mail",
                     "/var/spool"}),
@@ -295,6 +295,25 @@ List paths(bool prefix_ok, bool root_ok) {
   return {[=](const std::string& p, std::size_t) -> std::optional<std::string> {
             if (auto why = path_problem(p, prefix_ok)) return why;
             if (!root_ok && p == "/") return std::string("'/' is not allowed here (it would cover the whole system)");
+            return std::nullopt;
+          },
+          {}};
+}
+
+List preserve_paths() {
+  return {[](const std::string& p, std::size_t) -> std::optional<std::string> {
+            if (auto why = path_problem(p, false)) return why;
+            if (p == "/") return std::string("'/' is not allowed here (it would cover the whole system)");
+            for (const char* tree : kRestoredSystemTrees) {
+              const std::string t(tree);
+              const bool inside = p == t || p.starts_with(t + "/");
+              const bool covers = t.starts_with(p + "/");
+              if (!inside && !covers) continue;
+              return fmt::format("'{}' {} {}, which a rollback restores as it was before the upgrade (carried over, "
+                                 "it would bring the broken system into the restored root); preserve is for data "
+                                 "such as /srv, /home, /var/log or /var/lib/postgresql",
+                                 p, inside ? "is part of" : "holds", t);
+            }
             return std::nullopt;
           },
           {}};

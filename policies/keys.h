@@ -124,6 +124,16 @@ struct List {
 // Absolute normalized paths; `prefix_ok`: an entry may end in '/' (a prefix); `root_ok`: "/" may
 // be one of them. e.g. paths(false, false) for preserve.paths.
 [[nodiscard]] List paths(bool prefix_ok, bool root_ok);
+// The system a rollback restores from the snapshot: the programs, libraries, configuration,
+// boot files and the package managers' databases. A preserve path may neither be one of them,
+// lie under one, nor hold one.
+inline constexpr const char* kRestoredSystemTrees[] = {
+    "/bin", "/boot", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/sbin", "/usr",
+    "/var/lib/dpkg", "/var/lib/apt", "/var/lib/ucf", "/var/cache/debconf",
+};
+// preserve.paths: paths(false, false) without kRestoredSystemTrees, e.g. "/usr", "/var",
+// "/etc/alternatives" are refused, "/srv" and "/var/lib/postgresql" are not.
+[[nodiscard]] List preserve_paths();
 // systemd unit names with their suffix, e.g. ["nginx.service"].
 [[nodiscard]] List unit_names();
 // An argv, no shell: argv[0] an absolute path, e.g. ["/usr/sbin/nginx", "-t"]; [] when `empty_ok`.

@@ -18,6 +18,7 @@
 #include "base/dir.h"
 #include "base/unique_fd.h"
 #include "policies/keys.h"
+#include "policies/precheck.h"
 
 namespace guard::policies {
 namespace {
@@ -26,8 +27,6 @@ using base::Error;
 using base::Result;
 using keys::Key;
 using keys::Site;
-
-constexpr std::size_t kMaxPolicyBytes = 1 << 20;  // a policy file is text an admin writes
 
 bool is_check_id(std::string_view name) {
   const auto& ids = known_check_ids();
@@ -352,6 +351,8 @@ std::vector<std::string> policy_keys() {
 }
 
 Result<void> apply_policy_toml(Policy& policy, std::string_view text, const std::string& file) {
+  // toml++ never sees bytes that could reach one of its defects (policies/precheck.h).
+  if (auto r = precheck_policy_text(text, file); !r) return r;
   toml::table doc;
   try {
     doc = toml::parse(text, file);

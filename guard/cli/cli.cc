@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "base/log.h"
+#include "base/strings.h"
 #include "guard/cli/invocation.h"
 
 namespace guard::cli {
@@ -19,7 +20,8 @@ Invocation& CliContext::invocation() {
 }
 
 int report_error(const base::Error& error, int code) {
-  std::fprintf(stderr, "upgrade-guard: %s\n", error.to_string().c_str());
+  // An error may quote a root's file (a path, a line of it): printed with controls escaped.
+  std::fprintf(stderr, "upgrade-guard: %s\n", base::escape_control(error.to_string()).c_str());
   return code;
 }
 

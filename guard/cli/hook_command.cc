@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "base/strings.h"
 #include "guard/cli/cli.h"
 #include "guard/cli/invocation.h"
 #include "guard/boot/trial.h"
@@ -17,7 +18,9 @@ namespace guard::cli {
 namespace {
 
 // apt shows the hooks' output between its own; everything goes to stderr, prefixed.
-void tell(const std::string& line) { std::fprintf(stderr, "upgrade-guard: %s\n", line.c_str()); }
+void tell(const std::string& line) {
+  std::fprintf(stderr, "upgrade-guard: %s\n", base::escape_control(line).c_str());
+}
 
 // A regression is shouted: apt's output scrolls by, and unattended-upgrades mails it.
 void shout(const run::RunSummary& s) {

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstdio>
 
+#include "base/strings.h"
 #include "guard/bus/system_bus.h"
 #include "guard/core/liveness.h"
 #include "guard/run/pipeline.h"
@@ -70,7 +71,7 @@ void Invocation::print_notices(const state::StateStore& store) {
   if (!notices_) return;
   notices_ = false;
   for (const auto& work : run::open_work(store))
-    std::fprintf(stderr, "upgrade-guard: warning: %s\n", work.text.c_str());
+    std::fprintf(stderr, "upgrade-guard: warning: %s\n", base::escape_control(work.text).c_str());
 }
 
 std::optional<gate::Enforcement> Invocation::enforcement(const base::Root& root) {
@@ -120,7 +121,7 @@ CliResult<RunContext*> Invocation::context(bool reading) {
   context_->command_output_fd = options_.json ? STDERR_FILENO : STDOUT_FILENO;
   const bool json = options_.json;
   context_->progress = [json](std::string_view line) {
-    if (!json) std::fprintf(stderr, "upgrade-guard: %.*s\n", static_cast<int>(line.size()), line.data());
+    if (!json) std::fprintf(stderr, "upgrade-guard: %s\n", base::escape_control(line).c_str());
   };
   return context_.get();
 }

@@ -30,11 +30,14 @@ std::string iso_utc(std::int64_t seconds) { return format_time(seconds, true); }
 
 std::string render_run_summary(const run::RunSummary& s, bool color, bool verbose) {
   auto bold = [color](const std::string& t) { return color ? "\x1b[1m" + t + "\x1b[0m" : t; };
+  // What came from the root or the command (package names, versions, messages quoting paths)
+  // is printed with its control characters escaped.
+  auto esc = [](const std::string& t) { return base::escape_control(t); };
   std::string out;
   out += bold(fmt::format("upgrade-guard run {}: {}", s.run_id, state::to_string(s.outcome))) + "\n";
-  if (!s.command.empty()) out += "  command:  " + base::join(s.command, " ") + " (" + s.command_status + ")\n";
-  if (s.snapshot) out += "  snapshot: " + *s.snapshot + "\n";
-  if (!s.log_file.empty()) out += "  log:      " + s.log_file + "\n";
+  if (!s.command.empty()) out += "  command:  " + esc(base::join(s.command, " ")) + " (" + esc(s.command_status) + ")\n";
+  if (s.snapshot) out += "  snapshot: " + esc(*s.snapshot) + "\n";
+  if (!s.log_file.empty()) out += "  log:      " + esc(s.log_file) + "\n";
   const auto& c = s.changes;
   if (!c.empty()) {
     out += fmt::format("  changed:  {} upgraded, {} installed, {} removed, {} downgraded, {} changed state\n",
@@ -47,8 +50,8 @@ std::string render_run_summary(const run::RunSummary& s, bool color, bool verbos
           out += fmt::format("            ... and {} more\n", v.size() - 20);
           break;
         }
-        out += fmt::format("            {} {} {}{}\n", what, p.package, p.before_version,
-                           p.after_version.empty() ? "" : " -> " + p.after_version);
+        out += fmt::format("            {} {} {}{}\n", what, esc(p.package), esc(p.before_version),
+                           p.after_version.empty() ? "" : " -> " + esc(p.after_version));
       }
     };
     list("upgraded  ", c.upgraded);
@@ -64,8 +67,8 @@ std::string render_run_summary(const run::RunSummary& s, bool color, bool verbos
     out += "\nChecks of the restored root:\n";
     out += checks::render_human(*s.restored, color, verbose);
   }
-  out += "\n" + bold(s.message) + "\n";
-  for (const auto& n : s.notes) out += "  - " + n + "\n";
+  out += "\n" + bold(esc(s.message)) + "\n";
+  for (const auto& n : s.notes) out += "  - " + esc(n) + "\n";
   return out;
 }
 

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <stdlib.h>
 
 #include <chrono>
 #include <filesystem>
@@ -77,6 +78,24 @@ TEST(ProcessTest, EnvironmentIsAdded) {
   Command cmd = make({"/bin/sh", "-c", "echo $UG_TEST_VALUE"});
   cmd.env["UG_TEST_VALUE"] = "42";
   EXPECT_EQ(run_ok(cmd).out, "42\n");
+}
+
+// Boost.Process 1.74's environment find() compared a key's "NAME=" against every entry for the
+// key's length, past the end of shorter entries (a heap over-read ASan aborts on). An entry
+// shorter than the key, on the heap (past the short-string buffer), and a key that is not
+// there yet make every comparison of the old code read too far; built with -DUG_ASAN=ON
+// this test aborted before the environment was built by the project.
+TEST(ProcessTest, EnvironmentOverridesLongerThanEntriesAreSetAndReplaced) {
+  ASSERT_EQ(::setenv("UG_SHORT_ENTRY", "xy", 1), 0);  // "UG_SHORT_ENTRY=xy": 17 bytes
+  ASSERT_EQ(::setenv("UG_REPLACED", "old", 1), 0);
+  const std::string long_key = "UG_A_VARIABLE_NAME_LONGER_THAN_THE_SHORT_ENTRY";
+  Command cmd = make({"/bin/sh", "-c", "echo \"$" + long_key + "|$UG_REPLACED|$UG_SHORT_ENTRY\"; env | grep -c ^UG_REPLACED="});
+  cmd.env[long_key] = "long";
+  cmd.env["UG_REPLACED"] = "new";
+  auto r = run_ok(cmd);
+  ::unsetenv("UG_SHORT_ENTRY");
+  ::unsetenv("UG_REPLACED");
+  EXPECT_EQ(r.out, "long|new|xy\n1\n");
 }
 
 TEST(ProcessTest, MissingProgramIsAnError) {

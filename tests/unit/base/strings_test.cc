@@ -36,5 +36,13 @@ TEST(ErrorTest, ToStringNamesPathAndCall) {
   EXPECT_EQ(plain.to_string(), "bad value: /etc/upgrade-guard/policy.toml");
 }
 
+TEST(StringsTest, EscapeControlKeepsTextAndEscapesWhatATerminalActsOn) {
+  EXPECT_EQ(escape_control("caf\xC3\xA9 /usr/bin\tx\n\\"), "caf\xC3\xA9 /usr/bin\tx\n\\");
+  EXPECT_EQ(escape_control("a\x1b[2Jb\x7f\r"), "a\\x1b[2Jb\\x7f\\x0d");
+  EXPECT_EQ(escape_control("\xC2\x9B" "1m"), "\\xc2\\x9b1m");          // C1 CSI
+  EXPECT_EQ(escape_control("\xff\xC0\xAF\xE2\x82"), "\\xff\\xc0\\xaf\\xe2\\x82");  // not UTF-8
+  EXPECT_EQ(escape_control(std::string("a\0b", 3)), "a\\x00b");
+}
+
 }  // namespace
 }  // namespace guard::base

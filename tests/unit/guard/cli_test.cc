@@ -1,5 +1,6 @@
 // The CLI as a user meets it: the built binary, its exit codes and output.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
@@ -52,6 +53,41 @@ TEST(CliTest, PolicyValidateNamesFileLineColumnAndKey) {
   EXPECT_NE(show.out.find("on_fail = \"warn\"  # from " + good + ":1:11"), std::string::npos) << show.out;
 }
 
+// Policies that crashed toml++ 3.3.0 (a 40,000-part dotted key overflowed its stack: SIGSEGV, in
+// `hook pre` too, which made apt fail) or reached its __builtin_unreachable (a combining accent
+// at a line's start): refused by the project's pre-check with the place; `hook pre` leaves apt
+// alone (exit 0) and says the run is not guarded.
+TEST(CliTest, PoliciesThatCrashedTheTomlParserAreRefusedWithTheirPlace) {
+  TempDir dir;
+  std::string deep_key = "a";
+  for (int i = 1; i < 40000; ++i) deep_key += ".a";
+  const struct {
+    const char* name;
+    std::string text;
+    std::string where;
+  } cases[] = {
+      {"dotted.toml", deep_key + " = 1\n", ":1:33: a key with more than 16 dotted parts"},
+      {"combining.toml", "on_fail = \"warn\"\n\xCC\x81 = 1\n", ":2:1: character U+0301 outside a string or comment"},
+      {"nested.toml", "a = " + std::string(100000, '[') + std::string(100000, ']') + "\n",
+       ":1:13: arrays and inline tables nested more than 8 deep"},
+  };
+  for (const auto& c : cases) {
+    std::string file = dir / c.name;
+    guard::testing::write_file(file, c.text, 0644);
+    auto v = run_guard({"policy", "validate", "--policy", file}, 60);
+    EXPECT_EQ(v.signal, 0) << c.name;
+    EXPECT_EQ(v.exit_code, 2) << c.name;
+    EXPECT_NE(v.err.find(file + c.where), std::string::npos) << v.err;
+    TempDir state;
+    auto h = run_guard({"--state-dir", state.path(), "--policy", file, "hook", "pre"}, 60);
+    EXPECT_EQ(h.signal, 0) << c.name;
+    EXPECT_EQ(h.exit_code, 0) << c.name << ": " << h.err;
+    if (::geteuid() == 0) {
+      EXPECT_NE(h.err.find("this apt run is NOT guarded: " + file + c.where), std::string::npos) << h.err;
+    }
+  }
+}
+
 TEST(CliTest, GroupWritablePolicyIsRefused) {
   TempDir dir;
   std::string file = dir / "policy.toml";
@@ -76,6 +112,36 @@ TEST(CliTest, CheckJsonHasSchemaOne) {
   EXPECT_EQ(j["schema"], 1);
   EXPECT_EQ(j["root"], root.path());
   EXPECT_TRUE(j["findings"].is_array());
+}
+
+// A root's contents with terminal escape sequences (a link target, a dpkg status line): the
+// human output of check shows them escaped, never as raw control bytes; JSON escapes them itself.
+TEST(CliTest, EscapeSequencesFromTheRootAreNotPrintedRaw) {
+  TempDir root;
+  TempDir state;
+  guard::testing::make_dirs(root / "usr/bin");
+  ASSERT_EQ(::symlink("/nonexistent\x1b[2J\x9b\xff", (root / "usr/bin/evil").c_str()), 0);
+  guard::testing::write_file(root / "var/lib/dpkg/status",
+                             "Package: hello\nStatus: install ok half-configured\nArchitecture: amd64\n"
+                             "Version: 2.10\x1b]0;owned\x07\n\n");
+  guard::testing::write_file(root / "var/lib/dpkg/info/hello.list", "/usr\n/usr/bin\n");
+  const std::vector<std::string> args{"check", "--root", root.path(), "--state-dir", state.path(), "--checks",
+                                      "symlinks,dpkg-state"};
+  auto r = run_guard(args);
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_EQ(r.out.find('\x1b'), std::string::npos) << r.out;
+  EXPECT_EQ(r.err.find('\x1b'), std::string::npos) << r.err;
+  EXPECT_EQ(r.out.find('\x07'), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("/nonexistent\\x1b[2J\\x9b\\xff"), std::string::npos) << r.out;
+  // JSON with a valid-UTF-8 ESC (invalid UTF-8 still ends --json with an internal error: a
+  // separate defect, reported, not fixed here).
+  ASSERT_EQ(::unlink((root / "usr/bin/evil").c_str()), 0);
+  ASSERT_EQ(::symlink("/nonexistent\x1b[2J", (root / "usr/bin/evil").c_str()), 0);
+  auto args_json = args;
+  args_json.push_back("--json");
+  auto j = run_guard(args_json);
+  EXPECT_EQ(j.out.find('\x1b'), std::string::npos);
+  EXPECT_NE(j.out.find("\\u001b[2J"), std::string::npos) << j.out;
 }
 
 // A host where another tool rewrote one package's files (npm over Debian's nodejs): the human

@@ -427,6 +427,23 @@ INSTANTIATE_TEST_SUITE_P(
                   "'.' or '..' components)"},
         ErrorCase{"preserve_root", "[preserve]\npaths = [\"/\"]\n",
                   "FILE:2:10: preserve.paths: entry 1: '/' is not allowed here (it would cover the whole system)"},
+        // A rollback restores the system; preserving part of it would carry the broken one over.
+        ErrorCase{"preserve_usr", "[preserve]\npaths = [\"/srv\", \"/usr\"]\n",
+                  "FILE:2:18: preserve.paths: entry 2: '/usr' is part of /usr, which a rollback restores as it was "
+                  "before the upgrade (carried over, it would bring the broken system into the restored root); "
+                  "preserve is for data such as /srv, /home, /var/log or /var/lib/postgresql"},
+        ErrorCase{"preserve_dpkg_database", "[preserve]\npaths = [\"/var/lib/dpkg\"]\n",
+                  "FILE:2:10: preserve.paths: entry 1: '/var/lib/dpkg' is part of /var/lib/dpkg, which a rollback "
+                  "restores as it was before the upgrade (carried over, it would bring the broken system into the "
+                  "restored root); preserve is for data such as /srv, /home, /var/log or /var/lib/postgresql"},
+        ErrorCase{"preserve_parent_of_dpkg", "[preserve]\npaths = [\"/var\"]\n",
+                  "FILE:2:10: preserve.paths: entry 1: '/var' holds /var/lib/dpkg, which a rollback restores as it "
+                  "was before the upgrade (carried over, it would bring the broken system into the restored root); "
+                  "preserve is for data such as /srv, /home, /var/log or /var/lib/postgresql"},
+        ErrorCase{"preserve_under_etc", "[preserve]\npaths = [\"/etc/alternatives\"]\n",
+                  "FILE:2:10: preserve.paths: entry 1: '/etc/alternatives' is part of /etc, which a rollback restores "
+                  "as it was before the upgrade (carried over, it would bring the broken system into the restored "
+                  "root); preserve is for data such as /srv, /home, /var/log or /var/lib/postgresql"},
         ErrorCase{"path_not_string", "[checks.critical]\npaths = [\"/bin/sh\", 4]\n",
                   "FILE:2:21: checks.critical.paths: entry 2: expected a string, got an integer"},
         ErrorCase{"empty_custom_command", "[[custom]]\nname = \"x\"\ncommand = []\n",
@@ -472,6 +489,22 @@ INSTANTIATE_TEST_SUITE_P(
                   "FILE:2:13: services.required: entry 1: 'nginx' is not a systemd unit name with its type suffix "
                   "(e.g. \"nginx.service\")"}),
     [](const ::testing::TestParamInfo<ErrorCase>& info) { return std::string(info.param.name); });
+
+// Data next to the system trees stays preservable: /var/lib/dpkg's neighbours, /var/log, /usrdata.
+TEST(PreservePaths, DataBesideTheRestoredSystemIsAccepted) {
+  Policy p = default_policy();
+  auto r = apply_policy_toml(p,
+                             "[preserve]\npaths = [\"/srv\", \"/home\", \"/var/log\", \"/var/lib/postgresql\", "
+                             "\"/var/lib/dpkg-data\", \"/usrdata\", \"/var/lib/upgrade-guard\", \"/opt/data\"]\n",
+                             "/etc/upgrade-guard/policy.toml");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(p.preserve.size(), 8u);
+  for (const char* system : {"/", "/usr", "/usr/local", "/etc", "/boot", "/lib", "/lib64", "/bin", "/sbin", "/var",
+                             "/var/lib", "/var/lib/apt", "/var/lib/dpkg/info", "/var/cache", "/var/cache/debconf"}) {
+    Policy q = default_policy();
+    EXPECT_FALSE(apply_policy_toml(q, "[preserve]\npaths = [\"" + std::string(system) + "\"]\n", "f.toml")) << system;
+  }
+}
 
 TEST(PolicyErrorsSyntax, SyntaxErrorNamesFileLineColumn) {
   Policy p = default_policy();
