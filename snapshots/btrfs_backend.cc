@@ -178,7 +178,7 @@ struct Journal {
            {"step_name", to_string(step)},
            {"state", state},
            {"owner", owner}};
-    return base::write_file_atomic(path, j.dump(2) + "\n", 0600);
+    return base::write_file_atomic(path, j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", 0600);
   }
 
   [[nodiscard]] static base::Result<Journal> load(const std::string& path) {
@@ -374,7 +374,7 @@ base::Result<SnapshotInfo> BtrfsBackend::create(const std::string& label,
   // The metadata first, marked incomplete: a process killed while the snapshot is made leaves
   // something list() reports as an incomplete snapshot, with the metadata saying whose it is,
   // and prune() removes it.
-  if (auto r = base::write_file_atomic(meta_path, j.dump(2) + "\n", 0600); !r) return base::fail(r.error());
+  if (auto r = base::write_file_atomic(meta_path, j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", 0600); !r) return base::fail(r.error());
   // From here on a failure removes what was made: no half-written snapshot stays.
   auto undo = [&](base::Error e) -> base::Result<SnapshotInfo> {
     for (const char* suffix : {".boot", ".esp"}) {
@@ -404,7 +404,7 @@ base::Result<SnapshotInfo> BtrfsBackend::create(const std::string& label,
   j["boot_captured"] = boot;
   j["esp_path"] = esp;
   j["complete"] = true;
-  if (auto r = base::write_file_atomic(meta_path, j.dump(2) + "\n", 0600); !r) return undo(r.error());
+  if (auto r = base::write_file_atomic(meta_path, j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", 0600); !r) return undo(r.error());
   return info(id);
 }
 
@@ -694,7 +694,7 @@ base::Result<void> run_forward(Journal& j, const std::string& top, const std::st
                 {"boot_captured", false},
                 {"esp_path", ""},
                 {"metadata", {{"rollback", j.owner}, {"restored", j.snapshot_id}}}};
-      if (auto r = base::write_file_atomic(store + "/" + id + ".json", meta.dump(2) + "\n", 0600); !r) return r;
+      if (auto r = base::write_file_atomic(store + "/" + id + ".json", meta.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", 0600); !r) return r;
     }
     if (auto x = finish(RollbackStep::broken_kept); !x) return x;
   }

@@ -107,7 +107,7 @@ base::Result<SnapshotInfo> CopyBackend::create(const std::string& label,
          {"created_unix", static_cast<std::int64_t>(now)},
          {"captured", captured},
          {"metadata", metadata}};
-  if (auto r = base::write_file_atomic_at(st.get(), id + ".json", j.dump(2) + "\n", 0600, store_ + "/" + id + ".json");
+  if (auto r = base::write_file_atomic_at(st.get(), id + ".json", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", 0600, store_ + "/" + id + ".json");
       !r) {
     (void)remove_tree(st.get(), id);
     return base::fail(r.error());

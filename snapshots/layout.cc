@@ -254,7 +254,7 @@ std::string render_layout_json(const Layout& l) {
   j["boot_fstype"] = l.boot_fstype;
   j["esp_separate"] = l.esp_separate;
   j["esp_path"] = l.esp_path;
-  return j.dump();
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace guard::snapshots

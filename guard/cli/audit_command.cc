@@ -29,7 +29,7 @@ void print_result(const GlobalOptions& o, const AuditResult& a) {
     j["audit"] = {{"baseline", a.baseline_found},         {"new_findings", a.new_findings},
                   {"new_blocking", a.new_blocking},        {"gate_closed", a.gate.closed},
                   {"report_id", a.report_id ? nlohmann::json(*a.report_id) : nlohmann::json(nullptr)}};
-    std::printf("%s\n", j.dump(2).c_str());
+    std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     return;
   }
   std::fputs(checks::render_human(a.report, ::isatty(STDOUT_FILENO) != 0, o.verbose).c_str(), stdout);

@@ -48,7 +48,7 @@ void print_accepted(const GlobalOptions& o, const checks::Report& report, const 
     nlohmann::json j{{"schema", 1},          {"root", key},           {"accepted", now.size()},
                      {"newly_accepted", added.size()}, {"dropped", dropped.size()},
                      {"previous_baseline", had_previous}};
-    std::printf("%s\n", j.dump(2).c_str());
+    std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     return;
   }
   std::printf("baseline accepted for %s: %zu findings (%zu newly accepted, %zu dropped since the %s)\n", key.c_str(),
@@ -109,7 +109,7 @@ int show_baseline(CliContext& ctx) {
       j["baseline"] = nlohmann::json::array();
       for (const auto& k : **keys) j["baseline"].push_back(key_json(k));
     }
-    std::printf("%s\n", j.dump(2).c_str());
+    std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else if (!*keys) {
     std::printf("no accepted baseline for %s yet: `upgrade-guard baseline accept` accepts the current findings\n",
                 key.c_str());

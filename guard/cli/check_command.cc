@@ -107,7 +107,7 @@ int run_check(CliContext& ctx, const CheckOptions& opts) {
       notes.push_back("baseline saved for " + key + " (" + std::to_string(report->findings.size()) + " findings accepted)");
   }
   if (o.json) {
-    std::printf("%s\n", checks::to_json(*report).dump(2).c_str());
+    std::printf("%s\n", checks::to_json(*report).dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
     std::fputs(checks::render_human(*report, ::isatty(STDOUT_FILENO) != 0, ctx.options.verbose).c_str(), stdout);
     for (const auto& note : notes) std::fprintf(stdout, "%s\n", note.c_str());

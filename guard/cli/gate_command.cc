@@ -55,7 +55,7 @@ int gate_unknown(const CliContext& ctx, const base::Error& why) {
   if (ctx.options.json) {
     nlohmann::json j{{"schema", 1},     {"closed", nullptr},          {"state", "unknown"},
                      {"reboot_safe", false}, {"error", why.to_string()}};
-    std::printf("%s\n", j.dump(2).c_str());
+    std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
     std::printf("gate UNKNOWN: its state cannot be read, so it counts as closed: do not reboot until `upgrade-guard "
                 "gate status` (as root) says open\n");
@@ -116,7 +116,7 @@ int gate_status(CliContext& ctx) {
       for (const auto& f : findings)
         fj.push_back({{"check", f.check}, {"path", f.path}, {"package", f.package}, {"message", f.message}});
     }
-    std::printf("%s\n", j.dump(2).c_str());
+    std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else if (!gate.closed) {
     std::printf("gate open: a reboot is safe as far as upgrade-guard knows\n");
   } else {

@@ -88,7 +88,7 @@ int list_runs(const StateStore& store, const HistoryOptions& opts, bool json) {
   if (json) {
     nlohmann::json out{{"schema", 1}, {"runs", nlohmann::json::array()}};
     for (const auto& r : *runs) out["runs"].push_back(run_json(r));
-    fmt::print("{}\n", out.dump(2));
+    fmt::print("{}\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
     return kExitOk;
   }
   if (runs->empty()) {
@@ -171,7 +171,7 @@ int show_run(const StateStore& store, std::int64_t run_id, bool json) {
                     {"hint", f.hint},
                     {"known", f.known}});
     }
-    fmt::print("{}\n", out.dump(2));
+    fmt::print("{}\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
     return kExitOk;
   }
 
@@ -258,7 +258,7 @@ void add_history_command(CLI::App& app, CliContext& ctx) {
     }
     if (*store == nullptr) {
       if (ctx.options.json) {
-        fmt::print("{}\n", nlohmann::json{{"schema", 1}, {"runs", nlohmann::json::array()}}.dump(2));
+        fmt::print("{}\n", nlohmann::json{{"schema", 1}, {"runs", nlohmann::json::array()}}.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
       } else {
         fmt::print("no runs recorded yet\n");
       }

@@ -101,7 +101,7 @@ std::string render_run_json(const run::RunSummary& s) {
                      {"takes_effect_now", s.rollback->takes_effect_now}, {"broken", s.rollback->broken},
                      {"preserved", s.rollback->preserved}, {"nested", s.rollback->nested}};
   }
-  return j.dump(2);
+  return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 std::string render_boot_check(const boot::BootCheckSummary& s) {
@@ -135,7 +135,7 @@ std::string render_boot_check_json(const boot::BootCheckSummary& s) {
     j["trial"] = nullptr;
   }
   if (s.report) j["report"] = checks::to_json(*s.report);
-  return j.dump(2);
+  return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace guard::cli

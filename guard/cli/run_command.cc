@@ -200,7 +200,7 @@ void add_recover_command(CLI::App& app, CliContext& ctx) {
       ctx.exit_code = s.exit_code;
     }
     if (ctx.options.json) {
-      std::printf("%s\n", nlohmann::json{{"schema", 1}, {"recovered", all}}.dump(2).c_str());
+      std::printf("%s\n", nlohmann::json{{"schema", 1}, {"recovered", all}}.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     } else if (recovered.empty()) {
       std::printf("nothing to recover: no interrupted run or rollback\n");
     }

@@ -116,7 +116,7 @@ void list(CliContext& ctx) {
     auto& rj = j["unfinished_rollbacks"] = nlohmann::json::array();
     for (const auto& r : *open)
       rj.push_back({{"id", r.id}, {"snapshot", r.snapshot_id}, {"state", state::to_string(r.state)}, {"message", r.message}});
-    std::printf("%s\n", j.dump(2).c_str());
+    std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
     if (layout) std::fputs(snapshots::render_layout_text(*layout).c_str(), stdout);
     if (auto counter = boot::boot_counter_impossible(p->ctx->root))
@@ -148,7 +148,7 @@ void create(CliContext& ctx, const std::string& label) {
     std::fprintf(stderr, "upgrade-guard: warning: snapshot %s is taken but not recorded (%s): `snapshot list` shows it\n",
                  s->id.c_str(), w.error().to_string().c_str());
   if (ctx.options.json) {
-    std::printf("%s\n", info_json(*s).dump(2).c_str());
+    std::printf("%s\n", info_json(*s).dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
     std::printf("snapshot %s created (%s)\n", s->id.c_str(), s->location.c_str());
   }
@@ -232,7 +232,7 @@ void rollback(CliContext& ctx, const std::string& to) {
                      {"method", r.method},   {"takes_effect_now", r.takes_effect_now},
                      {"broken", r.broken},   {"preserved", r.preserved}, {"nested", r.nested},
                      {"notes", s.notes}};
-    std::printf("%s\n", j.dump(2).c_str());
+    std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
     std::printf("rolled back to %s (%s); the previous root is kept as %s\n", r.snapshot_id.c_str(), r.method.c_str(),
                 r.broken.c_str());

@@ -110,7 +110,7 @@ base::Result<void> write_hook_session(const std::string& run_dir, const HookSess
                    {"apt_start_ticks", s.apt.start_ticks},
                    {"run", s.run_id},
                    {"root", s.root}};
-  return base::write_file_atomic(run_dir + kSessionFile, j.dump() + "\n", 0600);
+  return base::write_file_atomic(run_dir + kSessionFile, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", 0600);
 }
 
 }  // namespace guard::run

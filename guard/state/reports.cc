@@ -19,7 +19,7 @@ Result<std::int64_t> StateStore::save_report(std::optional<std::int64_t> run_id,
       "INSERT INTO reports (run_id, stage, root, created_unix, verdict, json) VALUES (?, ?, ?, ?, ?, ?)", context);
   if (!stmt) return fail(stmt.error());
   stmt->bind(run_id).bind(to_string(stage)).bind(report.root).bind(now_unix()).bind(checks::to_string(report.verdict));
-  stmt->bind(checks::to_json(report).dump());
+  stmt->bind(checks::to_json(report).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   if (auto r = stmt->run(); !r) return fail(r.error());
   std::int64_t report_id = last_insert_id();
   auto ins = prepare(

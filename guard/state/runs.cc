@@ -33,7 +33,7 @@ Result<std::int64_t> StateStore::begin_run(const RunStart& start) {
       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
       context);
   if (!stmt) return fail(stmt.error());
-  stmt->bind(now).bind(start.root).bind(nlohmann::json(start.command).dump()).bind(to_string(RunPhase::preflight));
+  stmt->bind(now).bind(start.root).bind(nlohmann::json(start.command).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)).bind(to_string(RunPhase::preflight));
   stmt->bind(now).bind(start.pid).bind(start.hostname).bind(start.boot_id).bind(to_string(start.kind));
   if (auto r = stmt->run(); !r) return fail(r.error());
   std::int64_t id = last_insert_id();
