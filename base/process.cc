@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -124,6 +125,8 @@ const char* enter_sandbox(const char* root) {
       return "make the root read-only";
   }
   if (::chroot(root) != 0 || ::chdir("/") != 0) return "chroot";
+  const struct rlimit as{kSandboxAddressSpaceMax, kSandboxAddressSpaceMax};
+  if (::setrlimit(RLIMIT_AS, &as) != 0) return "limit the address space";
   return nullptr;
 }
 

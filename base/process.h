@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -30,6 +31,10 @@ struct Sandbox {
   std::vector<std::string> runtime_dirs;  // absolute, under /run, e.g. "/run/sshd"
 };
 inline constexpr std::size_t kSandboxOutputMax = 64UL * 1024;
+// Its address space (RLIMIT_AS): a validator fed a hostile configuration (an /etc/passwd that is
+// /dev/zero) allocates until this limit instead of until the host runs out of memory. sshd -t,
+// nginx -t, apache2ctl -t, named-checkconf, visudo -c and haproxy -c need a small part of it.
+inline constexpr std::uint64_t kSandboxAddressSpaceMax = 4ULL * 1024 * 1024 * 1024;
 
 // e.g. Command{{"/usr/bin/apt-get", "-y", "dist-upgrade"}, std::chrono::hours(6)}.
 struct Command {

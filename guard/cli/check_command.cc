@@ -60,6 +60,15 @@ class Progress {
 
 int run_check(CliContext& ctx, const CheckOptions& opts) {
   const GlobalOptions& o = ctx.options;
+  // The live system read by another user: the 0700 and 0600 files it cannot read (the state,
+  // /etc/shadow, root's files) would be thousands of findings that say nothing of the system.
+  // An unknown answer is never "all well" nor "broken": refuse. A --root tree (a copy, a test
+  // fixture) is readable as whoever owns it.
+  if (o.root == "/" && ::geteuid() != 0) {
+    std::fprintf(stderr, "upgrade-guard: check of the live system must run as root (as another user most of it "
+                         "cannot be read); --root DIR checks a tree this user can read\n");
+    return kExitEnvironment;
+  }
   Invocation& inv = ctx.invocation();
   auto policy = inv.policy();
   if (!policy) return report_error(policy.error().error, policy.error().exit_code);

@@ -189,6 +189,28 @@ TEST_P(ValidatorsOnServerRoot, OutputIsBoundedAndTheRootStaysUntouched) {
   EXPECT_FALSE(std::ifstream(root_ + "/tmp/made").good());
 }
 
+// A validator's memory is bounded: sshd -t on an /etc/passwd that was /dev/zero grew to 10 GB
+// before its timeout. The limit is in the sandboxed process's own view, and an allocation past
+// it fails there instead of on the host.
+TEST_P(ValidatorsOnServerRoot, AValidatorsAddressSpaceIsLimited) {
+  base::SystemCommandRunner runner;
+  base::Command cmd;
+  cmd.argv = {"/bin/sh", "-c",
+              "grep 'Max address space' /proc/self/limits; head -c 5000000000 /dev/zero | tail -c 4500000000 "
+              ">/dev/null && echo allocated || echo refused"};
+  cmd.chroot = root_;
+  cmd.sandbox = base::Sandbox{{}};
+  cmd.timeout = std::chrono::seconds(120);
+  auto r = runner.run(cmd);
+  ASSERT_TRUE(r) << r.error().to_string();
+  const std::string limit = std::to_string(base::kSandboxAddressSpaceMax);
+  const std::string line = r->out.substr(0, r->out.find('\n'));
+  EXPECT_EQ(line.rfind("Max address space", 0), 0U) << r->out;
+  EXPECT_NE(line.find(" " + limit + " "), std::string::npos) << line;  // soft
+  EXPECT_NE(line.find(limit, line.find(limit) + limit.size()), std::string::npos) << line;  // hard
+  EXPECT_NE(r->out.find("refused"), std::string::npos) << r->out;
+}
+
 INSTANTIATE_TEST_SUITE_P(Roots, ValidatorsOnServerRoot, ::testing::Values("server", "trixie-server"),
                          [](const auto& info) { return std::string(info.param) == "server" ? "bookworm" : "trixie"; });
 

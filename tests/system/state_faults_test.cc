@@ -202,6 +202,13 @@ TEST_F(StateFaultsTest, EveryReadingCommandRefusesANonRootCaller) {
         << shown << "\n" << r.err;
   }
   EXPECT_EQ(read_file(db()), before);
+  // check of the live system: as nobody it used to read what it could and exit 1 with
+  // thousands of findings about files it may not read.
+  auto live = run({"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", guard::testing::binary(),
+                   "--state-dir", state(), "check", "--checks", "dpkg-state"},
+                  120);
+  EXPECT_EQ(live.exit_code, 4) << live.out << live.err;
+  EXPECT_NE(live.err.find("must run as root"), std::string::npos) << live.err;
 }
 
 TEST_F(StateFaultsTest, AStateDirectoryOthersCanWriteIsRefused) {
