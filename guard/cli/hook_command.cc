@@ -126,7 +126,8 @@ void add_hook_command(CLI::App& app, CliContext& ctx) {
       "kernel", "From /etc/kernel/postinst.d: note the kernel VERSION installed, for the next boot's check");
   kernel->add_option("version", *version, "The kernel's version, e.g. 6.1.0-28-amd64")->required();
   kernel->add_option("image", *image, "The kernel image's path (ignored)");
-  kernel->callback([&ctx, version] { ctx.exit_code = hook_kernel(ctx, *version); });
+  // Both captured: CLI11 writes into them while parsing, after this function returned.
+  kernel->callback([&ctx, version, image] { ctx.exit_code = hook_kernel(ctx, *version); });
   auto* release = hook->add_subcommand(
       "release", "From the package's prerm: end this apt process's open run and remove the reboot block");
   release->callback([&ctx] { ctx.exit_code = hook_release(ctx); });

@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <functional>
+#include <memory>
 
 #include "guard/core/liveness.h"
 #include "guard/state/store.h"
@@ -120,6 +121,18 @@ class ReadOnlyStateTest : public ::testing::Test {
                   "the write's error says read-only: " + written.error().to_string());
   }
 
+  // The database as upgrade-guard 0.0.9 left it: in WAL mode, with `message` written to run
+  // `id` only in the log, by a connection that stays open (closing would checkpoint the log
+  // into the database). The store itself never uses WAL any more.
+  static sqlite3* write_in_wal(const std::string& dir, std::int64_t id, const std::string& message) {
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open((dir + "/state.db").c_str(), &db), SQLITE_OK);
+    EXPECT_EQ(sqlite3_exec(db, "PRAGMA journal_mode=WAL", nullptr, nullptr, nullptr), SQLITE_OK);
+    const std::string sql = "UPDATE runs SET message = '" + message + "' WHERE id = " + std::to_string(id);
+    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    return db;
+  }
+
   TempDir tmp_;
   std::string dir_ = tmp_ / "state";
 };
@@ -131,16 +144,21 @@ TEST_F(ReadOnlyStateTest, ReadsACleanlyClosedDatabaseOnAReadOnlyFilesystem) {
     ASSERT_TRUE(store) << store.error().to_string();
     id = seed(*store, "closed cleanly");
   }
-  ASSERT_FALSE(std::filesystem::exists(dir_ + "/state.db-wal")) << "closing checkpoints and removes the log";
-  UG_IN_READ_ONLY_VIEW(dir_, [&] { return read_back(dir_, id, "closed cleanly", "immutable"); });
+  ASSERT_FALSE(std::filesystem::exists(dir_ + "/state.db-wal")) << "a rollback journal: no log";
+  // A rollback-journal database needs no -shm: SQLite's own read-only mode reads it.
+  UG_IN_READ_ONLY_VIEW(dir_, [&] { return read_back(dir_, id, "closed cleanly", "read-only"); });
 }
 
 TEST_F(ReadOnlyStateTest, ReadsTheWriteAheadLogOfADatabaseCopiedWhileOpen) {
   // A snapshot taken while a guard had the store open holds state.db and state.db-wal: the
   // commits in the log must be read (immutable=1 alone would ignore them).
-  auto store = StateStore::open(dir_);
-  ASSERT_TRUE(store) << store.error().to_string();
-  std::int64_t id = seed(*store, "only in the log");
+  std::int64_t id = 0;
+  {
+    auto store = StateStore::open(dir_);
+    ASSERT_TRUE(store) << store.error().to_string();
+    id = seed(*store, "before the log");
+  }
+  std::unique_ptr<sqlite3, int (*)(sqlite3*)> writer(write_in_wal(dir_, id, "only in the log"), &sqlite3_close);
   std::string copy = tmp_ / "snapshot";
   std::filesystem::create_directories(copy);
   for (const char* f : {"state.db", "state.db-wal"})
@@ -156,9 +174,13 @@ TEST_F(ReadOnlyStateTest, ReadsTheWriteAheadLogOfADatabaseCopiedWhileOpen) {
 }
 
 TEST_F(ReadOnlyStateTest, ReadsTheLogAndSharedMemoryOfADatabaseOpenInAWriter) {
-  auto store = StateStore::open(dir_);
-  ASSERT_TRUE(store) << store.error().to_string();
-  std::int64_t id = seed(*store, "a writer has it open");
+  std::int64_t id = 0;
+  {
+    auto store = StateStore::open(dir_);
+    ASSERT_TRUE(store) << store.error().to_string();
+    id = seed(*store, "before the log");
+  }
+  std::unique_ptr<sqlite3, int (*)(sqlite3*)> writer(write_in_wal(dir_, id, "a writer has it open"), &sqlite3_close);
   ASSERT_TRUE(std::filesystem::exists(dir_ + "/state.db-shm"));
   UG_IN_READ_ONLY_VIEW(dir_, [&] { return read_back(dir_, id, "a writer has it open", "read-only"); });
 }
