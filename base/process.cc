@@ -323,7 +323,7 @@ Result<ProcessResult> SystemCommandRunner::run(const Command& command) {
       // A vanished terminal is ignored: the log has it all.
       [[maybe_unused]] ssize_t w = ::write(command.tee_fd, buf, static_cast<std::size_t>(n));
       result.out.append(buf, static_cast<std::size_t>(n));
-      if (result.out.size() > 128 * 1024) result.out.erase(0, result.out.size() - 64 * 1024);
+      if (result.out.size() > 128UL * 1024) result.out.erase(0, result.out.size() - 64UL * 1024);
     }
   };
   const auto deadline = started + command.timeout;
@@ -347,7 +347,7 @@ Result<ProcessResult> SystemCommandRunner::run(const Command& command) {
   result.duration = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
   copy_new_output();
   if (tee_fd) ::fsync(tee_fd.get());
-  if (result.out.size() > 64 * 1024) result.out.erase(0, result.out.size() - 64 * 1024);
+  if (result.out.size() > 64UL * 1024) result.out.erase(0, result.out.size() - 64UL * 1024);
   if (command.output == Output::capture) {
     if (out_future.valid() && out_future.wait_for(std::chrono::seconds(0)) == std::future_status::ready)
       result.out = out_future.get();

@@ -77,14 +77,17 @@ ValueSpec value_spec(const CLI::Option& opt, const std::string& key) {
       start = comma + 1;
     }
     spec.kind = "choice";
-  } else if (type.find(":DIR") != std::string::npos) {
-    spec.kind = "dir";
-  } else if (type.find(":FILE") != std::string::npos || opt.get_name().find("file") != std::string::npos ||
-             opt.check_lname("policy") || opt.check_lname("prometheus") || opt.check_lname("packages-from")) {
-    spec.kind = "file";
-  } else if (opt.check_lname("config-dir") || opt.check_lname("state-dir") || opt.check_lname("log-dir") ||
-             opt.check_lname("run-dir")) {
-    spec.kind = "dir";
+  } else {
+    // A directory by its type (":DIR"), else a file by its type or name, else a directory by name.
+    const bool file = type.find(":FILE") != std::string::npos || opt.get_name().find("file") != std::string::npos ||
+                      opt.check_lname("policy") || opt.check_lname("prometheus") || opt.check_lname("packages-from");
+    const bool dir_by_name = opt.check_lname("config-dir") || opt.check_lname("state-dir") ||
+                             opt.check_lname("log-dir") || opt.check_lname("run-dir");
+    if (type.find(":DIR") != std::string::npos || (!file && dir_by_name)) {
+      spec.kind = "dir";
+    } else if (file) {
+      spec.kind = "file";
+    }
   }
   return spec;
 }

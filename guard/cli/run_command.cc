@@ -145,8 +145,8 @@ void add_run_command(CLI::App& app, CliContext& ctx) {
     RunContext* run_ctx = context_for(ctx, "run");
     if (run_ctx == nullptr) return;
     // An SSH drop must not leave the upgrade unchecked; stdout may be a closed pipe by then.
-    ::signal(SIGHUP, SIG_IGN);
-    ::signal(SIGPIPE, SIG_IGN);
+    (void)::signal(SIGHUP, SIG_IGN);   // cannot fail for a valid signal and SIG_IGN
+    (void)::signal(SIGPIPE, SIG_IGN);
     run::RunSummary summary = run::RunPipeline(*run_ctx).run(*argv);
     if (ctx.options.json) {
       std::printf("%s\n", render_run_json(summary).c_str());
