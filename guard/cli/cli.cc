@@ -25,6 +25,10 @@ int report_error(const base::Error& error, int code) {
   return code;
 }
 
+void print_problem(std::string_view line, bool indent) {
+  std::fprintf(stderr, "%s%s\n", indent ? "  - " : "upgrade-guard: ", base::escape_control(line).c_str());
+}
+
 int require_root(const char* what) {
   if (::geteuid() == 0) return kExitOk;
   std::fprintf(stderr, "upgrade-guard: %s must run as root\n", what);

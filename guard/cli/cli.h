@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "base/error.h"
 #include "guard/core/exit_code.h"
@@ -48,6 +49,10 @@ struct CliContext {
 int report_error(const base::Error& error, int code);
 // Prints "upgrade-guard: WHAT must run as root" and returns 4 unless we are root (then 0).
 int require_root(const char* what);
+
+// Prints "upgrade-guard: LINE" to stderr, LINE's control characters escaped (it may quote a
+// root's file, a snapshot's name, a state row); `indent` instead of the prefix for a sub-line.
+void print_problem(std::string_view line, bool indent = false);
 
 // Subcommand registration, one per file (guard/cli/<name>_command.cc).
 void add_check_command(CLI::App& app, CliContext& ctx);

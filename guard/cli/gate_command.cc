@@ -144,7 +144,7 @@ int change(CliContext& ctx, const state::GateState& g, const std::string& said) 
   if (!root) return report_error(root.error().error, root.error().exit_code);
   gate::GateChange change = gate::change_gate(**store, ctx.options.state_dir, g, inv.enforcement(**root));
   if (!change.recorded) {
-    for (const auto& p : change.problems) std::fprintf(stderr, "upgrade-guard: %s\n", p.c_str());
+    for (const auto& p : change.problems) print_problem(p);
     if (g.closed && change.file_written)
       std::printf("%s (the gate file says so; the state database could not record it)\n", said.c_str());
     return kExitEnvironment;
@@ -167,7 +167,8 @@ void add_gate_command(CLI::App& app, CliContext& ctx) {
       "damaged or newer than this program, or the state directory is writable by others; it then\n"
       "prints \"gate UNKNOWN\" (JSON: \"state\": \"unknown\", \"reboot_safe\": false) and counts as closed,\n"
       "never \"open\". The gate is closed while\n"
-      "the state database or the gate file says so, and while a rollback is unfinished. For\n"
+      "the state database or the gate file says so, while a rollback is unfinished, and while a run\n"
+      "interrupted after its command started waits for `upgrade-guard recover`. For\n"
       "scripts, Ansible and unattended-upgrades: reboot only after `gate status` exits 0 (a refused\n"
       "`reboot` can itself exit 0). Not kured's sentinel as it is (it exits 0 with no reboot\n"
       "needed): use /usr/libexec/upgrade-guard/kured-sentinel, which also needs /run/reboot-required.");

@@ -47,8 +47,7 @@ std::string state_of(const snapshots::SnapshotInfo& s, const std::vector<state::
 void record_deleted(state::StateStore& store, const std::string& id) {
   auto w = store.set_snapshot_state(id, state::SnapshotState::deleted);
   if (!w && w.error().message.find("not found") == std::string::npos)
-    std::fprintf(stderr, "upgrade-guard: warning: snapshot %s is deleted but that is not recorded: %s\n", id.c_str(),
-                 w.error().to_string().c_str());
+    print_problem("warning: snapshot " + id + " is deleted but that is not recorded: " + w.error().to_string());
 }
 
 // The parts a snapshot subcommand needs (root only), with the guard's lock when it changes
@@ -145,8 +144,8 @@ void create(CliContext& ctx, const std::string& label) {
     return;
   }
   if (auto w = p->ctx->store.record_snapshot(snapshot_record(*s, p->ctx->root_key, std::nullopt)); !w)
-    std::fprintf(stderr, "upgrade-guard: warning: snapshot %s is taken but not recorded (%s): `snapshot list` shows it\n",
-                 s->id.c_str(), w.error().to_string().c_str());
+    print_problem("warning: snapshot " + s->id + " is taken but not recorded (" + w.error().to_string() +
+                  "): `snapshot list` shows it");
   if (ctx.options.json) {
     std::printf("%s\n", info_json(*s).dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
@@ -221,8 +220,8 @@ void rollback(CliContext& ctx, const std::string& to) {
   }
   run::RunSummary s = run::RunPipeline(*p->ctx).roll_back_to(target);
   if (!s.rollback) {
-    std::fprintf(stderr, "upgrade-guard: %s\n", s.message.c_str());
-    for (const auto& n : s.notes) std::fprintf(stderr, "  - %s\n", n.c_str());
+    print_problem(s.message);
+    for (const auto& n : s.notes) print_problem(n, /*indent=*/true);
     ctx.exit_code = s.exit_code;
     return;
   }
