@@ -5,9 +5,14 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
 #include "base/root.h"
 #include "guard/boot/boot_check.h"
 #include "guard/boot/grub_counter.h"
+#include "guard/boot/trial_status.h"
 #include "guard/bus/system_bus.h"
 #include "guard/cli/cli.h"
 #include "guard/cli/invocation.h"
@@ -19,6 +24,72 @@
 #include "snapshots/layout.h"
 
 namespace guard::cli {
+namespace {
+
+struct StatusOptions {
+  bool status = false;
+  bool wait = false;
+  int timeout_seconds = 600;
+};
+
+// One look at the trial's state: this boot's facts and the state database, opened read-only
+// (never created, migrated or written). Anything unreadable makes the state unknown.
+BootStatusView read_status(const GlobalOptions& o) {
+  BootStatusView v;
+  auto boot = boot::read_boot_facts("/proc");
+  if (!boot) {
+    v.error = boot.error().to_string();
+    return v;
+  }
+  v.boot = *boot;
+  auto present = state::StateStore::present(o.state_dir);
+  if (!present) {
+    v.error = present.error().to_string();
+    return v;
+  }
+  if (*present) {
+    auto store = state::StateStore::open_read_only(o.state_dir);
+    if (!store) {
+      v.error = store.error().to_string();
+      return v;
+    }
+    auto records = boot::read_trial_records(*store);
+    if (!records) {
+      v.error = records.error().to_string();
+      return v;
+    }
+    v.records = std::move(*records);
+  }
+  v.report = boot::derive_trial_status(v.records, *v.boot);
+  return v;
+}
+
+// `boot-check --status [--wait [--timeout S]]`: reads, polls every 2 s while the state is not
+// settled (armed, pending or unreadable), prints once.
+int show_status(CliContext& ctx, const StatusOptions& o) {
+  if (int rc = require_root("boot-check --status"); rc != kExitOk) {
+    if (ctx.options.json) {
+      BootStatusView v;
+      v.error = "boot-check --status must run as root";
+      std::fputs((render_boot_status_json(v) + "\n").c_str(), stdout);
+    }
+    return rc;
+  }
+  using clock = std::chrono::steady_clock;
+  const auto start = clock::now();
+  const auto deadline = start + std::chrono::seconds(o.timeout_seconds);
+  BootStatusView v;
+  for (;;) {
+    v = read_status(ctx.options);
+    if ((v.report && boot::settled(v.report->state)) || !o.wait || clock::now() >= deadline) break;
+    std::this_thread::sleep_for(std::min<clock::duration>(std::chrono::seconds(2), deadline - clock::now()));
+  }
+  v.waited_ms = std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - start).count();
+  std::fputs((ctx.options.json ? render_boot_status_json(v) + "\n" : render_boot_status(v)).c_str(), stdout);
+  return boot_status_exit_code(v);
+}
+
+}  // namespace
 
 void add_boot_check_command(CLI::App& app, CliContext& ctx) {
   auto opts = std::make_shared<boot::BootCheckOptions>();
@@ -34,7 +105,8 @@ void add_boot_check_command(CLI::App& app, CliContext& ctx) {
       "the reboot gate. On GRUB's fallback boot (the trial boot never reached boot-check, GRUB booted the\n"
       "pre-upgrade snapshot once): the same rules, with the trial read from the pinned root's database; the\n"
       "pinned root is rolled back to the snapshot and the machine reboots into it for good.\n"
-      "Exits 0 at once when no trial is pending; 0 blessed, 1 gate closed, 3 rolled back.");
+      "Exits 0 at once when no trial is pending; 0 blessed, 1 gate closed, 3 rolled back.\n"
+      "With --status it checks nothing and changes nothing: it reports what became of this boot's trial.");
   sub->add_option("--unit", opts->own_unit, "The unit this runs as (its own job does not count as booting)")
       ->capture_default_str();
   sub->add_flag("--no-reboot", [opts](std::int64_t) { opts->reboot = false; },
@@ -43,8 +115,31 @@ void add_boot_check_command(CLI::App& app, CliContext& ctx) {
                 "Print the GRUB script /etc/grub.d/42_upgrade-guard adds to grub.cfg (the boot counter) and exit;\n"
                 "its fallback entry carries GRUB_CMDLINE_LINUX and GRUB_CMDLINE_LINUX_DEFAULT from the environment\n"
                 "(update-grub exports them) and upgrade-guard.fallback=TRIAL");
+  auto status = std::make_shared<StatusOptions>();
+  CLI::Option* status_flag = sub->add_flag(
+      "--status", status->status,
+      "Only report the trial boot's state, read from the state database (run no check, roll nothing back,\n"
+      "write nothing): none (an ordinary boot), armed (the next boot is a trial), pending (this boot is a\n"
+      "trial boot, or GRUB's fallback boot, not settled yet), blessed, rolled-back (this boot's trial was\n"
+      "rolled back, this is the restored root after a rollback, or a rollback waits for the reboot) or failed\n"
+      "(not rolled back, the gate closed). Exits 0 none or blessed, 1 failed, 3 rolled-back, 4 armed, pending\n"
+      "or unknown (not root, the state unreadable)");
+  CLI::Option* wait_flag = sub->add_flag("--wait", status->wait,
+                                         "With --status: poll every 2 s until the state is settled (none, blessed, "
+                                         "rolled-back or failed) or --timeout passes")
+                               ->needs(status_flag);
+  sub->add_option("--timeout", status->timeout_seconds, "With --wait: give up after SECONDS (exit 4)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber)
+      ->needs(wait_flag);
   sub->add_flag("--json", ctx.options.json, "Print JSON (\"schema\": 1)");
-  sub->callback([&ctx, opts, grub_script] {
+  sub->get_option("--no-reboot")->excludes(status_flag);
+  sub->get_option("--grub-script")->excludes(status_flag);
+  sub->callback([&ctx, opts, grub_script, status] {
+    if (status->status) {
+      ctx.exit_code = show_status(ctx, *status);
+      return;
+    }
     if (*grub_script) {
       // update-grub (grub-mkconfig) exports /etc/default/grub's settings to /etc/grub.d scripts.
       boot::GrubCmdline cmdline;

@@ -138,4 +138,57 @@ std::string render_boot_check_json(const boot::BootCheckSummary& s) {
   return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+int boot_status_exit_code(const BootStatusView& v) {
+  return v.report ? boot::exit_code(v.report->state) : static_cast<int>(kExitEnvironment);
+}
+
+std::string render_boot_status(const BootStatusView& v) {
+  auto esc = [](const std::string& t) { return base::escape_control(t); };
+  if (!v.report) return "trial boot: unknown (" + esc(v.error) + ")\n";
+  std::string out = fmt::format("trial boot: {}", boot::to_string(v.report->state));
+  const auto& r = v.records;
+  if (r.trial && v.report->state != boot::TrialStatus::none) {
+    out += fmt::format(" (trial {}", r.trial->id);
+    if (r.trial->run_id) out += fmt::format(", run {}", *r.trial->run_id);
+    if (r.packages > 0) out += fmt::format(", upgrade of {} package{}", r.packages, r.packages == 1 ? "" : "s");
+    out += ")";
+  }
+  return out + ": " + esc(v.report->why) + "\n";
+}
+
+std::string render_boot_status_json(const BootStatusView& v) {
+  nlohmann::json j{{"schema", 1},
+                   {"state", v.report ? boot::to_string(v.report->state) : "unknown"},
+                   {"settled", v.report && boot::settled(v.report->state)},
+                   {"exit_code", boot_status_exit_code(v)},
+                   {"why", v.report ? v.report->why : v.error},
+                   {"waited_ms", v.waited_ms}};
+  const auto& r = v.records;
+  if (v.report && r.trial && v.report->state != boot::TrialStatus::none) {
+    j["trial"] = {{"id", r.trial->id},
+                  {"state", state::to_string(r.trial->state)},
+                  {"snapshot", r.trial->snapshot_id},
+                  {"attempts", r.trial->attempts},
+                  {"created_unix", r.trial->created_unix},
+                  {"updated_unix", r.trial->updated_unix},
+                  {"message", r.trial->message}};
+    j["run"] = r.trial->run_id ? nlohmann::json(*r.trial->run_id) : nlohmann::json(nullptr);
+    j["packages"] = r.packages;
+  } else {
+    j["trial"] = nullptr;
+    j["run"] = nullptr;
+    j["packages"] = 0;
+  }
+  if (v.boot) {
+    j["boot"] = {{"id", v.boot->boot_id},
+                 {"started_unix", v.boot->started_unix},
+                 {"fallback_trial", v.boot->fallback_trial ? nlohmann::json(*v.boot->fallback_trial)
+                                                           : nlohmann::json(nullptr)}};
+  } else {
+    j["boot"] = nullptr;
+  }
+  if (!v.report) j["error"] = v.error;
+  return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 }  // namespace guard::cli

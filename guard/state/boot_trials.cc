@@ -76,6 +76,10 @@ Result<std::optional<BootTrialRecord>> StateStore::pending_boot_trial() const {
   return query_boot_trial("WHERE state = 'pending'", std::nullopt);
 }
 
+Result<std::optional<BootTrialRecord>> StateStore::latest_boot_trial() const {
+  return query_boot_trial("", std::nullopt);
+}
+
 Result<int> StateStore::record_boot_attempt(std::int64_t id) {
   std::string context = fmt::format("cannot count a boot attempt of trial {}", id);
   auto txn = TransactionGuard::begin(*this, context);

@@ -187,6 +187,8 @@ class StateStore {
   [[nodiscard]] base::Result<std::optional<BootTrialRecord>> get_boot_trial(std::int64_t id) const;
   // The newest trial still pending, if any.
   [[nodiscard]] base::Result<std::optional<BootTrialRecord>> pending_boot_trial() const;
+  // The newest trial in any state, if any (e.g. the one `boot-check --status` reports on).
+  [[nodiscard]] base::Result<std::optional<BootTrialRecord>> latest_boot_trial() const;
   // Every trial of run `run_id`, newest first: e.g. the failed trial that was rolled back
   // and the trial of the restored root after it.
   [[nodiscard]] base::Result<std::vector<BootTrialRecord>> boot_trials_of_run(std::int64_t run_id) const;

@@ -13,7 +13,9 @@
 
 #include <atomic>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <thread>
+#include <utility>
 
 #include "base/strings.h"
 #include "guard/state/store.h"
@@ -69,6 +71,16 @@ class BootCheckBootTest : public ::testing::Test {
     auto start = output({"systemctl", "show", "-P", "ExecMainStartTimestampMonotonic", kUnit});
     auto exit = output({"systemctl", "show", "-P", "ExecMainExitTimestampMonotonic", kUnit});
     return (std::atoll(exit.c_str()) - std::atoll(start.c_str())) / 1000;
+  }
+
+  // `upgrade-guard --json boot-check --status ARGS...` inside: the exit code and the JSON.
+  std::pair<int, nlohmann::json> trial_status(std::vector<std::string> args = {}, int timeout_seconds = 60) {
+    std::vector<std::string> argv{"upgrade-guard", "--json", "boot-check", "--status"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto r = box_->exec(argv, timeout_seconds);
+    auto j = nlohmann::json::parse(r.out, nullptr, false);
+    EXPECT_TRUE(j.is_object()) << r.out << r.err;
+    return {r.exit_code, j};
   }
 
   StateStore store() {
@@ -154,9 +166,43 @@ TEST_F(BootCheckBootTest, AHealthyTrialBootIsBlessed) {
     ASSERT_TRUE(db->record_snapshot(snap));
     ASSERT_TRUE(db->create_boot_trial(std::nullopt, snap.id));
   }
+  // Armed: the next boot is the trial (exit 4, not settled).
+  auto [armed_exit, armed] = trial_status();
+  EXPECT_EQ(armed_exit, 4) << armed.dump();
+  EXPECT_EQ(armed["state"], "armed") << armed.dump();
+  EXPECT_EQ(armed["settled"], false) << armed.dump();
+  // A unit that holds multi-user.target for 10 s: boot-check (after it) cannot have settled
+  // the trial when --status first looks.
+  write_file(root_dir_ + "/etc/systemd/system/ug-slow.service",
+             "[Unit]\nDescription=a slow boot\n\n[Service]\nType=oneshot\nExecStart=/bin/sleep 10\n\n"
+             "[Install]\nWantedBy=multi-user.target\n");
+  make_symlink("/etc/systemd/system/ug-slow.service",
+               root_dir_ + "/etc/systemd/system/multi-user.target.wants/ug-slow.service");
   ASSERT_NO_FATAL_FAILURE(reboot());
 
-  ASSERT_NO_FATAL_FAILURE(boot("trial"));
+  // The trial boot, watched from its start as a fleet's reboot step does.
+  auto trial_boot = BootedContainer::start(root_dir_, machine_name(), tmp_ / "console-trial.log", nspawn_args_);
+  ASSERT_TRUE(trial_boot) << trial_boot.error().to_string();
+  box_ = std::move(*trial_boot);
+  auto init = box_->wait_init(std::chrono::seconds(60));
+  ASSERT_TRUE(init) << init.error().to_string();
+  auto [pending_exit, pending] = trial_status();
+  EXPECT_EQ(pending_exit, 4) << pending.dump();
+  EXPECT_EQ(pending["state"], "pending") << pending.dump();
+  EXPECT_EQ(pending["settled"], false) << pending.dump();
+  auto watch_start = std::chrono::steady_clock::now();
+  auto [blessed_exit, blessed] = trial_status({"--wait", "--timeout", "240"}, 300);
+  std::printf("[ measure  ] boot-check --status --wait: %s after %lld ms\n", blessed.value("state", "?").c_str(),
+              static_cast<long long>(std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() -
+                                                                              watch_start)
+                                         .count()));
+  EXPECT_EQ(blessed_exit, 0) << blessed.dump();
+  EXPECT_EQ(blessed["state"], "blessed") << blessed.dump();
+  EXPECT_EQ(blessed["settled"], true) << blessed.dump();
+  EXPECT_EQ(blessed["trial"]["id"], 1) << blessed.dump();
+  EXPECT_GT(blessed["waited_ms"].get<long long>(), 0) << blessed.dump();
+  auto up = box_->wait_running(std::chrono::seconds(120));
+  ASSERT_TRUE(up) << up.error().to_string();
   EXPECT_EQ(output({"systemctl", "show", "-P", "Result", kUnit}), "success") << journal();
   EXPECT_EQ(output({"systemctl", "is-active", kUnit}), "active");
   EXPECT_NE(journal().find("blessed"), std::string::npos) << journal();
@@ -172,16 +218,18 @@ TEST_F(BootCheckBootTest, AHealthyTrialBootIsBlessed) {
   EXPECT_FALSE(*db.pending_boot_trial());
 }
 
-// The test's application: fails once the "upgrade" left /srv/ug-app/broken, data that the
-// rollback carries (preserve /srv), so the restored root fails the same way.
-void install_app(const std::string& root) {
-  write_file(root + "/usr/local/bin/ug-app", "#!/bin/sh\ntest ! -e /srv/ug-app/broken\n", 0755);
+// The test's application: fails once the "upgrade" left `marker_dir`/broken. By default that is
+// /srv/ug-app, data that the rollback carries (preserve /srv), so the restored root fails the
+// same way; under /etc the rollback takes it away with the upgrade.
+void install_app(const std::string& root, const std::string& marker_dir = "/srv/ug-app") {
+  write_file(root + "/usr/local/bin/ug-app", "#!/bin/sh\ntest ! -e " + marker_dir + "/broken\n", 0755);
   write_file(root + "/etc/systemd/system/ug-app.service",
              "[Unit]\nDescription=boot test application\n\n[Service]\nType=oneshot\nRemainAfterExit=yes\n"
              "ExecStart=/usr/local/bin/ug-app\n\n[Install]\nWantedBy=multi-user.target\n");
   make_symlink("/etc/systemd/system/ug-app.service", root + "/etc/systemd/system/multi-user.target.wants/ug-app.service");
   write_file(root + "/usr/local/sbin/ug-fake-upgrade",
-             "#!/bin/sh\nset -e\ntouch /etc/ug-upgraded\nmkdir -p /srv/ug-app\ntouch /srv/ug-app/broken\n", 0755);
+             "#!/bin/sh\nset -e\ntouch /etc/ug-upgraded\nmkdir -p " + marker_dir + "\ntouch " + marker_dir + "/broken\n",
+             0755);
   // The per-file package checks are the run's business, not this test's: off for speed.
   write_file(root + "/etc/upgrade-guard/policy.d/50-boot-test.toml",
              "[services]\nrequired = [\"ug-app.service\"]\n\n[snapshot]\nrequired = true\nmin_free = \"100MiB\"\n\n"
@@ -255,6 +303,12 @@ TEST_F(BootCheckBootTest, AFailedRequiredUnitRollsBackExactlyOnce) {
   std::this_thread::sleep_for(std::chrono::seconds(2));
   ASSERT_TRUE(box_->running()) << "the restored root rebooted again:\n" << box_->log();
   EXPECT_EQ(box_->exec({"upgrade-guard", "gate", "status"}).exit_code, 1);
+  // The restored root's trial failed and was not rolled back again: failed, the gate closed.
+  auto [failed_exit, failed] = trial_status({"--wait", "--timeout", "60"}, 90);
+  EXPECT_EQ(failed_exit, 1) << failed.dump();
+  EXPECT_EQ(failed["state"], "failed") << failed.dump();
+  EXPECT_EQ(failed["trial"]["id"], 2) << failed.dump();
+  EXPECT_EQ(failed["run"], 1) << failed.dump();
   EXPECT_FALSE(fs::exists(root_dir_ + "/etc/ug-upgraded"));
   auto history = box_->exec({"upgrade-guard", "history", "--run", "1"});
   EXPECT_NE(history.out.find("rolled-back"), std::string::npos) << history.out << history.err;
@@ -266,11 +320,53 @@ TEST_F(BootCheckBootTest, AFailedRequiredUnitRollsBackExactlyOnce) {
   EXPECT_EQ((*trials)[1].state, BootTrialState::rolled_back);
 }
 
+// What a fleet's reboot step sees when a trial boot fails and the restored root is healthy (the
+// upgrade's damage is under /etc, which the rollback takes away): armed before the reboot; after
+// the trial boot rolled back and rebooted by itself, the restored root's trial is blessed and
+// `boot-check --status --wait` says rolled-back (exit 3), for the run that was rolled back.
+TEST_F(BootCheckBootTest, ATrialBootRolledBackReadsRolledBackOnTheRestoredRoot) {
+  ASSERT_NO_FATAL_FAILURE(make_btrfs_root(tmp_ / "top"));
+  install_app(root_dir_, "/etc/ug-app");
+  ASSERT_NO_FATAL_FAILURE(boot("before the upgrade"));
+  auto upgraded = box_->exec({"upgrade-guard", "run", "--", "/usr/local/sbin/ug-fake-upgrade"}, 900);
+  ASSERT_EQ(upgraded.exit_code, 0) << upgraded.out << upgraded.err;
+  auto [armed_exit, armed] = trial_status();
+  EXPECT_EQ(armed_exit, 4) << armed.dump();
+  EXPECT_EQ(armed["state"], "armed") << armed.dump();
+  EXPECT_EQ(armed["run"], 1) << armed.dump();
+  ASSERT_NO_FATAL_FAILURE(reboot());
+
+  // The trial boot: ug-app fails, boot-check rolls back and reboots, which ends nspawn.
+  auto trial_boot = BootedContainer::start(root_dir_, machine_name(), tmp_ / "console-trial.log", nspawn_args_);
+  ASSERT_TRUE(trial_boot) << trial_boot.error().to_string();
+  ASSERT_TRUE((*trial_boot)->wait_exit(std::chrono::seconds(180))) << (*trial_boot)->log();
+  trial_boot->reset();
+  EXPECT_FALSE(fs::exists(root_dir_ + "/etc/ug-upgraded"));
+
+  ASSERT_NO_FATAL_FAILURE(boot("the restored root"));
+  EXPECT_EQ(output({"systemctl", "is-active", "ug-app.service"}), "active");
+  auto [exit_code, status] = trial_status({"--wait", "--timeout", "120"}, 150);
+  EXPECT_EQ(exit_code, 3) << status.dump();
+  EXPECT_EQ(status["state"], "rolled-back") << status.dump();
+  EXPECT_EQ(status["settled"], true) << status.dump();
+  EXPECT_EQ(status["trial"]["id"], 2) << status.dump();
+  EXPECT_EQ(status["trial"]["state"], "blessed") << status.dump();
+  EXPECT_EQ(status["run"], 1) << status.dump();
+  auto human = box_->exec({"upgrade-guard", "boot-check", "--status"});
+  EXPECT_EQ(human.exit_code, 3);
+  EXPECT_EQ(human.out.rfind("trial boot: rolled-back (trial 2, run 1", 0), 0U) << human.out;
+}
+
 // A live rollback is only prepared; upgrade-guard-rollback-completion.service completes it when
 // the system goes down, after the services stopped: what was written to the preserve paths
 // between the rollback and the reboot is in the restored root.
 TEST_F(BootCheckBootTest, ALiveRollbackCarriesWhatWasWrittenUntilTheShutdown) {
   ASSERT_NO_FATAL_FAILURE(prepare_a_live_rollback());
+  // The rollback waits for the reboot: rolled-back already (exit 3, settled).
+  auto [waiting_exit, waiting] = trial_status();
+  EXPECT_EQ(waiting_exit, 3) << waiting.dump();
+  EXPECT_EQ(waiting["state"], "rolled-back") << waiting.dump();
+  EXPECT_EQ(waiting["settled"], true) << waiting.dump();
   // A new upgrade now would be thrown away at the reboot: refused.
   auto refused = box_->exec({"upgrade-guard", "run", "--", "/bin/true"}, 300);
   EXPECT_EQ(refused.exit_code, 4) << refused.out << refused.err;
@@ -290,6 +386,12 @@ TEST_F(BootCheckBootTest, ALiveRollbackCarriesWhatWasWrittenUntilTheShutdown) {
   EXPECT_EQ(read_file(root_dir_ + "/srv/db/table"), "row 1\nrow 2 after the rollback\n");
   ASSERT_NO_FATAL_FAILURE(boot("after the rollback"));
   EXPECT_EQ(output({"systemctl", "is-active", "ug-app.service"}), "active");
+  // The restored root's trial boot passed: still reported as the rollback it is (exit 3).
+  auto [restored_exit, restored] = trial_status({"--wait", "--timeout", "120"}, 150);
+  EXPECT_EQ(restored_exit, 3) << restored.dump();
+  EXPECT_EQ(restored["state"], "rolled-back") << restored.dump();
+  EXPECT_EQ(restored["trial"]["state"], "blessed") << restored.dump();
+  EXPECT_EQ(restored["run"], 1) << restored.dump();
   // History says the run was rolled back.
   auto trial = box_->exec({"upgrade-guard", "--json", "history", "--run", "1"});
   EXPECT_NE(trial.out.find("rolled-back"), std::string::npos) << trial.out << trial.err;

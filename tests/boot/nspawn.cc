@@ -172,36 +172,47 @@ base::Result<std::unique_ptr<BootedContainer>> BootedContainer::boot(const std::
   auto started = start(root_dir, name, log_path, extra_args);
   if (!started) return started;
   std::unique_ptr<BootedContainer> box = std::move(*started);
-  const pid_t pid = box->nspawn_;
-  const auto start = box->started_;
-  const auto deadline = start + timeout;
+  const auto deadline = box->started_ + timeout;
   auto remaining = [&] {
     return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady_clock::now());
   };
-  auto failed = [&box](const std::string& what) {
-    return base::fail("systemd-nspawn", box->log_path_, what + "; console:\n" + box->log());
-  };
+  if (auto init = box->wait_init(remaining()); !init) return base::fail(init.error());
+  if (auto up = box->wait_running(remaining()); !up) return base::fail(up.error());
+  box->boot_time_ = std::chrono::duration_cast<std::chrono::milliseconds>(steady_clock::now() - box->started_);
+  return box;
+}
 
-  while (box->leader_ < 0) {
-    if (!box->running()) return failed("nspawn exited before the container's init started");
-    if (remaining().count() <= 0) return failed("no container init after " + std::to_string(timeout.count()) + "s");
-    box->leader_ = find_leader(pid);
-    if (box->leader_ < 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+base::Result<void> BootedContainer::wait_init(std::chrono::milliseconds timeout) {
+  const auto deadline = steady_clock::now() + timeout;
+  while (leader_ < 0) {
+    if (!running())
+      return base::fail("systemd-nspawn", log_path_, "nspawn exited before the container's init started; console:\n" + log());
+    if (steady_clock::now() >= deadline)
+      return base::fail("systemd-nspawn", log_path_,
+                        "no container init after " + std::to_string(timeout.count()) + " ms; console:\n" + log());
+    leader_ = find_leader(nspawn_);
+    if (leader_ < 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
+  return {};
+}
+
+base::Result<void> BootedContainer::wait_running(std::chrono::milliseconds timeout) {
+  const auto deadline = steady_clock::now() + timeout;
   std::string state;
   for (;;) {
-    if (!box->running()) return failed("the container exited while booting");
-    auto left = remaining();
+    if (!running())
+      return base::fail("systemd-nspawn", log_path_, "the container exited while booting; console:\n" + log());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady_clock::now());
     if (left.count() <= 0)
-      return failed("not running after " + std::to_string(timeout.count()) + "s (state: " + state + ")");
-    auto r = run_cmd(
-        {"nsenter", "-t", std::to_string(box->leader_), "-a", "--", "systemctl", "is-system-running", "--wait"}, left);
+      return base::fail("systemd-nspawn", log_path_,
+                        "not running after " + std::to_string(timeout.count()) + " ms (state: " + state +
+                            "); console:\n" + log());
+    auto r = run_cmd({"nsenter", "-t", std::to_string(leader_), "-a", "--", "systemctl", "is-system-running", "--wait"},
+                     left);
     if (r) state = std::string(base::trim(r->out));
-    if (state == "running" || state == "degraded") break;
+    if (state == "running" || state == "degraded") return {};
     std::this_thread::sleep_for(std::chrono::milliseconds(200));  // systemd's bus is not up yet
   }
-  box->boot_time_ = std::chrono::duration_cast<std::chrono::milliseconds>(steady_clock::now() - start);
-  return box;
 }
 
 BootedContainer::~BootedContainer() {

@@ -38,11 +38,18 @@ class BootedContainer {
       const std::string& root_dir, const std::string& name, const std::string& log_path,
       std::chrono::seconds timeout = std::chrono::seconds(120), const std::vector<std::string>& extra_args = {});
   // Starts nspawn like boot() and returns at once, e.g. for a boot that is expected to end by
-  // itself (wait_exit); exec() is not usable on it.
+  // itself (wait_exit); exec() is usable on it after wait_init().
   [[nodiscard]] static base::Result<std::unique_ptr<BootedContainer>> start(const std::string& root_dir,
                                                                             const std::string& name,
                                                                             const std::string& log_path,
                                                                             const std::vector<std::string>& extra_args);
+
+  // After start(): waits up to `timeout` for the container's init, so that exec() works while
+  // the boot is still in progress (e.g. to watch a trial boot before boot-check settles it).
+  [[nodiscard]] base::Result<void> wait_init(std::chrono::milliseconds timeout);
+  // Waits up to `timeout` until `systemctl is-system-running --wait` inside says running or
+  // degraded (after wait_init), as boot() does.
+  [[nodiscard]] base::Result<void> wait_running(std::chrono::milliseconds timeout);
 
   BootedContainer(const BootedContainer&) = delete;
   BootedContainer& operator=(const BootedContainer&) = delete;

@@ -8,7 +8,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <filesystem>
+#include <tuple>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -81,6 +84,11 @@ class StateFaultsTest : public ::testing::Test {
     EXPECT_NE(history.err.find(named), std::string::npos) << why << "\n" << history.err;
     auto started = guard({"run", "--", "/bin/true"});
     EXPECT_EQ(started.exit_code, 4) << why << "\n" << started.out << started.err;
+    // The trial's state is unknown too: never "none" (exit 0) read from a broken database.
+    auto trial = guard({"--json", "boot-check", "--status"});
+    EXPECT_EQ(trial.exit_code, 4) << why << "\n" << trial.out << trial.err;
+    auto tj = nlohmann::json::parse(trial.out, nullptr, false);
+    EXPECT_TRUE(tj.is_object() && tj["state"] == "unknown" && tj["settled"] == false) << why << "\n" << trial.out;
     EXPECT_EQ(read_file(db()), before) << why << ": state.db was changed";
   }
 
@@ -187,7 +195,8 @@ TEST_F(StateFaultsTest, EveryReadingCommandRefusesANonRootCaller) {
   const std::string before = read_file(db());
   const std::vector<std::vector<std::string>> commands = {
       {"gate", "status"}, {"--json", "gate", "status"}, {"history"}, {"--json", "history"},
-      {"snapshot", "list"}, {"audit"}, {"baseline", "show"}, {"boot-check", "--no-reboot"}};
+      {"snapshot", "list"}, {"audit"}, {"baseline", "show"}, {"boot-check", "--no-reboot"},
+      {"boot-check", "--status"}, {"--json", "boot-check", "--status", "--wait", "--timeout", "60"}};
   for (const auto& args : commands) {
     std::vector<std::string> argv{"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
                                   guard::testing::binary(), "--root", root_dir(), "--state-dir", state()};
@@ -209,6 +218,92 @@ TEST_F(StateFaultsTest, EveryReadingCommandRefusesANonRootCaller) {
                   120);
   EXPECT_EQ(live.exit_code, 4) << live.out << live.err;
   EXPECT_NE(live.err.find("must run as root"), std::string::npos) << live.err;
+}
+
+// `boot-check --status` reads the trial's state and changes nothing: state.db byte-identical,
+// no file added to the state directory, whatever the state (as root, on this host's boot).
+TEST_F(StateFaultsTest, BootCheckStatusReportsTheTrialAndChangesNothing) {
+  make_store();
+  std::string boot_id = read_file("/proc/sys/kernel/random/boot_id");
+  boot_id.erase(boot_id.find_last_not_of('\n') + 1);
+  // A guarded upgrade of 2 packages in this boot armed trial 1 (as the run records it).
+  sql("INSERT INTO runs (id, started_unix, finished_unix, root, command, phase, phase_changed_unix, outcome, "
+      "exit_code, pid, boot_id) VALUES (12, strftime('%s','now'), strftime('%s','now'), '/', '[\"apt-get\"]', "
+      "'done', strftime('%s','now'), 'passed', 0, 1, '" + boot_id + "');"
+      "INSERT INTO run_packages VALUES (12, 'libc6', '2.36-9', '2.36-10'), (12, 'curl', '7.88', '7.89');"
+      "INSERT INTO boot_trials (run_id, snapshot_id, created_unix, updated_unix, attempts, state) "
+      "VALUES (12, '20260101-000000-pre-run12\x1b[2J', strftime('%s','now'), strftime('%s','now'), 0, 'pending');");
+  auto listing = [this] {
+    std::string names;
+    for (const auto& e : fs::directory_iterator(state())) names += e.path().filename().string() + "\n";
+    return names;
+  };
+  std::string before = read_file(db());
+  const std::string files = listing();
+  auto expect = [&](const std::string& word, int code) {
+    auto human = guard({"boot-check", "--status"});
+    EXPECT_EQ(human.exit_code, code) << human.out << human.err;
+    EXPECT_EQ(human.out.rfind("trial boot: " + word + " (trial 1, run 12, upgrade of 2 packages): ", 0), 0U)
+        << human.out;
+    EXPECT_EQ(std::count(human.out.begin(), human.out.end(), '\n'), 1) << human.out;
+    auto json = guard({"--json", "boot-check", "--status"});
+    EXPECT_EQ(json.exit_code, code) << json.out << json.err;
+    auto j = nlohmann::json::parse(json.out, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << json.out;
+    EXPECT_EQ(j["schema"], 1);
+    EXPECT_EQ(j["state"], word) << json.out;
+    EXPECT_EQ(j["settled"], code != 4) << json.out;
+    EXPECT_EQ(j["run"], 12) << json.out;
+    EXPECT_EQ(j["packages"], 2) << json.out;
+    EXPECT_EQ(j["trial"]["id"], 1) << json.out;
+    EXPECT_TRUE(j["trial"]["created_unix"].is_number() && j["trial"]["updated_unix"].is_number()) << json.out;
+    EXPECT_EQ(j["boot"]["id"], boot_id) << json.out;
+    EXPECT_EQ(read_file(db()), before) << word << ": state.db was changed";
+    EXPECT_EQ(listing(), files) << word << ": the state directory was changed";
+  };
+  expect("armed", 4);
+  // --wait on an armed trial: nothing settles it in this boot, so it gives up after --timeout.
+  auto start = std::chrono::steady_clock::now();
+  auto waited = guard({"--json", "boot-check", "--status", "--wait", "--timeout", "3"});
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(waited.exit_code, 4) << waited.out << waited.err;
+  EXPECT_GE(took, std::chrono::seconds(3));
+  EXPECT_LT(took, std::chrono::seconds(30));
+  EXPECT_NE(waited.out.find("\"armed\""), std::string::npos) << waited.out;
+  EXPECT_EQ(read_file(db()), before);
+
+  // As boot-check leaves it in this boot: blessed, failed (gate closed), rolled back.
+  for (const auto& [state, word, code] : {std::tuple{"blessed", "blessed", 0}, std::tuple{"failed", "failed", 1},
+                                          std::tuple{"rolled-back", "rolled-back", 3}}) {
+    sql(std::string("UPDATE boot_trials SET state = '") + state + "', updated_unix = strftime('%s','now')");
+    before = read_file(db());
+    expect(word, code);
+    // --wait returns at once on a settled state.
+    auto settled = guard({"boot-check", "--status", "--wait"});
+    EXPECT_EQ(settled.exit_code, code) << settled.out << settled.err;
+  }
+  // What came from the database is printed escaped (rolled-back names the snapshot).
+  auto human = guard({"boot-check", "--status"});
+  EXPECT_EQ(human.out.find('\x1b'), std::string::npos) << human.out;
+  EXPECT_NE(human.out.find("pre-run12\\x1b[2J"), std::string::npos) << human.out;
+
+  // Settled before this boot started: an ordinary boot.
+  sql("UPDATE boot_trials SET state = 'blessed', updated_unix = 1000000000");
+  auto none = guard({"--json", "boot-check", "--status"});
+  EXPECT_EQ(none.exit_code, 0) << none.out << none.err;
+  auto j = nlohmann::json::parse(none.out, nullptr, false);
+  EXPECT_TRUE(j.is_object() && j["state"] == "none" && j["trial"].is_null()) << none.out;
+  // Options that run the check cannot be mixed in; --wait needs --status.
+  EXPECT_EQ(guard({"boot-check", "--status", "--no-reboot"}).exit_code, 2);
+  EXPECT_EQ(guard({"boot-check", "--wait"}).exit_code, 2);
+}
+
+// No state directory at all (a fresh install): no trial was ever armed.
+TEST_F(StateFaultsTest, BootCheckStatusWithoutAStateDirectoryIsNone) {
+  auto status = guard({"boot-check", "--status"});
+  EXPECT_EQ(status.exit_code, 0) << status.out << status.err;
+  EXPECT_EQ(status.out.rfind("trial boot: none: ", 0), 0U) << status.out;
+  EXPECT_FALSE(fs::exists(state()));
 }
 
 TEST_F(StateFaultsTest, AStateDirectoryOthersCanWriteIsRefused) {
