@@ -44,7 +44,8 @@ constexpr const char* kFooter = R"(Exit codes:
   3  the upgrade failed its checks and was rolled back
   4  environment problem: not root, a lock held, no snapshot backend, a guarded run or rollback
      unfinished, the state database failing or lost; for gate status: the gate's state is
-     unknown, which counts as closed
+     unknown, which counts as closed; for boot-check --status: the trial is not settled yet
+     (armed, pending) or its state cannot be read
   5  the guarded command failed (non-zero exit, signal, timeout) and the checks found no
      regression: nothing was rolled back and nothing was marked known-good
 
