@@ -201,6 +201,12 @@ TEST_F(BootCheckBootTest, AHealthyTrialBootIsBlessed) {
   EXPECT_EQ(blessed["settled"], true) << blessed.dump();
   EXPECT_EQ(blessed["trial"]["id"], 1) << blessed.dump();
   EXPECT_GT(blessed["waited_ms"].get<long long>(), 0) << blessed.dump();
+  // Not root: the trial's state cannot be read, so it is not known (exit 4), never "none".
+  auto nobody = box_->exec({"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "upgrade-guard",
+                            "--json", "boot-check", "--status"});
+  EXPECT_EQ(nobody.exit_code, 4) << nobody.out << nobody.err;
+  EXPECT_NE(nobody.out.find("\"unknown\""), std::string::npos) << nobody.out;
+  EXPECT_NE(nobody.err.find("must run as root"), std::string::npos) << nobody.err;
   auto up = box_->wait_running(std::chrono::seconds(120));
   ASSERT_TRUE(up) << up.error().to_string();
   EXPECT_EQ(output({"systemctl", "show", "-P", "Result", kUnit}), "success") << journal();
