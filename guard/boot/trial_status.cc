@@ -32,11 +32,16 @@ std::optional<std::int64_t> to_int(std::string_view s) {
   return v;
 }
 
+// Recorded after this boot began, by whole seconds. The same second counts as the boot before:
+// a container can reboot within the second its trial was armed, while nothing is armed or rolled
+// back in the first second of a boot (the guarded run alone takes longer).
+bool after_boot_start(const BootFacts& boot, std::int64_t at_unix) { return at_unix > boot.started_unix; }
+
 // Recorded in this boot: by the boot id a run or rollback recorded, else (none recorded, a
 // database older than the boot ids) by the time.
 bool in_this_boot(const BootFacts& boot, const std::string& boot_id, std::int64_t at_unix) {
   if (!boot_id.empty() && !boot.boot_id.empty()) return boot_id == boot.boot_id;
-  return at_unix >= boot.started_unix;
+  return after_boot_start(boot, at_unix);
 }
 
 // The upgrade the trial belongs to was rolled back: another trial of its run was, the run
@@ -89,7 +94,7 @@ TrialStatusReport derive_trial_status(const TrialRecords& r, const BootFacts& bo
                 "rolled back to " + t.snapshot_id + " in this boot; the restored root starts at the next boot"};
     }
     bool armed_here = r.run ? in_this_boot(boot, r.run->boot_id, r.run->started_unix)
-                            : t.created_unix >= boot.started_unix;
+                            : after_boot_start(boot, t.created_unix);
     if (armed_here) return {TrialStatus::armed, "the next boot is its trial"};
     return {TrialStatus::pending,
             t.attempts == 0 ? std::string("this boot is its trial; boot-check has not checked it yet")
@@ -97,7 +102,7 @@ TrialStatusReport derive_trial_status(const TrialRecords& r, const BootFacts& bo
                                           "began checking it: {})",
                                           t.attempts)};
   }
-  if (t.updated_unix < boot.started_unix)
+  if (!after_boot_start(boot, t.updated_unix))
     return {TrialStatus::none, fmt::format("no trial armed or running in this boot (trial {} was {} before it)", t.id,
                                            state::to_string(t.state))};
   switch (t.state) {

@@ -127,6 +127,13 @@ TEST(TrialStatusDerive, ATrialWithoutARunIsPlacedByItsTime) {
   EXPECT_EQ(derive_trial_status(before, this_boot()).state, TrialStatus::pending);
   auto after = records(trial(1, BootTrialState::pending, kBootStart + 10, kBootStart + 10, std::nullopt), std::nullopt);
   EXPECT_EQ(derive_trial_status(after, this_boot()).state, TrialStatus::armed);
+  // Armed in the second this boot began: a container rebooted at once (the boot test's trial
+  // did), not an upgrade in the boot's first second.
+  auto same = records(trial(1, BootTrialState::pending, kBootStart, kBootStart, std::nullopt), std::nullopt);
+  EXPECT_EQ(derive_trial_status(same, this_boot()).state, TrialStatus::pending);
+  // Blessed in that second: by the boot before.
+  auto blessed = records(trial(1, BootTrialState::blessed, kBootStart - 9, kBootStart, std::nullopt), std::nullopt);
+  EXPECT_EQ(derive_trial_status(blessed, this_boot()).state, TrialStatus::none);
 }
 
 TEST(TrialStatusDerive, ARollbackMadeInThisBootWaitsForTheReboot) {
