@@ -17,12 +17,13 @@ log=$logs/$name.log
 seeds=()
 for d in "$@"; do [ -d "$d" ] && seeds+=("$d"); done
 
-# -timeout: an input taking 10 s is a hang; -rss_limit_mb/-malloc_limit_mb: an input needing
+# -timeout: an input taking 10 s (UG_FUZZ_TIMEOUT) is a hang. It counts wall-clock time: a
+# fuzzer starved by other work reports inputs that take milliseconds alone. -rss_limit_mb/-malloc_limit_mb: an input needing
 # 1 GiB is an OOM (the parsers are bounded far below that for inputs of MAX_LEN bytes).
 # The outer timeout only catches a fuzzer that does not stop by itself. UBSan prints the stack.
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
 timeout --kill-after=30 $((seconds + 120)) "$binary" \
-  -max_total_time="$seconds" -max_len="$max_len" -timeout=10 -rss_limit_mb=1024 -malloc_limit_mb=1024 \
+  -max_total_time="$seconds" -max_len="$max_len" -timeout="${UG_FUZZ_TIMEOUT:-10}" -rss_limit_mb=1024 -malloc_limit_mb=1024 \
   -artifact_prefix="$artifacts/" -print_final_stats=1 -detect_leaks=1 \
   "$corpus" "${seeds[@]}" >"$log" 2>&1
 rc=$?
