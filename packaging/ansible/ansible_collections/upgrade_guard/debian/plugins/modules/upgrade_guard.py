@@ -442,6 +442,11 @@ def describe_findings(findings):
                                             '; and %d more' % more if more else '')
 
 
+def prefixed(prefix, why):
+    """'refused: WHY', unless WHY says so already ('refused: a lock is held')."""
+    return why if why.lower().startswith(prefix) else '%s: %s' % (prefix, why)
+
+
 def last_line(text):
     lines = [line for line in (text or '').splitlines() if line.strip()]
     return lines[-1].strip() if lines else ''
@@ -517,10 +522,10 @@ def result_for(action, rc, report, live_root, reboot_pending=False, stderr=''):
     elif rc == 3:
         live_reboot = live_root and not takes_effect_now(action, report)
         result.update(changed=True, reboot_required=live_reboot,
-                      msg='rolled back: %s%s%s' % (why, '; ' + describe_findings(findings) if findings else '',
-                                                   '; the restored root is used from the next boot' if live_reboot else ''))
+                      msg='%s%s%s' % (prefixed('rolled back', why), '; ' + describe_findings(findings) if findings else '',
+                                      '; the restored root is used from the next boot' if live_reboot else ''))
     elif rc == 4:
-        result.update(msg='refused: %s' % why)
+        result.update(msg=prefixed('refused', why))
     elif rc == 2:
         result.update(msg='usage or policy error: %s' % (last_line(stderr) or why))
     elif rc == 5:
