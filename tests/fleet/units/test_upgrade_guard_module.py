@@ -457,7 +457,9 @@ class HelpersTest(unittest.TestCase):
         return p
 
     def test_cli_argv(self):
-        tail = lambda action, **kw: ug.cli_argv(self.params(action=action, **kw), action)[2:]
+        def tail(action):
+            return ug.cli_argv(self.params(action=action), action)[2:]
+
         self.assertEqual(tail('gate_status'), ['gate', 'status'])
         self.assertEqual(tail('gate_open'), ['gate', 'open'])
         self.assertEqual(tail('baseline_accept'), ['baseline', 'accept'])

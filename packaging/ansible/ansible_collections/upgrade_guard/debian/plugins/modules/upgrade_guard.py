@@ -540,9 +540,10 @@ def _success(action, report, run, changes, live_root, reboot_pending):
     """The changed, msg and reboot_required of exit code 0."""
     if action == 'run':
         count = package_count(changes)
-        return dict(changed=anything_changed(changes), reboot_required=bool(reboot_pending),
-                    msg='passed: run %s changed %d package%s%s' % (run.get('run', '?'), count, '' if count == 1 else 's',
-                                                                 '; a reboot is required' if reboot_pending else ''))
+        msg = 'passed: run %s changed %d package%s' % (run.get('run', '?'), count, '' if count == 1 else 's')
+        if reboot_pending:
+            msg += '; a reboot is required'
+        return dict(changed=anything_changed(changes), reboot_required=bool(reboot_pending), msg=msg)
     if action == 'check':
         return dict(changed=False, reboot_required=bool(reboot_pending), msg='checks passed: no blocking finding')
     if action == 'recover':
