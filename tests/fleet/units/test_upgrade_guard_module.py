@@ -175,6 +175,7 @@ class ModuleTest(unittest.TestCase):
             self.assertEqual(cli.calls, [], action)
             self.assertFalse(result['changed'], action)
             self.assertEqual(result['verdict'], 'skipped', action)
+            self.assertEqual(result['report'], {}, action)
             self.assertIn('skipped in check mode', result['msg'])
 
     def test_diff_mode(self):

@@ -203,14 +203,15 @@ verdict:
   sample: passed
 report:
   description:
-    - The JSON upgrade-guard printed, as a dict (C(schema) 1), or an empty dict when it printed none
-      (an error before it got to work; see C(msg) and C(stderr_lines)).
+    - The JSON upgrade-guard printed, as a dict (C(schema) 1). An empty dict when it printed none (an
+      error before it got to work; see C(msg) and C(stderr_lines)), its output was not JSON, or it
+      did not run (check mode skipped the action, the binary is missing).
     - C(action=run) - the run (C(run), C(outcome), C(exit_code), C(changes), C(post), C(rollback), ...).
     - C(action=recover) - a C(recovered) list with one run per item finished.
     - C(action=check) - the check report (C(verdict), C(checks), C(findings)).
     - C(action=gate_status) and C(action=gate_open) - the gate status (C(state), C(closed), C(reason),
       C(findings)), for C(gate_open) as read after opening it.
-  returned: when upgrade-guard ran
+  returned: always
   type: dict
   sample: {"schema": 1, "run": 12, "outcome": "passed", "exit_code": 0}
 changes:
@@ -601,7 +602,7 @@ def stderr_tail(stderr):
 
 def empty_result(action):
     """The keys every result has, for a result where upgrade-guard did not run or said nothing usable."""
-    return dict(action=action, verdict='error', changes={}, findings=[], reboot_required=False, gate=None)
+    return dict(action=action, verdict='error', report={}, changes={}, findings=[], reboot_required=False, gate=None)
 
 
 def call(module, params, action):
