@@ -377,9 +377,14 @@ class ResultForTest(unittest.TestCase):
         self.assertEqual(r['msg'], 'refused: run 12 stopped: the state database failed')
 
     def test_run_5_command_failed(self):
-        r = ug.result_for('run', 5, run_json('command-failed', 5, message='the command exited 100'), live_root=True)
+        message = ('`apt-get -y dist-upgrade` (exited 100) failed; the checks found no regression: nothing was rolled '
+                   'back and nothing is marked known-good')
+        r = ug.result_for('run', 5, run_json('command-failed', 5, message=message), live_root=True)
         self.assertEqual((r['verdict'], r['failed'], r['changed']), ('command_failed', True, False))
-        self.assertIn('the command failed and the checks found no regression; nothing was rolled back', r['msg'])
+        self.assertEqual(r['msg'], 'command failed: ' + message)
+        r = ug.result_for('run', 5, {}, live_root=True, stderr='upgrade-guard: killed\n')
+        self.assertEqual(r['msg'], 'the command failed and the checks found no regression; nothing was rolled back: '
+                                   'upgrade-guard: killed')
         r = ug.result_for('run', 5, run_json('command-failed', 5, CHANGES), live_root=True)
         self.assertTrue(r['changed'])  # what the command changed before it failed stays
 

@@ -530,8 +530,10 @@ def result_for(action, rc, report, live_root, reboot_pending=False, stderr=''):
     elif rc == 2:
         result.update(msg='usage or policy error: %s' % (last_line(stderr) or why))
     elif rc == 5:
+        # The run's message says so itself: "`apt-get ...` (exited 100) failed; the checks found no regression: ..."
         result.update(changed=anything_changed(changes),
-                      msg='the command failed and the checks found no regression; nothing was rolled back: %s' % why)
+                      msg='command failed: %s' % why if run.get('message') else
+                      'the command failed and the checks found no regression; nothing was rolled back: %s' % why)
     else:
         result.update(msg='upgrade-guard exited with %s: %s' % (rc, last_line(stderr) or why))
     return result
