@@ -13,6 +13,7 @@ released, also when it fails. UG_FLEET_KEEP=1 keeps the work directory for a loo
 """
 
 import atexit
+import fcntl
 import hashlib
 import json
 import os
@@ -30,7 +31,7 @@ COLLECTION = os.path.join(COLLECTIONS, "ansible_collections", "upgrade_guard", "
 SITE = os.path.join(COLLECTION, "examples", "site.yml")
 CACHE = os.environ.get("UG_TEST_CACHE", "/var/cache/upgrade-guard-tests")
 # Bump when the golden image's contents change.
-GOLDEN_VERSION = "1"
+GOLDEN_VERSION = "2"
 SKIP = 77
 
 
@@ -186,8 +187,9 @@ def server_root():
 
 def golden_image(deb, work):
     """A btrfs image with subvolume @: the cached server root, upgrade-guard's runtime
-    dependencies installed (so installing the .deb needs no network), ug-fleet 1.0 installed and
-    apt reading only /srv/fleet-repo. Cached by its inputs under CACHE/fleet."""
+    dependencies installed (so installing the .deb needs no network) and python3-apt (which
+    Ansible's apt module needs on a managed host), ug-fleet 1.0 installed and apt reading only
+    /srv/fleet-repo. Cached by its inputs under CACHE/fleet."""
     root = server_root()
     depends = sorted(set(deb_depends(deb)))
     stamp = open(os.path.join(root, ".complete")).read() if os.path.exists(os.path.join(root, ".complete")) else ""
@@ -195,6 +197,8 @@ def golden_image(deb, work):
     cache = os.path.join(CACHE, "fleet")
     os.makedirs(cache, exist_ok=True)
     img = os.path.join(cache, f"golden-{key}.img")
+    lock = open(os.path.join(cache, ".lock"), "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)  # one build at a time; the others wait and use it
     if os.path.exists(img):
         return img
     log(f"building the golden host image {img}")
@@ -217,7 +221,7 @@ def golden_image(deb, work):
     shutil.copy("/etc/resolv.conf", os.path.join(at, "etc/resolv.conf"))
     live_chroot(at, ["apt-get", "update", "-qq"], work)
     live_chroot(at, ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-qq",
-                     "--no-install-recommends"] + depends, work, timeout=1800)
+                     "--no-install-recommends", "python3-apt"] + depends, work, timeout=1800)
     live_chroot(at, ["apt-get", "clean"], work)
     v1 = build_ug_fleet(work, "1.0")
     shutil.copy(v1, os.path.join(at, "tmp/ug-fleet.deb"))
@@ -369,8 +373,8 @@ def playbook_env(work, report):
 def playbook_argv(inv, deb, limit=None, extra=None):
     argv = ["/usr/bin/ansible-playbook", "-i", inv, SITE, "-e", f"upgrade_guard_deb={deb}",
             "-e", "upgrade_guard_reboot=false"]
-    for k, v in (extra or {}).items():
-        argv += ["-e", f"{k}={json.dumps(v) if not isinstance(v, str) else v}"]
+    if extra:
+        argv += ["-e", json.dumps(extra)]  # JSON: lists and booleans keep their types
     if limit:
         argv += ["--limit", limit]
     return argv
@@ -435,8 +439,8 @@ def hosts_test(work, deb):
     print(out[-6000:], flush=True)
     fail.expect(rc != 0, "the canary play fails (exit non-zero)", out[-2000:])
     fail.expect(verdict(rep, "c1") == "passed" and verdict(rep, "c2") == "passed", "c1, c2 passed", rep)
-    fail.expect(verdict(rep, "c3") == "gate closed", "c3: gate closed", rep)
-    fail.expect(verdict(rep, "c4") == "not reached" and verdict(rep, "c5") == "not reached",
+    fail.expect(verdict(rep, "c3") == "gate_closed", "c3: gate closed", rep)
+    fail.expect(verdict(rep, "c4") == "not_reached" and verdict(rep, "c5") == "not_reached",
                 "c4, c5: not reached", rep)
     fail.expect(bool(rep) and rep.get("stopped") is True, "the report says the line stopped", rep)
     fail.expect("not reached" in out and "gate closed" in out, "the table is printed", out[-3000:])
@@ -453,7 +457,7 @@ def hosts_test(work, deb):
     # 2. The gate already closed: c3 again is stopped before anything runs.
     before = hosts["c3"].upgrades_in_dpkg_log()
     rc, out, rep = play(work, inv, deb, "closed", limit="c3")
-    fail.expect(rc != 0 and verdict(rep, "c3") == "gate closed", "c3 again: gate closed, play failed", out[-3000:])
+    fail.expect(rc != 0 and verdict(rep, "c3") == "gate_closed", "c3 again: gate closed, play failed", out[-3000:])
     fail.expect(hosts["c3"].upgrades_in_dpkg_log() == before, "c3 not upgraded again")
 
     # 3. A regression rolled back: c4 with on_fail rollback and the bad package.
@@ -461,7 +465,7 @@ def hosts_test(work, deb):
     inventory(inv, hosts.values(), work, {"c3": {"upgrade_guard_on_fail": "block-reboot"},
                                           "c4": {"upgrade_guard_on_fail": "rollback"}})
     rc, out, rep = play(work, inv, deb, "rollback", limit="c4")
-    fail.expect(rc != 0 and verdict(rep, "c4") == "rolled back", "c4: rolled back, play failed", out[-3000:])
+    fail.expect(rc != 0 and verdict(rep, "c4") == "rolled_back", "c4: rolled back, play failed", out[-3000:])
     status = hosts["c4"].subvolume_root_file("var/lib/dpkg/status")
     fail.expect("Package: ug-fleet\nStatus: install ok installed" in status and "Version: 1.0" in
                 status.split("Package: ug-fleet\n", 1)[-1][:400], "c4's root subvolume has ug-fleet 1.0 again")
@@ -723,7 +727,7 @@ def reboot_test(work, deb):
     r1, r2 = hosts["r1"], hosts["r2"]
     fail.expect(rc != 0, "the play fails (r2's trial boot was rolled back)", out[-2000:])
     fail.expect(verdict(rep, "r1") == "passed", "r1 passed (rebooted, trial blessed)", rep)
-    fail.expect(verdict(rep, "r2") == "rolled back", "r2 rolled back", rep)
+    fail.expect(verdict(rep, "r2") == "rolled_back", "r2 rolled back", rep)
     fail.expect(r1.boots() == 2, "r1 booted twice (the reboot into its trial)", r1.boots())
     fail.expect(r2.boots() == 3, "r2 booted three times (trial, then the restored root)", r2.boots())
     fail.expect(package_version(r1.file("var/lib/dpkg/status"), "ug-fleet") == "2.0", "r1 runs ug-fleet 2.0")

@@ -207,10 +207,10 @@ class StopTheLineTest(unittest.TestCase):
         self.assertTrue(self.report['stopped'])
         self.assertEqual(self.report['schema'], 1)
         verdicts = dict((h, v['verdict']) for h, v in hosts.items())
-        self.assertEqual(verdicts, {'canary': 'passed', 'gated': 'gate closed', 'rolled': 'rolled back',
+        self.assertEqual(verdicts, {'canary': 'passed', 'gated': 'gate_closed', 'rolled': 'rolled_back',
                                     'refused': 'refused', 'gone': 'unreachable', 'broken': 'failed',
-                                    'recovered': 'recovered (passed)', 'sibling': 'stopped', 'later1': 'not reached',
-                                    'later2': 'not reached'})
+                                    'recovered': 'recovered', 'sibling': 'stopped', 'later1': 'not_reached',
+                                    'later2': 'not_reached'})
         self.assertEqual(hosts['canary'], {'verdict': 'passed', 'run': 12, 'packages': 3, 'failed': False, 'recovered': None,
                                            'detail': 'passed: run 12 changed 3 packages; trial boot blessed'})
         self.assertEqual((hosts['gated']['run'], hosts['gated']['packages'], hosts['gated']['failed']), (4, 0, True))
@@ -223,7 +223,7 @@ class StopTheLineTest(unittest.TestCase):
         self.assertEqual((hosts['recovered']['recovered'], hosts['recovered']['run'], hosts['recovered']['packages']),
                          ('passed', 7, 3))
         self.assertFalse(hosts['recovered']['failed'])
-        self.assertEqual(hosts['later1'], {'verdict': 'not reached', 'detail': "the line stopped before this host's wave",
+        self.assertEqual(hosts['later1'], {'verdict': 'not_reached', 'detail': "the line stopped before this host's wave",
                                            'run': None, 'packages': None, 'failed': False, 'recovered': None})
 
     def test_table(self):
@@ -255,7 +255,7 @@ class VerdictRulesTest(unittest.TestCase):
         f.failed('h', 'assert', {'msg': 'Assertion failed'})
         line = dict(f.cb.summary()[0])['h']
         self.assertEqual((line['verdict'], line['detail'], line['failed']),
-                         ('rolled back', 'the trial boot failed and was rolled back', True))
+                         ('rolled_back', 'the trial boot failed and was rolled back', True))
 
     def test_verdict_as_a_key_of_a_result(self):
         f = Fleet()
@@ -292,7 +292,7 @@ class VerdictRulesTest(unittest.TestCase):
                                               'upgrade_guard_fleet_detail': 'recovered an unfinished run: run 7 passed'}})
         line = dict(f.cb.summary()[0])['h']
         self.assertEqual((line['verdict'], line['recovered'], line['run'], line['packages'], line['failed']),
-                         ('recovered (passed)', 'passed', 7, 0, False))
+                         ('recovered', 'passed', 7, 0, False))
 
     def test_failed_gate_status_is_the_verdict(self):
         f = Fleet()
@@ -301,7 +301,7 @@ class VerdictRulesTest(unittest.TestCase):
         f.failed('h', 'gate', module_result('gate_status', 'gate_closed', 'gate closed by audit: x', gate='closed',
                                             failed_when_result=True))
         line = dict(f.cb.summary()[0])['h']
-        self.assertEqual((line['verdict'], line['failed'], line['run']), ('gate closed', True, None))
+        self.assertEqual((line['verdict'], line['failed'], line['run']), ('gate_closed', True, None))
 
     def test_open_gate_alone_is_no_verdict(self):
         f = Fleet()
@@ -326,7 +326,7 @@ class VerdictRulesTest(unittest.TestCase):
         f.play(FakePlay(['h']))
         f.failed('h', 'recover', module_result('recover', 'rolled_back', 'rolled back to @ug-7-pre', recovered=1))
         line = dict(f.cb.summary()[0])['h']
-        self.assertEqual((line['verdict'], line['recovered'], line['failed']), ('recovered (rolled back)', 'rolled back', True))
+        self.assertEqual((line['verdict'], line['recovered'], line['failed']), ('recovered', 'rolled_back', True))
 
     def test_ignored_and_rescued_failures_do_not_count(self):
         f = Fleet()
@@ -366,7 +366,7 @@ class VerdictRulesTest(unittest.TestCase):
         f.play(FakePlay(['a', 'b'], uuid='upgrade'))
         f.upgrade('a', 'gate_closed', 'gate closed: x', failed=True)
         lines, stopped = f.cb.summary()
-        self.assertEqual(dict(lines)['b']['verdict'], 'not reached')
+        self.assertEqual(dict(lines)['b']['verdict'], 'not_reached')
         self.assertTrue(stopped)
 
     def test_unlisted_inventory_still_lists_hosts_that_ran(self):

@@ -112,8 +112,8 @@ class PlayTest(unittest.TestCase):
         rc, out, report = self.play()
         self.assertEqual(rc, 2, out)  # hosts failed
         verdicts = dict((h, v['verdict']) for h, v in report['hosts'].items())
-        self.assertEqual(verdicts, {'canary': 'passed', 'bad': 'gate closed', 'good': 'passed',
-                                    'later1': 'not reached', 'later2': 'not reached'}, out)
+        self.assertEqual(verdicts, {'canary': 'passed', 'bad': 'gate_closed', 'good': 'passed',
+                                    'later1': 'not_reached', 'later2': 'not_reached'}, out)
         self.assertTrue(report['stopped'])
         self.assertEqual((report['hosts']['canary']['run'], report['hosts']['canary']['packages']), (21, 1))
         self.assertIn('gate closed: 1 blocking finding: libraries /usr/bin/curl', report['hosts']['bad']['detail'])

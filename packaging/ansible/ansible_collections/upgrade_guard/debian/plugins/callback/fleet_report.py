@@ -36,9 +36,10 @@ description:
     verdict, then not reached, then stopped or ok.
   - >-
     The JSON, written when I(json_path) is set -
-    C({"schema": 1, "stopped": BOOL, "hosts": {"HOST": {"verdict": "gate closed", "detail": "...",
+    C({"schema": 1, "stopped": BOOL, "hosts": {"HOST": {"verdict": "gate_closed", "detail": "...",
     "run": N, "packages": N, "failed": BOOL, "recovered": VERDICT}}}); the verdicts are the table's
-    (C(gate closed), C(not reached), recovered (passed)), C(failed) whether the host failed in the
+    as identifiers (C(passed), C(gate_closed), C(rolled_back), C(refused), C(command_failed),
+    C(unreachable), C(failed), C(not_reached), C(recovered), C(stopped), C(ok), ...), C(failed) whether the host failed in the
     play (Ansible's stats), C(run) is the upgrade-guard run id and
     C(packages) how many packages it upgraded, installed, removed or downgraded (both null without a
     run), C(recovered) the verdict of the run C(recover) finished or null, C(stopped) whether the
@@ -177,7 +178,8 @@ class HostRecord(object):
 
 def summarize(host, stopped, failed_in_stats=None):
     """The host's line: dict(verdict, detail, run, packages, failed, recovered), e.g. verdict
-    'gate closed', recovered 'passed' (the verdict of the run recover finished) or None.
+    'gate_closed', or 'recovered' with recovered 'passed' (the verdict of the run recover
+    finished; else None).
     stopped: the line stopped; failed_in_stats: Ansible's stats count a failure or unreachable
     for the host (None when unknown): a failure that was rescued does not count."""
     guard = host.guard or {}
@@ -202,12 +204,16 @@ def summarize(host, stopped, failed_in_stats=None):
         verdict = 'recovered'
     if failed_in_stats is not None:
         failed = failed or failed_in_stats
-    # As people read them: 'gate closed', 'recovered (rolled back)'.
-    recovered = host.recovered.replace('_', ' ') if host.recovered else None
-    verdict = verdict.replace('_', ' ')
-    if verdict == 'recovered' and recovered:
-        verdict += ' (%s)' % recovered
-    return dict(verdict=verdict, detail=detail, run=run, packages=packages, failed=failed, recovered=recovered)
+    return dict(verdict=verdict, detail=detail, run=run, packages=packages, failed=failed,
+                recovered=host.recovered or None)
+
+
+def readable(line):
+    """A line's verdict as people read it: 'gate closed', 'recovered (rolled back)'."""
+    verdict = line['verdict'].replace('_', ' ')
+    if line['verdict'] == 'recovered' and line.get('recovered'):
+        verdict += ' (%s)' % line['recovered'].replace('_', ' ')
+    return verdict
 
 
 def render_table(lines, stopped):
@@ -217,10 +223,10 @@ def render_table(lines, stopped):
         detail = line['detail']
         if len(detail) > DETAIL_IN_TABLE:
             detail = detail[:DETAIL_IN_TABLE - 3] + '...'
-        rows.append((name, line['verdict'], detail))
+        rows.append((name, readable(line), detail))
     width = [max(len(r[i]) for r in rows) for i in range(2)]
     text = ''.join('%s | %s | %s\n' % (r[0].ljust(width[0]), r[1].ljust(width[1]), r[2]) for r in rows)
-    not_reached = sum(1 for _, line in lines if line['verdict'] == 'not reached')
+    not_reached = sum(1 for _, line in lines if line['verdict'] == 'not_reached')
     if stopped:
         text += 'the line stopped: %d host%s not reached\n' % (not_reached, '' if not_reached == 1 else 's')
     return text
