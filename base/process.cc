@@ -23,6 +23,7 @@
 #include <memory>
 #include <functional>
 #include <future>
+#include <optional>
 
 #include "base/mount_namespace.h"
 #include "base/unique_fd.h"
@@ -146,15 +147,62 @@ const char* run_steps(const std::vector<MountStep>& steps) {
   return nullptr;
 }
 
+// The terminal a command reads from. The command runs in a process group of its own (so that a
+// timeout kills its whole tree), which makes it a background job of the terminal the guard was
+// started from: apt sets the terminal's modes on stdin before it starts dpkg, and a background
+// job that does so is stopped by SIGTTOU, for ever. So, like a shell, the guard makes the
+// command's group the terminal's foreground while it runs (Ctrl-C then reaches apt, which the
+// guard checks after like any failed command) and takes the terminal back after. Only when
+// stdin is a terminal whose foreground the guard is: a guard started in the background, or
+// without a terminal, leaves it alone.
+class ForegroundTerminal {
+ public:
+  // Before the fork: whether stdin is a terminal this process group holds the foreground of.
+  static bool ours() { return ::isatty(STDIN_FILENO) == 1 && ::tcgetpgrp(STDIN_FILENO) == ::getpgrp(); }
+  // Makes `group` the foreground of stdin's terminal. SIGTTOU is blocked around the call: from
+  // the background, tcsetpgrp would otherwise stop the caller. Errors are ignored: the worst
+  // case is the behaviour without this.
+  static void give_to(pid_t group) {
+    sigset_t ttou, old;
+    ::sigemptyset(&ttou);
+    ::sigaddset(&ttou, SIGTTOU);
+    ::sigprocmask(SIG_BLOCK, &ttou, &old);
+    (void)::tcsetpgrp(STDIN_FILENO, group);
+    ::sigprocmask(SIG_SETMASK, &old, nullptr);
+  }
+  // In the parent after the fork: the command's group gets the terminal (the child does the
+  // same: whichever runs first wins the race a shell also closes this way), and SIGTTOU stays
+  // blocked while the guard is in the background, so that copying the command's output to the
+  // terminal is never stopped (a terminal with `stty tostop`). The destructor takes it back.
+  explicit ForegroundTerminal(pid_t group) {
+    sigset_t ttou;
+    ::sigemptyset(&ttou);
+    ::sigaddset(&ttou, SIGTTOU);
+    ::sigprocmask(SIG_BLOCK, &ttou, &old_mask_);
+    (void)::tcsetpgrp(STDIN_FILENO, group);
+  }
+  ForegroundTerminal(const ForegroundTerminal&) = delete;
+  ForegroundTerminal& operator=(const ForegroundTerminal&) = delete;
+  ~ForegroundTerminal() {
+    (void)::tcsetpgrp(STDIN_FILENO, ::getpgrp());
+    ::sigprocmask(SIG_SETMASK, &old_mask_, nullptr);
+  }
+
+ private:
+  sigset_t old_mask_{};
+};
+
 // Runs in the child between fork and exec: own process group, optional private mount
 // namespace with /proc, /sys and a private /dev in the chroot, optional chroot.
 struct ChildSetup {
   const Command* command;
   std::vector<MountStep> steps;
   int host_namespace = -1;  // host_mount_namespace(), read before the fork
+  bool take_terminal = false;  // stdin is our terminal and we are its foreground: pass it on
   template <class Executor>
   void operator()(Executor& exec) const {
     ::setpgid(0, 0);
+    if (take_terminal) ForegroundTerminal::give_to(::getpid());
     auto failed = [&exec](const char* what) {
       exec.set_error(std::error_code(errno, std::system_category()), what);
     };
@@ -255,7 +303,9 @@ Result<ProcessResult> SystemCommandRunner::run(const Command& command) {
   auto on_exit = [&](int, const std::error_code&) { exited = true; };
   auto started = std::chrono::steady_clock::now();
   std::optional<bp::child> child;
-  ChildSetup setup{&command, {}, host_mount_namespace()};
+  // Output::tee and Output::inherit leave the child our stdin.
+  const bool take_terminal = !command.sandbox && command.output != Output::capture && ForegroundTerminal::ours();
+  ChildSetup setup{&command, {}, host_mount_namespace(), take_terminal};
   if (command.sandbox)
     setup.steps = sandbox_steps(*command.sandbox);
   else if (command.chroot && command.bind_system_dirs)
@@ -304,6 +354,8 @@ Result<ProcessResult> SystemCommandRunner::run(const Command& command) {
   }
   if (start_error) return fail_errno("exec", exe, start_error.value(), "cannot start the command");
   const pid_t pid = child->id();
+  std::optional<ForegroundTerminal> terminal;
+  if (take_terminal) terminal.emplace(pid);
 
   if (command.output == Output::capture) {
     if (command.input.empty()) {
@@ -344,6 +396,7 @@ Result<ProcessResult> SystemCommandRunner::run(const Command& command) {
     ios.run_for(std::chrono::seconds(10));
   }
   child->wait();  // reaps if the exit handler has not
+  terminal.reset();  // the terminal back to the guard
   result.duration = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
   copy_new_output();
   if (tee_fd) ::fsync(tee_fd.get());

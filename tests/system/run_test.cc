@@ -77,6 +77,21 @@ TEST_F(RunTest, RealPendingUpdatesPass) {
   EXPECT_NE(slurp(root_->log_dir() + "/run-1.log").find("Unpacking"), std::string::npos);
 }
 
+// An administrator's terminal: `script` gives the guard a terminal whose foreground it is, as a
+// shell does. The command runs in a process group of its own; apt sets the terminal's modes on
+// stdin before dpkg runs, which a background job cannot do (SIGTTOU stops it, for ever: a fleet
+// play over ssh hung there). `stty -echo` does the same in one call.
+TEST_F(RunTest, ACommandThatSetsTheTerminalModesIsNotStopped) {
+  // timeout --foreground: the guard stays the terminal's foreground, and a stopped command's
+  // group, orphaned when the guard is killed, gets SIGHUP and SIGCONT and ends.
+  std::string line = "timeout --foreground -s KILL 240 '" + guard::testing::binary() + "' ";
+  for (const auto& a : root_->guard_args({"--json", "run", "--", "stty", "-echo"})) line += "'" + a + "' ";
+  auto r = guard::testing::run({"script", "-qec", line, "/dev/null"}, 300);
+  EXPECT_FALSE(r.timed_out) << "the guarded command was stopped on the terminal: " << r.out;
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("\"outcome\": \"passed\""), std::string::npos) << r.out;
+}
+
 TEST_F(RunTest, UpgradeThatRemovesANeededLibraryIsRolledBack) {
   std::string lib = install_ugdemo();
   ASSERT_FALSE(HasFailure());
