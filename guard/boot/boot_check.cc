@@ -13,6 +13,7 @@
 #include "base/root.h"
 #include "base/strings.h"
 #include "guard/boot/grub_counter.h"
+#include "guard/boot/trial_status.h"
 #include "guard/core/check_session.h"
 #include "guard/core/locks.h"
 #include "guard/core/liveness.h"
@@ -154,6 +155,8 @@ void bless(RunContext& ctx, const BootTrialRecord& trial, BootCheckSummary& s) {
   if (auto w = ctx.store.set_boot_trial_state(trial.id, BootTrialState::blessed, s.message); !w)
     s.notes.push_back("the blessing was not recorded (" + w.error().to_string() +
                       "), ignoring: the trial stays pending and the next boot checks it again");
+  else
+    write_settled_marker(ctx.paths.run_dir, trial.id);
   if (!trial.snapshot_id.empty()) {
     auto good = ctx.store.set_snapshot_known_good(trial.snapshot_id, true);
     s.notes.push_back(good ? "snapshot " + trial.snapshot_id + " is the last known-good"
@@ -178,6 +181,8 @@ void close_gate(RunContext& ctx, const BootTrialRecord& trial, const std::string
   if (auto w = ctx.store.set_boot_trial_state(trial.id, BootTrialState::failed, s.message); !w)
     s.notes.push_back("the failed trial was not recorded (" + w.error().to_string() +
                       "), ignoring: the gate is closed, and the next boot does not roll back (attempt 2)");
+  else
+    write_settled_marker(ctx.paths.run_dir, trial.id);
   finish_rolled_back_run(ctx, trial, s);
   disarm(ctx.root, s);
 }
@@ -199,6 +204,7 @@ bool roll_back(RunContext& ctx, BootBus& bus, const BootTrialRecord& trial, cons
     s.notes.push_back("no rollback: the trial's end could not be recorded first (" + w.error().to_string() + ")");
     return false;
   }
+  write_settled_marker(ctx.paths.run_dir, trial.id);
   disarm(ctx.root, s);
   auto rolled = guard::roll_back(ctx, **backend, trial.run_id, trial.snapshot_id);
   if (!rolled) {
@@ -322,6 +328,8 @@ std::optional<BootCheckSummary> recover_fallback_boot(std::string_view cmdline, 
     std::string why = "fallback boot: " + decision.why;
     if (auto w = store->set_boot_trial_state(t.id, BootTrialState::failed, s.problems.front() + "; " + why); !w)
       s.notes.push_back("the failed trial was not recorded: " + w.error().to_string());
+    else
+      write_settled_marker(env.paths.run_dir, t.id);
     return stay("no automatic recovery: " + decision.why);
   }
 

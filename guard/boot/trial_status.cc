@@ -3,8 +3,10 @@
 #include <unistd.h>
 
 #include <charconv>
+#include <fstream>
 #include <fmt/format.h>
 
+#include "base/atomic_file.h"
 #include "base/root.h"
 #include "base/string_table.h"
 #include "base/strings.h"
@@ -34,7 +36,9 @@ std::optional<std::int64_t> to_int(std::string_view s) {
 
 // Recorded after this boot began, by whole seconds. The same second counts as the boot before:
 // a container can reboot within the second its trial was armed, while nothing is armed or rolled
-// back in the first second of a boot (the guarded run alone takes longer).
+// back in the first second of a boot (the guarded run alone takes longer). A trial boot-check
+// settled in this boot is known by its marker (read_settled_marker): a container's boot-check
+// can bless within the boot's first second.
 bool after_boot_start(const BootFacts& boot, std::int64_t at_unix) { return at_unix > boot.started_unix; }
 
 // Recorded in this boot: by the boot id a run or rollback recorded, else (none recorded, a
@@ -102,7 +106,8 @@ TrialStatusReport derive_trial_status(const TrialRecords& r, const BootFacts& bo
                                           "began checking it: {})",
                                           t.attempts)};
   }
-  if (!after_boot_start(boot, t.updated_unix))
+  const bool settled_here = boot.settled_here == t.id || after_boot_start(boot, t.updated_unix);
+  if (!settled_here)
     return {TrialStatus::none, fmt::format("no trial armed or running in this boot (trial {} was {} before it)", t.id,
                                            state::to_string(t.state))};
   switch (t.state) {
@@ -194,6 +199,19 @@ base::Result<BootFacts> read_boot_facts(const std::string& proc) {
   // Without a command line there is no fallback parameter either (a container has one).
   if (auto cmdline = root->read_file("/cmdline", 1 << 20)) facts.fallback_trial = fallback_trial_from_cmdline(*cmdline);
   return facts;
+}
+
+constexpr const char* kSettledMarker = "/trial-settled";
+
+void write_settled_marker(const std::string& run_dir, std::int64_t trial_id) {
+  (void)base::write_file_atomic(run_dir + kSettledMarker, std::to_string(trial_id) + "\n", 0644);
+}
+
+std::optional<std::int64_t> read_settled_marker(const std::string& run_dir) {
+  std::ifstream in(run_dir + kSettledMarker, std::ios::binary);
+  std::string line;
+  if (!in || !std::getline(in, line) || line.size() > 20) return std::nullopt;
+  return to_int(line);
 }
 
 }  // namespace guard::boot

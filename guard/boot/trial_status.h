@@ -37,6 +37,7 @@ struct BootFacts {
   std::string boot_id;                         // /proc/sys/kernel/random/boot_id
   std::int64_t started_unix = 0;               // when this boot's init (PID 1) started, wall clock
   std::optional<std::int64_t> fallback_trial;  // upgrade-guard.fallback=N: GRUB's fallback boot
+  std::optional<std::int64_t> settled_here;    // the trial boot-check settled in this boot (its marker)
 };
 
 // What the state database holds about the trial in question: the pending trial, else the
@@ -83,5 +84,12 @@ struct TrialStatusReport {
 // ticks: inside a container that is the container's init, not the host's boot) and the kernel
 // command line. An error when the start cannot be read: the state would be a guess.
 [[nodiscard]] base::Result<BootFacts> read_boot_facts(const std::string& proc = "/proc");
+
+// The marker boot-check leaves in the run directory (a tmpfs: gone at the next boot) when it
+// settles a trial, e.g. "/run/upgrade-guard/trial-settled" holding "3\n". The clock alone cannot
+// tell a trial settled in this boot's first second (a container's boot) from one settled by the
+// boot before. Writing is best effort; reading gives nullopt when absent or malformed.
+void write_settled_marker(const std::string& run_dir, std::int64_t trial_id);
+[[nodiscard]] std::optional<std::int64_t> read_settled_marker(const std::string& run_dir);
 
 }  // namespace guard::boot

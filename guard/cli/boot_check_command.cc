@@ -42,6 +42,7 @@ BootStatusView read_status(const GlobalOptions& o) {
     return v;
   }
   v.boot = *boot;
+  v.boot->settled_here = boot::read_settled_marker(o.run_dir);
   auto present = state::StateStore::present(o.state_dir);
   if (!present) {
     v.error = present.error().to_string();

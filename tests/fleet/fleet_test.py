@@ -118,8 +118,10 @@ def package_under_test():
 
 def build_ug_fleet(work, version, lib=True, postinst=""):
     """A package with /usr/bin/ug-fleet-tool and (lib) the libugfleet.so.1 it needs. Without the
-    library the tool no longer resolves: the regression the post-checks must find."""
-    src = os.path.join(work, f"ug-fleet-src-{version}-{int(lib)}")
+    library the tool no longer resolves: the regression the post-checks must find. Each variant
+    (version, lib, postinst) is built in a directory and a file of its own."""
+    variant = hashlib.sha1(f"{version} {lib} {postinst}".encode()).hexdigest()[:8]
+    src = os.path.join(work, f"ug-fleet-src-{variant}")
     tree = os.path.join(src, "tree")
     os.makedirs(os.path.join(tree, "DEBIAN"), exist_ok=True)
     os.makedirs(os.path.join(tree, "usr/bin"), exist_ok=True)
@@ -150,7 +152,8 @@ def build_ug_fleet(work, version, lib=True, postinst=""):
         with open(p, "w") as f:
             f.write("#!/bin/sh\nset -e\n" + postinst + "\n")
         os.chmod(p, 0o755)
-    deb = os.path.join(work, f"ug-fleet_{version}{'' if lib else '-nolib'}_amd64.deb")
+    deb = os.path.join(work, variant, f"ug-fleet_{version}_amd64.deb")
+    os.makedirs(os.path.dirname(deb), exist_ok=True)
     run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", tree, deb])
     return deb
 
@@ -734,8 +737,9 @@ def reboot_test(work, deb):
     fail.expect(package_version(r2.file("var/lib/dpkg/status"), "ug-fleet") == "1.0",
                 "r2's root is the pre-upgrade one (ug-fleet 1.0)")
     fail.expect(not os.path.exists(os.path.join(r2.root, "etc/ug-fleet/broken")), "r2's /etc/ug-fleet/broken is gone")
-    broken = [e for e in os.listdir(os.path.join(r2.top, "@upgrade-guard")) if "broken" in e] \
-        if os.path.isdir(os.path.join(r2.top, "@upgrade-guard")) else []
+    kept = os.path.join(r2.top, "@upgrade-guard")
+    broken = [e for e in os.listdir(kept) if e.endswith("-broken") and os.path.isdir(os.path.join(kept, e))] \
+        if os.path.isdir(kept) else []
     fail.expect(len(broken) == 1, "r2's broken root is kept", broken)
     st = subprocess.run(ssh_argv(r1, key) + ["upgrade-guard", "--json", "boot-check", "--status"],
                         capture_output=True, text=True, timeout=60)

@@ -25,7 +25,7 @@ constexpr std::int64_t kBootStart = 1767225600;  // this boot's PID 1 started th
 const std::string kThisBoot = "11111111-1111-1111-1111-111111111111";
 const std::string kEarlierBoot = "22222222-2222-2222-2222-222222222222";
 
-BootFacts this_boot() { return BootFacts{.boot_id = kThisBoot, .started_unix = kBootStart, .fallback_trial = {}}; }
+BootFacts this_boot() { return BootFacts{.boot_id = kThisBoot, .started_unix = kBootStart, .fallback_trial = {}, .settled_here = {}}; }
 
 BootTrialRecord trial(std::int64_t id, BootTrialState s, std::int64_t created, std::int64_t updated,
                       std::optional<std::int64_t> run = 12) {
@@ -131,9 +131,24 @@ TEST(TrialStatusDerive, ATrialWithoutARunIsPlacedByItsTime) {
   // did), not an upgrade in the boot's first second.
   auto same = records(trial(1, BootTrialState::pending, kBootStart, kBootStart, std::nullopt), std::nullopt);
   EXPECT_EQ(derive_trial_status(same, this_boot()).state, TrialStatus::pending);
-  // Blessed in that second: by the boot before.
+  // Blessed in that second: by the boot before, unless this boot's boot-check left its marker
+  // for that trial (a container's boot-check blesses within the boot's first second).
   auto blessed = records(trial(1, BootTrialState::blessed, kBootStart - 9, kBootStart, std::nullopt), std::nullopt);
   EXPECT_EQ(derive_trial_status(blessed, this_boot()).state, TrialStatus::none);
+  BootFacts marked = this_boot();
+  marked.settled_here = 1;
+  EXPECT_EQ(derive_trial_status(blessed, marked).state, TrialStatus::blessed);
+  marked.settled_here = 2;  // another trial's marker says nothing of this one
+  EXPECT_EQ(derive_trial_status(blessed, marked).state, TrialStatus::none);
+}
+
+TEST(TrialStatusMarker, WrittenAndReadBackFromTheRunDirectory) {
+  TempDir dir("ug-marker");
+  EXPECT_EQ(read_settled_marker(dir.path()), std::nullopt);
+  write_settled_marker(dir.path(), 42);
+  EXPECT_EQ(read_settled_marker(dir.path()), 42);
+  guard::testing::write_file(dir / "trial-settled", "4x2\n", 0644);
+  EXPECT_EQ(read_settled_marker(dir.path()), std::nullopt);
 }
 
 TEST(TrialStatusDerive, ARollbackMadeInThisBootWaitsForTheReboot) {
@@ -277,7 +292,7 @@ TEST(TrialStatusRecords, AFailedTrialRolledBackAndItsRestoredRoot) {
   EXPECT_EQ(r->run_rollbacks.size(), 1U);
   EXPECT_EQ(r->packages, 2U);
   // The restored root's boot, before boot-check: pending (the rollback was an earlier boot's).
-  BootFacts boot{.boot_id = kThisBoot, .started_unix = r->trial->created_unix + 5, .fallback_trial = {}};
+  BootFacts boot{.boot_id = kThisBoot, .started_unix = r->trial->created_unix + 5, .fallback_trial = {}, .settled_here = {}};
   EXPECT_EQ(derive_trial_status(*r, boot).state, TrialStatus::pending);
   // In the boot that rolled back: the rollback waits for the reboot.
   boot.boot_id = kEarlierBoot;
