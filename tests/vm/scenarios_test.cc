@@ -345,12 +345,18 @@ void VmCountedScenario::early_boot_failure_ends_on_the_pre_upgrade_root() {
   // a valid archive with /init and every module, plus an appended cpio segment whose /init (the
   // kernel unpacks segments in order, so it replaces the real one) exits at once: the kernel
   // panics with "Attempted to kill init!". (A plain corruption is caught by the boot check now.)
+  // The kernel reads a segment's cpio header only at a 4-byte offset: zeros pad the initrd to
+  // one first, else an initrd whose compressed stream ends unaligned (one build in four) reads
+  // "invalid magic at start of compressed archive", drops the segment and boots normally.
   std::string bad = deb_in_guest({"ug-vm-badinitrd", "1.0", "", {{"/usr/share/ug-vm-badinitrd/README", {"x\n", 0644}}}, "",
                                   "#!/bin/sh\nset -e\n"
                                   "d=$(mktemp -d)\n"
                                   "printf '#!/bin/sh\\nexit 1\\n' >\"$d/init\"\n"
                                   "chmod 0755 \"$d/init\"\n"
-                                  "(cd \"$d\" && echo init | cpio -o -H newc --quiet) >>/boot/initrd.img-$(uname -r)\n"
+                                  "f=/boot/initrd.img-$(uname -r)\n"
+                                  "s=$(stat -c %s \"$f\")\n"
+                                  "head -c $(( (4 - s % 4) % 4 )) /dev/zero >>\"$f\"\n"
+                                  "(cd \"$d\" && echo init | cpio -o -H newc --quiet) >>\"$f\"\n"
                                   "rm -rf \"$d\"\n"});
   GuestResult run = vm_->sh("upgrade-guard run -- apt-get install -y " + bad, seconds(900));
   ASSERT_EQ(run.exit_code, 0) << "the checks should not see the damage: " << run.describe();
