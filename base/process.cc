@@ -163,10 +163,7 @@ class ForegroundTerminal {
   // the background, tcsetpgrp would otherwise stop the caller. Errors are ignored: the worst
   // case is the behaviour without this.
   static void give_to(pid_t group) {
-    sigset_t ttou, old;
-    ::sigemptyset(&ttou);
-    ::sigaddset(&ttou, SIGTTOU);
-    ::sigprocmask(SIG_BLOCK, &ttou, &old);
+    const sigset_t old = block_ttou();
     (void)::tcsetpgrp(STDIN_FILENO, group);
     ::sigprocmask(SIG_SETMASK, &old, nullptr);
   }
@@ -174,13 +171,7 @@ class ForegroundTerminal {
   // same: whichever runs first wins the race a shell also closes this way), and SIGTTOU stays
   // blocked while the guard is in the background, so that copying the command's output to the
   // terminal is never stopped (a terminal with `stty tostop`). The destructor takes it back.
-  explicit ForegroundTerminal(pid_t group) {
-    sigset_t ttou;
-    ::sigemptyset(&ttou);
-    ::sigaddset(&ttou, SIGTTOU);
-    ::sigprocmask(SIG_BLOCK, &ttou, &old_mask_);
-    (void)::tcsetpgrp(STDIN_FILENO, group);
-  }
+  explicit ForegroundTerminal(pid_t group) : old_mask_(block_ttou()) { (void)::tcsetpgrp(STDIN_FILENO, group); }
   ForegroundTerminal(const ForegroundTerminal&) = delete;
   ForegroundTerminal& operator=(const ForegroundTerminal&) = delete;
   ~ForegroundTerminal() {
@@ -189,7 +180,16 @@ class ForegroundTerminal {
   }
 
  private:
-  sigset_t old_mask_{};
+  // Blocks SIGTTOU; returns the signal mask before.
+  static sigset_t block_ttou() {
+    sigset_t ttou, old;
+    ::sigemptyset(&ttou);
+    ::sigaddset(&ttou, SIGTTOU);
+    ::sigprocmask(SIG_BLOCK, &ttou, &old);
+    return old;
+  }
+
+  sigset_t old_mask_;
 };
 
 // Runs in the child between fork and exec: own process group, optional private mount

@@ -149,14 +149,21 @@ void disarm(const base::Root& root, BootCheckSummary& s) {
   if (auto n = disarm_boot_counter(root); !n.empty()) s.notes.push_back(n);
 }
 
+// Records how trial `id` ended and, on the running system, leaves the marker that tells
+// `boot-check --status` it ended in this boot (a --root check is not this machine's boot).
+base::Result<void> settle_trial(state::StateStore& store, const std::string& run_dir, bool live, std::int64_t id,
+                                BootTrialState st, const std::string& message) {
+  auto w = store.set_boot_trial_state(id, st, message);
+  if (w && live) write_settled_marker(run_dir, id);
+  return w;
+}
+
 void bless(RunContext& ctx, const BootTrialRecord& trial, BootCheckSummary& s) {
   s.message = "trial " + std::to_string(trial.id) + " blessed: the boot passed its checks";
   s.exit_code = kExitOk;
-  if (auto w = ctx.store.set_boot_trial_state(trial.id, BootTrialState::blessed, s.message); !w)
+  if (auto w = settle_trial(ctx.store, ctx.paths.run_dir, ctx.live, trial.id, BootTrialState::blessed, s.message); !w)
     s.notes.push_back("the blessing was not recorded (" + w.error().to_string() +
                       "), ignoring: the trial stays pending and the next boot checks it again");
-  else
-    write_settled_marker(ctx.paths.run_dir, trial.id);
   if (!trial.snapshot_id.empty()) {
     auto good = ctx.store.set_snapshot_known_good(trial.snapshot_id, true);
     s.notes.push_back(good ? "snapshot " + trial.snapshot_id + " is the last known-good"
@@ -178,11 +185,9 @@ void close_gate(RunContext& ctx, const BootTrialRecord& trial, const std::string
   std::optional<gate::Enforcement> enforce;
   if (ctx.live) enforce.emplace(gate::Enforcement{ctx.root, ctx.gate_bus});
   s.notes.push_back(gate::change_gate(ctx.store, ctx.paths.state_dir, gate, enforce).summary());
-  if (auto w = ctx.store.set_boot_trial_state(trial.id, BootTrialState::failed, s.message); !w)
+  if (auto w = settle_trial(ctx.store, ctx.paths.run_dir, ctx.live, trial.id, BootTrialState::failed, s.message); !w)
     s.notes.push_back("the failed trial was not recorded (" + w.error().to_string() +
                       "), ignoring: the gate is closed, and the next boot does not roll back (attempt 2)");
-  else
-    write_settled_marker(ctx.paths.run_dir, trial.id);
   finish_rolled_back_run(ctx, trial, s);
   disarm(ctx.root, s);
 }
@@ -200,11 +205,11 @@ bool roll_back(RunContext& ctx, BootBus& bus, const BootTrialRecord& trial, cons
   // Recorded before the rollback copies the state directory into the restored root: the
   // restored root must not find this trial pending. Unrecorded, no rollback (no loop).
   s.message = "trial " + std::to_string(trial.id) + " failed (" + problems + "): rolled back to " + trial.snapshot_id;
-  if (auto w = ctx.store.set_boot_trial_state(trial.id, BootTrialState::rolled_back, s.message); !w) {
+  if (auto w = settle_trial(ctx.store, ctx.paths.run_dir, ctx.live, trial.id, BootTrialState::rolled_back, s.message);
+      !w) {
     s.notes.push_back("no rollback: the trial's end could not be recorded first (" + w.error().to_string() + ")");
     return false;
   }
-  write_settled_marker(ctx.paths.run_dir, trial.id);
   disarm(ctx.root, s);
   auto rolled = guard::roll_back(ctx, **backend, trial.run_id, trial.snapshot_id);
   if (!rolled) {
@@ -326,10 +331,10 @@ std::optional<BootCheckSummary> recover_fallback_boot(std::string_view cmdline, 
   TrialDecision decision = decide_trial(facts);
   if (decision.action != TrialAction::roll_back) {
     std::string why = "fallback boot: " + decision.why;
-    if (auto w = store->set_boot_trial_state(t.id, BootTrialState::failed, s.problems.front() + "; " + why); !w)
+    if (auto w = settle_trial(*store, env.paths.run_dir, /*live=*/true, t.id, BootTrialState::failed,
+                              s.problems.front() + "; " + why);
+        !w)
       s.notes.push_back("the failed trial was not recorded: " + w.error().to_string());
-    else
-      write_settled_marker(env.paths.run_dir, t.id);
     return stay("no automatic recovery: " + decision.why);
   }
 
